@@ -1,0 +1,6 @@
+/**
+ * The offline MongoDB-wire-compatible test server. See ../README.md for what it implements
+ * and where it differs from mongod.
+ */
+export { startOfflineServer } from './server.js';
+export type { OfflineServer, OfflineServerOptions } from './server.js';
