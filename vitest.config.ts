@@ -1,11 +1,26 @@
 import { defineConfig } from 'vitest/config';
 
+/**
+ * The suite runs once per supported driver major: `driver7` uses the `mongodb` dev dependency,
+ * `driver6` the same tests with `mongodb` resolved to the `mongodb6` alias package
+ * (npm:mongodb@6). Both talk to the one backend started by the global setup.
+ */
 export default defineConfig({
   test: {
     globalSetup: ['tests/support/global-setup.ts'],
-    include: ['tests/**/*.test.ts'],
     testTimeout: 30_000,
     hookTimeout: 60_000,
     pool: 'forks',
+    projects: [
+      {
+        extends: true,
+        test: { name: 'driver7', include: ['tests/**/*.test.ts'] },
+      },
+      {
+        extends: true,
+        test: { name: 'driver6', include: ['tests/**/*.test.ts'], exclude: ['tests/offline-server/**'] },
+        resolve: { alias: [{ find: /^mongodb$/, replacement: 'mongodb6' }] },
+      },
+    ],
   },
 });

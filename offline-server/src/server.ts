@@ -1,3 +1,18 @@
+/**
+ * The TCP server and command dispatcher: a single-node replica set primary as the Node driver
+ * sees it. Commands run one at a time, each atomically (handlers are synchronous); the only
+ * waits are fail point blocks and plain writes queued behind an open transaction.
+ */
+import { type Socket, createServer } from 'node:net';
+import { type Document, ObjectId } from 'bson';
+import { HANDLERS, NOT_IN_TRANSACTION, expireTtlDocuments } from './commands.js';
+import { CursorRegistry } from './cursors.js';
+import { ErrorCode, ServerError, codeName, isServerError } from './errors.js';
+import { FailPoint } from './failpoint.js';
+import { type ErrorContext, errorLabels } from './labels.js';
+import { Blocked, Storage, Transaction, WriteUnit } from './storage.js';
+import { FrameReader, type Request, encodeReply, parseFrame } from './wire.js';
+
 export interface OfflineServerOptions {
   /** Interface to listen on. @default '127.0.0.1' */
   readonly host?: string;
@@ -15,6 +30,425 @@ export interface OfflineServer {
   close(): Promise<void>;
 }
 
-export async function startOfflineServer(_options: OfflineServerOptions = {}): Promise<OfflineServer> {
-  throw new Error('not yet implemented');
+/** The wire version of MongoDB 7.0, whose behaviour this server imitates. */
+const MAX_WIRE_VERSION = 21;
+const VERSION = '7.0.0';
+
+interface SessionState {
+  /** Highest txnNumber seen on this session (transactions and retryable writes share it). */
+  txnNumber: number;
+  transaction: Transaction | undefined;
+  /** Reply of the last retryable write, returned again when its txnNumber is retried. */
+  retryableReply: { txnNumber: number; reply: Document } | undefined;
+}
+
+interface ConnectionState {
+  readonly id: number;
+  appName: string | undefined;
+}
+
+const PARAMETER_DEFAULTS = {
+  transactionLifetimeLimitSeconds: 60,
+  maxTransactionLockRequestTimeoutMillis: 5,
+  ttlMonitorSleepSecs: 60,
+} as const;
+type ParameterName = keyof typeof PARAMETER_DEFAULTS;
+
+function sessionKey(lsid: unknown): string | undefined {
+  const id = (lsid as { id?: { toString(encoding: string): string; buffer?: Uint8Array } } | undefined)?.id;
+  if (id === undefined || id === null) return undefined;
+  if (id.buffer instanceof Uint8Array) return Buffer.from(id.buffer).toString('hex');
+  return String(id);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+class Dispatcher {
+  readonly storage = new Storage();
+  readonly cursors = new CursorRegistry();
+  readonly sessions = new Map<string, SessionState>();
+  readonly failPoint = new FailPoint();
+  readonly parameters: Record<ParameterName, number> = { ...PARAMETER_DEFAULTS };
+  private readonly electionId = new ObjectId();
+  private readonly timers: NodeJS.Timeout[] = [];
+  private lastTtlRun = Date.now();
+
+  constructor(
+    readonly address: string,
+    readonly replicaSetName: string,
+  ) {
+    // Expire transactions past their lifetime limit, and run the TTL monitor.
+    const timer = setInterval(() => this.housekeeping(), 100);
+    timer.unref();
+    this.timers.push(timer);
+  }
+
+  stop(): void {
+    for (const timer of this.timers) clearInterval(timer);
+    for (const txn of [...this.storage.activeTransactions]) this.storage.abort(txn, 'server shut down');
+  }
+
+  private housekeeping(): void {
+    const now = Date.now();
+    for (const txn of [...this.storage.activeTransactions]) {
+      if (now >= txn.expiresAt) this.storage.abort(txn, 'it exceeded the transaction lifetime limit');
+    }
+    if (now - this.lastTtlRun >= this.parameters.ttlMonitorSleepSecs * 1000) {
+      this.lastTtlRun = now;
+      const unit = new WriteUnit(this.storage, undefined);
+      try {
+        expireTtlDocuments(this.storage, unit, new Date(now));
+        unit.commit();
+      } catch (error) {
+        // A document held by an open transaction is left for the next pass, as mongod does.
+        if (!(error instanceof Blocked)) throw error;
+      }
+    }
+  }
+
+  hello(command: Document, connection: ConnectionState): Document {
+    const legacy = command.ismaster !== undefined || command.isMaster !== undefined;
+    const client = command.client as { application?: { name?: string } } | undefined;
+    if (client?.application?.name !== undefined) connection.appName = client.application.name;
+    return {
+      helloOk: true,
+      [legacy ? 'ismaster' : 'isWritablePrimary']: true,
+      maxBsonObjectSize: 16 * 1024 * 1024,
+      maxMessageSizeBytes: 48_000_000,
+      maxWriteBatchSize: 100_000,
+      localTime: new Date(),
+      logicalSessionTimeoutMinutes: 30,
+      connectionId: connection.id,
+      minWireVersion: 0,
+      maxWireVersion: MAX_WIRE_VERSION,
+      readOnly: false,
+      setName: this.replicaSetName,
+      setVersion: 1,
+      hosts: [this.address],
+      primary: this.address,
+      me: this.address,
+      electionId: this.electionId,
+      secondary: false,
+    };
+  }
+
+  /** Runs one request; resolves to the reply, or undefined when the connection must close. */
+  async handle(request: Request, connection: ConnectionState): Promise<Document | 'close'> {
+    const command = request.command;
+    const name = Object.keys(command)[0] ?? '';
+    const db =
+      typeof command.$db === 'string' ? command.$db : (request.collection?.split('.')[0] ?? 'admin');
+
+    const fault = this.failPoint.check(name, connection.appName);
+    if (fault?.closeConnection === true) return 'close';
+    if (fault?.blockConnection === true) await sleep(fault.blockTimeMS ?? 0);
+
+    const context: ErrorContext = {
+      commandName: name,
+      inTransaction: command.autocommit === false,
+      isRetryableWrite: command.txnNumber !== undefined && command.autocommit === undefined,
+      hasWriteConcernError: fault?.writeConcernError !== undefined,
+    };
+    try {
+      if (fault?.errorCode !== undefined) {
+        throw new ServerError(fault.errorCode, "Failing command via 'failCommand' failpoint", {}, fault.errorLabels);
+      }
+      const reply = await this.run(name, db, command, connection);
+      if (fault?.writeConcernError !== undefined) {
+        reply.writeConcernError = fault.writeConcernError;
+        const labels = fault.errorLabels ?? errorLabels(undefined, context);
+        if (labels.length > 0) reply.errorLabels = labels;
+      }
+      return { ...reply, ok: 1 };
+    } catch (error) {
+      if (!isServerError(error)) throw error;
+      const reply: Document = { ok: 0, errmsg: error.message, code: error.code, codeName: error.codeName, ...error.extra };
+      const labels = error.errorLabels ?? errorLabels(error.code, context);
+      if (labels.length > 0) reply.errorLabels = labels;
+      return reply;
+    }
+  }
+
+  private async run(name: string, db: string, command: Document, connection: ConnectionState): Promise<Document> {
+    switch (name) {
+      case 'hello':
+      case 'ismaster':
+      case 'isMaster':
+        return this.hello(command, connection);
+      case 'ping':
+        return {};
+      case 'buildInfo':
+      case 'buildinfo':
+        return {
+          version: VERSION,
+          versionArray: [7, 0, 0, 0],
+          gitVersion: 'offline-test-server',
+          maxBsonObjectSize: 16 * 1024 * 1024,
+          bits: 64,
+          debug: false,
+          offlineTestServer: true,
+        };
+      case 'getParameter':
+        return this.getParameter(command);
+      case 'setParameter':
+        return this.setParameter(command);
+      case 'configureFailPoint':
+        if (db !== 'admin') throw new ServerError(ErrorCode.Unauthorized, 'configureFailPoint may only be run against the admin database.');
+        return this.failPoint.configure(command);
+      case 'endSessions':
+      case 'killSessions':
+        this.endSessions((command[name] as Document[] | undefined) ?? []);
+        return {};
+      case 'killAllSessions':
+        this.endSessions([...this.sessions.keys()].map((key) => ({ id: key })));
+        return {};
+      case 'commitTransaction':
+      case 'abortTransaction':
+        return this.endTransaction(name, command);
+      default:
+        return this.runDataCommand(name, db, command);
+    }
+  }
+
+  private getParameter(command: Document): Document {
+    const reply: Document = {};
+    for (const key of Object.keys(command)) {
+      if (key in PARAMETER_DEFAULTS) reply[key] = this.parameters[key as ParameterName];
+    }
+    if (Object.keys(reply).length === 0) throw new ServerError(ErrorCode.InvalidOptions, 'no option found to get');
+    return reply;
+  }
+
+  private setParameter(command: Document): Document {
+    const reply: Document = {};
+    for (const [key, value] of Object.entries(command)) {
+      if (key === 'setParameter' || key.startsWith('$') || key === 'lsid') continue;
+      if (!(key in PARAMETER_DEFAULTS)) {
+        throw new ServerError(ErrorCode.InvalidOptions, `attempted to set unrecognized parameter [${key}], use help:true to see options`);
+      }
+      if (typeof value !== 'number' || !(value > 0)) {
+        throw new ServerError(ErrorCode.BadValue, `Invalid value for parameter ${key}: ${String(value)}`);
+      }
+      reply.was = this.parameters[key as ParameterName];
+      this.parameters[key as ParameterName] = value;
+    }
+    return reply;
+  }
+
+  private session(command: Document): SessionState | undefined {
+    const key = sessionKey(command.lsid);
+    if (key === undefined) return undefined;
+    let state = this.sessions.get(key);
+    if (state === undefined) {
+      state = { txnNumber: -1, transaction: undefined, retryableReply: undefined };
+      this.sessions.set(key, state);
+    }
+    return state;
+  }
+
+  private endSessions(lsids: readonly Document[]): void {
+    for (const lsid of lsids) {
+      const key = sessionKey(lsid) ?? String(lsid.id);
+      const state = this.sessions.get(key);
+      if (state?.transaction !== undefined) this.storage.abort(state.transaction, 'its session ended');
+      this.sessions.delete(key);
+    }
+  }
+
+  /**
+   * The transaction a command with `autocommit: false` belongs to, starting one when asked.
+   * Follows the rules of mongod's TransactionParticipant for a single replica set member.
+   */
+  private transactionFor(command: Document, name: string): Transaction {
+    const session = this.session(command);
+    const txnNumber = command.txnNumber as number | undefined;
+    if (session === undefined || typeof txnNumber !== 'number') {
+      throw new ServerError(ErrorCode.InvalidOptions, "'autocommit' field requires a transaction number to also be specified");
+    }
+    if (txnNumber < session.txnNumber) {
+      throw new ServerError(
+        ErrorCode.TransactionTooOld,
+        `Cannot start transaction ${txnNumber} on session because a newer transaction ${session.txnNumber} has already started`,
+      );
+    }
+    if (command.startTransaction === true) {
+      if (txnNumber === session.txnNumber) {
+        throw new ServerError(ErrorCode.ConflictingOperationInProgress, `Transaction with txnNumber ${txnNumber} has already been started`);
+      }
+      if (name === 'commitTransaction' || name === 'abortTransaction') {
+        throw new ServerError(ErrorCode.NoSuchTransaction, `Transaction ${txnNumber} has not been started`);
+      }
+      if (session.transaction?.state === 'inProgress') this.storage.abort(session.transaction, 'a newer transaction started');
+      const limit = this.parameters.transactionLifetimeLimitSeconds * 1000;
+      const txn = new Transaction(sessionKey(command.lsid)!, txnNumber, this.storage.clock, Date.now() + limit);
+      this.storage.activeTransactions.add(txn);
+      session.txnNumber = txnNumber;
+      session.transaction = txn;
+      return txn;
+    }
+    const txn = session.transaction;
+    if (txnNumber > session.txnNumber || txn === undefined || txn.txnNumber !== txnNumber) {
+      throw new ServerError(ErrorCode.NoSuchTransaction, `Given transaction number ${txnNumber} does not match any in-progress transactions.`);
+    }
+    return txn;
+  }
+
+  private endTransaction(name: 'commitTransaction' | 'abortTransaction', command: Document): Document {
+    const txn = this.transactionFor(command, name);
+    if (txn.state === 'aborted') {
+      throw new ServerError(
+        ErrorCode.NoSuchTransaction,
+        `Transaction ${txn.txnNumber} has been aborted${txn.abortReason === undefined ? '' : ` because ${txn.abortReason}`}.`,
+      );
+    }
+    if (txn.state === 'committed') {
+      // Committing again is how drivers retry a commit whose result was unknown.
+      if (name === 'commitTransaction') return {};
+      throw new ServerError(ErrorCode.TransactionCommitted, `Transaction ${txn.txnNumber} has been committed.`);
+    }
+    if (name === 'commitTransaction') this.storage.commit(txn);
+    else this.storage.abort(txn, 'it was aborted by the client');
+    return {};
+  }
+
+  private async runDataCommand(name: string, db: string, command: Document): Promise<Document> {
+    const handler = Object.hasOwn(HANDLERS, name) ? HANDLERS[name] : undefined;
+    if (handler === undefined) {
+      throw new ServerError(ErrorCode.CommandNotFound, `no such command: '${name}'`);
+    }
+    let txn: Transaction | undefined;
+    if (command.autocommit === false) {
+      txn = this.transactionFor(command, name);
+      if (txn.state === 'aborted') {
+        throw new ServerError(
+          ErrorCode.NoSuchTransaction,
+          `Transaction ${txn.txnNumber} has been aborted${txn.abortReason === undefined ? '' : ` because ${txn.abortReason}`}.`,
+        );
+      }
+      if (txn.state === 'committed') {
+        throw new ServerError(ErrorCode.TransactionCommitted, `Transaction ${txn.txnNumber} has been committed.`);
+      }
+      if (NOT_IN_TRANSACTION.has(name)) {
+        this.storage.abort(txn, `'${name}' is not allowed in a transaction`);
+        throw new ServerError(ErrorCode.OperationNotSupportedInTransaction, `Cannot run '${name}' in a multi-document transaction.`);
+      }
+    } else if (command.startTransaction !== undefined) {
+      throw new ServerError(ErrorCode.InvalidOptions, 'Specifying startTransaction requires autocommit: false');
+    }
+
+    // Retryable writes: a repeated txnNumber returns the recorded reply and applies nothing.
+    const session = txn === undefined && typeof command.txnNumber === 'number' ? this.session(command) : undefined;
+    if (session !== undefined) {
+      const txnNumber = command.txnNumber as number;
+      if (txnNumber < session.txnNumber) {
+        throw new ServerError(ErrorCode.TransactionTooOld, `Retryable write with txnNumber ${txnNumber} is prohibited on session because a newer retryable write with txnNumber ${session.txnNumber} has already started on this session.`);
+      }
+      if (session.retryableReply?.txnNumber === txnNumber) return { ...session.retryableReply.reply, retriedStmtIds: [0] };
+      session.txnNumber = txnNumber;
+    }
+
+    const maxTimeMS = typeof command.maxTimeMS === 'number' && command.maxTimeMS > 0 ? command.maxTimeMS : undefined;
+    const deadline = maxTimeMS === undefined ? Number.POSITIVE_INFINITY : Date.now() + maxTimeMS;
+    for (;;) {
+      const unit = new WriteUnit(this.storage, txn);
+      try {
+        const reply = handler({ db, command, unit, storage: this.storage, cursors: this.cursors, inTransaction: txn !== undefined });
+        unit.commit();
+        // A write error inside a transaction aborts it (e.g. DuplicateKey), as mongod does.
+        if (txn !== undefined && Array.isArray(reply.writeErrors)) this.storage.abort(txn, 'a write in it failed');
+        if (session !== undefined) session.retryableReply = { txnNumber: command.txnNumber as number, reply };
+        return reply;
+      } catch (error) {
+        if (error instanceof Blocked) {
+          const remaining = deadline - Date.now();
+          const timedOut = await Promise.race([
+            error.holder.ended.then(() => false),
+            remaining === Number.POSITIVE_INFINITY ? new Promise<boolean>(() => {}) : sleep(remaining).then(() => true),
+          ]);
+          if (timedOut) throw new ServerError(ErrorCode.MaxTimeMSExpired, 'operation exceeded time limit');
+          continue;
+        }
+        // Any failed command aborts the transaction it ran in.
+        if (txn !== undefined) this.storage.abort(txn, `a '${name}' command failed`);
+        if (!isServerError(error)) {
+          throw new ServerError(ErrorCode.InternalError, `offline server internal error in '${name}': ${error instanceof Error ? error.message : String(error)}`);
+        }
+        throw error;
+      }
+    }
+  }
+}
+
+export async function startOfflineServer(options: OfflineServerOptions = {}): Promise<OfflineServer> {
+  const host = options.host ?? '127.0.0.1';
+  const sockets = new Set<Socket>();
+  let dispatcher: Dispatcher | undefined;
+  let nextConnectionId = 1;
+
+  const server = createServer((socket) => {
+    sockets.add(socket);
+    socket.setNoDelay(true);
+    const connection: ConnectionState = { id: nextConnectionId++, appName: undefined };
+    const reader = new FrameReader();
+    // Requests on one connection are answered in order.
+    let queue = Promise.resolve();
+    socket.on('data', (chunk: Buffer) => {
+      let frames: Buffer[];
+      try {
+        frames = reader.push(chunk);
+      } catch {
+        socket.destroy();
+        return;
+      }
+      for (const frame of frames) {
+        queue = queue.then(async () => {
+          if (socket.destroyed || dispatcher === undefined) return;
+          const request = parseFrame(frame);
+          const reply = await dispatcher.handle(request, connection);
+          if (reply === 'close') {
+            socket.destroy();
+            return;
+          }
+          if (!request.moreToCome && !socket.destroyed) socket.write(encodeReply(request, reply));
+        }).catch((error: unknown) => {
+          // A bug in the server: answer like mongod's InternalError and keep serving.
+          const message = error instanceof Error ? (error.stack ?? error.message) : String(error);
+          try {
+            const request = parseFrame(frame);
+            if (!request.moreToCome && !socket.destroyed) {
+              socket.write(encodeReply(request, { ok: 0, code: ErrorCode.InternalError, codeName: codeName(ErrorCode.InternalError), errmsg: message }));
+            }
+          } catch {
+            socket.destroy();
+          }
+        });
+      }
+    });
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => socket.destroy());
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, host, () => resolve());
+  });
+  const address = server.address();
+  if (address === null || typeof address === 'string') throw new Error('server has no TCP address');
+  const port = address.port;
+  const replicaSetName = options.replicaSetName ?? 'rs0';
+  dispatcher = new Dispatcher(`${host}:${port}`, replicaSetName);
+  const active = dispatcher;
+
+  return {
+    uri: `mongodb://${host}:${port}/?replicaSet=${replicaSetName}`,
+    host,
+    port,
+    close: async () => {
+      active.stop();
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
 }

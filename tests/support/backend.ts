@@ -1,5 +1,5 @@
 /**
- * Which MongoDB the test suite runs against, chosen once per run (see DEVELOPERS rules):
+ * Which MongoDB the test suite runs against, chosen once per run:
  *
  * 1. `MONGODB_URI`, when set: any real deployment (a replica set is needed for transactions;
  *    fail points need `enableTestCommands=1`).
@@ -10,9 +10,14 @@
  * `MONGO_ATOMICS_TEST_BACKEND=uri|memory-server|offline` forces one; a forced backend that
  * cannot start fails the run instead of falling back.
  */
-import { startOfflineServer } from '../../offline-server/src/index.js';
+import {
+  type EmbeddedMongo,
+  startEmbeddedMongo,
+  startMemoryServer,
+  startOffline,
+} from '../../offline-server/src/embedded.js';
 
-export type BackendKind = 'uri' | 'memory-server' | 'offline';
+export type BackendKind = 'uri' | EmbeddedMongo['kind'];
 
 export interface Backend {
   readonly kind: BackendKind;
@@ -32,57 +37,25 @@ function forcedKind(): BackendKind | undefined {
   return raw as BackendKind;
 }
 
-async function fromUri(): Promise<Backend> {
+function fromUri(): Backend {
   const uri = process.env.MONGODB_URI;
-  if (uri === undefined || uri === '') throw new Error('MONGODB_URI is not set');
+  if (uri === undefined || uri === '') {
+    throw new Error('MONGO_ATOMICS_TEST_BACKEND=uri needs MONGODB_URI');
+  }
   return { kind: 'uri', uri, description: 'MONGODB_URI', stop: async () => {} };
 }
 
-async function fromMemoryServer(): Promise<Backend> {
-  const { MongoMemoryReplSet } = await import('mongodb-memory-server');
-  const replSet = await MongoMemoryReplSet.create({
-    replSet: {
-      count: 1,
-      storageEngine: 'wiredTiger',
-      args: ['--setParameter', 'enableTestCommands=1'],
-    },
-  });
-  return {
-    kind: 'memory-server',
-    uri: replSet.getUri(),
-    description: 'mongodb-memory-server replica set (real mongod)',
-    stop: async () => {
-      await replSet.stop();
-    },
-  };
-}
-
-async function fromOfflineServer(): Promise<Backend> {
-  const server = await startOfflineServer();
-  return {
-    kind: 'offline',
-    uri: server.uri,
-    description: 'offline MongoDB-compatible test server (offline-server/)',
-    stop: () => server.close(),
-  };
-}
-
-const starters: Record<BackendKind, () => Promise<Backend>> = {
-  uri: fromUri,
-  'memory-server': fromMemoryServer,
-  offline: fromOfflineServer,
-};
-
 /** Picks and starts the backend; `notes` collects why earlier choices were passed over. */
 export async function startBackend(notes: string[] = []): Promise<Backend> {
-  const forced = forcedKind();
-  if (forced !== undefined) return starters[forced]();
-  if (process.env.MONGODB_URI) return fromUri();
-  try {
-    return await fromMemoryServer();
-  } catch (error) {
-    const message = error instanceof Error ? error.message.split('\n')[0] : String(error);
-    notes.push(`mongodb-memory-server unavailable: ${message}`);
+  switch (forcedKind()) {
+    case 'uri':
+      return fromUri();
+    case 'memory-server':
+      return startMemoryServer();
+    case 'offline':
+      return startOffline();
+    case undefined:
+      if (process.env.MONGODB_URI) return fromUri();
+      return startEmbeddedMongo(notes);
   }
-  return fromOfflineServer();
 }

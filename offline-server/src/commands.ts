@@ -1,0 +1,684 @@
+/**
+ * Command handlers. Each runs synchronously against a `WriteUnit`, so it is atomic with respect
+ * to every other command; the dispatcher (server.ts) deals with sessions, transactions, fail
+ * points, blocking and error labels. Reply shapes follow mongod's command reference.
+ */
+import { type Document, ObjectId } from 'bson';
+import { runPipeline } from './aggregate.js';
+import type { CursorRegistry } from './cursors.js';
+import { ErrorCode, ServerError, isServerError } from './errors.js';
+import { indexKeys, matchesPartialFilter } from './index-keys.js';
+import { applyProjection, compareBySort, compileFilter } from './query.js';
+import { type Collection, type IndexSpec, type Storage, type WriteUnit, duplicateKey } from './storage.js';
+import { applyUpdate, upsertSeedDocument } from './update.js';
+import { getPath, valueKey } from './values.js';
+
+export interface CommandContext {
+  readonly db: string;
+  readonly command: Document;
+  readonly unit: WriteUnit;
+  readonly storage: Storage;
+  readonly cursors: CursorRegistry;
+  readonly inTransaction: boolean;
+}
+
+export type Handler = (ctx: CommandContext) => Document;
+
+/** Commands mongod refuses inside a multi-document transaction. */
+export const NOT_IN_TRANSACTION = new Set([
+  'count',
+  'listCollections',
+  'listIndexes',
+  'drop',
+  'dropDatabase',
+  'dropIndexes',
+  'listDatabases',
+]);
+
+// ---------------------------------------------------------------------------------------------
+// Argument helpers
+
+function collectionName(ctx: CommandContext, name: string): string {
+  const value = ctx.command[name];
+  if (typeof value !== 'string' || value.length === 0) {
+    throw new ServerError(
+      ErrorCode.InvalidNamespace,
+      `collection name has invalid type ${value === undefined ? 'missing' : typeof value}`,
+    );
+  }
+  return value;
+}
+
+function optionalDocument(command: Document, field: string): Document | undefined {
+  const value = command[field];
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'object' || Array.isArray(value)) {
+    throw new ServerError(
+      ErrorCode.TypeMismatch,
+      `BSON field '${field}' is the wrong type '${Array.isArray(value) ? 'array' : typeof value}', expected type 'object'`,
+    );
+  }
+  return value as Document;
+}
+
+function optionalNumber(command: Document, field: string): number | undefined {
+  const value = command[field];
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'number') {
+    throw new ServerError(ErrorCode.TypeMismatch, `BSON field '${field}' is the wrong type, expected a number`);
+  }
+  return value;
+}
+
+function requireArray(command: Document, field: string): Document[] {
+  const value = command[field];
+  if (!Array.isArray(value)) {
+    throw new ServerError(ErrorCode.FailedToParse, `BSON field '${field}' is missing or is not an array`);
+  }
+  return value as Document[];
+}
+
+/** A filter value that pins `_id` to one value, so the document can be found by key. */
+function idEquality(filter: Document): string | undefined {
+  if (!Object.hasOwn(filter, '_id')) return undefined;
+  const value = filter._id;
+  if (value instanceof RegExp || value === undefined) return undefined;
+  if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
+    const proto = Object.getPrototypeOf(value);
+    if (proto === Object.prototype || proto === null) {
+      const keys = Object.keys(value);
+      if (keys.length === 1 && keys[0] === '$eq') return valueKey((value as Document).$eq);
+      if (keys.some((key) => key.startsWith('$'))) return undefined;
+    } else if ((value as { _bsontype?: string })._bsontype === 'BSONRegExp') {
+      return undefined;
+    }
+  }
+  return valueKey(value);
+}
+
+/** Documents matching `filter`, as `[idKey, doc]`, in natural order (or by `_id` lookup). */
+function matching(ctx: CommandContext, collection: Collection | undefined, filter: Document): [string, Document][] {
+  if (collection === undefined) return [];
+  const matches = compileFilter(filter);
+  const id = idEquality(filter);
+  if (id !== undefined) {
+    const doc = ctx.unit.get(collection, id);
+    return doc !== null && matches(doc) ? [[id, doc]] : [];
+  }
+  const result: [string, Document][] = [];
+  for (const entry of ctx.unit.scan(collection)) if (matches(entry[1])) result.push(entry);
+  return result;
+}
+
+function sorted(entries: [string, Document][], sort: Document | undefined): [string, Document][] {
+  if (sort === undefined || Object.keys(sort).length === 0) return entries;
+  const compare = compareBySort(sort);
+  return [...entries].sort((a, b) => compare(a[1], b[1]));
+}
+
+/** A copy with `_id` first, generating an ObjectId when missing (as mongod does on insert). */
+function withId(doc: Document): Document {
+  if (Object.hasOwn(doc, '_id')) {
+    const { _id, ...rest } = doc;
+    return { _id, ...rest };
+  }
+  return { _id: new ObjectId(), ...doc };
+}
+
+function validateId(doc: Document): void {
+  const id = doc._id;
+  if (Array.isArray(id)) {
+    throw new ServerError(ErrorCode.InvalidIdField, "The '_id' value cannot be of type array");
+  }
+  if (id instanceof RegExp || (id as { _bsontype?: string } | null)?._bsontype === 'BSONRegExp') {
+    throw new ServerError(ErrorCode.InvalidIdField, "can't use a regex for _id");
+  }
+  if (id === undefined) {
+    throw new ServerError(ErrorCode.InvalidIdField, "can't use a undefined for _id");
+  }
+}
+
+/** Errors that belong in `writeErrors` rather than failing the whole command. */
+function isWriteError(error: unknown, ctx: CommandContext): error is ServerError {
+  if (!isServerError(error)) return false;
+  // Inside a transaction, WriteConflict fails the command (labelled transient) instead.
+  return !(ctx.inTransaction && error.code === ErrorCode.WriteConflict);
+}
+
+function writeErrorDoc(index: number, error: ServerError): Document {
+  return { index, code: error.code, errmsg: error.message, ...error.extra };
+}
+
+function ensureIdUnchanged(id: string, next: Document): void {
+  if (valueKey(next._id) !== id) {
+    throw new ServerError(
+      ErrorCode.ImmutableField,
+      "Performing an update on the path '_id' would modify the immutable field '_id'",
+    );
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// CRUD
+
+const insert: Handler = (ctx) => {
+  const collection = ctx.storage.ensureCollection(ctx.db, collectionName(ctx, 'insert'));
+  const documents = requireArray(ctx.command, 'documents');
+  const ordered = ctx.command.ordered !== false;
+  const writeErrors: Document[] = [];
+  let n = 0;
+  for (const [index, raw] of documents.entries()) {
+    try {
+      const doc = withId(raw);
+      validateId(doc);
+      ctx.unit.insert(collection, doc);
+      n += 1;
+    } catch (error) {
+      if (!isWriteError(error, ctx)) throw error;
+      writeErrors.push(writeErrorDoc(index, error));
+      if (ordered) break;
+    }
+  }
+  return writeErrors.length > 0 ? { n, writeErrors } : { n };
+};
+
+interface UpdateResult {
+  matched: number;
+  modified: number;
+  upsertedId?: unknown;
+  /** The matched document before and after (single-document updates). */
+  before?: Document;
+  after?: Document;
+}
+
+/**
+ * One update statement: `q`, `u`, `upsert`, `multi`, `arrayFilters` (also used by
+ * findAndModify with `multi: false` and the candidate chosen by `sort`).
+ */
+function updateStatement(
+  ctx: CommandContext,
+  collection: Collection,
+  statement: { q: Document; u: Document | Document[]; upsert: boolean; multi: boolean; arrayFilters?: Document[]; sort?: Document },
+): UpdateResult {
+  const { q, u, upsert, multi } = statement;
+  const options = statement.arrayFilters === undefined ? { filter: q } : { filter: q, arrayFilters: statement.arrayFilters };
+  const isReplacement = !Array.isArray(u) && Object.keys(u).every((key) => !key.startsWith('$')) && Object.keys(u).length > 0;
+  if (multi && isReplacement) {
+    throw new ServerError(ErrorCode.FailedToParse, 'multi update is not supported for replacement-style update');
+  }
+  let targets = sorted(matching(ctx, collection, q), statement.sort);
+  if (!multi) targets = targets.slice(0, 1);
+  const result: UpdateResult = { matched: 0, modified: 0 };
+  for (const [id, doc] of targets) {
+    result.matched += 1;
+    const { doc: next, changed } = applyUpdate(doc, u, options);
+    result.before = doc;
+    result.after = next;
+    if (!changed) continue;
+    ensureIdUnchanged(id, next);
+    ctx.unit.write(collection, id, doc, next);
+    result.modified += 1;
+  }
+  if (result.matched === 0 && upsert) {
+    const seed = upsertSeedDocument(q);
+    const { doc } = applyUpdate(seed, u, { ...options, isUpsertInsert: true });
+    if (Object.hasOwn(seed, '_id') && valueKey(seed._id) !== valueKey(doc._id)) ensureIdUnchanged(valueKey(seed._id), doc);
+    const inserted = withId(doc);
+    validateId(inserted);
+    ctx.unit.insert(collection, inserted);
+    result.upsertedId = inserted._id;
+    result.after = inserted;
+  }
+  return result;
+}
+
+function parseUpdateStatement(raw: Document): {
+  q: Document;
+  u: Document | Document[];
+  upsert: boolean;
+  multi: boolean;
+  arrayFilters?: Document[];
+} {
+  const q = optionalDocument(raw, 'q') ?? {};
+  const u = raw.u as unknown;
+  if (u === null || typeof u !== 'object') {
+    throw new ServerError(ErrorCode.FailedToParse, "BSON field 'update.updates.u' is missing or is not an object or array");
+  }
+  const arrayFilters = raw.arrayFilters as Document[] | undefined;
+  return {
+    q,
+    u: u as Document | Document[],
+    upsert: raw.upsert === true,
+    multi: raw.multi === true,
+    ...(arrayFilters === undefined ? {} : { arrayFilters }),
+  };
+}
+
+const update: Handler = (ctx) => {
+  const collection = ctx.storage.ensureCollection(ctx.db, collectionName(ctx, 'update'));
+  const statements = requireArray(ctx.command, 'updates');
+  const ordered = ctx.command.ordered !== false;
+  const writeErrors: Document[] = [];
+  const upserted: Document[] = [];
+  let n = 0;
+  let nModified = 0;
+  for (const [index, raw] of statements.entries()) {
+    try {
+      const result = updateStatement(ctx, collection, parseUpdateStatement(raw));
+      n += result.matched;
+      nModified += result.modified;
+      if (result.upsertedId !== undefined) {
+        n += 1;
+        upserted.push({ index, _id: result.upsertedId });
+      }
+    } catch (error) {
+      if (!isWriteError(error, ctx)) throw error;
+      writeErrors.push(writeErrorDoc(index, error));
+      if (ordered) break;
+    }
+  }
+  const reply: Document = { n, nModified };
+  if (upserted.length > 0) reply.upserted = upserted;
+  if (writeErrors.length > 0) reply.writeErrors = writeErrors;
+  return reply;
+};
+
+const remove: Handler = (ctx) => {
+  const collection = ctx.storage.collection(ctx.db, collectionName(ctx, 'delete'));
+  const statements = requireArray(ctx.command, 'deletes');
+  const ordered = ctx.command.ordered !== false;
+  const writeErrors: Document[] = [];
+  let n = 0;
+  for (const [index, raw] of statements.entries()) {
+    try {
+      const q = optionalDocument(raw, 'q') ?? {};
+      const limit = raw.limit;
+      if (limit !== 0 && limit !== 1) {
+        throw new ServerError(ErrorCode.FailedToParse, 'The limit field in delete objects must be 0 or 1. Got ' + String(limit));
+      }
+      let targets = matching(ctx, collection, q);
+      if (limit === 1) targets = targets.slice(0, 1);
+      for (const [id, doc] of targets) {
+        ctx.unit.write(collection!, id, doc, null);
+        n += 1;
+      }
+    } catch (error) {
+      if (!isWriteError(error, ctx)) throw error;
+      writeErrors.push(writeErrorDoc(index, error));
+      if (ordered) break;
+    }
+  }
+  return writeErrors.length > 0 ? { n, writeErrors } : { n };
+};
+
+const findAndModify: Handler = (ctx) => {
+  const name = typeof ctx.command.findAndModify === 'string' ? 'findAndModify' : 'findandmodify';
+  const collection = ctx.storage.ensureCollection(ctx.db, collectionName(ctx, name));
+  const query = optionalDocument(ctx.command, 'query') ?? {};
+  const sort = optionalDocument(ctx.command, 'sort');
+  const fields = optionalDocument(ctx.command, 'fields');
+  const returnNew = ctx.command.new === true;
+  const project = (doc: Document | null | undefined): Document | null =>
+    doc === null || doc === undefined ? null : fields === undefined ? doc : applyProjection(doc, fields);
+
+  if (ctx.command.remove === true) {
+    if (ctx.command.update !== undefined) {
+      throw new ServerError(ErrorCode.FailedToParse, 'Cannot specify both an update and remove=true');
+    }
+    if (returnNew) throw new ServerError(ErrorCode.FailedToParse, 'Cannot specify both new=true and remove=true; \'remove\' always returns the deleted document');
+    const target = sorted(matching(ctx, collection, query), sort)[0];
+    if (target === undefined) return { lastErrorObject: { n: 0 }, value: null };
+    ctx.unit.write(collection, target[0], target[1], null);
+    return { lastErrorObject: { n: 1 }, value: project(target[1]) };
+  }
+  const u = ctx.command.update as unknown;
+  if (u === null || typeof u !== 'object') {
+    throw new ServerError(ErrorCode.FailedToParse, 'Either an update or remove=true must be specified');
+  }
+  const arrayFilters = ctx.command.arrayFilters as Document[] | undefined;
+  const result = updateStatement(ctx, collection, {
+    q: query,
+    u: u as Document | Document[],
+    upsert: ctx.command.upsert === true,
+    multi: false,
+    ...(arrayFilters === undefined ? {} : { arrayFilters }),
+    ...(sort === undefined ? {} : { sort }),
+  });
+  const lastErrorObject: Document = { n: result.matched > 0 || result.upsertedId !== undefined ? 1 : 0, updatedExisting: result.matched > 0 };
+  if (result.upsertedId !== undefined) lastErrorObject.upserted = result.upsertedId;
+  const value = returnNew ? project(result.after) : result.upsertedId !== undefined ? null : project(result.before);
+  return { lastErrorObject, value };
+};
+
+const find: Handler = (ctx) => {
+  const name = collectionName(ctx, 'find');
+  const collection = ctx.storage.collection(ctx.db, name);
+  const filter = optionalDocument(ctx.command, 'filter') ?? {};
+  const sort = optionalDocument(ctx.command, 'sort');
+  const projection = optionalDocument(ctx.command, 'projection');
+  const skip = optionalNumber(ctx.command, 'skip') ?? 0;
+  const limit = optionalNumber(ctx.command, 'limit');
+  const batchSize = optionalNumber(ctx.command, 'batchSize');
+  if (skip < 0) throw new ServerError(ErrorCode.BadValue, 'skip value must be non-negative');
+  if (limit !== undefined && limit < 0) throw new ServerError(ErrorCode.BadValue, 'limit value must be non-negative');
+  if (batchSize !== undefined && batchSize < 0) throw new ServerError(ErrorCode.BadValue, 'batchSize value must be non-negative');
+  let docs = sorted(matching(ctx, collection, filter), sort).map(([, doc]) => doc);
+  if (skip > 0) docs = docs.slice(skip);
+  if (projection !== undefined) docs = docs.map((doc) => applyProjection(doc, projection));
+  const cursor = ctx.cursors.open(`${ctx.db}.${name}`, docs, {
+    batchSize,
+    limit,
+    singleBatch: ctx.command.singleBatch === true,
+  });
+  return { cursor };
+};
+
+const getMore: Handler = (ctx) => {
+  const name = collectionName(ctx, 'collection');
+  return { cursor: ctx.cursors.getMore(ctx.command.getMore, `${ctx.db}.${name}`, optionalNumber(ctx.command, 'batchSize')) };
+};
+
+const killCursors: Handler = (ctx) => {
+  collectionName(ctx, 'killCursors');
+  return ctx.cursors.kill(requireArray(ctx.command, 'cursors'));
+};
+
+const aggregate: Handler = (ctx) => {
+  const target = ctx.command.aggregate;
+  const pipeline = requireArray(ctx.command, 'pipeline');
+  const cursorOptions = optionalDocument(ctx.command, 'cursor');
+  if (cursorOptions === undefined && ctx.command.explain !== true) {
+    throw new ServerError(ErrorCode.FailedToParse, "The 'cursor' option is required, except for aggregate with the explain argument");
+  }
+  let source: Document[] = [];
+  let ns = `${ctx.db}.$cmd.aggregate`;
+  if (typeof target === 'string') {
+    const collection = ctx.storage.collection(ctx.db, target);
+    if (collection !== undefined) source = [...ctx.unit.scan(collection)].map(([, doc]) => doc);
+    ns = `${ctx.db}.${target}`;
+  } else if (target !== 1) {
+    throw new ServerError(ErrorCode.FailedToParse, "BSON field 'aggregate' must be a string or 1");
+  }
+  const docs = runPipeline(source, pipeline);
+  const batchSize = cursorOptions === undefined ? undefined : optionalNumber(cursorOptions, 'batchSize');
+  return { cursor: ctx.cursors.open(ns, docs, { batchSize }) };
+};
+
+const count: Handler = (ctx) => {
+  const collection = ctx.storage.collection(ctx.db, collectionName(ctx, 'count'));
+  const query = optionalDocument(ctx.command, 'query') ?? {};
+  const skip = optionalNumber(ctx.command, 'skip') ?? 0;
+  const limit = optionalNumber(ctx.command, 'limit') ?? 0;
+  let n = Math.max(0, matching(ctx, collection, query).length - skip);
+  if (limit !== 0) n = Math.min(n, Math.abs(limit));
+  return { n };
+};
+
+const distinct: Handler = (ctx) => {
+  const collection = ctx.storage.collection(ctx.db, collectionName(ctx, 'distinct'));
+  const key = ctx.command.key;
+  if (typeof key !== 'string') throw new ServerError(ErrorCode.TypeMismatch, "BSON field 'distinct.key' is missing or is not a string");
+  const query = optionalDocument(ctx.command, 'query') ?? {};
+  const seen = new Map<string, unknown>();
+  const add = (value: unknown): void => {
+    if (value === undefined) return;
+    const k = valueKey(value);
+    if (!seen.has(k)) seen.set(k, value);
+  };
+  for (const [, doc] of matching(ctx, collection, query)) {
+    const value = getPath(doc, key);
+    // distinct treats each element of an array field as a separate value.
+    if (Array.isArray(value)) for (const element of value) add(element);
+    else add(value);
+  }
+  return { values: [...seen.values()] };
+};
+
+// ---------------------------------------------------------------------------------------------
+// Collections and indexes
+
+function collectionInfo(collection: Collection): Document {
+  return {
+    name: collection.name,
+    type: 'collection',
+    options: {},
+    info: { readOnly: false, uuid: collection.uuid },
+    idIndex: { v: 2, key: { _id: 1 }, name: '_id_' },
+  };
+}
+
+const create: Handler = (ctx) => {
+  const name = collectionName(ctx, 'create');
+  if (ctx.storage.collection(ctx.db, name) !== undefined) {
+    throw new ServerError(ErrorCode.NamespaceExists, `Collection ${ctx.db}.${name} already exists.`);
+  }
+  ctx.storage.ensureCollection(ctx.db, name);
+  return {};
+};
+
+const drop: Handler = (ctx) => {
+  const name = collectionName(ctx, 'drop');
+  const collection = ctx.storage.collection(ctx.db, name);
+  // Since MongoDB 7.0, dropping a collection that does not exist succeeds.
+  if (collection === undefined) return {};
+  const nIndexesWas = collection.indexes.length;
+  ctx.storage.dropCollection(ctx.db, name);
+  return { nIndexesWas, ns: collection.ns };
+};
+
+const dropDatabase: Handler = (ctx) => {
+  ctx.storage.dropDatabase(ctx.db);
+  return { dropped: ctx.db };
+};
+
+const listCollections: Handler = (ctx) => {
+  const filter = optionalDocument(ctx.command, 'filter') ?? {};
+  const matches = compileFilter(filter);
+  const nameOnly = ctx.command.nameOnly === true;
+  const collections = [...(ctx.storage.databases.get(ctx.db)?.values() ?? [])];
+  const docs = collections
+    .map(collectionInfo)
+    .filter(matches)
+    .map((doc) => (nameOnly ? { name: doc.name, type: doc.type } : doc));
+  const cursorOptions = optionalDocument(ctx.command, 'cursor');
+  const batchSize = cursorOptions === undefined ? undefined : optionalNumber(cursorOptions, 'batchSize');
+  return { cursor: ctx.cursors.open(`${ctx.db}.$cmd.listCollections`, docs, { batchSize }) };
+};
+
+const listDatabases: Handler = (ctx) => {
+  const databases = [...ctx.storage.databases.keys()].map((name) => ({ name, sizeOnDisk: 0, empty: false }));
+  const nameOnly = ctx.command.nameOnly === true;
+  return {
+    databases: nameOnly ? databases.map(({ name }) => ({ name })) : databases,
+    totalSize: 0,
+    totalSizeMb: 0,
+  };
+};
+
+function defaultIndexName(key: Document): string {
+  return Object.entries(key)
+    .map(([field, direction]) => `${field}_${String(direction)}`)
+    .join('_');
+}
+
+const INDEX_OPTIONS = ['unique', 'sparse', 'partialFilterExpression', 'expireAfterSeconds'] as const;
+
+function sameIndexOptions(a: IndexSpec, b: IndexSpec): boolean {
+  return INDEX_OPTIONS.every((option) => valueKey(a[option] ?? null) === valueKey(b[option] ?? null));
+}
+
+function parseIndexSpec(raw: Document): IndexSpec {
+  const key = raw.key;
+  if (key === null || typeof key !== 'object' || Array.isArray(key) || Object.keys(key).length === 0) {
+    throw new ServerError(ErrorCode.CannotCreateIndex, 'Index keys cannot be an empty field');
+  }
+  for (const [field, direction] of Object.entries(key as Document)) {
+    if (direction !== 1 && direction !== -1 && typeof direction !== 'string') {
+      throw new ServerError(ErrorCode.CannotCreateIndex, `Values in the index key pattern must be 1, -1 or a string; got ${String(direction)} for ${field}`);
+    }
+  }
+  const name = typeof raw.name === 'string' ? raw.name : defaultIndexName(key as Document);
+  const spec: { -readonly [K in keyof IndexSpec]: IndexSpec[K] } = { v: 2, key: key as Document, name };
+  if (raw.unique === true) spec.unique = true;
+  if (raw.sparse === true) spec.sparse = true;
+  if (raw.partialFilterExpression !== undefined) {
+    const partial = raw.partialFilterExpression;
+    if (partial === null || typeof partial !== 'object' || Array.isArray(partial)) {
+      throw new ServerError(ErrorCode.TypeMismatch, 'partialFilterExpression must be an object');
+    }
+    compileFilter(partial as Document);
+    spec.partialFilterExpression = partial as Document;
+  }
+  if (raw.expireAfterSeconds !== undefined) {
+    if (typeof raw.expireAfterSeconds !== 'number' || raw.expireAfterSeconds < 0) {
+      throw new ServerError(ErrorCode.CannotCreateIndex, 'TTL index \'expireAfterSeconds\' option must be a non-negative number');
+    }
+    spec.expireAfterSeconds = raw.expireAfterSeconds;
+  }
+  return spec;
+}
+
+const createIndexes: Handler = (ctx) => {
+  const name = collectionName(ctx, 'createIndexes');
+  const specs = requireArray(ctx.command, 'indexes').map(parseIndexSpec);
+  const existed = ctx.storage.collection(ctx.db, name) !== undefined;
+  const collection = ctx.storage.ensureCollection(ctx.db, name);
+  const numIndexesBefore = collection.indexes.length;
+  const toAdd: IndexSpec[] = [];
+  for (const spec of specs) {
+    const sameName = collection.indexes.find((index) => index.name === spec.name);
+    const sameKey = collection.indexes.find((index) => valueKey(index.key) === valueKey(spec.key));
+    if (sameName !== undefined) {
+      if (valueKey(sameName.key) !== valueKey(spec.key)) {
+        throw new ServerError(
+          ErrorCode.IndexKeySpecsConflict,
+          `An existing index has the same name as the requested index. When index names are not specified, they are auto generated and can cause conflicts. Please refer to our documentation. Requested index: ${JSON.stringify(spec)}, existing index: ${JSON.stringify(sameName)}`,
+        );
+      }
+      if (!sameIndexOptions(sameName, spec)) {
+        throw new ServerError(ErrorCode.IndexOptionsConflict, `An equivalent index already exists with the same name but different options. Requested index: ${JSON.stringify(spec)}, existing index: ${JSON.stringify(sameName)}`);
+      }
+      continue;
+    }
+    if (sameKey !== undefined && sameIndexOptions(sameKey, spec)) {
+      throw new ServerError(ErrorCode.IndexOptionsConflict, `Index already exists with a different name: ${sameKey.name}`);
+    }
+    toAdd.push(spec);
+  }
+  for (const spec of toAdd) {
+    if (spec.unique === true) checkUniqueBuild(ctx, collection, spec);
+  }
+  collection.indexes = [...collection.indexes, ...toAdd];
+  const reply: Document = {
+    numIndexesBefore,
+    numIndexesAfter: collection.indexes.length,
+    createdCollectionAutomatically: !existed,
+  };
+  if (toAdd.length === 0) reply.note = 'all indexes already exist';
+  return reply;
+};
+
+/** A unique index cannot be built over documents that already violate it. */
+function checkUniqueBuild(ctx: CommandContext, collection: Collection, spec: IndexSpec): void {
+  const seen = new Set<string>();
+  for (const [, doc] of ctx.unit.scan(collection)) {
+    if (spec.partialFilterExpression !== undefined && !matchesPartialFilter(doc, spec.partialFilterExpression)) continue;
+    const keys = new Set(indexKeys(doc, spec.key));
+    for (const key of keys) {
+      if (seen.has(key)) {
+        const error = duplicateKey(collection, spec, doc);
+        throw new ServerError(ErrorCode.DuplicateKey, `Index build failed: ${collection.uuid.toHexString()}: Collection ${collection.ns} ( ${collection.uuid.toHexString()} ) :: caused by :: ${error.message}`, error.extra);
+      }
+    }
+    for (const key of keys) seen.add(key);
+  }
+}
+
+const listIndexes: Handler = (ctx) => {
+  const name = collectionName(ctx, 'listIndexes');
+  const collection = ctx.storage.collection(ctx.db, name);
+  if (collection === undefined) {
+    throw new ServerError(ErrorCode.NamespaceNotFound, `ns does not exist: ${ctx.db}.${name}`);
+  }
+  const cursorOptions = optionalDocument(ctx.command, 'cursor');
+  const batchSize = cursorOptions === undefined ? undefined : optionalNumber(cursorOptions, 'batchSize');
+  return { cursor: ctx.cursors.open(`${ctx.db}.$cmd.listIndexes.${name}`, collection.indexes.map((index) => ({ ...index })), { batchSize }) };
+};
+
+const dropIndexes: Handler = (ctx) => {
+  const name = collectionName(ctx, 'dropIndexes');
+  const collection = ctx.storage.collection(ctx.db, name);
+  if (collection === undefined) {
+    throw new ServerError(ErrorCode.NamespaceNotFound, `ns not found ${ctx.db}.${name}`);
+  }
+  const nIndexesWas = collection.indexes.length;
+  const target = ctx.command.index;
+  const names: string[] = [];
+  if (target === '*') {
+    names.push(...collection.indexes.filter((index) => index.name !== '_id_').map((index) => index.name));
+  } else if (typeof target === 'string') {
+    names.push(target);
+  } else if (Array.isArray(target)) {
+    names.push(...(target as string[]));
+  } else if (target !== null && typeof target === 'object') {
+    const byKey = collection.indexes.find((index) => valueKey(index.key) === valueKey(target));
+    if (byKey === undefined) {
+      throw new ServerError(ErrorCode.IndexNotFound, `can't find index with key: ${JSON.stringify(target)}`);
+    }
+    names.push(byKey.name);
+  }
+  for (const indexName of names) {
+    if (indexName === '_id_') throw new ServerError(ErrorCode.InvalidOptions, 'cannot drop _id index');
+    if (!collection.indexes.some((index) => index.name === indexName)) {
+      throw new ServerError(ErrorCode.IndexNotFound, `index not found with name [${indexName}]`);
+    }
+  }
+  collection.indexes = collection.indexes.filter((index) => !names.includes(index.name));
+  return { nIndexesWas };
+};
+
+export const HANDLERS: Readonly<Record<string, Handler>> = {
+  insert,
+  update,
+  delete: remove,
+  findAndModify,
+  findandmodify: findAndModify,
+  find,
+  getMore,
+  killCursors,
+  aggregate,
+  count,
+  distinct,
+  create,
+  drop,
+  dropDatabase,
+  listCollections,
+  listDatabases,
+  createIndexes,
+  listIndexes,
+  dropIndexes,
+};
+
+/** Removes documents whose TTL index field is older than `expireAfterSeconds` (mongod's TTL monitor). */
+export function expireTtlDocuments(storage: Storage, unit: WriteUnit, now: Date): number {
+  let removed = 0;
+  for (const collections of storage.databases.values()) {
+    for (const collection of collections.values()) {
+      for (const index of collection.indexes) {
+        if (index.expireAfterSeconds === undefined) continue;
+        const [field] = Object.keys(index.key);
+        if (field === undefined || Object.keys(index.key).length !== 1) continue;
+        const cutoff = now.getTime() - index.expireAfterSeconds * 1000;
+        for (const [id, doc] of unit.scan(collection)) {
+          const value = getPath(doc, field);
+          const dates = (Array.isArray(value) ? value : [value]).filter((v): v is Date => v instanceof Date);
+          if (dates.length === 0 || Math.min(...dates.map((d) => d.getTime())) > cutoff) continue;
+          if (index.partialFilterExpression !== undefined && !matchesPartialFilter(doc, index.partialFilterExpression)) continue;
+          unit.write(collection, id, doc, null);
+          removed += 1;
+        }
+      }
+    }
+  }
+  return removed;
+}

@@ -1,0 +1,348 @@
+/**
+ * In-memory multi-version storage.
+ *
+ * - Every committed write gets a new logical timestamp; each document keeps its versions
+ *   (`{ ts, doc | null }`), so a transaction reads the snapshot it started at.
+ * - A write goes through a `WriteUnit`: outside a transaction, the unit's writes become
+ *   visible together when the command finishes (each command runs synchronously, so it is
+ *   atomic); inside one, they stay in the transaction's write set until commit.
+ * - Write locks follow WiredTiger's "first updater wins": a transaction that writes a document
+ *   (or a unique index key) holds it until it ends. Another transaction touching it gets
+ *   WriteConflict (112); a plain write touching it throws `Blocked`, and the dispatcher
+ *   re-runs that command once the holder has committed or aborted (as mongod retries
+ *   internally). A transaction also conflicts with commits newer than its snapshot.
+ */
+import { type Document, UUID } from 'bson';
+import { ErrorCode, ServerError } from './errors.js';
+import { indexKeys, matchesPartialFilter } from './index-keys.js';
+import { formatKeyValue } from './format.js';
+import { getPath, valueKey } from './values.js';
+
+export interface IndexSpec {
+  readonly v: 2;
+  readonly key: Document;
+  readonly name: string;
+  readonly unique?: boolean;
+  readonly sparse?: boolean;
+  readonly partialFilterExpression?: Document;
+  readonly expireAfterSeconds?: number;
+}
+
+interface Version {
+  readonly ts: number;
+  readonly doc: Document | null;
+}
+
+export class Collection {
+  readonly uuid = new UUID();
+  /** Versions of each document by `_id` key, oldest first; Map order is natural order. */
+  readonly versions = new Map<string, Version[]>();
+  indexes: IndexSpec[] = [{ v: 2, key: { _id: 1 }, name: '_id_' }];
+
+  constructor(
+    readonly db: string,
+    readonly name: string,
+  ) {}
+
+  get ns(): string {
+    return `${this.db}.${this.name}`;
+  }
+
+  latest(id: string): Document | null {
+    const chain = this.versions.get(id);
+    return chain === undefined ? null : (chain[chain.length - 1]?.doc ?? null);
+  }
+
+  latestTs(id: string): number {
+    const chain = this.versions.get(id);
+    return chain === undefined ? -1 : (chain[chain.length - 1]?.ts ?? -1);
+  }
+
+  at(id: string, ts: number): Document | null {
+    const chain = this.versions.get(id);
+    if (chain === undefined) return null;
+    for (let i = chain.length - 1; i >= 0; i--) {
+      const version = chain[i]!;
+      if (version.ts <= ts) return version.doc;
+    }
+    return null;
+  }
+}
+
+export type TxnState = 'inProgress' | 'committed' | 'aborted';
+
+export class Transaction {
+  state: TxnState = 'inProgress';
+  readonly writes = new Map<Collection, Map<string, Document | null>>();
+  readonly lockKeys = new Set<string>();
+  /** Why the server aborted it, for the NoSuchTransaction message. */
+  abortReason: string | undefined;
+  private resolveEnded!: () => void;
+  readonly ended = new Promise<void>((resolve) => {
+    this.resolveEnded = resolve;
+  });
+
+  constructor(
+    readonly sessionKey: string,
+    readonly txnNumber: number,
+    readonly snapshotTs: number,
+    readonly expiresAt: number,
+  ) {}
+
+  markEnded(state: 'committed' | 'aborted'): void {
+    this.state = state;
+    this.resolveEnded();
+  }
+}
+
+/** Thrown when a plain write must wait for a transaction holding one of its locks. */
+export class Blocked extends Error {
+  constructor(readonly holder: Transaction) {
+    super('blocked by an open transaction');
+  }
+}
+
+export class Storage {
+  clock = 0;
+  readonly databases = new Map<string, Map<string, Collection>>();
+  readonly locks = new Map<string, Transaction>();
+  readonly activeTransactions = new Set<Transaction>();
+  /** Documents with more than one version (or a deleted tail): candidates for pruning. */
+  private readonly dirtyKeys = new Map<string, [Collection, string]>();
+
+  collection(db: string, name: string): Collection | undefined {
+    return this.databases.get(db)?.get(name);
+  }
+
+  /** Returns the collection, creating it (and its database) if needed. */
+  ensureCollection(db: string, name: string): Collection {
+    let collections = this.databases.get(db);
+    if (collections === undefined) {
+      collections = new Map();
+      this.databases.set(db, collections);
+    }
+    let collection = collections.get(name);
+    if (collection === undefined) {
+      collection = new Collection(db, name);
+      collections.set(name, collection);
+    }
+    return collection;
+  }
+
+  dropCollection(db: string, name: string): boolean {
+    const collections = this.databases.get(db);
+    const dropped = collections?.delete(name) ?? false;
+    if (collections !== undefined && collections.size === 0) this.databases.delete(db);
+    return dropped;
+  }
+
+  dropDatabase(db: string): void {
+    this.databases.delete(db);
+  }
+
+  /** Applies a committed write set atomically at a new timestamp. */
+  apply(writes: Map<Collection, Map<string, Document | null>>): void {
+    if (writes.size === 0) return;
+    const ts = ++this.clock;
+    for (const [collection, docs] of writes) {
+      for (const [id, doc] of docs) {
+        const chain = collection.versions.get(id);
+        if (chain === undefined) {
+          if (doc !== null) collection.versions.set(id, [{ ts, doc }]);
+          continue;
+        }
+        chain.push({ ts, doc });
+        const key = `${collection.uuid.toHexString()}/${id}`;
+        if (!this.dirtyKeys.has(key)) this.dirtyKeys.set(key, [collection, id]);
+      }
+    }
+    this.prune();
+  }
+
+  /** Drops versions no open transaction can see any more. */
+  prune(): void {
+    let oldest = Number.POSITIVE_INFINITY;
+    for (const txn of this.activeTransactions) oldest = Math.min(oldest, txn.snapshotTs);
+    for (const [key, [collection, id]] of this.dirtyKeys) {
+      const chain = collection.versions.get(id);
+      if (chain === undefined) {
+        this.dirtyKeys.delete(key);
+        continue;
+      }
+      // Keep the newest version visible at `oldest` and everything after it.
+      let keepFrom = chain.length - 1;
+      while (keepFrom > 0 && chain[keepFrom]!.ts > oldest) keepFrom--;
+      if (keepFrom > 0) chain.splice(0, keepFrom);
+      if (chain.length === 1) {
+        this.dirtyKeys.delete(key);
+        if (chain[0]!.doc === null) collection.versions.delete(id);
+      }
+    }
+  }
+
+  lockHolder(key: string): Transaction | undefined {
+    return this.locks.get(key);
+  }
+
+  releaseLocks(txn: Transaction): void {
+    for (const key of txn.lockKeys) {
+      if (this.locks.get(key) === txn) this.locks.delete(key);
+    }
+    txn.lockKeys.clear();
+  }
+
+  commit(txn: Transaction): void {
+    this.apply(txn.writes);
+    this.end(txn, 'committed');
+  }
+
+  abort(txn: Transaction, reason?: string): void {
+    if (txn.state !== 'inProgress') return;
+    txn.abortReason = reason;
+    this.end(txn, 'aborted');
+  }
+
+  private end(txn: Transaction, state: 'committed' | 'aborted'): void {
+    this.releaseLocks(txn);
+    this.activeTransactions.delete(txn);
+    txn.markEnded(state);
+    this.prune();
+  }
+}
+
+/**
+ * One command's view of the data and the writes it makes. Reads see the unit's own writes,
+ * then (in a transaction) its snapshot or (outside one) the latest committed state.
+ */
+export class WriteUnit {
+  private readonly ownWrites: Map<Collection, Map<string, Document | null>>;
+
+  constructor(
+    readonly storage: Storage,
+    readonly txn: Transaction | undefined,
+  ) {
+    this.ownWrites = txn?.writes ?? new Map();
+  }
+
+  /** Visible document by `_id` key. */
+  get(collection: Collection, id: string): Document | null {
+    const own = this.ownWrites.get(collection);
+    if (own?.has(id)) return own.get(id) ?? null;
+    return this.txn === undefined ? collection.latest(id) : collection.at(id, this.txn.snapshotTs);
+  }
+
+  /** Visible documents in natural (insertion) order, as `[idKey, doc]`. */
+  *scan(collection: Collection): Generator<[string, Document]> {
+    const own = this.ownWrites.get(collection);
+    for (const id of collection.versions.keys()) {
+      const doc = this.get(collection, id);
+      if (doc !== null) yield [id, doc];
+    }
+    if (own === undefined) return;
+    for (const [id, doc] of own) {
+      if (doc !== null && !collection.versions.has(id)) yield [id, doc];
+    }
+  }
+
+  /**
+   * Writes `next` (null deletes) in place of `previous` for document `id`, after checking locks,
+   * snapshot conflicts and unique indexes. Throws ServerError (DuplicateKey, WriteConflict) or
+   * Blocked; on a throw nothing has been written.
+   */
+  write(collection: Collection, id: string, previous: Document | null, next: Document | null): void {
+    const lockKeys = [`${collection.uuid.toHexString()}/_id/${id}`];
+    for (const index of collection.indexes) {
+      if (index.unique !== true || index.name === '_id_') continue;
+      for (const doc of [previous, next]) {
+        if (doc === null || !indexApplies(index, doc)) continue;
+        for (const key of indexKeys(doc, index.key)) {
+          lockKeys.push(`${collection.uuid.toHexString()}/${index.name}/${key}`);
+        }
+      }
+    }
+    for (const key of lockKeys) {
+      const holder = this.storage.lockHolder(key);
+      if (holder === undefined || holder === this.txn) continue;
+      if (this.txn === undefined) throw new Blocked(holder);
+      throw writeConflict();
+    }
+    if (this.txn !== undefined && collection.latestTs(id) > this.txn.snapshotTs) throw writeConflict();
+    if (next !== null) this.checkUnique(collection, id, next);
+
+    if (this.txn !== undefined) {
+      for (const key of lockKeys) {
+        this.storage.locks.set(key, this.txn);
+        this.txn.lockKeys.add(key);
+      }
+    }
+    let own = this.ownWrites.get(collection);
+    if (own === undefined) {
+      own = new Map();
+      this.ownWrites.set(collection, own);
+    }
+    own.set(id, next);
+  }
+
+  private checkUnique(collection: Collection, id: string, doc: Document): void {
+    for (const index of collection.indexes) {
+      if (index.unique !== true || index.name === '_id_' || !indexApplies(index, doc)) continue;
+      const keys = new Set(indexKeys(doc, index.key));
+      for (const [otherId, other] of this.scan(collection)) {
+        if (otherId === id || !indexApplies(index, other)) continue;
+        if (indexKeys(other, index.key).some((key) => keys.has(key))) {
+          throw duplicateKey(collection, index, doc);
+        }
+      }
+      // A transaction must not miss a conflicting key committed after its snapshot.
+      if (this.txn !== undefined) {
+        for (const [otherId, chain] of collection.versions) {
+          const latest = chain[chain.length - 1];
+          if (otherId === id || latest === undefined || latest.doc === null) continue;
+          if (latest.ts <= this.txn.snapshotTs || !indexApplies(index, latest.doc)) continue;
+          if (indexKeys(latest.doc, index.key).some((key) => keys.has(key))) throw writeConflict();
+        }
+      }
+    }
+  }
+
+  /** Inserts a new document; its `_id` must not be visible already (E11000 on `_id_`). */
+  insert(collection: Collection, doc: Document): void {
+    const id = valueKey(doc._id);
+    if (this.get(collection, id) !== null) {
+      throw duplicateKey(collection, { v: 2, key: { _id: 1 }, name: '_id_' }, doc);
+    }
+    this.write(collection, id, null, doc);
+  }
+
+  /** Outside a transaction: make the unit's writes visible. */
+  commit(): void {
+    if (this.txn === undefined) this.storage.apply(this.ownWrites);
+  }
+}
+
+function indexApplies(index: IndexSpec, doc: Document): boolean {
+  if (index.partialFilterExpression !== undefined && !matchesPartialFilter(doc, index.partialFilterExpression)) {
+    return false;
+  }
+  if (index.sparse === true) {
+    return Object.keys(index.key).some((path) => getPath(doc, path) !== undefined);
+  }
+  return true;
+}
+
+export function writeConflict(): ServerError {
+  return new ServerError(
+    ErrorCode.WriteConflict,
+    'Write conflict during plan execution and yielding is disabled. :: Please retry your operation or multi-document transaction.',
+  );
+}
+
+export function duplicateKey(collection: Collection, index: IndexSpec, doc: Document): ServerError {
+  const keyValue: Document = {};
+  for (const path of Object.keys(index.key)) keyValue[path] = getPath(doc, path) ?? null;
+  return new ServerError(
+    ErrorCode.DuplicateKey,
+    `E11000 duplicate key error collection: ${collection.ns} index: ${index.name} dup key: ${formatKeyValue(keyValue)}`,
+    { keyPattern: index.key, keyValue },
+  );
+}

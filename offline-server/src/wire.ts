@@ -1,0 +1,134 @@
+/**
+ * MongoDB wire protocol framing: the two request formats the driver sends (OP_QUERY for the
+ * first handshake, OP_MSG for everything after) and the two reply formats.
+ * https://www.mongodb.com/docs/manual/reference/mongodb-wire-protocol/
+ */
+import { type Document, deserialize, serialize } from 'bson';
+
+export const OpCode = { REPLY: 1, QUERY: 2004, COMPRESSED: 2012, MSG: 2013 } as const;
+
+const MSG_FLAG_CHECKSUM_PRESENT = 1 << 0;
+export const MSG_FLAG_MORE_TO_COME = 1 << 1;
+const HEADER_SIZE = 16;
+/** mongod's maxMessageSizeBytes; a larger frame is a protocol error. */
+export const MAX_MESSAGE_SIZE = 48_000_000;
+
+export interface Request {
+  readonly requestId: number;
+  readonly opCode: number;
+  /** The command document, with OP_MSG document sequences (kind 1) merged in as arrays. */
+  readonly command: Document;
+  /** OP_MSG moreToCome: the client expects no reply. */
+  readonly moreToCome: boolean;
+  /** For OP_QUERY: the full collection name (`admin.$cmd`). */
+  readonly collection?: string;
+}
+
+const DESERIALIZE_OPTIONS = { promoteLongs: true, promoteValues: true, promoteBuffers: false } as const;
+
+/** Splits a byte stream into complete frames; keeps the remainder for the next chunk. */
+export class FrameReader {
+  private buffer: Buffer = Buffer.alloc(0);
+
+  push(chunk: Buffer): Buffer[] {
+    this.buffer = this.buffer.length === 0 ? chunk : Buffer.concat([this.buffer, chunk]);
+    const frames: Buffer[] = [];
+    while (this.buffer.length >= 4) {
+      const length = this.buffer.readInt32LE(0);
+      if (length < HEADER_SIZE || length > MAX_MESSAGE_SIZE) {
+        throw new Error(`invalid message length ${length}`);
+      }
+      if (this.buffer.length < length) break;
+      frames.push(this.buffer.subarray(0, length));
+      this.buffer = this.buffer.subarray(length);
+    }
+    return frames;
+  }
+}
+
+export function parseFrame(frame: Buffer): Request {
+  const requestId = frame.readInt32LE(4);
+  const opCode = frame.readInt32LE(12);
+  if (opCode === OpCode.MSG) return parseMsg(frame, requestId);
+  if (opCode === OpCode.QUERY) return parseQuery(frame, requestId);
+  throw new Error(`unsupported opCode ${opCode}`);
+}
+
+function readCString(buffer: Buffer, offset: number): [string, number] {
+  const end = buffer.indexOf(0, offset);
+  if (end < 0) throw new Error('unterminated cstring');
+  return [buffer.toString('utf8', offset, end), end + 1];
+}
+
+function readDocument(buffer: Buffer, offset: number): [Document, number] {
+  const size = buffer.readInt32LE(offset);
+  const document = deserialize(buffer.subarray(offset, offset + size), DESERIALIZE_OPTIONS);
+  return [document, offset + size];
+}
+
+function parseMsg(frame: Buffer, requestId: number): Request {
+  const flags = frame.readUInt32LE(HEADER_SIZE);
+  const end = flags & MSG_FLAG_CHECKSUM_PRESENT ? frame.length - 4 : frame.length;
+  let offset = HEADER_SIZE + 4;
+  let body: Document | undefined;
+  const sequences: [string, Document[]][] = [];
+  while (offset < end) {
+    const kind = frame.readUInt8(offset);
+    offset += 1;
+    if (kind === 0) {
+      [body, offset] = readDocument(frame, offset);
+    } else if (kind === 1) {
+      const sectionEnd = offset + frame.readInt32LE(offset);
+      let identifier: string;
+      [identifier, offset] = readCString(frame, offset + 4);
+      const documents: Document[] = [];
+      while (offset < sectionEnd) {
+        let document: Document;
+        [document, offset] = readDocument(frame, offset);
+        documents.push(document);
+      }
+      sequences.push([identifier, documents]);
+    } else {
+      throw new Error(`unsupported OP_MSG section kind ${kind}`);
+    }
+  }
+  if (body === undefined) throw new Error('OP_MSG without a body section');
+  for (const [identifier, documents] of sequences) body[identifier] = documents;
+  return { requestId, opCode: OpCode.MSG, command: body, moreToCome: (flags & MSG_FLAG_MORE_TO_COME) !== 0 };
+}
+
+function parseQuery(frame: Buffer, requestId: number): Request {
+  let offset = HEADER_SIZE + 4; // flags
+  let collection: string;
+  [collection, offset] = readCString(frame, offset);
+  offset += 8; // numberToSkip, numberToReturn
+  const [query] = readDocument(frame, offset);
+  // Legacy commands may wrap the command as { $query: {...}, $readPreference: ... }.
+  const command = (query.$query as Document | undefined) ?? query;
+  return { requestId, opCode: OpCode.QUERY, command, moreToCome: false, collection };
+}
+
+let nextResponseId = 1;
+
+function header(length: number, responseTo: number, opCode: number): Buffer {
+  const buffer = Buffer.alloc(HEADER_SIZE);
+  buffer.writeInt32LE(length, 0);
+  buffer.writeInt32LE(nextResponseId++ & 0x7fffffff, 4);
+  buffer.writeInt32LE(responseTo, 8);
+  buffer.writeInt32LE(opCode, 12);
+  return buffer;
+}
+
+/** The reply to a request, in the format matching the request's. */
+export function encodeReply(request: Request, reply: Document): Buffer {
+  const body = serialize(reply);
+  if (request.opCode === OpCode.QUERY) {
+    const prefix = Buffer.alloc(20); // responseFlags, cursorID (int64), startingFrom, numberReturned
+    prefix.writeInt32LE(1, 16);
+    const length = HEADER_SIZE + prefix.length + body.length;
+    return Buffer.concat([header(length, request.requestId, OpCode.REPLY), prefix, body]);
+  }
+  const prefix = Buffer.alloc(5); // flagBits = 0, section kind 0
+  const length = HEADER_SIZE + prefix.length + body.length;
+  return Buffer.concat([header(length, request.requestId, OpCode.MSG), prefix, body]);
+}

@@ -1,0 +1,166 @@
+/**
+ * Retryable writes: retried once by the driver, applied at most once by the server.
+ *
+ * Sources: mongodb/specifications source/retryable-writes/retryable-writes.md (lsid + txnNumber
+ * give "at-most-once semantics"; retry once on a network error or a RetryableWriteError label;
+ * 4.4+ servers attach RetryableWriteError themselves), MongoDB manual core/retryable-writes
+ * (retryable error codes include ShutdownInProgress 91); server jstest
+ * jstests/core/failcommand_failpoint.js ("This normally fails with RetryableWriteError label"
+ * for an insert carrying txnNumber); server src/mongo/db/error_labels.cpp.
+ */
+import { Long, type MongoClient, type MongoClientOptions } from 'mongodb';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { newClient, recordCommands, useTestDatabase } from '../support/mongo.js';
+import { type Doc, failCommand, serverError, serverLock, uniqueAppName } from './helpers.js';
+
+const t = useTestDatabase('retryable_writes');
+let release: (() => Promise<void>) | undefined;
+const opened: MongoClient[] = [];
+
+beforeEach(async () => {
+  release = await serverLock('failCommand');
+});
+
+afterEach(async () => {
+  try {
+    await failCommand(t.db, 'off');
+  } finally {
+    await Promise.all(opened.splice(0).map((client) => client.close()));
+    await release?.();
+    release = undefined;
+  }
+});
+
+async function appClient(options: MongoClientOptions = {}) {
+  const appName = uniqueAppName('rw');
+  const client = newClient({ appName, ...options });
+  opened.push(client);
+  await client.connect();
+  const commands = recordCommands(client);
+  const failures: { commandName: string; labels: string[] }[] = [];
+  client.on('commandFailed', (event) => {
+    const failure = event.failure as Error & { errorLabels?: string[] };
+    failures.push({ commandName: event.commandName, labels: [...(failure.errorLabels ?? [])] });
+  });
+  return { client, appName, commands, failures };
+}
+
+async function counter(name: string) {
+  const coll = t.db.collection<Doc>(name);
+  await coll.insertOne({ _id: 'c', n: 0 });
+  return coll;
+}
+
+describe('retryable writes', () => {
+  // retryable-writes spec: a network error on the first attempt → one retry with the same
+  // lsid and txnNumber; the $inc is applied exactly once.
+  it('an update whose first attempt hits closeConnection is retried and applied exactly once', async () => {
+    const name = t.uniqueName('net');
+    const coll = await counter(name);
+    const { client, appName, commands } = await appClient();
+    await failCommand(
+      t.db,
+      { times: 1 },
+      {
+        failCommands: ['update'],
+        closeConnection: true,
+        appName,
+      },
+    );
+    const result = await client
+      .db(t.db.databaseName)
+      .collection<Doc>(name)
+      .updateOne({ _id: 'c' }, { $inc: { n: 1 } });
+    expect(result.modifiedCount).toBe(1);
+    expect(await coll.findOne({ _id: 'c' })).toEqual({ _id: 'c', n: 1 });
+    const updates = commands.started.filter((event) => event.commandName === 'update');
+    expect(updates).toHaveLength(2);
+    expect(updates[0]?.command.txnNumber).toBeDefined();
+    expect(String(updates[1]?.command.txnNumber)).toBe(String(updates[0]?.command.txnNumber));
+    expect(updates[1]?.command.lsid.id.toString('hex')).toBe(
+      updates[0]?.command.lsid.id.toString('hex'),
+    );
+  });
+
+  // retryable-writes spec + error_labels.cpp: the server labels ShutdownInProgress (91) on a
+  // retryable write RetryableWriteError (no errorLabels given to the fail point), so the
+  // driver retries; the write lands once.
+  it('ShutdownInProgress (91) without explicit labels gets RetryableWriteError and is retried', async () => {
+    const name = t.uniqueName('code91');
+    const coll = t.db.collection<Doc>(name);
+    const { client, appName, commands, failures } = await appClient();
+    await failCommand(t.db, { times: 1 }, { failCommands: ['insert'], errorCode: 91, appName });
+    await client.db(t.db.databaseName).collection<Doc>(name).insertOne({ _id: 'once' });
+    expect(commands.names().filter((n) => n === 'insert')).toHaveLength(2);
+    expect(failures).toHaveLength(1);
+    expect(failures[0]?.commandName).toBe('insert');
+    expect(failures[0]?.labels).toContain('RetryableWriteError');
+    expect(await coll.countDocuments({ _id: 'once' })).toBe(1);
+  });
+
+  // failcommand_failpoint.js: the label comes from the server for a write that carries
+  // txnNumber (a retryable write) — seen here on a raw command the driver does not retry.
+  it('the server attaches RetryableWriteError to 91 on a raw insert carrying lsid and txnNumber', async () => {
+    const name = t.uniqueName('raw91');
+    const { client, appName } = await appClient();
+    await failCommand(t.db, { times: 1 }, { failCommands: ['insert'], errorCode: 91, appName });
+    const session = client.startSession();
+    try {
+      const error = await serverError(
+        client
+          .db(t.db.databaseName)
+          .command(
+            { insert: name, documents: [{ _id: 1 }], txnNumber: Long.fromNumber(1) },
+            { session },
+          ),
+      );
+      expect(error.code).toBe(91);
+      expect(error.errorLabels).toContain('RetryableWriteError');
+    } finally {
+      await session.endSession();
+    }
+  });
+
+  // Control: with retryWrites: false the same injected 91 reaches the application.
+  it('with retryWrites disabled the injected 91 is not retried', async () => {
+    const name = t.uniqueName('noretry');
+    const { client, appName, commands } = await appClient({ retryWrites: false });
+    await failCommand(t.db, { times: 1 }, { failCommands: ['insert'], errorCode: 91, appName });
+    const error = await serverError(
+      client.db(t.db.databaseName).collection<Doc>(name).insertOne({ _id: 'x' }),
+    );
+    expect(error.code).toBe(91);
+    expect(commands.names().filter((n) => n === 'insert')).toHaveLength(1);
+    expect(commands.started[0]?.command.txnNumber).toBeUndefined();
+    expect(await t.db.collection<Doc>(name).countDocuments()).toBe(0);
+  });
+
+  // retryable-writes spec: the server executes a given (lsid, txnNumber) write at most once;
+  // resending it returns the recorded result without applying it again.
+  it('the server applies a write resent with the same lsid and txnNumber only once', async () => {
+    const name = t.uniqueName('dedupe');
+    const coll = await counter(name);
+    // A dedicated client: its pooled server session ends up with txnNumber 8, which would make
+    // the driver's own later txnNumbers on that session too old.
+    const { client } = await appClient();
+    const db = client.db(t.db.databaseName);
+    const session = client.startSession();
+    try {
+      const command = {
+        update: name,
+        updates: [{ q: { _id: 'c' }, u: { $inc: { n: 1 } } }],
+        txnNumber: Long.fromNumber(7),
+      };
+      const first = await db.command({ ...command }, { session });
+      const second = await db.command({ ...command }, { session });
+      expect(first).toMatchObject({ ok: 1, n: 1, nModified: 1 });
+      expect(second).toMatchObject({ ok: 1, n: 1, nModified: 1 });
+      expect(await coll.findOne({ _id: 'c' })).toEqual({ _id: 'c', n: 1 });
+      // A new txnNumber on the same session is a new write.
+      await db.command({ ...command, txnNumber: Long.fromNumber(8) }, { session });
+      expect(await coll.findOne({ _id: 'c' })).toEqual({ _id: 'c', n: 2 });
+    } finally {
+      await session.endSession();
+    }
+  });
+});
