@@ -4,7 +4,12 @@ import { defineConfig } from 'vitest/config';
  * The suite runs once per supported driver major: `driver7` uses the `mongodb` dev dependency,
  * `driver6` the same tests with `mongodb` resolved to the `mongodb6` alias package
  * (npm:mongodb@6). Both talk to the one backend started by the global setup.
+ *
+ * Files named `*.serial.test.ts` change server-wide state (server parameters) and run in the
+ * `serial` project, after the parallel projects have finished (`sequence.groupOrder`).
  */
+const SERIAL = 'tests/**/*.serial.test.ts';
+
 export default defineConfig({
   test: {
     globalSetup: ['tests/support/global-setup.ts'],
@@ -14,12 +19,31 @@ export default defineConfig({
     projects: [
       {
         extends: true,
-        test: { name: 'driver7', include: ['tests/**/*.test.ts'] },
+        test: {
+          name: 'driver7',
+          include: ['tests/**/*.test.ts'],
+          exclude: [SERIAL],
+          sequence: { groupOrder: 0 },
+        },
       },
       {
         extends: true,
-        test: { name: 'driver6', include: ['tests/**/*.test.ts'], exclude: ['tests/offline-server/**'] },
+        test: {
+          name: 'driver6',
+          include: ['tests/**/*.test.ts'],
+          exclude: [SERIAL, 'tests/offline-server/**'],
+          sequence: { groupOrder: 0 },
+        },
         resolve: { alias: [{ find: /^mongodb$/, replacement: 'mongodb6' }] },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'serial',
+          include: [SERIAL],
+          fileParallelism: false,
+          sequence: { groupOrder: 1 },
+        },
       },
     ],
   },

@@ -15,7 +15,12 @@ interface Measurement {
   readonly p99: number;
 }
 
-async function measure(name: string, ops: number, concurrency: number, op: (i: number) => Promise<unknown>): Promise<Measurement> {
+async function measure(
+  name: string,
+  ops: number,
+  concurrency: number,
+  op: (i: number) => Promise<unknown>,
+): Promise<Measurement> {
   const latencies: number[] = [];
   let next = 0;
   const started = performance.now();
@@ -31,7 +36,8 @@ async function measure(name: string, ops: number, concurrency: number, op: (i: n
   );
   const ms = performance.now() - started;
   latencies.sort((a, b) => a - b);
-  const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0;
+  const at = (q: number) =>
+    latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0;
   return { name, ops, ms, p50: at(0.5), p99: at(0.99) };
 }
 
@@ -51,8 +57,12 @@ try {
     await measure('ping', 2000, 1, () => db.command({ ping: 1 })),
     await measure('insertOne', 2000, 10, () => db.collection('docs').insertOne({ at: new Date() })),
     await measure('findOne by _id', 2000, 10, (i) => counters.findOne({ _id: i % 100 })),
-    await measure('updateOne $inc', 2000, 10, (i) => counters.updateOne({ _id: i % 100 }, { $inc: { n: 1 } })),
-    await measure('updateOne $inc (50 clients, 1 doc)', 2000, 50, () => counters.updateOne({ _id: 0 }, { $inc: { n: 1 } })),
+    await measure('updateOne $inc', 2000, 10, (i) =>
+      counters.updateOne({ _id: i % 100 }, { $inc: { n: 1 } }),
+    ),
+    await measure('updateOne $inc (50 clients, 1 doc)', 2000, 50, () =>
+      counters.updateOne({ _id: 0 }, { $inc: { n: 1 } }),
+    ),
   ];
   console.table(
     results.map((r) => ({

@@ -22,7 +22,11 @@ if (!Number.isInteger(port) || port < 0 || port > 65535) {
   process.exit(2);
 }
 
-const server = await startOfflineServer({ port, host: values.host, replicaSetName: values.replSet });
+const server = await startOfflineServer({
+  port,
+  host: values.host,
+  replicaSetName: values.replSet,
+});
 console.log(server.uri);
 
 const stop = async (): Promise<void> => {

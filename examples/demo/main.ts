@@ -23,7 +23,10 @@ try {
   const db = client.db(`mongo_atomics_demo_${process.pid}`);
   for (const scenario of scenarios) {
     console.log(`${scenario.title} (seed ${scenario.seed}); invariant: ${scenario.invariant}`);
-    for (const [kind, approach] of [['naive', scenario.naive], ['safe', scenario.safe]] as const) {
+    for (const [kind, approach] of [
+      ['naive', scenario.naive],
+      ['safe', scenario.safe],
+    ] as const) {
       const progress = new Progress(`${kind}: ${approach.name}`, scenario.attempts);
       const started = performance.now();
       const result = await approach.run(db, scenario.attempts, () => progress.tick());
@@ -47,7 +50,9 @@ try {
   await mongo.stop();
 }
 
-console.log(table(['scenario', 'approach', 'attempts', 'succeeded', 'final state', 'invariant'], rows));
+console.log(
+  table(['scenario', 'approach', 'attempts', 'succeeded', 'final state', 'invariant'], rows),
+);
 if (!allSafeHeld) {
   console.log('\nA safe approach broke its invariant: this is a bug, please report it.');
   process.exitCode = 1;

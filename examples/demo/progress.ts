@@ -25,7 +25,9 @@ export class Progress {
     if (this.out.isTTY) {
       const width = 30;
       const filled = Math.round((this.done / this.total) * width);
-      this.out.write(`\r  ${this.label.padEnd(34)} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${this.done}/${this.total}`);
+      this.out.write(
+        `\r  ${this.label.padEnd(34)} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${this.done}/${this.total}`,
+      );
       return;
     }
     const quarter = Math.floor((this.done / this.total) * 4);

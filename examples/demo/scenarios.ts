@@ -54,7 +54,11 @@ async function eventResult(db: Db, name: string, succeeded: number): Promise<Run
   };
 }
 
-async function concurrently(attempts: number, onDone: () => void, book: (user: string) => Promise<boolean>): Promise<number> {
+async function concurrently(
+  attempts: number,
+  onDone: () => void,
+  book: (user: string) => Promise<boolean>,
+): Promise<number> {
   const results = await Promise.all(
     Array.from({ length: attempts }, async (_, i) => {
       const booked = await book(`user-${i}`);
@@ -79,9 +83,13 @@ export const lastSeat: Scenario = {
       const events = db.collection<EventDoc>(name);
       const succeeded = await concurrently(attempts, onDone, async (user) => {
         const event = await events.findOne({ _id: 'concert' });
-        if (event === null || event.sold >= event.capacity || event.registrations.includes(user)) return false;
+        if (event === null || event.sold >= event.capacity || event.registrations.includes(user))
+          return false;
         // Between the read above and this write, every other request read the same "1 seat left".
-        await events.updateOne({ _id: 'concert' }, { $inc: { sold: 1 }, $push: { registrations: user } });
+        await events.updateOne(
+          { _id: 'concert' },
+          { $inc: { sold: 1 }, $push: { registrations: user } },
+        );
         return true;
       });
       return eventResult(db, name, succeeded);

@@ -58,7 +58,10 @@ function validateStage(stage: unknown): void {
 /** Runs an aggregation pipeline over documents (which are not mutated). */
 export function runPipeline(docs: Document[], pipeline: Document[]): Document[] {
   if (!Array.isArray(pipeline)) {
-    throw new ServerError(ErrorCode.TypeMismatch, "'pipeline' option must be specified as an array");
+    throw new ServerError(
+      ErrorCode.TypeMismatch,
+      "'pipeline' option must be specified as an array",
+    );
   }
   pipeline.forEach(validateStage);
   try {

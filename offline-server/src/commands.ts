@@ -6,10 +6,16 @@
 import { type Document, ObjectId } from 'bson';
 import { runPipeline } from './aggregate.js';
 import type { CursorRegistry } from './cursors.js';
-import { ErrorCode, ServerError, isServerError } from './errors.js';
+import { ErrorCode, isServerError, ServerError } from './errors.js';
 import { indexKeys, matchesPartialFilter } from './index-keys.js';
 import { applyProjection, compareBySort, compileFilter } from './query.js';
-import { type Collection, type IndexSpec, type Storage, type WriteUnit, duplicateKey } from './storage.js';
+import {
+  type Collection,
+  duplicateKey,
+  type IndexSpec,
+  type Storage,
+  type WriteUnit,
+} from './storage.js';
 import { applyUpdate, upsertSeedDocument } from './update.js';
 import { getPath, valueKey } from './values.js';
 
@@ -65,7 +71,10 @@ function optionalNumber(command: Document, field: string): number | undefined {
   const value = command[field];
   if (value === undefined || value === null) return undefined;
   if (typeof value !== 'number') {
-    throw new ServerError(ErrorCode.TypeMismatch, `BSON field '${field}' is the wrong type, expected a number`);
+    throw new ServerError(
+      ErrorCode.TypeMismatch,
+      `BSON field '${field}' is the wrong type, expected a number`,
+    );
   }
   return value;
 }
@@ -73,7 +82,10 @@ function optionalNumber(command: Document, field: string): number | undefined {
 function requireArray(command: Document, field: string): Document[] {
   const value = command[field];
   if (!Array.isArray(value)) {
-    throw new ServerError(ErrorCode.FailedToParse, `BSON field '${field}' is missing or is not an array`);
+    throw new ServerError(
+      ErrorCode.FailedToParse,
+      `BSON field '${field}' is missing or is not an array`,
+    );
   }
   return value as Document[];
 }
@@ -97,7 +109,11 @@ function idEquality(filter: Document): string | undefined {
 }
 
 /** Documents matching `filter`, as `[idKey, doc]`, in natural order (or by `_id` lookup). */
-function matching(ctx: CommandContext, collection: Collection | undefined, filter: Document): [string, Document][] {
+function matching(
+  ctx: CommandContext,
+  collection: Collection | undefined,
+  filter: Document,
+): [string, Document][] {
   if (collection === undefined) return [];
   const matches = compileFilter(filter);
   const id = idEquality(filter);
@@ -198,13 +214,29 @@ interface UpdateResult {
 function updateStatement(
   ctx: CommandContext,
   collection: Collection,
-  statement: { q: Document; u: Document | Document[]; upsert: boolean; multi: boolean; arrayFilters?: Document[]; sort?: Document },
+  statement: {
+    q: Document;
+    u: Document | Document[];
+    upsert: boolean;
+    multi: boolean;
+    arrayFilters?: Document[];
+    sort?: Document;
+  },
 ): UpdateResult {
   const { q, u, upsert, multi } = statement;
-  const options = statement.arrayFilters === undefined ? { filter: q } : { filter: q, arrayFilters: statement.arrayFilters };
-  const isReplacement = !Array.isArray(u) && Object.keys(u).every((key) => !key.startsWith('$')) && Object.keys(u).length > 0;
+  const options =
+    statement.arrayFilters === undefined
+      ? { filter: q }
+      : { filter: q, arrayFilters: statement.arrayFilters };
+  const isReplacement =
+    !Array.isArray(u) &&
+    Object.keys(u).every((key) => !key.startsWith('$')) &&
+    Object.keys(u).length > 0;
   if (multi && isReplacement) {
-    throw new ServerError(ErrorCode.FailedToParse, 'multi update is not supported for replacement-style update');
+    throw new ServerError(
+      ErrorCode.FailedToParse,
+      'multi update is not supported for replacement-style update',
+    );
   }
   let targets = sorted(matching(ctx, collection, q), statement.sort);
   if (!multi) targets = targets.slice(0, 1);
@@ -222,7 +254,8 @@ function updateStatement(
   if (result.matched === 0 && upsert) {
     const seed = upsertSeedDocument(q);
     const { doc } = applyUpdate(seed, u, { ...options, isUpsertInsert: true });
-    if (Object.hasOwn(seed, '_id') && valueKey(seed._id) !== valueKey(doc._id)) ensureIdUnchanged(valueKey(seed._id), doc);
+    if (Object.hasOwn(seed, '_id') && valueKey(seed._id) !== valueKey(doc._id))
+      ensureIdUnchanged(valueKey(seed._id), doc);
     const inserted = withId(doc);
     validateId(inserted);
     ctx.unit.insert(collection, inserted);
@@ -242,7 +275,10 @@ function parseUpdateStatement(raw: Document): {
   const q = optionalDocument(raw, 'q') ?? {};
   const u = raw.u as unknown;
   if (u === null || typeof u !== 'object') {
-    throw new ServerError(ErrorCode.FailedToParse, "BSON field 'update.updates.u' is missing or is not an object or array");
+    throw new ServerError(
+      ErrorCode.FailedToParse,
+      "BSON field 'update.updates.u' is missing or is not an object or array",
+    );
   }
   const arrayFilters = raw.arrayFilters as Document[] | undefined;
   return {
@@ -294,7 +330,10 @@ const remove: Handler = (ctx) => {
       const q = optionalDocument(raw, 'q') ?? {};
       const limit = raw.limit;
       if (limit !== 0 && limit !== 1) {
-        throw new ServerError(ErrorCode.FailedToParse, 'The limit field in delete objects must be 0 or 1. Got ' + String(limit));
+        throw new ServerError(
+          ErrorCode.FailedToParse,
+          `The limit field in delete objects must be 0 or 1. Got ${String(limit)}`,
+        );
       }
       let targets = matching(ctx, collection, q);
       if (limit === 1) targets = targets.slice(0, 1);
@@ -319,13 +358,24 @@ const findAndModify: Handler = (ctx) => {
   const fields = optionalDocument(ctx.command, 'fields');
   const returnNew = ctx.command.new === true;
   const project = (doc: Document | null | undefined): Document | null =>
-    doc === null || doc === undefined ? null : fields === undefined ? doc : applyProjection(doc, fields);
+    doc === null || doc === undefined
+      ? null
+      : fields === undefined
+        ? doc
+        : applyProjection(doc, fields);
 
   if (ctx.command.remove === true) {
     if (ctx.command.update !== undefined) {
-      throw new ServerError(ErrorCode.FailedToParse, 'Cannot specify both an update and remove=true');
+      throw new ServerError(
+        ErrorCode.FailedToParse,
+        'Cannot specify both an update and remove=true',
+      );
     }
-    if (returnNew) throw new ServerError(ErrorCode.FailedToParse, 'Cannot specify both new=true and remove=true; \'remove\' always returns the deleted document');
+    if (returnNew)
+      throw new ServerError(
+        ErrorCode.FailedToParse,
+        "Cannot specify both new=true and remove=true; 'remove' always returns the deleted document",
+      );
     const target = sorted(matching(ctx, collection, query), sort)[0];
     if (target === undefined) return { lastErrorObject: { n: 0 }, value: null };
     ctx.unit.write(collection, target[0], target[1], null);
@@ -333,7 +383,10 @@ const findAndModify: Handler = (ctx) => {
   }
   const u = ctx.command.update as unknown;
   if (u === null || typeof u !== 'object') {
-    throw new ServerError(ErrorCode.FailedToParse, 'Either an update or remove=true must be specified');
+    throw new ServerError(
+      ErrorCode.FailedToParse,
+      'Either an update or remove=true must be specified',
+    );
   }
   const arrayFilters = ctx.command.arrayFilters as Document[] | undefined;
   const result = updateStatement(ctx, collection, {
@@ -344,9 +397,16 @@ const findAndModify: Handler = (ctx) => {
     ...(arrayFilters === undefined ? {} : { arrayFilters }),
     ...(sort === undefined ? {} : { sort }),
   });
-  const lastErrorObject: Document = { n: result.matched > 0 || result.upsertedId !== undefined ? 1 : 0, updatedExisting: result.matched > 0 };
+  const lastErrorObject: Document = {
+    n: result.matched > 0 || result.upsertedId !== undefined ? 1 : 0,
+    updatedExisting: result.matched > 0,
+  };
   if (result.upsertedId !== undefined) lastErrorObject.upserted = result.upsertedId;
-  const value = returnNew ? project(result.after) : result.upsertedId !== undefined ? null : project(result.before);
+  const value = returnNew
+    ? project(result.after)
+    : result.upsertedId !== undefined
+      ? null
+      : project(result.before);
   return { lastErrorObject, value };
 };
 
@@ -360,8 +420,10 @@ const find: Handler = (ctx) => {
   const limit = optionalNumber(ctx.command, 'limit');
   const batchSize = optionalNumber(ctx.command, 'batchSize');
   if (skip < 0) throw new ServerError(ErrorCode.BadValue, 'skip value must be non-negative');
-  if (limit !== undefined && limit < 0) throw new ServerError(ErrorCode.BadValue, 'limit value must be non-negative');
-  if (batchSize !== undefined && batchSize < 0) throw new ServerError(ErrorCode.BadValue, 'batchSize value must be non-negative');
+  if (limit !== undefined && limit < 0)
+    throw new ServerError(ErrorCode.BadValue, 'limit value must be non-negative');
+  if (batchSize !== undefined && batchSize < 0)
+    throw new ServerError(ErrorCode.BadValue, 'batchSize value must be non-negative');
   let docs = sorted(matching(ctx, collection, filter), sort).map(([, doc]) => doc);
   if (skip > 0) docs = docs.slice(skip);
   if (projection !== undefined) docs = docs.map((doc) => applyProjection(doc, projection));
@@ -375,7 +437,13 @@ const find: Handler = (ctx) => {
 
 const getMore: Handler = (ctx) => {
   const name = collectionName(ctx, 'collection');
-  return { cursor: ctx.cursors.getMore(ctx.command.getMore, `${ctx.db}.${name}`, optionalNumber(ctx.command, 'batchSize')) };
+  return {
+    cursor: ctx.cursors.getMore(
+      ctx.command.getMore,
+      `${ctx.db}.${name}`,
+      optionalNumber(ctx.command, 'batchSize'),
+    ),
+  };
 };
 
 const killCursors: Handler = (ctx) => {
@@ -388,7 +456,10 @@ const aggregate: Handler = (ctx) => {
   const pipeline = requireArray(ctx.command, 'pipeline');
   const cursorOptions = optionalDocument(ctx.command, 'cursor');
   if (cursorOptions === undefined && ctx.command.explain !== true) {
-    throw new ServerError(ErrorCode.FailedToParse, "The 'cursor' option is required, except for aggregate with the explain argument");
+    throw new ServerError(
+      ErrorCode.FailedToParse,
+      "The 'cursor' option is required, except for aggregate with the explain argument",
+    );
   }
   let source: Document[] = [];
   let ns = `${ctx.db}.$cmd.aggregate`;
@@ -400,7 +471,8 @@ const aggregate: Handler = (ctx) => {
     throw new ServerError(ErrorCode.FailedToParse, "BSON field 'aggregate' must be a string or 1");
   }
   const docs = runPipeline(source, pipeline);
-  const batchSize = cursorOptions === undefined ? undefined : optionalNumber(cursorOptions, 'batchSize');
+  const batchSize =
+    cursorOptions === undefined ? undefined : optionalNumber(cursorOptions, 'batchSize');
   return { cursor: ctx.cursors.open(ns, docs, { batchSize }) };
 };
 
@@ -417,7 +489,11 @@ const count: Handler = (ctx) => {
 const distinct: Handler = (ctx) => {
   const collection = ctx.storage.collection(ctx.db, collectionName(ctx, 'distinct'));
   const key = ctx.command.key;
-  if (typeof key !== 'string') throw new ServerError(ErrorCode.TypeMismatch, "BSON field 'distinct.key' is missing or is not a string");
+  if (typeof key !== 'string')
+    throw new ServerError(
+      ErrorCode.TypeMismatch,
+      "BSON field 'distinct.key' is missing or is not a string",
+    );
   const query = optionalDocument(ctx.command, 'query') ?? {};
   const seen = new Map<string, unknown>();
   const add = (value: unknown): void => {
@@ -447,10 +523,43 @@ function collectionInfo(collection: Collection): Document {
   };
 }
 
+/** Command fields that are not collection options. */
+const GENERIC_FIELDS = new Set([
+  'create',
+  '$db',
+  'lsid',
+  'txnNumber',
+  'autocommit',
+  'startTransaction',
+  'writeConcern',
+  'readConcern',
+  'comment',
+  'maxTimeMS',
+  '$readPreference',
+  '$clusterTime',
+  'apiVersion',
+  'apiStrict',
+  'apiDeprecationErrors',
+]);
+
 const create: Handler = (ctx) => {
   const name = collectionName(ctx, 'create');
+  const options = Object.keys(ctx.command).filter((field) => !GENERIC_FIELDS.has(field));
   if (ctx.storage.collection(ctx.db, name) !== undefined) {
-    throw new ServerError(ErrorCode.NamespaceExists, `Collection ${ctx.db}.${name} already exists.`);
+    // Since SERVER-60064 (MongoDB 7.0) creating an existing collection with identical options
+    // succeeds; different options answer NamespaceExists. Collections here have no options.
+    if (options.length === 0) return {};
+    throw new ServerError(
+      ErrorCode.NamespaceExists,
+      `Collection ${ctx.db}.${name} already exists with different options`,
+    );
+  }
+  if (options.length > 0) {
+    // Capped collections, validators, views, time series…: not imitated, so refused loudly.
+    throw new ServerError(
+      ErrorCode.InvalidOptions,
+      `the offline test server does not implement collection option(s): ${options.join(', ')}`,
+    );
   }
   ctx.storage.ensureCollection(ctx.db, name);
   return {};
@@ -481,12 +590,17 @@ const listCollections: Handler = (ctx) => {
     .filter(matches)
     .map((doc) => (nameOnly ? { name: doc.name, type: doc.type } : doc));
   const cursorOptions = optionalDocument(ctx.command, 'cursor');
-  const batchSize = cursorOptions === undefined ? undefined : optionalNumber(cursorOptions, 'batchSize');
+  const batchSize =
+    cursorOptions === undefined ? undefined : optionalNumber(cursorOptions, 'batchSize');
   return { cursor: ctx.cursors.open(`${ctx.db}.$cmd.listCollections`, docs, { batchSize }) };
 };
 
 const listDatabases: Handler = (ctx) => {
-  const databases = [...ctx.storage.databases.keys()].map((name) => ({ name, sizeOnDisk: 0, empty: false }));
+  const databases = [...ctx.storage.databases.keys()].map((name) => ({
+    name,
+    sizeOnDisk: 0,
+    empty: false,
+  }));
   const nameOnly = ctx.command.nameOnly === true;
   return {
     databases: nameOnly ? databases.map(({ name }) => ({ name })) : databases,
@@ -501,24 +615,43 @@ function defaultIndexName(key: Document): string {
     .join('_');
 }
 
-const INDEX_OPTIONS = ['unique', 'sparse', 'partialFilterExpression', 'expireAfterSeconds'] as const;
+const INDEX_OPTIONS = [
+  'unique',
+  'sparse',
+  'partialFilterExpression',
+  'expireAfterSeconds',
+] as const;
 
 function sameIndexOptions(a: IndexSpec, b: IndexSpec): boolean {
-  return INDEX_OPTIONS.every((option) => valueKey(a[option] ?? null) === valueKey(b[option] ?? null));
+  return INDEX_OPTIONS.every(
+    (option) => valueKey(a[option] ?? null) === valueKey(b[option] ?? null),
+  );
 }
 
 function parseIndexSpec(raw: Document): IndexSpec {
   const key = raw.key;
-  if (key === null || typeof key !== 'object' || Array.isArray(key) || Object.keys(key).length === 0) {
+  if (
+    key === null ||
+    typeof key !== 'object' ||
+    Array.isArray(key) ||
+    Object.keys(key).length === 0
+  ) {
     throw new ServerError(ErrorCode.CannotCreateIndex, 'Index keys cannot be an empty field');
   }
   for (const [field, direction] of Object.entries(key as Document)) {
     if (direction !== 1 && direction !== -1 && typeof direction !== 'string') {
-      throw new ServerError(ErrorCode.CannotCreateIndex, `Values in the index key pattern must be 1, -1 or a string; got ${String(direction)} for ${field}`);
+      throw new ServerError(
+        ErrorCode.CannotCreateIndex,
+        `Values in the index key pattern must be 1, -1 or a string; got ${String(direction)} for ${field}`,
+      );
     }
   }
   const name = typeof raw.name === 'string' ? raw.name : defaultIndexName(key as Document);
-  const spec: { -readonly [K in keyof IndexSpec]: IndexSpec[K] } = { v: 2, key: key as Document, name };
+  const spec: { -readonly [K in keyof IndexSpec]: IndexSpec[K] } = {
+    v: 2,
+    key: key as Document,
+    name,
+  };
   if (raw.unique === true) spec.unique = true;
   if (raw.sparse === true) spec.sparse = true;
   if (raw.partialFilterExpression !== undefined) {
@@ -531,7 +664,10 @@ function parseIndexSpec(raw: Document): IndexSpec {
   }
   if (raw.expireAfterSeconds !== undefined) {
     if (typeof raw.expireAfterSeconds !== 'number' || raw.expireAfterSeconds < 0) {
-      throw new ServerError(ErrorCode.CannotCreateIndex, 'TTL index \'expireAfterSeconds\' option must be a non-negative number');
+      throw new ServerError(
+        ErrorCode.CannotCreateIndex,
+        "TTL index 'expireAfterSeconds' option must be a non-negative number",
+      );
     }
     spec.expireAfterSeconds = raw.expireAfterSeconds;
   }
@@ -556,12 +692,18 @@ const createIndexes: Handler = (ctx) => {
         );
       }
       if (!sameIndexOptions(sameName, spec)) {
-        throw new ServerError(ErrorCode.IndexOptionsConflict, `An equivalent index already exists with the same name but different options. Requested index: ${JSON.stringify(spec)}, existing index: ${JSON.stringify(sameName)}`);
+        throw new ServerError(
+          ErrorCode.IndexOptionsConflict,
+          `An equivalent index already exists with the same name but different options. Requested index: ${JSON.stringify(spec)}, existing index: ${JSON.stringify(sameName)}`,
+        );
       }
       continue;
     }
     if (sameKey !== undefined && sameIndexOptions(sameKey, spec)) {
-      throw new ServerError(ErrorCode.IndexOptionsConflict, `Index already exists with a different name: ${sameKey.name}`);
+      throw new ServerError(
+        ErrorCode.IndexOptionsConflict,
+        `Index already exists with a different name: ${sameKey.name}`,
+      );
     }
     toAdd.push(spec);
   }
@@ -582,12 +724,20 @@ const createIndexes: Handler = (ctx) => {
 function checkUniqueBuild(ctx: CommandContext, collection: Collection, spec: IndexSpec): void {
   const seen = new Set<string>();
   for (const [, doc] of ctx.unit.scan(collection)) {
-    if (spec.partialFilterExpression !== undefined && !matchesPartialFilter(doc, spec.partialFilterExpression)) continue;
+    if (
+      spec.partialFilterExpression !== undefined &&
+      !matchesPartialFilter(doc, spec.partialFilterExpression)
+    )
+      continue;
     const keys = new Set(indexKeys(doc, spec.key));
     for (const key of keys) {
       if (seen.has(key)) {
         const error = duplicateKey(collection, spec, doc);
-        throw new ServerError(ErrorCode.DuplicateKey, `Index build failed: ${collection.uuid.toHexString()}: Collection ${collection.ns} ( ${collection.uuid.toHexString()} ) :: caused by :: ${error.message}`, error.extra);
+        throw new ServerError(
+          ErrorCode.DuplicateKey,
+          `Index build failed: ${collection.uuid.toHexString()}: Collection ${collection.ns} ( ${collection.uuid.toHexString()} ) :: caused by :: ${error.message}`,
+          error.extra,
+        );
       }
     }
     for (const key of keys) seen.add(key);
@@ -601,8 +751,15 @@ const listIndexes: Handler = (ctx) => {
     throw new ServerError(ErrorCode.NamespaceNotFound, `ns does not exist: ${ctx.db}.${name}`);
   }
   const cursorOptions = optionalDocument(ctx.command, 'cursor');
-  const batchSize = cursorOptions === undefined ? undefined : optionalNumber(cursorOptions, 'batchSize');
-  return { cursor: ctx.cursors.open(`${ctx.db}.$cmd.listIndexes.${name}`, collection.indexes.map((index) => ({ ...index })), { batchSize }) };
+  const batchSize =
+    cursorOptions === undefined ? undefined : optionalNumber(cursorOptions, 'batchSize');
+  return {
+    cursor: ctx.cursors.open(
+      `${ctx.db}.$cmd.listIndexes.${name}`,
+      collection.indexes.map((index) => ({ ...index })),
+      { batchSize },
+    ),
+  };
 };
 
 const dropIndexes: Handler = (ctx) => {
@@ -615,7 +772,9 @@ const dropIndexes: Handler = (ctx) => {
   const target = ctx.command.index;
   const names: string[] = [];
   if (target === '*') {
-    names.push(...collection.indexes.filter((index) => index.name !== '_id_').map((index) => index.name));
+    names.push(
+      ...collection.indexes.filter((index) => index.name !== '_id_').map((index) => index.name),
+    );
   } else if (typeof target === 'string') {
     names.push(target);
   } else if (Array.isArray(target)) {
@@ -623,12 +782,16 @@ const dropIndexes: Handler = (ctx) => {
   } else if (target !== null && typeof target === 'object') {
     const byKey = collection.indexes.find((index) => valueKey(index.key) === valueKey(target));
     if (byKey === undefined) {
-      throw new ServerError(ErrorCode.IndexNotFound, `can't find index with key: ${JSON.stringify(target)}`);
+      throw new ServerError(
+        ErrorCode.IndexNotFound,
+        `can't find index with key: ${JSON.stringify(target)}`,
+      );
     }
     names.push(byKey.name);
   }
   for (const indexName of names) {
-    if (indexName === '_id_') throw new ServerError(ErrorCode.InvalidOptions, 'cannot drop _id index');
+    if (indexName === '_id_')
+      throw new ServerError(ErrorCode.InvalidOptions, 'cannot drop _id index');
     if (!collection.indexes.some((index) => index.name === indexName)) {
       throw new ServerError(ErrorCode.IndexNotFound, `index not found with name [${indexName}]`);
     }
@@ -671,9 +834,15 @@ export function expireTtlDocuments(storage: Storage, unit: WriteUnit, now: Date)
         const cutoff = now.getTime() - index.expireAfterSeconds * 1000;
         for (const [id, doc] of unit.scan(collection)) {
           const value = getPath(doc, field);
-          const dates = (Array.isArray(value) ? value : [value]).filter((v): v is Date => v instanceof Date);
+          const dates = (Array.isArray(value) ? value : [value]).filter(
+            (v): v is Date => v instanceof Date,
+          );
           if (dates.length === 0 || Math.min(...dates.map((d) => d.getTime())) > cutoff) continue;
-          if (index.partialFilterExpression !== undefined && !matchesPartialFilter(doc, index.partialFilterExpression)) continue;
+          if (
+            index.partialFilterExpression !== undefined &&
+            !matchesPartialFilter(doc, index.partialFilterExpression)
+          )
+            continue;
           unit.write(collection, id, doc, null);
           removed += 1;
         }

@@ -45,9 +45,14 @@ export class CursorRegistry {
   open(
     ns: string,
     docs: Document[],
-    options: { batchSize?: number | undefined; limit?: number | undefined; singleBatch?: boolean | undefined } = {},
+    options: {
+      batchSize?: number | undefined;
+      limit?: number | undefined;
+      singleBatch?: boolean | undefined;
+    } = {},
   ): Document {
-    const limit = options.limit !== undefined && options.limit > 0 ? options.limit : Number.POSITIVE_INFINITY;
+    const limit =
+      options.limit !== undefined && options.limit > 0 ? options.limit : Number.POSITIVE_INFINITY;
     const cursor: OpenCursor = { ns, docs, position: 0, remaining: limit };
     const batchSize = options.batchSize === undefined ? DEFAULT_FIRST_BATCH : options.batchSize;
     // batchSize 0 asks for an open cursor with an empty first batch.
@@ -66,7 +71,10 @@ export class CursorRegistry {
     if (cursor === undefined || cursor.ns !== ns) {
       throw new ServerError(ErrorCode.CursorNotFound, `cursor id ${id.toString()} not found`);
     }
-    const nextBatch = this.take(cursor, batchSize !== undefined && batchSize > 0 ? batchSize : undefined);
+    const nextBatch = this.take(
+      cursor,
+      batchSize !== undefined && batchSize > 0 ? batchSize : undefined,
+    );
     if (this.exhausted(cursor)) {
       this.cursors.delete(id.toString());
       return { nextBatch, id: Long.ZERO, ns };

@@ -14,7 +14,11 @@ export interface Fault {
   readonly writeConcernError?: Document;
 }
 
-type Mode = { kind: 'off' } | { kind: 'alwaysOn' } | { kind: 'times'; left: number } | { kind: 'skip'; left: number };
+type Mode =
+  | { kind: 'off' }
+  | { kind: 'alwaysOn' }
+  | { kind: 'times'; left: number }
+  | { kind: 'skip'; left: number };
 
 export class FailPoint {
   private mode: Mode = { kind: 'off' };
@@ -25,18 +29,32 @@ export class FailPoint {
 
   configure(command: Document): Document {
     if (command.configureFailPoint !== 'failCommand') {
-      throw new ServerError(ErrorCode.BadValue, `Cannot find fail point ${String(command.configureFailPoint)} (only 'failCommand' is implemented by the offline server)`);
+      throw new ServerError(
+        ErrorCode.BadValue,
+        `Cannot find fail point ${String(command.configureFailPoint)} (only 'failCommand' is implemented by the offline server)`,
+      );
     }
     const mode = command.mode as unknown;
     let next: Mode;
     if (mode === 'off') next = { kind: 'off' };
     else if (mode === 'alwaysOn') next = { kind: 'alwaysOn' };
-    else if (typeof mode === 'object' && mode !== null && typeof (mode as Document).times === 'number') {
+    else if (
+      typeof mode === 'object' &&
+      mode !== null &&
+      typeof (mode as Document).times === 'number'
+    ) {
       next = { kind: 'times', left: (mode as Document).times as number };
-    } else if (typeof mode === 'object' && mode !== null && typeof (mode as Document).skip === 'number') {
+    } else if (
+      typeof mode === 'object' &&
+      mode !== null &&
+      typeof (mode as Document).skip === 'number'
+    ) {
       next = { kind: 'skip', left: (mode as Document).skip as number };
     } else {
-      throw new ServerError(ErrorCode.BadValue, 'mode must be "off", "alwaysOn", { times: n } or { skip: n }');
+      throw new ServerError(
+        ErrorCode.BadValue,
+        'mode must be "off", "alwaysOn", { times: n } or { skip: n }',
+      );
     }
     const data = (command.data as Document | undefined) ?? {};
     if (next.kind !== 'off' && !Array.isArray(data.failCommands)) {
@@ -54,7 +72,8 @@ export class FailPoint {
     }
     if (typeof data.errorCode === 'number') fault.errorCode = data.errorCode;
     if (Array.isArray(data.errorLabels)) fault.errorLabels = data.errorLabels as string[];
-    if (data.writeConcernError !== undefined) fault.writeConcernError = data.writeConcernError as Document;
+    if (data.writeConcernError !== undefined)
+      fault.writeConcernError = data.writeConcernError as Document;
     this.fault = fault;
     this.timesEntered = 0;
     return { count: previous };

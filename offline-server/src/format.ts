@@ -13,7 +13,8 @@ export function formatValue(value: unknown): string {
   if (value instanceof Long) return value.toString();
   if (value instanceof Decimal128) return `Decimal128("${value.toString()}")`;
   if (value instanceof Timestamp) return `Timestamp(${value.high}, ${value.low})`;
-  if (value instanceof Binary) return `BinData(${value.sub_type}, ${Buffer.from(value.buffer).toString('hex').toUpperCase()})`;
+  if (value instanceof Binary)
+    return `BinData(${value.sub_type}, ${Buffer.from(value.buffer).toString('hex').toUpperCase()})`;
   if (Array.isArray(value)) return `[ ${value.map(formatValue).join(', ')} ]`;
   if (typeof value === 'object') return formatKeyValue(value as Document);
   return String(value);

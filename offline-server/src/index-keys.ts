@@ -10,7 +10,13 @@
 import type { Document } from 'bson';
 import { ServerError } from './errors.js';
 import { compileFilter } from './query.js';
-import { EMPTY_ARRAY_SORT_KEY, isArrayIndex, isPlainObject, splitPath, valueKey } from './values.js';
+import {
+  EMPTY_ARRAY_SORT_KEY,
+  isArrayIndex,
+  isPlainObject,
+  splitPath,
+  valueKey,
+} from './values.js';
 
 /** mongod's CannotIndexParallelArrays. */
 const CANNOT_INDEX_PARALLEL_ARRAYS = 171;
@@ -36,7 +42,8 @@ function fieldKeys(doc: Document, path: string): FieldKeys {
       if (value.length === 0) return [null];
       return value.flatMap((element) => (isPlainObject(element) ? walk(element, i) : [null]));
     }
-    if (isPlainObject(value)) return walk(Object.hasOwn(value, part) ? value[part] : undefined, i + 1);
+    if (isPlainObject(value))
+      return walk(Object.hasOwn(value, part) ? value[part] : undefined, i + 1);
     return [null];
   };
   return { values: walk(doc, 0), multikey };

@@ -55,7 +55,8 @@ export function errorLabels(code: number | undefined, context: ErrorContext): st
   const retryable =
     (context.isRetryableWrite || commitOrAbort) &&
     ((code !== undefined && RETRYABLE_CODES.has(code)) || context.hasWriteConcernError);
-  if (retryable && !labels.includes('TransientTransactionError')) labels.push('RetryableWriteError');
+  if (retryable && !labels.includes('TransientTransactionError'))
+    labels.push('RetryableWriteError');
 
   if (context.commandName === 'commitTransaction') {
     const unknownResult =

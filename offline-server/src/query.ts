@@ -12,7 +12,7 @@
  */
 import type { Document } from 'bson';
 import { Context, evalExpr } from 'mingo/core';
-import { Lazy, type Iterator } from 'mingo/lazy';
+import { type Iterator, Lazy } from 'mingo/lazy';
 import * as accumulatorOperators from 'mingo/operators/accumulator';
 import * as expressionOperators from 'mingo/operators/expression';
 import * as pipelineOperators from 'mingo/operators/pipeline';
@@ -22,6 +22,7 @@ import * as windowOperators from 'mingo/operators/window';
 import type { Options } from 'mingo/types';
 import { ErrorCode, ServerError } from './errors.js';
 import {
+  addNumbers,
   bsonTypeName,
   canonicalRank,
   compareValues,
@@ -30,6 +31,7 @@ import {
   isArrayIndex,
   isNumeric,
   isPlainObject,
+  multiplyNumbers,
   splitPath,
   toDouble,
   valueKey,
@@ -78,12 +80,13 @@ function badValue(message: string): ServerError {
 
 function isOperatorObject(value: unknown): value is Document {
   if (!isPlainObject(value)) return false;
-  const first = Object.keys(value)[0];
-  return first !== undefined && first.startsWith('$');
+  return (Object.keys(value)[0] ?? '').startsWith('$');
 }
 
 function isRegex(value: unknown): boolean {
-  return value instanceof RegExp || (value as { _bsontype?: string } | null)?._bsontype === 'BSONRegExp';
+  return (
+    value instanceof RegExp || (value as { _bsontype?: string } | null)?._bsontype === 'BSONRegExp'
+  );
 }
 
 function compileDocument(filter: Document): Matcher {
@@ -179,7 +182,8 @@ function traverse(
     }
     for (let k = 0; k < value.length; k++) {
       const element = value[k];
-      if (isPlainObject(element) && traverse(element, path, i, index ?? k, expandLeaf, visit)) return true;
+      if (isPlainObject(element) && traverse(element, path, i, index ?? k, expandLeaf, visit))
+        return true;
     }
     return false;
   }
@@ -274,7 +278,9 @@ const TYPE_ALIASES: Record<string, number> = {
   minKey: -1,
   maxKey: 127,
 };
-const TYPE_NAMES_BY_CODE = new Map(Object.entries(TYPE_ALIASES).map(([name, code]) => [code, name]));
+const TYPE_NAMES_BY_CODE = new Map(
+  Object.entries(TYPE_ALIASES).map(([name, code]) => [code, name]),
+);
 
 function typeTest(spec: unknown): ValueTest {
   const names = (Array.isArray(spec) ? spec : [spec]).map((t): string => {
@@ -386,8 +392,10 @@ function compileOperator(
     case '$size': {
       if (!isNumeric(arg)) throw badValue('$size needs a number');
       const n = toDouble(arg);
-      if (!Number.isInteger(n)) throw badValue(`Failed to parse $size. Expected an integer, but found ${n}`);
-      if (n < 0) throw badValue(`Failed to parse $size. Expected a non-negative number in: $size: ${n}`);
+      if (!Number.isInteger(n))
+        throw badValue(`Failed to parse $size. Expected an integer, but found ${n}`);
+      if (n < 0)
+        throw badValue(`Failed to parse $size. Expected a non-negative number in: $size: ${n}`);
       return pathMatcher(path, (v) => Array.isArray(v) && v.length === n, false);
     }
     case '$all': {
@@ -399,7 +407,10 @@ function compileOperator(
             return compileOperators(path, item);
           }
           if (isOperatorObject(item)) throw badValue('no $ expressions in $all');
-          return pathMatcher(path, isRegex(item) ? regexTest(toRegExp(item, undefined)) : equalityTest(item));
+          return pathMatcher(
+            path,
+            isRegex(item) ? regexTest(toRegExp(item, undefined)) : equalityTest(item),
+          );
         }),
       );
     }
@@ -420,7 +431,8 @@ function compileOperator(
       if (!Array.isArray(arg)) throw badValue('malformed mod, needs to be an array');
       if (arg.length < 2) throw badValue('malformed mod, not enough elements');
       if (arg.length > 2) throw badValue('malformed mod, too many elements');
-      if (!isNumeric(arg[0]) || !isNumeric(arg[1])) throw badValue('malformed mod, divisor and remainder must be numbers');
+      if (!isNumeric(arg[0]) || !isNumeric(arg[1]))
+        throw badValue('malformed mod, divisor and remainder must be numbers');
       const divisor = Math.trunc(toDouble(arg[0]));
       const remainder = Math.trunc(toDouble(arg[1]));
       if (divisor === 0) throw badValue('divisor cannot be 0');
@@ -454,9 +466,9 @@ function compileOperator(
  */
 function elemMatchMatcher(path: readonly string[], spec: unknown): Matcher {
   if (!isPlainObject(spec)) throw badValue('$elemMatch needs an Object');
-  const first = Object.keys(spec)[0];
+  const first = Object.keys(spec)[0] ?? '';
   const valueMode =
-    first !== undefined && first.startsWith('$') && !['$and', '$or', '$nor', '$expr', '$where'].includes(first);
+    first.startsWith('$') && !['$and', '$or', '$nor', '$expr', '$where'].includes(first);
   const inner: ValueTest = valueMode
     ? (() => {
         const m = compileOperatorsOnValue(spec);
@@ -464,7 +476,8 @@ function elemMatchMatcher(path: readonly string[], spec: unknown): Matcher {
       })()
     : (() => {
         const m = compileDocument(spec);
-        return (element) => (isPlainObject(element) || Array.isArray(element)) && m(element, undefined);
+        return (element) =>
+          (isPlainObject(element) || Array.isArray(element)) && m(element, undefined);
       })();
   return (doc, details) =>
     traverse(doc, path, 0, undefined, false, (value, index) => {
@@ -496,7 +509,10 @@ type ExprFn = (obj: Document, expr: unknown, options: Options) => unknown;
 
 function twoArgs(name: string, obj: Document, expr: unknown, options: Options): [unknown, unknown] {
   if (!Array.isArray(expr) || expr.length !== 2) {
-    throw new ServerError(16020, `Expression ${name} takes exactly 2 arguments. ${Array.isArray(expr) ? expr.length : 1} were passed in.`);
+    throw new ServerError(
+      16020,
+      `Expression ${name} takes exactly 2 arguments. ${Array.isArray(expr) ? expr.length : 1} were passed in.`,
+    );
   }
   const [a, b] = evalExpr(obj, expr, options) as [unknown, unknown];
   return [a, b];
@@ -510,7 +526,28 @@ function comparisonExpr(name: string, accept: (c: number) => boolean): ExprFn {
   };
 }
 
+/**
+ * `$add`/`$multiply`/`$subtract` over numbers keep BSON numeric types (Long, Decimal128,
+ * int32 overflow); dates and errors are left to mingo's implementation.
+ */
+function arithmeticExpr(name: '$add' | '$multiply' | '$subtract'): ExprFn {
+  const fallback = (expressionOperators as unknown as Record<string, ExprFn>)[name] as ExprFn;
+  return (obj, expr, options) => {
+    const args = evalExpr(obj, expr, options);
+    if (!Array.isArray(args) || !args.every(isNumeric)) return fallback(obj, expr, options);
+    if (name === '$subtract') {
+      if (args.length !== 2) return fallback(obj, expr, options);
+      return addNumbers(args[0], multiplyNumbers(args[1], -1));
+    }
+    const combine = name === '$add' ? addNumbers : multiplyNumbers;
+    return args.reduce((acc: unknown, v) => combine(acc, v), name === '$add' ? 0 : 1);
+  };
+}
+
 const EXPRESSION_OVERRIDES: Record<string, ExprFn> = {
+  $add: arithmeticExpr('$add'),
+  $multiply: arithmeticExpr('$multiply'),
+  $subtract: arithmeticExpr('$subtract'),
   $eq: comparisonExpr('$eq', (c) => c === 0),
   $ne: comparisonExpr('$ne', (c) => c !== 0),
   $gt: comparisonExpr('$gt', (c) => c > 0),
@@ -521,7 +558,10 @@ const EXPRESSION_OVERRIDES: Record<string, ExprFn> = {
   $in: (obj, expr, options) => {
     const [item, list] = twoArgs('$in', obj, expr, options);
     if (!Array.isArray(list)) {
-      throw new ServerError(40081, `$in requires an array as a second argument, found: ${bsonTypeName(list)}`);
+      throw new ServerError(
+        40081,
+        `$in requires an array as a second argument, found: ${bsonTypeName(list)}`,
+      );
     }
     return list.some((v) => valuesEqual(v, item));
   },
@@ -533,8 +573,8 @@ type AccumulatorFn = (collection: Document[], expr: unknown, options: Options) =
 function extremeAccumulator(sign: 1 | -1): AccumulatorFn {
   return (collection, expr, options) => {
     let best: unknown = null;
-    for (const doc of collection) {
-      const v = evalExpr(doc, expr, options);
+    // mingo's $push evaluates `expr` per item with the item as $$ROOT (or passes values through).
+    for (const v of accumulatorOperators.$push(collection, expr, options) as unknown[]) {
       if (v === null || v === undefined) continue;
       if (best === null || sign * compareValues(v, best) > 0) best = v;
     }
@@ -543,6 +583,11 @@ function extremeAccumulator(sign: 1 | -1): AccumulatorFn {
 }
 
 const ACCUMULATOR_OVERRIDES: Record<string, AccumulatorFn> = {
+  // $sum ignores non-numeric values and keeps BSON numeric types.
+  $sum: (collection, expr, options) =>
+    (accumulatorOperators.$push(collection, expr, options) as unknown[])
+      .filter(isNumeric)
+      .reduce((acc: unknown, v) => addNumbers(acc, v), 0),
   $min: extremeAccumulator(-1),
   $max: extremeAccumulator(1),
 };
@@ -551,12 +596,14 @@ type PipelineFn = (collection: Iterator, expr: unknown, options: Options) => Ite
 
 const PIPELINE_OVERRIDES: Record<string, PipelineFn> = {
   $match: (collection, expr) => {
-    if (!isPlainObject(expr)) throw new ServerError(15959, 'the match filter must be an expression in an object');
+    if (!isPlainObject(expr))
+      throw new ServerError(15959, 'the match filter must be an expression in an object');
     const test = compileFilter(expr);
     return collection.filter((doc: Document) => test(doc));
   },
   $sort: (collection, expr) => {
-    if (!isPlainObject(expr)) throw new ServerError(15973, 'the $sort key specification must be an object');
+    if (!isPlainObject(expr))
+      throw new ServerError(15973, 'the $sort key specification must be an object');
     const cmp = compareBySort(expr);
     return Lazy((collection.collect() as Document[]).slice().sort(cmp));
   },
@@ -647,7 +694,10 @@ export function compareBySort(sort: Document): (a: Document, b: Document) => num
     }
     const n = isNumeric(dir) ? toDouble(dir) : Number.NaN;
     if (n !== 1 && n !== -1) {
-      throw new ServerError(15975, '$sort key ordering must be 1 (for ascending) or -1 (for descending)');
+      throw new ServerError(
+        15975,
+        '$sort key ordering must be 1 (for ascending) or -1 (for descending)',
+      );
     }
     return [splitPath(field), n];
   });
@@ -751,7 +801,10 @@ function parseProjection(projection: Document): ParsedProjection {
       } else if (existing instanceof Map) {
         node = existing;
       } else if (existing) {
-        throw new ServerError(31249, `Path collision at ${path} remaining portion ${parts.slice(i + 1).join('.')}`);
+        throw new ServerError(
+          31249,
+          `Path collision at ${path} remaining portion ${parts.slice(i + 1).join('.')}`,
+        );
       } else {
         const child: ProjectionNode = new Map();
         node.set(part, child);
@@ -818,7 +871,11 @@ function applySlice(value: unknown, leaf: { skip: number | undefined; limit: num
  * inclusion or exclusion (never both, except `_id: 0`), dotted and nested paths, `$slice`,
  * `$elemMatch`, positional `a.$` (given the query `filter`) and aggregation expressions.
  */
-export function applyProjection(doc: Document, projection: Document | undefined, filter?: Document): Document {
+export function applyProjection(
+  doc: Document,
+  projection: Document | undefined,
+  filter?: Document,
+): Document {
   if (!projection || Object.keys(projection).length === 0) return doc;
   const parsed = parseProjection(projection);
   const positional = filter ? compileFilter(filter).positionalIndex(doc) : undefined;
@@ -840,7 +897,12 @@ function projectNode(
   const out: Document = {};
   if (!inclusion) Object.assign(out, value);
   // Inclusion keeps the document's field order; computed fields not in the document come last.
-  const keys = inclusion ? [...Object.keys(value).filter((k) => node.has(k)), ...[...node.keys()].filter((k) => !(k in value))] : [...node.keys()];
+  const keys = inclusion
+    ? [
+        ...Object.keys(value).filter((k) => node.has(k)),
+        ...[...node.keys()].filter((k) => !(k in value)),
+      ]
+    : [...node.keys()];
   for (const key of keys) {
     const spec = node.get(key) as ProjectionNode | ProjectionLeaf;
     const current = value[key];
@@ -869,7 +931,9 @@ function projectNode(
       case 'positional': {
         if (!Array.isArray(current)) break;
         if (positional === undefined || positional >= current.length) {
-          throw badValue('Executor error during find command :: caused by :: positional operator \'.$\' couldn\'t find a matching element in the array');
+          throw badValue(
+            "Executor error during find command :: caused by :: positional operator '.$' couldn't find a matching element in the array",
+          );
         }
         out[key] = [current[positional]];
         break;
@@ -902,8 +966,12 @@ function projectSub(
   if (isPlainObject(value)) return projectNode(root, value, node, inclusion, positional);
   if (value === undefined) {
     // Computed sub-fields still create the parent in an inclusion projection.
-    const hasExpression = [...node.values()].some((s) => !(s instanceof Map) && s.kind === 'expression');
-    return inclusion && hasExpression ? projectNode(root, {}, node, inclusion, positional) : undefined;
+    const hasExpression = [...node.values()].some(
+      (s) => !(s instanceof Map) && s.kind === 'expression',
+    );
+    return inclusion && hasExpression
+      ? projectNode(root, {}, node, inclusion, positional)
+      : undefined;
   }
   return inclusion ? undefined : value;
 }

@@ -3,15 +3,15 @@
  * sees it. Commands run one at a time, each atomically (handlers are synchronous); the only
  * waits are fail point blocks and plain writes queued behind an open transaction.
  */
-import { type Socket, createServer } from 'node:net';
+import { createServer, type Socket } from 'node:net';
 import { type Document, ObjectId } from 'bson';
-import { HANDLERS, NOT_IN_TRANSACTION, expireTtlDocuments } from './commands.js';
+import { expireTtlDocuments, HANDLERS, NOT_IN_TRANSACTION } from './commands.js';
 import { CursorRegistry } from './cursors.js';
-import { ErrorCode, ServerError, codeName, isServerError } from './errors.js';
+import { codeName, ErrorCode, isServerError, ServerError } from './errors.js';
 import { FailPoint } from './failpoint.js';
 import { type ErrorContext, errorLabels } from './labels.js';
 import { Blocked, Storage, Transaction, WriteUnit } from './storage.js';
-import { FrameReader, type Request, encodeReply, parseFrame } from './wire.js';
+import { encodeReply, FrameReader, parseFrame, type Request } from './wire.js';
 
 export interface OfflineServerOptions {
   /** Interface to listen on. @default '127.0.0.1' */
@@ -55,7 +55,9 @@ const PARAMETER_DEFAULTS = {
 type ParameterName = keyof typeof PARAMETER_DEFAULTS;
 
 function sessionKey(lsid: unknown): string | undefined {
-  const id = (lsid as { id?: { toString(encoding: string): string; buffer?: Uint8Array } } | undefined)?.id;
+  const id = (
+    lsid as { id?: { toString(encoding: string): string; buffer?: Uint8Array } } | undefined
+  )?.id;
   if (id === undefined || id === null) return undefined;
   if (id.buffer instanceof Uint8Array) return Buffer.from(id.buffer).toString('hex');
   return String(id);
@@ -87,13 +89,15 @@ class Dispatcher {
 
   stop(): void {
     for (const timer of this.timers) clearInterval(timer);
-    for (const txn of [...this.storage.activeTransactions]) this.storage.abort(txn, 'server shut down');
+    for (const txn of [...this.storage.activeTransactions])
+      this.storage.abort(txn, 'server shut down');
   }
 
   private housekeeping(): void {
     const now = Date.now();
     for (const txn of [...this.storage.activeTransactions]) {
-      if (now >= txn.expiresAt) this.storage.abort(txn, 'it exceeded the transaction lifetime limit');
+      if (now >= txn.expiresAt)
+        this.storage.abort(txn, 'it exceeded the transaction lifetime limit');
     }
     if (now - this.lastTtlRun >= this.parameters.ttlMonitorSleepSecs * 1000) {
       this.lastTtlRun = now;
@@ -139,7 +143,9 @@ class Dispatcher {
     const command = request.command;
     const name = Object.keys(command)[0] ?? '';
     const db =
-      typeof command.$db === 'string' ? command.$db : (request.collection?.split('.')[0] ?? 'admin');
+      typeof command.$db === 'string'
+        ? command.$db
+        : (request.collection?.split('.')[0] ?? 'admin');
 
     const fault = this.failPoint.check(name, connection.appName);
     if (fault?.closeConnection === true) return 'close';
@@ -153,7 +159,12 @@ class Dispatcher {
     };
     try {
       if (fault?.errorCode !== undefined) {
-        throw new ServerError(fault.errorCode, "Failing command via 'failCommand' failpoint", {}, fault.errorLabels);
+        throw new ServerError(
+          fault.errorCode,
+          "Failing command via 'failCommand' failpoint",
+          {},
+          fault.errorLabels,
+        );
       }
       const reply = await this.run(name, db, command, connection);
       if (fault?.writeConcernError !== undefined) {
@@ -164,14 +175,25 @@ class Dispatcher {
       return { ...reply, ok: 1 };
     } catch (error) {
       if (!isServerError(error)) throw error;
-      const reply: Document = { ok: 0, errmsg: error.message, code: error.code, codeName: error.codeName, ...error.extra };
+      const reply: Document = {
+        ok: 0,
+        errmsg: error.message,
+        code: error.code,
+        codeName: error.codeName,
+        ...error.extra,
+      };
       const labels = error.errorLabels ?? errorLabels(error.code, context);
       if (labels.length > 0) reply.errorLabels = labels;
       return reply;
     }
   }
 
-  private async run(name: string, db: string, command: Document, connection: ConnectionState): Promise<Document> {
+  private async run(
+    name: string,
+    db: string,
+    command: Document,
+    connection: ConnectionState,
+  ): Promise<Document> {
     switch (name) {
       case 'hello':
       case 'ismaster':
@@ -195,7 +217,11 @@ class Dispatcher {
       case 'setParameter':
         return this.setParameter(command);
       case 'configureFailPoint':
-        if (db !== 'admin') throw new ServerError(ErrorCode.Unauthorized, 'configureFailPoint may only be run against the admin database.');
+        if (db !== 'admin')
+          throw new ServerError(
+            ErrorCode.Unauthorized,
+            'configureFailPoint may only be run against the admin database.',
+          );
         return this.failPoint.configure(command);
       case 'endSessions':
       case 'killSessions':
@@ -217,7 +243,8 @@ class Dispatcher {
     for (const key of Object.keys(command)) {
       if (key in PARAMETER_DEFAULTS) reply[key] = this.parameters[key as ParameterName];
     }
-    if (Object.keys(reply).length === 0) throw new ServerError(ErrorCode.InvalidOptions, 'no option found to get');
+    if (Object.keys(reply).length === 0)
+      throw new ServerError(ErrorCode.InvalidOptions, 'no option found to get');
     return reply;
   }
 
@@ -226,10 +253,16 @@ class Dispatcher {
     for (const [key, value] of Object.entries(command)) {
       if (key === 'setParameter' || key.startsWith('$') || key === 'lsid') continue;
       if (!(key in PARAMETER_DEFAULTS)) {
-        throw new ServerError(ErrorCode.InvalidOptions, `attempted to set unrecognized parameter [${key}], use help:true to see options`);
+        throw new ServerError(
+          ErrorCode.InvalidOptions,
+          `attempted to set unrecognized parameter [${key}], use help:true to see options`,
+        );
       }
       if (typeof value !== 'number' || !(value > 0)) {
-        throw new ServerError(ErrorCode.BadValue, `Invalid value for parameter ${key}: ${String(value)}`);
+        throw new ServerError(
+          ErrorCode.BadValue,
+          `Invalid value for parameter ${key}: ${String(value)}`,
+        );
       }
       reply.was = this.parameters[key as ParameterName];
       this.parameters[key as ParameterName] = value;
@@ -252,7 +285,8 @@ class Dispatcher {
     for (const lsid of lsids) {
       const key = sessionKey(lsid) ?? String(lsid.id);
       const state = this.sessions.get(key);
-      if (state?.transaction !== undefined) this.storage.abort(state.transaction, 'its session ended');
+      if (state?.transaction !== undefined)
+        this.storage.abort(state.transaction, 'its session ended');
       this.sessions.delete(key);
     }
   }
@@ -265,7 +299,10 @@ class Dispatcher {
     const session = this.session(command);
     const txnNumber = command.txnNumber as number | undefined;
     if (session === undefined || typeof txnNumber !== 'number') {
-      throw new ServerError(ErrorCode.InvalidOptions, "'autocommit' field requires a transaction number to also be specified");
+      throw new ServerError(
+        ErrorCode.InvalidOptions,
+        "'autocommit' field requires a transaction number to also be specified",
+      );
     }
     if (txnNumber < session.txnNumber) {
       throw new ServerError(
@@ -275,14 +312,26 @@ class Dispatcher {
     }
     if (command.startTransaction === true) {
       if (txnNumber === session.txnNumber) {
-        throw new ServerError(ErrorCode.ConflictingOperationInProgress, `Transaction with txnNumber ${txnNumber} has already been started`);
+        throw new ServerError(
+          ErrorCode.ConflictingOperationInProgress,
+          `Transaction with txnNumber ${txnNumber} has already been started`,
+        );
       }
       if (name === 'commitTransaction' || name === 'abortTransaction') {
-        throw new ServerError(ErrorCode.NoSuchTransaction, `Transaction ${txnNumber} has not been started`);
+        throw new ServerError(
+          ErrorCode.NoSuchTransaction,
+          `Transaction ${txnNumber} has not been started`,
+        );
       }
-      if (session.transaction?.state === 'inProgress') this.storage.abort(session.transaction, 'a newer transaction started');
+      if (session.transaction?.state === 'inProgress')
+        this.storage.abort(session.transaction, 'a newer transaction started');
       const limit = this.parameters.transactionLifetimeLimitSeconds * 1000;
-      const txn = new Transaction(sessionKey(command.lsid)!, txnNumber, this.storage.clock, Date.now() + limit);
+      const txn = new Transaction(
+        sessionKey(command.lsid)!,
+        txnNumber,
+        this.storage.clock,
+        Date.now() + limit,
+      );
       this.storage.activeTransactions.add(txn);
       session.txnNumber = txnNumber;
       session.transaction = txn;
@@ -290,12 +339,18 @@ class Dispatcher {
     }
     const txn = session.transaction;
     if (txnNumber > session.txnNumber || txn === undefined || txn.txnNumber !== txnNumber) {
-      throw new ServerError(ErrorCode.NoSuchTransaction, `Given transaction number ${txnNumber} does not match any in-progress transactions.`);
+      throw new ServerError(
+        ErrorCode.NoSuchTransaction,
+        `Given transaction number ${txnNumber} does not match any in-progress transactions.`,
+      );
     }
     return txn;
   }
 
-  private endTransaction(name: 'commitTransaction' | 'abortTransaction', command: Document): Document {
+  private endTransaction(
+    name: 'commitTransaction' | 'abortTransaction',
+    command: Document,
+  ): Document {
     const txn = this.transactionFor(command, name);
     if (txn.state === 'aborted') {
       throw new ServerError(
@@ -306,7 +361,10 @@ class Dispatcher {
     if (txn.state === 'committed') {
       // Committing again is how drivers retry a commit whose result was unknown.
       if (name === 'commitTransaction') return {};
-      throw new ServerError(ErrorCode.TransactionCommitted, `Transaction ${txn.txnNumber} has been committed.`);
+      throw new ServerError(
+        ErrorCode.TransactionCommitted,
+        `Transaction ${txn.txnNumber} has been committed.`,
+      );
     }
     if (name === 'commitTransaction') this.storage.commit(txn);
     else this.storage.abort(txn, 'it was aborted by the client');
@@ -328,52 +386,86 @@ class Dispatcher {
         );
       }
       if (txn.state === 'committed') {
-        throw new ServerError(ErrorCode.TransactionCommitted, `Transaction ${txn.txnNumber} has been committed.`);
+        throw new ServerError(
+          ErrorCode.TransactionCommitted,
+          `Transaction ${txn.txnNumber} has been committed.`,
+        );
       }
       if (NOT_IN_TRANSACTION.has(name)) {
         this.storage.abort(txn, `'${name}' is not allowed in a transaction`);
-        throw new ServerError(ErrorCode.OperationNotSupportedInTransaction, `Cannot run '${name}' in a multi-document transaction.`);
+        throw new ServerError(
+          ErrorCode.OperationNotSupportedInTransaction,
+          `Cannot run '${name}' in a multi-document transaction.`,
+        );
       }
     } else if (command.startTransaction !== undefined) {
-      throw new ServerError(ErrorCode.InvalidOptions, 'Specifying startTransaction requires autocommit: false');
+      throw new ServerError(
+        ErrorCode.InvalidOptions,
+        'Specifying startTransaction requires autocommit: false',
+      );
     }
 
     // Retryable writes: a repeated txnNumber returns the recorded reply and applies nothing.
-    const session = txn === undefined && typeof command.txnNumber === 'number' ? this.session(command) : undefined;
+    const session =
+      txn === undefined && typeof command.txnNumber === 'number'
+        ? this.session(command)
+        : undefined;
     if (session !== undefined) {
       const txnNumber = command.txnNumber as number;
       if (txnNumber < session.txnNumber) {
-        throw new ServerError(ErrorCode.TransactionTooOld, `Retryable write with txnNumber ${txnNumber} is prohibited on session because a newer retryable write with txnNumber ${session.txnNumber} has already started on this session.`);
+        throw new ServerError(
+          ErrorCode.TransactionTooOld,
+          `Retryable write with txnNumber ${txnNumber} is prohibited on session because a newer retryable write with txnNumber ${session.txnNumber} has already started on this session.`,
+        );
       }
-      if (session.retryableReply?.txnNumber === txnNumber) return { ...session.retryableReply.reply, retriedStmtIds: [0] };
+      if (session.retryableReply?.txnNumber === txnNumber)
+        return { ...session.retryableReply.reply, retriedStmtIds: [0] };
       session.txnNumber = txnNumber;
     }
 
-    const maxTimeMS = typeof command.maxTimeMS === 'number' && command.maxTimeMS > 0 ? command.maxTimeMS : undefined;
+    const maxTimeMS =
+      typeof command.maxTimeMS === 'number' && command.maxTimeMS > 0
+        ? command.maxTimeMS
+        : undefined;
     const deadline = maxTimeMS === undefined ? Number.POSITIVE_INFINITY : Date.now() + maxTimeMS;
     for (;;) {
       const unit = new WriteUnit(this.storage, txn);
       try {
-        const reply = handler({ db, command, unit, storage: this.storage, cursors: this.cursors, inTransaction: txn !== undefined });
+        const reply = handler({
+          db,
+          command,
+          unit,
+          storage: this.storage,
+          cursors: this.cursors,
+          inTransaction: txn !== undefined,
+        });
         unit.commit();
         // A write error inside a transaction aborts it (e.g. DuplicateKey), as mongod does.
-        if (txn !== undefined && Array.isArray(reply.writeErrors)) this.storage.abort(txn, 'a write in it failed');
-        if (session !== undefined) session.retryableReply = { txnNumber: command.txnNumber as number, reply };
+        if (txn !== undefined && Array.isArray(reply.writeErrors))
+          this.storage.abort(txn, 'a write in it failed');
+        if (session !== undefined)
+          session.retryableReply = { txnNumber: command.txnNumber as number, reply };
         return reply;
       } catch (error) {
         if (error instanceof Blocked) {
           const remaining = deadline - Date.now();
           const timedOut = await Promise.race([
             error.holder.ended.then(() => false),
-            remaining === Number.POSITIVE_INFINITY ? new Promise<boolean>(() => {}) : sleep(remaining).then(() => true),
+            remaining === Number.POSITIVE_INFINITY
+              ? new Promise<boolean>(() => {})
+              : sleep(remaining).then(() => true),
           ]);
-          if (timedOut) throw new ServerError(ErrorCode.MaxTimeMSExpired, 'operation exceeded time limit');
+          if (timedOut)
+            throw new ServerError(ErrorCode.MaxTimeMSExpired, 'operation exceeded time limit');
           continue;
         }
         // Any failed command aborts the transaction it ran in.
         if (txn !== undefined) this.storage.abort(txn, `a '${name}' command failed`);
         if (!isServerError(error)) {
-          throw new ServerError(ErrorCode.InternalError, `offline server internal error in '${name}': ${error instanceof Error ? error.message : String(error)}`);
+          throw new ServerError(
+            ErrorCode.InternalError,
+            `offline server internal error in '${name}': ${error instanceof Error ? error.message : String(error)}`,
+          );
         }
         throw error;
       }
@@ -381,7 +473,9 @@ class Dispatcher {
   }
 }
 
-export async function startOfflineServer(options: OfflineServerOptions = {}): Promise<OfflineServer> {
+export async function startOfflineServer(
+  options: OfflineServerOptions = {},
+): Promise<OfflineServer> {
   const host = options.host ?? '127.0.0.1';
   const sockets = new Set<Socket>();
   let dispatcher: Dispatcher | undefined;
@@ -403,27 +497,36 @@ export async function startOfflineServer(options: OfflineServerOptions = {}): Pr
         return;
       }
       for (const frame of frames) {
-        queue = queue.then(async () => {
-          if (socket.destroyed || dispatcher === undefined) return;
-          const request = parseFrame(frame);
-          const reply = await dispatcher.handle(request, connection);
-          if (reply === 'close') {
-            socket.destroy();
-            return;
-          }
-          if (!request.moreToCome && !socket.destroyed) socket.write(encodeReply(request, reply));
-        }).catch((error: unknown) => {
-          // A bug in the server: answer like mongod's InternalError and keep serving.
-          const message = error instanceof Error ? (error.stack ?? error.message) : String(error);
-          try {
+        queue = queue
+          .then(async () => {
+            if (socket.destroyed || dispatcher === undefined) return;
             const request = parseFrame(frame);
-            if (!request.moreToCome && !socket.destroyed) {
-              socket.write(encodeReply(request, { ok: 0, code: ErrorCode.InternalError, codeName: codeName(ErrorCode.InternalError), errmsg: message }));
+            const reply = await dispatcher.handle(request, connection);
+            if (reply === 'close') {
+              socket.destroy();
+              return;
             }
-          } catch {
-            socket.destroy();
-          }
-        });
+            if (!request.moreToCome && !socket.destroyed) socket.write(encodeReply(request, reply));
+          })
+          .catch((error: unknown) => {
+            // A bug in the server: answer like mongod's InternalError and keep serving.
+            const message = error instanceof Error ? (error.stack ?? error.message) : String(error);
+            try {
+              const request = parseFrame(frame);
+              if (!request.moreToCome && !socket.destroyed) {
+                socket.write(
+                  encodeReply(request, {
+                    ok: 0,
+                    code: ErrorCode.InternalError,
+                    codeName: codeName(ErrorCode.InternalError),
+                    errmsg: message,
+                  }),
+                );
+              }
+            } catch {
+              socket.destroy();
+            }
+          });
       }
     });
     socket.on('close', () => sockets.delete(socket));

@@ -14,8 +14,8 @@
  */
 import { type Document, UUID } from 'bson';
 import { ErrorCode, ServerError } from './errors.js';
-import { indexKeys, matchesPartialFilter } from './index-keys.js';
 import { formatKeyValue } from './format.js';
+import { indexKeys, matchesPartialFilter } from './index-keys.js';
 import { getPath, valueKey } from './values.js';
 
 export interface IndexSpec {
@@ -249,7 +249,12 @@ export class WriteUnit {
    * snapshot conflicts and unique indexes. Throws ServerError (DuplicateKey, WriteConflict) or
    * Blocked; on a throw nothing has been written.
    */
-  write(collection: Collection, id: string, previous: Document | null, next: Document | null): void {
+  write(
+    collection: Collection,
+    id: string,
+    previous: Document | null,
+    next: Document | null,
+  ): void {
     const lockKeys = [`${collection.uuid.toHexString()}/_id/${id}`];
     for (const index of collection.indexes) {
       if (index.unique !== true || index.name === '_id_') continue;
@@ -266,7 +271,8 @@ export class WriteUnit {
       if (this.txn === undefined) throw new Blocked(holder);
       throw writeConflict();
     }
-    if (this.txn !== undefined && collection.latestTs(id) > this.txn.snapshotTs) throw writeConflict();
+    if (this.txn !== undefined && collection.latestTs(id) > this.txn.snapshotTs)
+      throw writeConflict();
     if (next !== null) this.checkUnique(collection, id, next);
 
     if (this.txn !== undefined) {
@@ -321,7 +327,10 @@ export class WriteUnit {
 }
 
 function indexApplies(index: IndexSpec, doc: Document): boolean {
-  if (index.partialFilterExpression !== undefined && !matchesPartialFilter(doc, index.partialFilterExpression)) {
+  if (
+    index.partialFilterExpression !== undefined &&
+    !matchesPartialFilter(doc, index.partialFilterExpression)
+  ) {
     return false;
   }
   if (index.sparse === true) {

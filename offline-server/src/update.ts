@@ -10,7 +10,7 @@
  * addtoset_node, pull_node, pop_node, rename_node, modifier_node, pipeline_executor,
  * update_driver).
  */
-import { type Document, Decimal128, Long, serialize, Timestamp } from 'bson';
+import { Decimal128, type Document, Long, serialize, Timestamp } from 'bson';
 import { Aggregator } from 'mingo/aggregator';
 import { ErrorCode, ServerError } from './errors.js';
 import {
@@ -22,6 +22,7 @@ import {
   pinNow,
 } from './query.js';
 import {
+  addNumbers,
   bsonTypeName,
   cloneDocument,
   compareFieldNames,
@@ -31,6 +32,7 @@ import {
   isArrayIndex,
   isNumeric,
   isPlainObject,
+  multiplyNumbers,
   splitPath,
   toDouble,
   toExactNumber,
@@ -62,16 +64,25 @@ export function applyUpdate(
   let result: Document;
   if (Array.isArray(update)) {
     if (hasArrayFilters) {
-      throw new ServerError(ErrorCode.FailedToParse, 'arrayFilters may not be specified for pipeline-style updates');
+      throw new ServerError(
+        ErrorCode.FailedToParse,
+        'arrayFilters may not be specified for pipeline-style updates',
+      );
     }
     result = applyPipelineUpdate(doc, update, options.variables);
   } else if (!isPlainObject(update)) {
-    throw new ServerError(ErrorCode.FailedToParse, 'Update argument must be either an object or an array');
+    throw new ServerError(
+      ErrorCode.FailedToParse,
+      'Update argument must be either an object or an array',
+    );
   } else if (Object.keys(update)[0]?.startsWith('$')) {
     result = applyOperatorUpdate(doc, update, options);
   } else {
     if (hasArrayFilters) {
-      throw new ServerError(ErrorCode.FailedToParse, 'arrayFilters may not be specified for replacement-style updates');
+      throw new ServerError(
+        ErrorCode.FailedToParse,
+        'arrayFilters may not be specified for replacement-style updates',
+      );
     }
     result = applyReplacement(doc, update);
   }
@@ -117,28 +128,71 @@ function applyReplacement(doc: Document, replacement: Document): Document {
   return withIdFirst(doc, result);
 }
 
-const PIPELINE_UPDATE_STAGES = new Set(['$addFields', '$set', '$project', '$unset', '$replaceRoot', '$replaceWith']);
+const PIPELINE_UPDATE_STAGES = new Set([
+  '$addFields',
+  '$set',
+  '$project',
+  '$unset',
+  '$replaceRoot',
+  '$replaceWith',
+]);
 
 /** Stage names mongod knows; any of them outside the allowed set is "not allowed" (72). */
 export const KNOWN_STAGES = new Set([
   ...PIPELINE_UPDATE_STAGES,
-  '$match', '$group', '$sort', '$skip', '$limit', '$count', '$unwind', '$lookup', '$graphLookup',
-  '$facet', '$bucket', '$bucketAuto', '$sortByCount', '$out', '$merge', '$sample', '$geoNear',
-  '$redact', '$unionWith', '$setWindowFields', '$densify', '$fill', '$documents', '$collStats',
-  '$indexStats', '$currentOp', '$listSessions', '$planCacheStats', '$search', '$changeStream',
+  '$match',
+  '$group',
+  '$sort',
+  '$skip',
+  '$limit',
+  '$count',
+  '$unwind',
+  '$lookup',
+  '$graphLookup',
+  '$facet',
+  '$bucket',
+  '$bucketAuto',
+  '$sortByCount',
+  '$out',
+  '$merge',
+  '$sample',
+  '$geoNear',
+  '$redact',
+  '$unionWith',
+  '$setWindowFields',
+  '$densify',
+  '$fill',
+  '$documents',
+  '$collStats',
+  '$indexStats',
+  '$currentOp',
+  '$listSessions',
+  '$planCacheStats',
+  '$search',
+  '$changeStream',
 ]);
 
-function applyPipelineUpdate(doc: Document, pipeline: Document[], variables: Document | undefined): Document {
+function applyPipelineUpdate(
+  doc: Document,
+  pipeline: Document[],
+  variables: Document | undefined,
+): Document {
   for (const stage of pipeline) {
     if (!isPlainObject(stage) || Object.keys(stage).length !== 1) {
-      throw new ServerError(40323, 'A pipeline stage specification object must contain exactly one field.');
+      throw new ServerError(
+        40323,
+        'A pipeline stage specification object must contain exactly one field.',
+      );
     }
     const name = Object.keys(stage)[0] as string;
     if (!KNOWN_STAGES.has(name)) {
       throw new ServerError(40324, `Unrecognized pipeline stage name: '${name}'`);
     }
     if (!PIPELINE_UPDATE_STAGES.has(name)) {
-      throw new ServerError(ErrorCode.InvalidOptions, `${name} is not allowed to be used within an update`);
+      throw new ServerError(
+        ErrorCode.InvalidOptions,
+        `${name} is not allowed to be used within an update`,
+      );
     }
   }
   let output: unknown[];
@@ -150,7 +204,10 @@ function applyPipelineUpdate(doc: Document, pipeline: Document[], variables: Doc
   }
   const result = output[0];
   if (output.length !== 1 || !isPlainObject(result)) {
-    throw new ServerError(ErrorCode.BadValue, 'The update pipeline must produce exactly one document');
+    throw new ServerError(
+      ErrorCode.BadValue,
+      'The update pipeline must produce exactly one document',
+    );
   }
   // A pipeline that drops `_id` keeps the original one (mongod's ObjectReplaceExecutor).
   assertIdUnchanged(doc, result);
@@ -161,8 +218,21 @@ function applyPipelineUpdate(doc: Document, pipeline: Document[], variables: Doc
 // Operator updates: parse
 
 const OPERATORS = new Set([
-  '$set', '$unset', '$inc', '$mul', '$min', '$max', '$rename', '$push', '$addToSet', '$pull',
-  '$pullAll', '$pop', '$currentDate', '$setOnInsert', '$bit',
+  '$set',
+  '$unset',
+  '$inc',
+  '$mul',
+  '$min',
+  '$max',
+  '$rename',
+  '$push',
+  '$addToSet',
+  '$pull',
+  '$pullAll',
+  '$pop',
+  '$currentDate',
+  '$setOnInsert',
+  '$bit',
 ]);
 
 interface PushSpec {
@@ -212,19 +282,28 @@ function applyOperatorUpdate(doc: Document, update: Document, options: UpdateOpt
   const concrete: Concrete[] = [];
   for (const mod of modifiers) {
     if (mod.op === '$setOnInsert' && !options.isUpsertInsert) continue;
-    for (const parts of expandPath(doc, mod.parts, arrayFilters, positional)) concrete.push({ mod, parts });
+    for (const parts of expandPath(doc, mod.parts, arrayFilters, positional))
+      concrete.push({ mod, parts });
   }
   assertNoConcreteConflicts(concrete);
   // mongod (5.0+) applies updates in field-name order, numeric names numerically.
-  concrete.sort((a, b) => comparePaths(a.mod.op === '$rename' ? (a.mod.to as string[]) : a.parts, b.mod.op === '$rename' ? (b.mod.to as string[]) : b.parts));
+  concrete.sort((a, b) =>
+    comparePaths(
+      a.mod.op === '$rename' ? (a.mod.to as string[]) : a.parts,
+      b.mod.op === '$rename' ? (b.mod.to as string[]) : b.parts,
+    ),
+  );
 
   const result = cloneDocument(doc);
   const now = new Date();
-  for (const c of concrete) applyModifier(result, c, { doc, now, isUpsertInsert: options.isUpsertInsert === true });
+  for (const c of concrete)
+    applyModifier(result, c, { doc, now, isUpsertInsert: options.isUpsertInsert === true });
 
   if (doc._id !== undefined && (result._id === undefined || !valuesEqual(doc._id, result._id))) {
     const path = concrete.find((c) => c.parts[0] === '_id' || c.mod.to?.[0] === '_id');
-    const dotted = path ? (path.mod.to?.[0] === '_id' ? path.mod.to : path.parts)?.join('.') : '_id';
+    const dotted = path
+      ? (path.mod.to?.[0] === '_id' ? path.mod.to : path.parts)?.join('.')
+      : '_id';
     throw new ServerError(
       ErrorCode.ImmutableField,
       `Performing an update on the path '${dotted}' would modify the immutable field '_id'`,
@@ -249,11 +328,15 @@ function comparePaths(a: readonly string[], b: readonly string[]): number {
 function parseArrayFilters(filters: Document[]): ArrayFilters {
   const out: ArrayFilters = new Map();
   for (const filter of filters) {
-    if (!isPlainObject(filter)) throw new ServerError(ErrorCode.TypeMismatch, 'arrayFilters entries must be objects');
+    if (!isPlainObject(filter))
+      throw new ServerError(ErrorCode.TypeMismatch, 'arrayFilters entries must be objects');
     const ids = new Set<string>();
     collectFilterIdentifiers(filter, ids);
     if (ids.size === 0) {
-      throw new ServerError(ErrorCode.FailedToParse, 'Cannot use an expression without a top-level field name in arrayFilters');
+      throw new ServerError(
+        ErrorCode.FailedToParse,
+        'Cannot use an expression without a top-level field name in arrayFilters',
+      );
     }
     if (ids.size > 1) {
       const [a, b] = [...ids];
@@ -270,7 +353,10 @@ function parseArrayFilters(filters: Document[]): ArrayFilters {
       );
     }
     if (out.has(id)) {
-      throw new ServerError(ErrorCode.FailedToParse, `Found multiple array filters with the same top-level field name ${id}`);
+      throw new ServerError(
+        ErrorCode.FailedToParse,
+        `Found multiple array filters with the same top-level field name ${id}`,
+      );
     }
     const test = compileFilter(filter);
     out.set(id, (element) => test({ [id]: element }));
@@ -285,14 +371,19 @@ function collectFilterIdentifiers(filter: Document, ids: Set<string>): void {
       throw new ServerError(224, '$expr is not allowed in the context of an array filter');
     }
     if (key === '$and' || key === '$or' || key === '$nor') {
-      if (Array.isArray(value)) for (const child of value) if (isPlainObject(child)) collectFilterIdentifiers(child, ids);
+      if (Array.isArray(value))
+        for (const child of value) if (isPlainObject(child)) collectFilterIdentifiers(child, ids);
     } else if (!key.startsWith('$')) {
       ids.add(splitPath(key)[0] as string);
     }
   }
 }
 
-function parseModifiers(update: Document, arrayFilters: ArrayFilters, used: Set<string>): Modifier[] {
+function parseModifiers(
+  update: Document,
+  arrayFilters: ArrayFilters,
+  used: Set<string>,
+): Modifier[] {
   const modifiers: Modifier[] = [];
   const tree: PathTree = new Map();
   for (const [op, fields] of Object.entries(update)) {
@@ -323,11 +414,17 @@ function parseUpdatePath(path: string, arrayFilters: ArrayFilters, used: Set<str
   if (path === '') throw new ServerError(56, 'An empty update path is not valid.');
   const parts = splitPath(path);
   if (parts.some((p) => p === '')) {
-    throw new ServerError(56, `The update path '${path}' contains an empty field name, which is not allowed.`);
+    throw new ServerError(
+      56,
+      `The update path '${path}' contains an empty field name, which is not allowed.`,
+    );
   }
   const positionalCount = parts.filter((p) => p === '$').length;
   if (positionalCount > 1) {
-    throw new ServerError(ErrorCode.BadValue, `Too many positional (i.e. '$') elements found in path '${path}'`);
+    throw new ServerError(
+      ErrorCode.BadValue,
+      `Too many positional (i.e. '$') elements found in path '${path}'`,
+    );
   }
   if (parts[0] === '$' || parts[0]?.startsWith('$[')) {
     throw new ServerError(
@@ -339,7 +436,10 @@ function parseUpdatePath(path: string, arrayFilters: ArrayFilters, used: Set<str
     const id = /^\$\[(.*)\]$/.exec(part)?.[1];
     if (id === undefined || id === '') continue;
     if (!arrayFilters.has(id)) {
-      throw new ServerError(ErrorCode.BadValue, `No array filter found for identifier '${id}' in path '${path}'`);
+      throw new ServerError(
+        ErrorCode.BadValue,
+        `No array filter found for identifier '${id}' in path '${path}'`,
+      );
     }
     used.add(id);
   }
@@ -393,12 +493,19 @@ function parseModifier(op: string, path: string, parts: string[], arg: unknown):
       return base;
     case '$pop': {
       const n = isNumeric(arg) ? toDouble(arg) : Number.NaN;
-      if (n !== 1 && n !== -1) throw new ServerError(ErrorCode.FailedToParse, `$pop expects 1 or -1, found: ${formatValue(arg)}`);
+      if (n !== 1 && n !== -1)
+        throw new ServerError(
+          ErrorCode.FailedToParse,
+          `$pop expects 1 or -1, found: ${formatValue(arg)}`,
+        );
       return base;
     }
     case '$pullAll':
       if (!Array.isArray(arg)) {
-        throw new ServerError(ErrorCode.BadValue, `$pullAll requires an array argument but was given a ${bsonTypeName(arg)}`);
+        throw new ServerError(
+          ErrorCode.BadValue,
+          `$pullAll requires an array argument but was given a ${bsonTypeName(arg)}`,
+        );
       }
       return base;
     case '$push':
@@ -418,18 +525,31 @@ function parseModifier(op: string, path: string, parts: string[], arg: unknown):
       return { ...base, pull: parsePullCondition(arg) };
     case '$rename': {
       if (typeof arg !== 'string') {
-        throw new ServerError(ErrorCode.BadValue, `The 'to' field for $rename must be a string: ${path}: ${formatValue(arg)}`);
+        throw new ServerError(
+          ErrorCode.BadValue,
+          `The 'to' field for $rename must be a string: ${path}: ${formatValue(arg)}`,
+        );
       }
       const to = splitPath(arg);
-      if (arg === '' || to.some((p) => p === '')) throw new ServerError(56, 'An empty update path is not valid.');
+      if (arg === '' || to.some((p) => p === ''))
+        throw new ServerError(56, 'An empty update path is not valid.');
       if (parts.some((p) => p.startsWith('$'))) {
-        throw new ServerError(ErrorCode.BadValue, `The source field for $rename may not be dynamic: ${path}`);
+        throw new ServerError(
+          ErrorCode.BadValue,
+          `The source field for $rename may not be dynamic: ${path}`,
+        );
       }
       if (to.some((p) => p.startsWith('$'))) {
-        throw new ServerError(ErrorCode.BadValue, `The destination field for $rename may not be dynamic: ${arg}`);
+        throw new ServerError(
+          ErrorCode.BadValue,
+          `The destination field for $rename may not be dynamic: ${arg}`,
+        );
       }
       if (path === arg) {
-        throw new ServerError(ErrorCode.BadValue, `The source and target field for $rename must differ: ${path}: ${formatValue(arg)}`);
+        throw new ServerError(
+          ErrorCode.BadValue,
+          `The source and target field for $rename must differ: ${path}: ${formatValue(arg)}`,
+        );
       }
       if (arg.startsWith(`${path}.`) || path.startsWith(`${arg}.`)) {
         throw new ServerError(
@@ -443,7 +563,9 @@ function parseModifier(op: string, path: string, parts: string[], arg: unknown):
       const ok =
         arg === true ||
         arg === false ||
-        (isPlainObject(arg) && Object.keys(arg).length === 1 && (arg.$type === 'date' || arg.$type === 'timestamp'));
+        (isPlainObject(arg) &&
+          Object.keys(arg).length === 1 &&
+          (arg.$type === 'date' || arg.$type === 'timestamp'));
       if (!ok) {
         throw new ServerError(
           ErrorCode.BadValue,
@@ -454,14 +576,23 @@ function parseModifier(op: string, path: string, parts: string[], arg: unknown):
     }
     case '$bit': {
       if (!isPlainObject(arg) || Object.keys(arg).length === 0) {
-        throw new ServerError(ErrorCode.BadValue, `The $bit modifier is not compatible with a ${bsonTypeName(arg)}. You must pass in an embedded document: {$bit: {field: {and/or/xor: #}}`);
+        throw new ServerError(
+          ErrorCode.BadValue,
+          `The $bit modifier is not compatible with a ${bsonTypeName(arg)}. You must pass in an embedded document: {$bit: {field: {and/or/xor: #}}`,
+        );
       }
       for (const [k, v] of Object.entries(arg)) {
         if (!['and', 'or', 'xor'].includes(k)) {
-          throw new ServerError(ErrorCode.BadValue, `The $bit modifier only supports 'and', 'or', and 'xor', not '${k}' which is an unknown operator: {${k}: ${formatValue(v)}}`);
+          throw new ServerError(
+            ErrorCode.BadValue,
+            `The $bit modifier only supports 'and', 'or', and 'xor', not '${k}' which is an unknown operator: {${k}: ${formatValue(v)}}`,
+          );
         }
         if (!isInteger(v) || bsonTypeName(v) === 'double') {
-          throw new ServerError(ErrorCode.BadValue, `The $bit modifier field must be an Integer(32/64 bit); a '${bsonTypeName(v)}' is not supported here: {${k}: ${formatValue(v)}}`);
+          throw new ServerError(
+            ErrorCode.BadValue,
+            `The $bit modifier field must be an Integer(32/64 bit); a '${bsonTypeName(v)}' is not supported here: {${k}: ${formatValue(v)}}`,
+          );
         }
       }
       return base;
@@ -570,7 +701,10 @@ function expandPath(
     if (part === '$') {
       const index = positional();
       if (index === undefined) {
-        throw new ServerError(ErrorCode.BadValue, 'The positional operator did not find the match needed from the query.');
+        throw new ServerError(
+          ErrorCode.BadValue,
+          'The positional operator did not find the match needed from the query.',
+        );
       }
       const next = Array.isArray(value) ? value[index] : undefined;
       walk(next, i + 1, [...prefix, String(index)]);
@@ -620,7 +754,10 @@ function assertNoConcreteConflicts(concrete: Concrete[]): void {
     const a = all[i - 1] as string[];
     const b = all[i] as string[];
     if (a.length <= b.length && a.every((p, k) => p === b[k])) {
-      throw new ServerError(ErrorCode.ConflictingUpdateOperators, `Update created a conflict at '${a.join('.')}'`);
+      throw new ServerError(
+        ErrorCode.ConflictingUpdateOperators,
+        `Update created a conflict at '${a.join('.')}'`,
+      );
     }
   }
 }
@@ -641,7 +778,18 @@ interface Slot {
   readonly key: string;
 }
 
-const CREATING = new Set(['$set', '$setOnInsert', '$inc', '$mul', '$min', '$max', '$push', '$addToSet', '$currentDate', '$bit']);
+const CREATING = new Set([
+  '$set',
+  '$setOnInsert',
+  '$inc',
+  '$mul',
+  '$min',
+  '$max',
+  '$push',
+  '$addToSet',
+  '$currentDate',
+  '$bit',
+]);
 
 function notViable(field: string, elementName: string, element: unknown): ServerError {
   return new ServerError(
@@ -734,14 +882,17 @@ function applyModifier(root: Document, c: Concrete, ctx: ApplyContext): void {
       }
       const base = current === undefined ? (mod.op === '$inc' ? 0 : zeroLike(mod.arg)) : current;
       const value =
-        current === undefined && mod.op === '$inc' ? cloneDocument(mod.arg) : arithmetic(mod.op, base, mod.arg);
+        current === undefined && mod.op === '$inc'
+          ? cloneDocument(mod.arg)
+          : (mod.op === '$inc' ? addNumbers : multiplyNumbers)(base, mod.arg);
       setIn(slot.parent, field, value);
       return;
     }
     case '$min':
     case '$max': {
       const c0 = current === undefined ? undefined : compareValues(mod.arg, current);
-      if (c0 === undefined || (mod.op === '$min' ? c0 < 0 : c0 > 0)) setIn(slot.parent, field, cloneDocument(mod.arg));
+      if (c0 === undefined || (mod.op === '$min' ? c0 < 0 : c0 > 0))
+        setIn(slot.parent, field, cloneDocument(mod.arg));
       return;
     }
     case '$currentDate': {
@@ -769,7 +920,8 @@ function applyModifier(root: Document, c: Concrete, ctx: ApplyContext): void {
           `Cannot apply $addToSet to non-array field. Field named '${field}' has non-array type ${bsonTypeName(current)}`,
         );
       }
-      const items = isPlainObject(mod.arg) && '$each' in mod.arg ? (mod.arg.$each as unknown[]) : [mod.arg];
+      const items =
+        isPlainObject(mod.arg) && '$each' in mod.arg ? (mod.arg.$each as unknown[]) : [mod.arg];
       const array = [...((current as unknown[] | undefined) ?? [])];
       for (const item of items) {
         if (!array.some((e) => valuesEqual(e, item))) array.push(cloneDocument(item));
@@ -787,7 +939,11 @@ function applyModifier(root: Document, c: Concrete, ctx: ApplyContext): void {
         mod.op === '$pull'
           ? (mod.pull as (e: unknown) => boolean)
           : (e: unknown) => (mod.arg as unknown[]).some((x) => valuesEqual(e, x));
-      setIn(slot.parent, field, current.filter((e) => !remove(e)));
+      setIn(
+        slot.parent,
+        field,
+        current.filter((e) => !remove(e)),
+      );
       return;
     }
     case '$pop': {
@@ -810,13 +966,17 @@ function applyModifier(root: Document, c: Concrete, ctx: ApplyContext): void {
           `Cannot apply $bit to a value of non-integral type.${idElement(ctx)} has the field ${field} of non-integer type ${bsonTypeName(value)}`,
         );
       }
-      let result = toBigInt(value) ?? 0n;
+      let result = integerValue(value) ?? 0n;
       const isLong = bsonTypeName(value) === 'long';
       for (const [k, v] of Object.entries(mod.arg as Document)) {
-        const operand = toBigInt(v) ?? 0n;
+        const operand = integerValue(v) ?? 0n;
         result = k === 'and' ? result & operand : k === 'or' ? result | operand : result ^ operand;
       }
-      setIn(slot.parent, field, isLong ? Long.fromBigInt(BigInt.asIntN(64, result)) : Number(BigInt.asIntN(32, result)));
+      setIn(
+        slot.parent,
+        field,
+        isLong ? Long.fromBigInt(BigInt.asIntN(64, result)) : Number(BigInt.asIntN(32, result)),
+      );
       return;
     }
     default:
@@ -828,10 +988,16 @@ function pushed(array: unknown[], spec: PushSpec): unknown[] {
   const out = [...array];
   const items = spec.each.map(cloneDocument);
   const pos = spec.position;
-  const at = pos === undefined ? out.length : pos >= 0 ? Math.min(pos, out.length) : Math.max(0, out.length + pos);
+  const at =
+    pos === undefined
+      ? out.length
+      : pos >= 0
+        ? Math.min(pos, out.length)
+        : Math.max(0, out.length + pos);
   out.splice(at, 0, ...items);
   if (spec.sort) out.sort(spec.sort);
-  if (spec.slice !== undefined) return spec.slice >= 0 ? out.slice(0, spec.slice) : out.slice(spec.slice);
+  if (spec.slice !== undefined)
+    return spec.slice >= 0 ? out.slice(0, spec.slice) : out.slice(spec.slice);
   return out;
 }
 
@@ -860,63 +1026,19 @@ function applyRename(root: Document, from: string[], to: string[]): void {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Arithmetic across BSON numeric types: Decimal128 wins, then double, then Long; JS numbers that
-// are integers stay integers.
+// $mul on a missing field stores a zero of the argument's type (arithmetic: values.ts).
+
+function integerValue(value: unknown): bigint | undefined {
+  const exact = toExactNumber(value);
+  if (exact.kind !== 'finite' || exact.e < 0) return undefined;
+  return exact.m * 10n ** BigInt(exact.e);
+}
 
 function zeroLike(arg: unknown): unknown {
   const type = bsonTypeName(arg);
   if (type === 'decimal') return Decimal128.fromString('0');
   if (type === 'long') return Long.fromNumber(0);
   return 0;
-}
-
-function arithmetic(op: string, a: unknown, b: unknown): unknown {
-  const ta = bsonTypeName(a);
-  const tb = bsonTypeName(b);
-  if (ta === 'decimal' || tb === 'decimal') return decimalArithmetic(op, a, b);
-  if (ta === 'long' || tb === 'long') {
-    const x = toBigInt(a);
-    const y = toBigInt(b);
-    if (x !== undefined && y !== undefined) {
-      return Long.fromBigInt(BigInt.asIntN(64, op === '$inc' ? x + y : x * y));
-    }
-  }
-  const x = toDouble(a);
-  const y = toDouble(b);
-  return op === '$inc' ? x + y : x * y;
-}
-
-function toBigInt(value: unknown): bigint | undefined {
-  const exact = toExactNumber(value);
-  if (exact.kind !== 'finite' || exact.e < 0) return undefined;
-  return exact.m * 10n ** BigInt(exact.e);
-}
-
-/** Exact decimal sum/product, rounded to Decimal128's 34 digits. */
-function decimalArithmetic(op: string, a: unknown, b: unknown): Decimal128 {
-  // mongod converts a double to Decimal128 rounded to 15 significant digits; JS integers are
-  // taken as the int32/int64 they most likely were on the wire (exact).
-  const toDecimal = (v: unknown) =>
-    typeof v === 'number' && !Number.isInteger(v)
-      ? toExactNumber(Decimal128.fromString(v.toPrecision(15)))
-      : toExactNumber(v);
-  const x = toDecimal(a);
-  const y = toDecimal(b);
-  if (x.kind !== 'finite' || y.kind !== 'finite') {
-    const fx = x.kind === 'finite' ? Number(`${x.m}e${x.e}`) : x.kind === 'nan' ? Number.NaN : x.sign * Number.POSITIVE_INFINITY;
-    const fy = y.kind === 'finite' ? Number(`${y.m}e${y.e}`) : y.kind === 'nan' ? Number.NaN : y.sign * Number.POSITIVE_INFINITY;
-    return Decimal128.fromString(String(op === '$inc' ? fx + fy : fx * fy));
-  }
-  let m: bigint;
-  let e: number;
-  if (op === '$inc') {
-    e = Math.min(x.e, y.e);
-    m = x.m * 10n ** BigInt(x.e - e) + y.m * 10n ** BigInt(y.e - e);
-  } else {
-    m = x.m * y.m;
-    e = x.e + y.e;
-  }
-  return Decimal128.fromStringWithRounding(`${m}E${e}`);
 }
 
 // =============================================================================================
@@ -932,7 +1054,9 @@ function decimalArithmetic(op: string, a: unknown, b: unknown): Decimal128 {
 export function upsertSeedDocument(filter: Document): Document {
   const fields = equalityFieldsForUpsert(filter);
   const paths = fields.map(([path]) => splitPath(path));
-  const order = paths.map((_, i) => i).sort((i, j) => comparePaths(paths[i] as string[], paths[j] as string[]));
+  const order = paths
+    .map((_, i) => i)
+    .sort((i, j) => comparePaths(paths[i] as string[], paths[j] as string[]));
   for (let k = 1; k < order.length; k++) {
     const a = paths[order[k - 1] as number] as string[];
     const b = paths[order[k] as number] as string[];

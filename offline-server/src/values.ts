@@ -9,7 +9,7 @@
  * Reference: https://www.mongodb.com/docs/manual/reference/bson-type-comparison-order/ and mongod
  * `src/mongo/bson/bsonelement.cpp` (`compareElementValues`, `canonicalizeBSONType`).
  */
-import { Binary, type Document, type Long, type Timestamp } from 'bson';
+import { Binary, Decimal128, type Document, Long, type Timestamp } from 'bson';
 
 /** A BSON class instance, identified by its tag. */
 interface Tagged {
@@ -177,7 +177,8 @@ export function toExactNumber(value: unknown): ExactNumber {
 
 function compareExact(a: ExactNumber, b: ExactNumber): number {
   // mongod orders NaN below every other number and equal to itself.
-  if (a.kind === 'nan' || b.kind === 'nan') return a.kind === b.kind ? 0 : a.kind === 'nan' ? -1 : 1;
+  if (a.kind === 'nan' || b.kind === 'nan')
+    return a.kind === b.kind ? 0 : a.kind === 'nan' ? -1 : 1;
   if (a.kind === 'inf' && b.kind === 'inf') return sign(a.sign - b.sign);
   if (a.kind === 'inf') return a.sign;
   if (b.kind === 'inf') return -b.sign;
@@ -205,6 +206,86 @@ export function toDouble(value: unknown): number {
   if (tag === 'Decimal128') return Number(String(value));
   if (tag === 'Int32' || tag === 'Double') return (value as { valueOf(): number }).valueOf();
   return Number.NaN;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Arithmetic across numeric types (mongod src/mongo/util/safe_num.cpp): Decimal128 wins, then
+// double, then int64; int32 overflow widens to int64. JS numbers carry no int/double tag: an
+// integer in the int32 range is taken as int32, anything else as a double.
+
+/** Unnormalized decimal parts (Decimal128 keeps its exponent: 1.10 + 0.20 = 1.30). */
+function decimalOperand(value: unknown): ExactNumber {
+  if (tagOf(value) === 'Decimal128') {
+    const text = String(value);
+    const parsed = exactFromDecimalString(text);
+    if (parsed.kind !== 'finite') return parsed;
+    const match = /^([+-]?)(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?$/.exec(text);
+    const [, sign = '', whole = '', frac = '', exp = '0'] = match ?? [];
+    return {
+      kind: 'finite',
+      m: BigInt(`${sign}${whole}${frac}` || '0'),
+      e: Number(exp) - frac.length,
+    };
+  }
+  // mongod converts a double to Decimal128 rounded to 15 significant digits.
+  if (typeof value === 'number' && !Number.isInteger(value) && Number.isFinite(value)) {
+    return decimalOperand(Decimal128.fromString(value.toPrecision(15)));
+  }
+  return toExactNumber(value);
+}
+
+function exactToDouble(x: ExactNumber): number {
+  if (x.kind === 'nan') return Number.NaN;
+  if (x.kind === 'inf') return x.sign * Number.POSITIVE_INFINITY;
+  return Number(`${x.m}e${x.e}`);
+}
+
+function decimalArithmetic(op: 'add' | 'multiply', a: unknown, b: unknown): Decimal128 {
+  const x = decimalOperand(a);
+  const y = decimalOperand(b);
+  if (x.kind !== 'finite' || y.kind !== 'finite') {
+    const [fx, fy] = [exactToDouble(x), exactToDouble(y)];
+    return Decimal128.fromString(String(op === 'add' ? fx + fy : fx * fy));
+  }
+  if (op === 'multiply') return Decimal128.fromStringWithRounding(`${x.m * y.m}E${x.e + y.e}`);
+  const e = Math.min(x.e, y.e);
+  const m = x.m * 10n ** BigInt(x.e - e) + y.m * 10n ** BigInt(y.e - e);
+  return Decimal128.fromStringWithRounding(`${m}E${e}`);
+}
+
+function integerOf(value: unknown): bigint | undefined {
+  const exact = toExactNumber(value);
+  if (exact.kind !== 'finite' || exact.e < 0) return undefined;
+  return exact.m * 10n ** BigInt(exact.e);
+}
+
+function numericArithmetic(op: 'add' | 'multiply', a: unknown, b: unknown): unknown {
+  const ta = bsonTypeName(a);
+  const tb = bsonTypeName(b);
+  if (ta === 'decimal' || tb === 'decimal') return decimalArithmetic(op, a, b);
+  const integral = (t: string) => t === 'int' || t === 'long';
+  if (integral(ta) && integral(tb)) {
+    const x = integerOf(a) as bigint;
+    const y = integerOf(b) as bigint;
+    const exact = op === 'add' ? x + y : x * y;
+    if (ta === 'int' && tb === 'int' && exact >= -(2n ** 31n) && exact < 2n ** 31n)
+      return Number(exact);
+    // int64 overflow wraps here; mongod reports an error instead (not emulated).
+    return Long.fromBigInt(BigInt.asIntN(64, exact));
+  }
+  const x = toDouble(a);
+  const y = toDouble(b);
+  return op === 'add' ? x + y : x * y;
+}
+
+/** `a + b` with BSON numeric typing ($inc, $add, $sum). */
+export function addNumbers(a: unknown, b: unknown): unknown {
+  return numericArithmetic('add', a, b);
+}
+
+/** `a * b` with BSON numeric typing ($mul, $multiply). */
+export function multiplyNumbers(a: unknown, b: unknown): unknown {
+  return numericArithmetic('multiply', a, b);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -320,10 +401,7 @@ export function compareValues(a: unknown, b: unknown): number {
       return compareBytes(x.bytes, y.bytes);
     }
     case RANK.objectId:
-      return compareBytes(
-        (a as { id: Uint8Array }).id,
-        (b as { id: Uint8Array }).id,
-      );
+      return compareBytes((a as { id: Uint8Array }).id, (b as { id: Uint8Array }).id);
     case RANK.bool:
       return a === b ? 0 : a ? 1 : -1;
     case RANK.date:
@@ -340,7 +418,10 @@ export function compareValues(a: unknown, b: unknown): number {
     }
     case RANK.javascript:
     case RANK.javascriptWithScope:
-      return compareStrings(String((a as { code: unknown }).code), String((b as { code: unknown }).code));
+      return compareStrings(
+        String((a as { code: unknown }).code),
+        String((b as { code: unknown }).code),
+      );
     default:
       // null, MinKey, MaxKey, the empty-array sort marker: one value each.
       return 0;
@@ -426,7 +507,10 @@ export function bsonTypeName(value: unknown): string {
   if (value === null) return 'null';
   switch (typeof value) {
     case 'number':
-      return Number.isInteger(value) && value >= -(2 ** 31) && value < 2 ** 31 && !Object.is(value, -0)
+      return Number.isInteger(value) &&
+        value >= -(2 ** 31) &&
+        value < 2 ** 31 &&
+        !Object.is(value, -0)
         ? 'int'
         : 'double';
     case 'string':
@@ -481,7 +565,9 @@ export function formatValue(value: unknown): string {
   if (value === null) return 'null';
   if (typeof value === 'string') return JSON.stringify(value);
   if (typeof value === 'number') {
-    return Number.isInteger(value) && !Number.isSafeInteger(value) ? value.toExponential() : String(value);
+    return Number.isInteger(value) && !Number.isSafeInteger(value)
+      ? value.toExponential()
+      : String(value);
   }
   if (typeof value === 'boolean') return String(value);
   if (Array.isArray(value)) {
@@ -604,4 +690,3 @@ export function compareFieldNames(a: string, b: string): number {
   if (isArrayIndex(a) && isArrayIndex(b)) return sign(Number(a) - Number(b));
   return compareStrings(a, b);
 }
-

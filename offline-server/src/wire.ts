@@ -24,7 +24,11 @@ export interface Request {
   readonly collection?: string;
 }
 
-const DESERIALIZE_OPTIONS = { promoteLongs: true, promoteValues: true, promoteBuffers: false } as const;
+const DESERIALIZE_OPTIONS = {
+  promoteLongs: true,
+  promoteValues: true,
+  promoteBuffers: false,
+} as const;
 
 /** Splits a byte stream into complete frames; keeps the remainder for the next chunk. */
 export class FrameReader {
@@ -94,15 +98,17 @@ function parseMsg(frame: Buffer, requestId: number): Request {
   }
   if (body === undefined) throw new Error('OP_MSG without a body section');
   for (const [identifier, documents] of sequences) body[identifier] = documents;
-  return { requestId, opCode: OpCode.MSG, command: body, moreToCome: (flags & MSG_FLAG_MORE_TO_COME) !== 0 };
+  return {
+    requestId,
+    opCode: OpCode.MSG,
+    command: body,
+    moreToCome: (flags & MSG_FLAG_MORE_TO_COME) !== 0,
+  };
 }
 
 function parseQuery(frame: Buffer, requestId: number): Request {
-  let offset = HEADER_SIZE + 4; // flags
-  let collection: string;
-  [collection, offset] = readCString(frame, offset);
-  offset += 8; // numberToSkip, numberToReturn
-  const [query] = readDocument(frame, offset);
+  const [collection, afterName] = readCString(frame, HEADER_SIZE + 4); // after flags
+  const [query] = readDocument(frame, afterName + 8); // after numberToSkip, numberToReturn
   // Legacy commands may wrap the command as { $query: {...}, $readPreference: ... }.
   const command = (query.$query as Document | undefined) ?? query;
   return { requestId, opCode: OpCode.QUERY, command, moreToCome: false, collection };

@@ -136,7 +136,9 @@ describe('findAndModify through the driver helpers', () => {
     const command = sentFindAndModify();
     expect(command.new).toBe(true);
     expect(command.fields).toEqual({ _id: 1, state: 1 });
-    expect(command.sort).toEqual({ priority: -1 });
+    // The driver sends sort as an ordered Map (serialised as a BSON document).
+    const sort = command.sort instanceof Map ? Object.fromEntries(command.sort) : command.sort;
+    expect(sort).toEqual({ priority: -1 });
     expect(await coll.countDocuments({ state: 'taken' })).toBe(1);
   });
 

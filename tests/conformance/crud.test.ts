@@ -232,7 +232,7 @@ describe('BSON round-trips', () => {
     const price = Decimal128.fromString('19.90');
     const big = Long.fromString('9007199254740993');
     const { insertedId } = await coll.insertOne({ ref, when, price, big, nested: { at: when } });
-    const doc = (await coll.findOne({ _id: insertedId }, { promoteLongs: false })) ?? {};
+    const doc: Document = (await coll.findOne({ _id: insertedId }, { promoteLongs: false })) ?? {};
     expect(doc.ref).toBeInstanceOf(ObjectId);
     expect((doc.ref as ObjectId).equals(ref)).toBe(true);
     expect(doc.when).toBeInstanceOf(Date);

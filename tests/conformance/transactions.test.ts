@@ -15,7 +15,7 @@
 import type { ClientSession, Document } from 'mongodb';
 import { describe, expect, it } from 'vitest';
 import { useTestDatabase } from '../support/mongo.js';
-import { type Doc, rejectionOf, serverError, serverLock, sleep, track } from './helpers.js';
+import { type Doc, rejectionOf, serverError, sleep, track } from './helpers.js';
 
 const t = useTestDatabase('transactions');
 const TRANSIENT = 'TransientTransactionError';
@@ -316,53 +316,4 @@ describe('withTransaction', () => {
     expect((error as Error).message).toBe('business rule failed');
     expect(await coll.findOne({ _id: 'alice' })).toEqual({ _id: 'alice', balance: 50 });
   });
-});
-
-describe('transaction lifetime limit', () => {
-  // abort_expired_transaction.js + production considerations: with
-  // transactionLifetimeLimitSeconds lowered to 1, an idle transaction is aborted by the
-  // periodic reaper (period limit/2, at least 1 s). A plain insert blocked behind the expired
-  // transaction's uncommitted insert then goes through, and the transaction's next statement
-  // fails with NoSuchTransaction (251).
-  it('an expired transaction is aborted by the server', async () => {
-    const release = await serverLock('server-parameters');
-    const admin = t.client.db('admin');
-    const before = await admin.command({ getParameter: 1, transactionLifetimeLimitSeconds: 1 });
-    const original = before.transactionLifetimeLimitSeconds as number;
-    expect(typeof original).toBe('number');
-    try {
-      await admin.command({ setParameter: 1, transactionLifetimeLimitSeconds: 1 });
-      const now = await admin.command({ getParameter: 1, transactionLifetimeLimitSeconds: 1 });
-      expect(now.transactionLifetimeLimitSeconds).toBe(1);
-
-      const coll = await fresh('lifetime');
-      await withSession(async (session) => {
-        session.startTransaction();
-        await coll.insertOne({ _id: 'x', by: 'txn' }, { session });
-        const started = Date.now();
-        const reply = await t.db.command({
-          insert: coll.collectionName,
-          documents: [{ _id: 'x', by: 'plain' }],
-          maxTimeMS: 8_000,
-        });
-        const waited = Date.now() - started;
-        expect(reply.ok).toBe(1);
-        expect(reply.n).toBe(1);
-        expect(reply.writeErrors).toBeUndefined();
-        // It had to wait for the expiry (1 s after the transaction started) and the reaper.
-        expect(waited).toBeGreaterThanOrEqual(500);
-
-        const error = await serverError(coll.insertOne({ _id: 'y', by: 'txn' }, { session }));
-        expect(error.code).toBe(251);
-        expect(error.codeName).toBe('NoSuchTransaction');
-        await session.abortTransaction().catch(() => {});
-      });
-      expect(await coll.find({}).toArray()).toEqual([{ _id: 'x', by: 'plain' }]);
-    } finally {
-      await admin.command({ setParameter: 1, transactionLifetimeLimitSeconds: original });
-      await release();
-    }
-    const restored = await admin.command({ getParameter: 1, transactionLifetimeLimitSeconds: 1 });
-    expect(restored.transactionLifetimeLimitSeconds).toBe(original);
-  }, 20_000);
 });

@@ -181,24 +181,31 @@ describe('field update operators', () => {
     expect(await coll.findOne({ _id: 1 })).toEqual({ _id: 1, n: 3, m: -4, deep: { k: 1 } });
   });
 
-  // safe_num.cpp: int32 + int32 that overflows becomes int64; int64 arithmetic is exact;
-  // Decimal128 arithmetic stays decimal.
-  it('$inc keeps BSON numeric types: int32 overflow widens to int64, int64 and Decimal128 are exact', async () => {
-    const coll = await withDoc({
-      _id: 1,
-      i32: new Int32(2147483647),
-      i64: Long.fromString('9007199254740992'),
-      dec: Decimal128.fromString('1.10'),
-    });
-    await coll.updateOne(
-      { _id: 1 },
-      { $inc: { i32: 1, i64: 1, dec: Decimal128.fromString('0.20') } },
-    );
+  // safe_num.cpp (addInt32Int32): an int32 sum that overflows is returned as an int64.
+  it('$inc past the int32 maximum widens the value to int64 (Long)', async () => {
+    const coll = await withDoc({ _id: 1, i32: new Int32(2147483647), small: new Int32(1) });
+    await coll.updateOne({ _id: 1 }, { $inc: { i32: 1, small: 1 } });
     const doc = (await coll.findOne({ _id: 1 }, { promoteLongs: false })) as Document;
     expect(doc.i32).toBeInstanceOf(Long);
     expect((doc.i32 as Long).toString()).toBe('2147483648');
+    // Without overflow an int32 stays an int32 (deserialised as a JS number).
+    expect(doc.small).toBe(2);
+  });
+
+  // safe_num.cpp: int64 + int32 is computed in int64, exactly, beyond 2^53.
+  it('$inc on an int64 is exact beyond 2^53 and stays int64', async () => {
+    const coll = await withDoc({ _id: 1, i64: Long.fromString('9007199254740992') });
+    await coll.updateOne({ _id: 1 }, { $inc: { i64: 1 } });
+    const doc = (await coll.findOne({ _id: 1 }, { promoteLongs: false })) as Document;
     expect(doc.i64).toBeInstanceOf(Long);
     expect((doc.i64 as Long).toString()).toBe('9007199254740993');
+  });
+
+  // safe_num.cpp: Decimal128 arithmetic stays decimal (no binary floating-point rounding).
+  it('$inc on a Decimal128 stays decimal and exact', async () => {
+    const coll = await withDoc({ _id: 1, dec: Decimal128.fromString('1.10') });
+    await coll.updateOne({ _id: 1 }, { $inc: { dec: Decimal128.fromString('0.20') } });
+    const doc = (await coll.findOne({ _id: 1 })) as Document;
     expect(doc.dec).toBeInstanceOf(Decimal128);
     expect((doc.dec as Decimal128).toString()).toBe('1.30');
   });

@@ -68,7 +68,12 @@ describe('compileFilter: arrays', () => {
   });
 
   it('dotted paths traverse arrays of documents', () => {
-    const doc = { items: [{ sku: 'x', qty: 1 }, { sku: 'y', qty: 5 }] };
+    const doc = {
+      items: [
+        { sku: 'x', qty: 1 },
+        { sku: 'y', qty: 5 },
+      ],
+    };
     expect(matches({ 'items.sku': 'y' }, doc)).toBe(true);
     expect(matches({ 'items.qty': { $gt: 4 } }, doc)).toBe(true);
     expect(matches({ 'items.1.sku': 'y' }, doc)).toBe(true);
@@ -76,11 +81,20 @@ describe('compileFilter: arrays', () => {
   });
 
   it('$elemMatch requires one element to satisfy every condition', () => {
-    const doc = { items: [{ sku: 'x', qty: 1 }, { sku: 'y', qty: 5 }] };
+    const doc = {
+      items: [
+        { sku: 'x', qty: 1 },
+        { sku: 'y', qty: 5 },
+      ],
+    };
     expect(matches({ items: { $elemMatch: { sku: 'x', qty: { $gt: 4 } } } }, doc)).toBe(false);
     expect(matches({ items: { $elemMatch: { sku: 'y', qty: { $gt: 4 } } } }, doc)).toBe(true);
-    expect(matches({ scores: { $elemMatch: { $gte: 80, $lt: 85 } } }, { scores: [79, 90, 82] })).toBe(true);
-    expect(matches({ scores: { $elemMatch: { $gte: 80, $lt: 85 } } }, { scores: [79, 90] })).toBe(false);
+    expect(
+      matches({ scores: { $elemMatch: { $gte: 80, $lt: 85 } } }, { scores: [79, 90, 82] }),
+    ).toBe(true);
+    expect(matches({ scores: { $elemMatch: { $gte: 80, $lt: 85 } } }, { scores: [79, 90] })).toBe(
+      false,
+    );
   });
 
   it('$size, $all, $in, $nin', () => {
@@ -128,7 +142,9 @@ describe('compileFilter: element, evaluation and logical operators', () => {
     expect(matches({ a: { $type: 2 } }, { a: 'x' })).toBe(true);
     expect(matches({ a: { $type: 'objectId' } }, { a: new ObjectId() })).toBe(true);
     expect(matches({ a: { $type: 'number' } }, { a: Decimal128.fromString('1') })).toBe(true);
-    expect(matches({ a: { $type: 'long' } }, { a: Long.fromString('9223372036854775807') })).toBe(true);
+    expect(matches({ a: { $type: 'long' } }, { a: Long.fromString('9223372036854775807') })).toBe(
+      true,
+    );
     expect(matches({ a: { $type: 'array' } }, { a: [] })).toBe(true);
     expect(matches({ a: { $type: ['double', 'string'] } }, { a: [1.5] })).toBe(true);
     expect(serverError(() => compileFilter({ a: { $type: 'nope' } })).code).toBe(2);
@@ -157,8 +173,15 @@ describe('compileFilter: element, evaluation and logical operators', () => {
 
   it('$expr evaluates aggregation expressions with BSON comparisons and $$NOW', () => {
     expect(matches({ $expr: { $gt: ['$qty', '$reserved'] } }, { qty: 5, reserved: 2 })).toBe(true);
-    expect(matches({ $expr: { $eq: ['$id', new ObjectId('000000000000000000000001')] } }, { id: new ObjectId('000000000000000000000001') })).toBe(true);
-    expect(matches({ $expr: { $lt: ['$expiresAt', '$$NOW'] } }, { expiresAt: new Date(0) })).toBe(true);
+    expect(
+      matches(
+        { $expr: { $eq: ['$id', new ObjectId('000000000000000000000001')] } },
+        { id: new ObjectId('000000000000000000000001') },
+      ),
+    ).toBe(true);
+    expect(matches({ $expr: { $lt: ['$expiresAt', '$$NOW'] } }, { expiresAt: new Date(0) })).toBe(
+      true,
+    );
     // Aggregation $eq does not traverse arrays (unlike the query $eq).
     expect(matches({ $expr: { $eq: ['$a', 1] } }, { a: [1] })).toBe(false);
     expect(matches({ $expr: { $lt: ['$a', new Long(10)] } }, { a: 9 })).toBe(true);
@@ -187,7 +210,13 @@ describe('compileFilter: positional index', () => {
 
 describe('compareBySort', () => {
   it('sorts mixed types in BSON order, missing as null', () => {
-    const docs = [{ v: 'x' }, { v: true }, {}, { v: 2 }, { v: new ObjectId('000000000000000000000001') }];
+    const docs = [
+      { v: 'x' },
+      { v: true },
+      {},
+      { v: 2 },
+      { v: new ObjectId('000000000000000000000001') },
+    ];
     const sorted = [...docs].sort(compareBySort({ v: 1 })).map((d) => d.v);
     expect(sorted).toEqual([undefined, 2, 'x', docs[4]?.v, true]);
   });
@@ -199,7 +228,11 @@ describe('compareBySort', () => {
   });
 
   it('compound and dotted keys', () => {
-    const docs = [{ a: { b: 2 }, c: 1 }, { a: { b: 1 }, c: 2 }, { a: { b: 1 }, c: 1 }];
+    const docs = [
+      { a: { b: 2 }, c: 1 },
+      { a: { b: 1 }, c: 2 },
+      { a: { b: 1 }, c: 1 },
+    ];
     expect([...docs].sort(compareBySort({ 'a.b': 1, c: -1 }))).toEqual([docs[1], docs[2], docs[0]]);
   });
 
@@ -209,7 +242,13 @@ describe('compareBySort', () => {
 });
 
 describe('applyProjection', () => {
-  const doc = { _id: 1, a: 1, b: { c: 2, d: 3 }, arr: [{ x: 1, y: 2 }, { x: 3, y: 4 }, 7], n: [1, 2, 3, 4] };
+  const doc = {
+    _id: 1,
+    a: 1,
+    b: { c: 2, d: 3 },
+    arr: [{ x: 1, y: 2 }, { x: 3, y: 4 }, 7],
+    n: [1, 2, 3, 4],
+  };
 
   it('inclusion keeps _id unless excluded; dotted paths into documents and arrays', () => {
     expect(applyProjection(doc, { a: 1 })).toEqual({ _id: 1, a: 1 });
@@ -220,7 +259,11 @@ describe('applyProjection', () => {
 
   it('exclusion removes fields, keeps scalars in arrays', () => {
     expect(applyProjection(doc, { b: 0, n: 0, arr: 0 })).toEqual({ _id: 1, a: 1 });
-    expect(applyProjection(doc, { 'arr.y': 0, b: 0, n: 0 })).toEqual({ _id: 1, a: 1, arr: [{ x: 1 }, { x: 3 }, 7] });
+    expect(applyProjection(doc, { 'arr.y': 0, b: 0, n: 0 })).toEqual({
+      _id: 1,
+      a: 1,
+      arr: [{ x: 1 }, { x: 3 }, 7],
+    });
   });
 
   it('mixing inclusion and exclusion is an error (31254 / 31253)', () => {
@@ -232,7 +275,10 @@ describe('applyProjection', () => {
     expect(applyProjection(doc, { n: { $slice: 2 } }).n).toEqual([1, 2]);
     expect(applyProjection(doc, { n: { $slice: -1 } })).toEqual({ ...doc, n: [4] });
     expect(applyProjection(doc, { n: { $slice: [1, 2] } }).n).toEqual([2, 3]);
-    expect(applyProjection(doc, { arr: { $elemMatch: { x: 3 } } })).toEqual({ _id: 1, arr: [{ x: 3, y: 4 }] });
+    expect(applyProjection(doc, { arr: { $elemMatch: { x: 3 } } })).toEqual({
+      _id: 1,
+      arr: [{ x: 3, y: 4 }],
+    });
     expect(applyProjection(doc, { 'n.$': 1 }, { n: 3 })).toEqual({ _id: 1, n: [3] });
     expect(applyProjection(doc, { total: { $add: ['$a', 1] } })).toEqual({ _id: 1, total: 2 });
   });

@@ -90,7 +90,12 @@ describe('compareValues: within-type order', () => {
   });
 
   it('orders ObjectIds by bytes', () => {
-    expect(compareValues(new ObjectId('000000000000000000000001'), new ObjectId('0000000000000000000000ff'))).toBe(-1);
+    expect(
+      compareValues(
+        new ObjectId('000000000000000000000001'),
+        new ObjectId('0000000000000000000000ff'),
+      ),
+    ).toBe(-1);
   });
 
   it('compares objects field by field (type, then name, then value) and shorter first', () => {
@@ -106,8 +111,12 @@ describe('compareValues: within-type order', () => {
   });
 
   it('orders BinData by length, then subtype, then bytes', () => {
-    expect(compareValues(new Binary(Buffer.from('zz'), 0), new Binary(Buffer.from('aaa'), 0))).toBe(-1);
-    expect(compareValues(new Binary(Buffer.from('b'), 0), new Binary(Buffer.from('a'), 4))).toBe(-1);
+    expect(compareValues(new Binary(Buffer.from('zz'), 0), new Binary(Buffer.from('aaa'), 0))).toBe(
+      -1,
+    );
+    expect(compareValues(new Binary(Buffer.from('b'), 0), new Binary(Buffer.from('a'), 4))).toBe(
+      -1,
+    );
   });
 
   it('orders booleans, dates, timestamps', () => {
@@ -140,7 +149,19 @@ describe('valuesEqual / valueKey', () => {
       expect(valuesEqual(a, b)).toBe(true);
       expect(valueKey(a)).toBe(valueKey(b));
     }
-    const distinct = [1, 2, '1', true, [1], { a: 1 }, null, new Date(1), new ObjectId(), 0.1, Decimal128.fromString('0.1')];
+    const distinct = [
+      1,
+      2,
+      '1',
+      true,
+      [1],
+      { a: 1 },
+      null,
+      new Date(1),
+      new ObjectId(),
+      0.1,
+      Decimal128.fromString('0.1'),
+    ];
     expect(new Set(distinct.map(valueKey)).size).toBe(distinct.length);
   });
 });
@@ -167,7 +188,11 @@ describe('paths and cloning', () => {
 
   it('cloneDocument deep-copies documents and keeps BSON classes', () => {
     const id = new ObjectId();
-    const doc = { _id: id, a: { b: [1, { c: new Date(3) }] }, bin: new Binary(Buffer.from('x'), 4) };
+    const doc = {
+      _id: id,
+      a: { b: [1, { c: new Date(3) }] },
+      bin: new Binary(Buffer.from('x'), 4),
+    };
     const copy = cloneDocument(doc);
     expect(copy).toEqual(doc);
     expect(copy.a).not.toBe(doc.a);

@@ -3,16 +3,21 @@
  * afterwards, so files can run in parallel against one server.
  */
 import { randomBytes } from 'node:crypto';
-import {
-  type CommandStartedEvent,
-  type Db,
-  MongoClient,
-  type MongoClientOptions,
-} from 'mongodb';
+import { type CommandStartedEvent, type Db, MongoClient, type MongoClientOptions } from 'mongodb';
 import { afterAll, beforeAll, inject } from 'vitest';
 
 /** Commands the driver sends for its own bookkeeping, never counted as round trips. */
-const HOUSEKEEPING = new Set(['hello', 'ismaster', 'isMaster', 'ping', 'endSessions', 'saslStart', 'saslContinue', 'buildInfo', 'buildinfo']);
+const HOUSEKEEPING = new Set([
+  'hello',
+  'ismaster',
+  'isMaster',
+  'ping',
+  'endSessions',
+  'saslStart',
+  'saslContinue',
+  'buildInfo',
+  'buildinfo',
+]);
 
 export function testUri(): string {
   return inject('mongoUri');
