@@ -4,7 +4,7 @@
  * waits are fail point blocks and plain writes queued behind an open transaction.
  */
 import { createServer, type Socket } from 'node:net';
-import { type Document, ObjectId } from 'bson';
+import { type Document, Long, ObjectId } from 'bson';
 import { expireTtlDocuments, HANDLERS, NOT_IN_TRANSACTION } from './commands.js';
 import { CursorRegistry } from './cursors.js';
 import { codeName, ErrorCode, isServerError, ServerError } from './errors.js';
@@ -141,6 +141,8 @@ class Dispatcher {
   /** Runs one request; resolves to the reply, or undefined when the connection must close. */
   async handle(request: Request, connection: ConnectionState): Promise<Document | 'close'> {
     const command = request.command;
+    // Drivers send txnNumber as int64; the session logic compares plain numbers.
+    if (command.txnNumber instanceof Long) command.txnNumber = command.txnNumber.toNumber();
     const name = Object.keys(command)[0] ?? '';
     const db =
       typeof command.$db === 'string'

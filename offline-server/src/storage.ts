@@ -14,9 +14,8 @@
  */
 import { type Document, UUID } from 'bson';
 import { ErrorCode, ServerError } from './errors.js';
-import { formatKeyValue } from './format.js';
 import { indexKeys, matchesPartialFilter } from './index-keys.js';
-import { getPath, valueKey } from './values.js';
+import { formatValue, getPath, getPathValues, valueKey } from './values.js';
 
 export interface IndexSpec {
   readonly v: 2;
@@ -334,7 +333,7 @@ function indexApplies(index: IndexSpec, doc: Document): boolean {
     return false;
   }
   if (index.sparse === true) {
-    return Object.keys(index.key).some((path) => getPath(doc, path) !== undefined);
+    return Object.keys(index.key).some((path) => getPathValues(doc, path).length > 0);
   }
   return true;
 }
@@ -351,7 +350,7 @@ export function duplicateKey(collection: Collection, index: IndexSpec, doc: Docu
   for (const path of Object.keys(index.key)) keyValue[path] = getPath(doc, path) ?? null;
   return new ServerError(
     ErrorCode.DuplicateKey,
-    `E11000 duplicate key error collection: ${collection.ns} index: ${index.name} dup key: ${formatKeyValue(keyValue)}`,
+    `E11000 duplicate key error collection: ${collection.ns} index: ${index.name} dup key: ${formatValue(keyValue)}`,
     { keyPattern: index.key, keyValue },
   );
 }

@@ -24,8 +24,12 @@ export interface Request {
   readonly collection?: string;
 }
 
+/**
+ * int64 stays a `Long` so that `$inc` and friends keep mongod's int64 arithmetic (the
+ * evaluator handles Long throughout); int32 and double both become JS numbers.
+ */
 const DESERIALIZE_OPTIONS = {
-  promoteLongs: true,
+  promoteLongs: false,
   promoteValues: true,
   promoteBuffers: false,
 } as const;
