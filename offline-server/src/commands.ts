@@ -177,25 +177,44 @@ function ensureIdUnchanged(id: string, next: Document): void {
 // ---------------------------------------------------------------------------------------------
 // CRUD
 
-const insert: Handler = (ctx) => {
-  const collection = ctx.storage.ensureCollection(ctx.db, collectionName(ctx, 'insert'));
-  const documents = requireArray(ctx.command, 'documents');
+/**
+ * Runs each statement of a write command (`documents`, `updates`, `deletes`). A statement's
+ * failure becomes a `writeErrors` entry; an ordered command stops at the first one, an
+ * unordered one goes on (mongod's write command semantics).
+ */
+function eachStatement(
+  ctx: CommandContext,
+  field: string,
+  run: (statement: Document, index: number) => void,
+): Document[] {
   const ordered = ctx.command.ordered !== false;
   const writeErrors: Document[] = [];
-  let n = 0;
-  for (const [index, raw] of documents.entries()) {
+  for (const [index, statement] of requireArray(ctx.command, field).entries()) {
     try {
-      const doc = withId(raw);
-      validateId(doc);
-      ctx.unit.insert(collection, doc);
-      n += 1;
+      run(statement, index);
     } catch (error) {
       if (!isWriteError(error, ctx)) throw error;
       writeErrors.push(writeErrorDoc(index, error));
       if (ordered) break;
     }
   }
-  return writeErrors.length > 0 ? { n, writeErrors } : { n };
+  return writeErrors;
+}
+
+function withWriteErrors(reply: Document, writeErrors: Document[]): Document {
+  return writeErrors.length > 0 ? { ...reply, writeErrors } : reply;
+}
+
+const insert: Handler = (ctx) => {
+  const collection = ctx.storage.ensureCollection(ctx.db, collectionName(ctx, 'insert'));
+  let n = 0;
+  const writeErrors = eachStatement(ctx, 'documents', (raw) => {
+    const doc = withId(raw);
+    validateId(doc);
+    ctx.unit.insert(collection, doc);
+    n += 1;
+  });
+  return withWriteErrors({ n }, writeErrors);
 };
 
 interface UpdateResult {
@@ -292,62 +311,44 @@ function parseUpdateStatement(raw: Document): {
 
 const update: Handler = (ctx) => {
   const collection = ctx.storage.ensureCollection(ctx.db, collectionName(ctx, 'update'));
-  const statements = requireArray(ctx.command, 'updates');
-  const ordered = ctx.command.ordered !== false;
-  const writeErrors: Document[] = [];
   const upserted: Document[] = [];
   let n = 0;
   let nModified = 0;
-  for (const [index, raw] of statements.entries()) {
-    try {
-      const result = updateStatement(ctx, collection, parseUpdateStatement(raw));
-      n += result.matched;
-      nModified += result.modified;
-      if (result.upsertedId !== undefined) {
-        n += 1;
-        upserted.push({ index, _id: result.upsertedId });
-      }
-    } catch (error) {
-      if (!isWriteError(error, ctx)) throw error;
-      writeErrors.push(writeErrorDoc(index, error));
-      if (ordered) break;
+  const writeErrors = eachStatement(ctx, 'updates', (raw, index) => {
+    const result = updateStatement(ctx, collection, parseUpdateStatement(raw));
+    n += result.matched;
+    nModified += result.modified;
+    if (result.upsertedId !== undefined) {
+      n += 1;
+      upserted.push({ index, _id: result.upsertedId });
     }
-  }
-  const reply: Document = { n, nModified };
-  if (upserted.length > 0) reply.upserted = upserted;
-  if (writeErrors.length > 0) reply.writeErrors = writeErrors;
-  return reply;
+  });
+  return withWriteErrors(
+    upserted.length > 0 ? { n, nModified, upserted } : { n, nModified },
+    writeErrors,
+  );
 };
 
 const remove: Handler = (ctx) => {
   const collection = ctx.storage.collection(ctx.db, collectionName(ctx, 'delete'));
-  const statements = requireArray(ctx.command, 'deletes');
-  const ordered = ctx.command.ordered !== false;
-  const writeErrors: Document[] = [];
   let n = 0;
-  for (const [index, raw] of statements.entries()) {
-    try {
-      const q = optionalDocument(raw, 'q') ?? {};
-      const limit = raw.limit;
-      if (limit !== 0 && limit !== 1) {
-        throw new ServerError(
-          ErrorCode.FailedToParse,
-          `The limit field in delete objects must be 0 or 1. Got ${String(limit)}`,
-        );
-      }
-      let targets = matching(ctx, collection, q);
-      if (limit === 1) targets = targets.slice(0, 1);
-      for (const [id, doc] of targets) {
-        ctx.unit.write(collection!, id, doc, null);
-        n += 1;
-      }
-    } catch (error) {
-      if (!isWriteError(error, ctx)) throw error;
-      writeErrors.push(writeErrorDoc(index, error));
-      if (ordered) break;
+  const writeErrors = eachStatement(ctx, 'deletes', (raw) => {
+    const q = optionalDocument(raw, 'q') ?? {};
+    const limit = raw.limit;
+    if (limit !== 0 && limit !== 1) {
+      throw new ServerError(
+        ErrorCode.FailedToParse,
+        `The limit field in delete objects must be 0 or 1. Got ${String(limit)}`,
+      );
     }
-  }
-  return writeErrors.length > 0 ? { n, writeErrors } : { n };
+    let targets = matching(ctx, collection, q);
+    if (limit === 1) targets = targets.slice(0, 1);
+    for (const [id, doc] of targets) {
+      ctx.unit.write(collection!, id, doc, null);
+      n += 1;
+    }
+  });
+  return withWriteErrors({ n }, writeErrors);
 };
 
 const findAndModify: Handler = (ctx) => {

@@ -14,27 +14,19 @@
  * each other's fail points.
  */
 import {
-  type MongoClient,
   type MongoClientOptions,
   MongoNetworkError,
   MongoServerError,
   MongoWriteConcernError,
 } from 'mongodb';
-import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { newClient, recordCommands, useTestDatabase } from '../support/mongo.js';
-import {
-  type Doc,
-  failCommand,
-  rejectionOf,
-  serverError,
-  serverLock,
-  uniqueAppName,
-} from './helpers.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { failCommand, useFailPointClients } from '../support/failpoints.js';
+import { useTestDatabase } from '../support/mongo.js';
+import { type Doc, rejectionOf, serverError } from './helpers.js';
 
 const t = useTestDatabase('failpoints');
 let collName = '';
-let release: (() => Promise<void>) | undefined;
-const opened: MongoClient[] = [];
+const failPoints = useFailPointClients(() => t.db, 'fp');
 
 beforeAll(async () => {
   collName = t.uniqueName('fp');
@@ -44,33 +36,10 @@ beforeAll(async () => {
   ]);
 });
 
-beforeEach(async () => {
-  release = await serverLock('failCommand');
-});
-
-afterEach(async () => {
-  try {
-    await failCommand(t.db, 'off');
-  } finally {
-    await Promise.all(opened.splice(0).map((client) => client.close()));
-    await release?.();
-    release = undefined;
-  }
-});
-
-/** A dedicated client with its own appName, so a fail point can target it alone. */
+/** A dedicated client with its own appName, and this file's collection through it. */
 async function appClient(options: MongoClientOptions = {}) {
-  const appName = uniqueAppName('fp');
-  const client = newClient({ appName, ...options });
-  opened.push(client);
-  await client.connect();
-  const commands = recordCommands(client);
-  return {
-    client,
-    appName,
-    commands,
-    coll: client.db(t.db.databaseName).collection<Doc>(collName),
-  };
+  const handle = await failPoints.appClient(options);
+  return { ...handle, coll: handle.client.db(t.db.databaseName).collection<Doc>(collName) };
 }
 
 describe('failCommand modes', () => {

@@ -1,18 +1,12 @@
-/**
- * Small helpers shared by the conformance suite (not a test file itself).
- *
- * Server-global state (the `failCommand` fail point, server parameters) is shared by every test
- * file running against the same server, and vitest runs files in parallel processes. The
- * `serverLock` below serialises the conformance files that touch such state, so that one file's
- * `configureFailPoint` never replaces another's mid-test.
- */
-import { createHash } from 'node:crypto';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { type Db, type Document, MongoError, MongoServerError, type ObjectId } from 'mongodb';
+import {
+  type ClientSession,
+  type Document,
+  type MongoClient,
+  MongoError,
+  MongoServerError,
+  type ObjectId,
+} from 'mongodb';
 import { expect } from 'vitest';
-import { testUri } from '../support/mongo.js';
 
 /** A schema-less document whose _id may be of any BSON type (the driver's default is ObjectId). */
 export interface Doc extends Document {
@@ -74,60 +68,15 @@ export function barrier(parties: number): () => Promise<void> {
   };
 }
 
-export type FailPointMode = 'alwaysOn' | 'off' | { times: number } | { skip: number };
-
-/** Configures the server's `failCommand` fail point (sent to `admin`). */
-export async function failCommand(db: Db, mode: FailPointMode, data?: Document): Promise<void> {
-  const command: Document = { configureFailPoint: 'failCommand', mode };
-  if (data !== undefined) command.data = data;
-  const reply = await db.admin().command(command);
-  expect(reply.ok).toBe(1);
-}
-
-function lockPath(name: string): string {
-  const server = createHash('sha256').update(testUri()).digest('hex').slice(0, 12);
-  return join(tmpdir(), `mongo-atomics-conformance-${server}-${name}.lock`);
-}
-
-function alive(pid: number): boolean {
+/** Runs `fn` with a new session of `client`, ending the session afterwards. */
+export async function withSession<T>(
+  client: MongoClient,
+  fn: (session: ClientSession) => Promise<T>,
+): Promise<T> {
+  const session = client.startSession();
   try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
+    return await fn(session);
+  } finally {
+    await session.endSession();
   }
-}
-
-/**
- * A cross-process lock (an atomic `mkdir`) named per server. Returns the release function.
- * A lock left behind by a dead process is taken over.
- */
-export async function serverLock(name: string, timeoutMs = 60_000): Promise<() => Promise<void>> {
-  const path = lockPath(name);
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      await mkdir(path);
-      await writeFile(join(path, 'owner'), String(process.pid));
-      return async () => {
-        await rm(path, { recursive: true, force: true });
-      };
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-      const owner = Number(await readFile(join(path, 'owner'), 'utf8').catch(() => ''));
-      if (owner > 0 && !alive(owner)) {
-        await rm(path, { recursive: true, force: true });
-        continue;
-      }
-      if (Date.now() > deadline) throw new Error(`timed out waiting for lock ${path}`);
-      await sleep(25);
-    }
-  }
-}
-
-/** Unique appName for a test's dedicated client, so fail points only hit that client. */
-let appCounter = 0;
-export function uniqueAppName(prefix: string): string {
-  appCounter += 1;
-  return `${prefix}-${process.pid}-${appCounter}-${Math.random().toString(36).slice(2, 8)}`;
 }

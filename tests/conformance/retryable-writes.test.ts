@@ -8,41 +8,24 @@
  * jstests/core/failcommand_failpoint.js ("This normally fails with RetryableWriteError label"
  * for an insert carrying txnNumber); server src/mongo/db/error_labels.cpp.
  */
-import { Long, type MongoClient, type MongoClientOptions } from 'mongodb';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { newClient, recordCommands, useTestDatabase } from '../support/mongo.js';
-import { type Doc, failCommand, serverError, serverLock, uniqueAppName } from './helpers.js';
+import { Long, type MongoClientOptions } from 'mongodb';
+import { describe, expect, it } from 'vitest';
+import { failCommand, useFailPointClients } from '../support/failpoints.js';
+import { useTestDatabase } from '../support/mongo.js';
+import { type Doc, serverError } from './helpers.js';
 
 const t = useTestDatabase('retryable_writes');
-let release: (() => Promise<void>) | undefined;
-const opened: MongoClient[] = [];
+const failPoints = useFailPointClients(() => t.db, 'rw');
 
-beforeEach(async () => {
-  release = await serverLock('failCommand');
-});
-
-afterEach(async () => {
-  try {
-    await failCommand(t.db, 'off');
-  } finally {
-    await Promise.all(opened.splice(0).map((client) => client.close()));
-    await release?.();
-    release = undefined;
-  }
-});
-
+/** A fail point client that also records each failed command's labels. */
 async function appClient(options: MongoClientOptions = {}) {
-  const appName = uniqueAppName('rw');
-  const client = newClient({ appName, ...options });
-  opened.push(client);
-  await client.connect();
-  const commands = recordCommands(client);
+  const handle = await failPoints.appClient(options);
   const failures: { commandName: string; labels: string[] }[] = [];
-  client.on('commandFailed', (event) => {
+  handle.client.on('commandFailed', (event) => {
     const failure = event.failure as Error & { errorLabels?: string[] };
     failures.push({ commandName: event.commandName, labels: [...(failure.errorLabels ?? [])] });
   });
-  return { client, appName, commands, failures };
+  return { ...handle, failures };
 }
 
 async function counter(name: string) {

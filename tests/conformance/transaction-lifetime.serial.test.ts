@@ -8,10 +8,10 @@
  * every transactionLifetimeLimitSeconds/2, at most once per second — DOCS-11599); server jstest
  * jstests/core/txns/abort_expired_transaction.js.
  */
-import type { ClientSession } from 'mongodb';
 import { describe, expect, it } from 'vitest';
+import { serverLock } from '../support/failpoints.js';
 import { useTestDatabase } from '../support/mongo.js';
-import { type Doc, serverError, serverLock } from './helpers.js';
+import { type Doc, serverError, withSession } from './helpers.js';
 
 const t = useTestDatabase('txn_lifetime');
 
@@ -19,15 +19,6 @@ async function fresh(prefix: string) {
   const name = t.uniqueName(prefix);
   await t.db.createCollection(name);
   return t.db.collection<Doc>(name);
-}
-
-async function withSession<T>(fn: (session: ClientSession) => Promise<T>): Promise<T> {
-  const session = t.client.startSession();
-  try {
-    return await fn(session);
-  } finally {
-    await session.endSession();
-  }
 }
 
 describe('transaction lifetime limit', () => {
@@ -48,7 +39,7 @@ describe('transaction lifetime limit', () => {
       expect(now.transactionLifetimeLimitSeconds).toBe(1);
 
       const coll = await fresh('lifetime');
-      await withSession(async (session) => {
+      await withSession(t.client, async (session) => {
         session.startTransaction();
         await coll.insertOne({ _id: 'x', by: 'txn' }, { session });
         const started = Date.now();

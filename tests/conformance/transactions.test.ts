@@ -12,10 +12,10 @@
  * NoSuchTransaction); mongodb/specifications source/transactions/transactions.md and
  * source/transactions-convenient-api/transactions-convenient-api.md.
  */
-import type { ClientSession, Document } from 'mongodb';
+import type { Document } from 'mongodb';
 import { describe, expect, it } from 'vitest';
 import { useTestDatabase } from '../support/mongo.js';
-import { type Doc, rejectionOf, serverError, sleep, track } from './helpers.js';
+import { type Doc, rejectionOf, serverError, sleep, track, withSession } from './helpers.js';
 
 const t = useTestDatabase('transactions');
 const TRANSIENT = 'TransientTransactionError';
@@ -29,20 +29,11 @@ async function fresh(prefix: string, docs: Doc[] = []) {
   return coll;
 }
 
-async function withSession<T>(fn: (session: ClientSession) => Promise<T>): Promise<T> {
-  const session = t.client.startSession();
-  try {
-    return await fn(session);
-  } finally {
-    await session.endSession();
-  }
-}
-
 describe('commit and abort', () => {
   // transactions docs: writes become visible to everyone at commit.
   it('commit makes every write of the transaction visible', async () => {
     const coll = await fresh('commit', [{ _id: 'a', balance: 100 }]);
-    await withSession(async (session) => {
+    await withSession(t.client, async (session) => {
       t.commands.reset();
       session.startTransaction();
       await coll.updateOne({ _id: 'a' }, { $inc: { balance: -30 } }, { session });
@@ -66,7 +57,7 @@ describe('commit and abort', () => {
 
   it('abort discards every write of the transaction', async () => {
     const coll = await fresh('abort', [{ _id: 'a', balance: 100 }]);
-    await withSession(async (session) => {
+    await withSession(t.client, async (session) => {
       session.startTransaction();
       await coll.updateOne({ _id: 'a' }, { $inc: { balance: -30 } }, { session });
       await coll.insertOne({ _id: 'b', balance: 30 }, { session });
@@ -85,7 +76,7 @@ describe('isolation', () => {
       { _id: 1, v: 0 },
       { _id: 2, v: 0 },
     ]);
-    await withSession(async (session) => {
+    await withSession(t.client, async (session) => {
       session.startTransaction();
       expect(await coll.find({}, { session }).sort({ _id: 1 }).toArray()).toEqual([
         { _id: 1, v: 0 },
@@ -114,7 +105,7 @@ describe('isolation', () => {
   // multi_statement_transaction_abort.js: uncommitted writes are invisible to other readers.
   it('uncommitted writes are invisible outside the transaction until commit', async () => {
     const coll = await fresh('invisible', [{ _id: 1, v: 'old' }]);
-    await withSession(async (session) => {
+    await withSession(t.client, async (session) => {
       session.startTransaction();
       await coll.insertOne({ _id: 2, v: 'new' }, { session });
       await coll.updateOne({ _id: 1 }, { $set: { v: 'changed' } }, { session });
@@ -161,7 +152,7 @@ describe('write conflicts', () => {
   // updated outside it after its snapshot gets WriteConflict, and the server has aborted it.
   it('a transaction writing a document changed after its snapshot gets WriteConflict and is aborted', async () => {
     const coll = await fresh('wcsnap', [{ _id: 1, n: 0 }]);
-    await withSession(async (session) => {
+    await withSession(t.client, async (session) => {
       session.startTransaction();
       await coll.findOne({ _id: 1 }, { session });
       await coll.updateOne({ _id: 1 }, { $set: { n: 5 } });
@@ -178,7 +169,7 @@ describe('write conflicts', () => {
   // transaction keeps retrying (blocks) and applies on top of the committed state.
   it('a plain update of a document written by an open transaction waits for the commit, then applies', async () => {
     const coll = await fresh('block', [{ _id: 1, n: 0 }]);
-    await withSession(async (session) => {
+    await withSession(t.client, async (session) => {
       session.startTransaction();
       await coll.updateOne({ _id: 1 }, { $inc: { n: 1 } }, { session });
       const plain = track(coll.updateOne({ _id: 1 }, { $inc: { n: 10 } }));
@@ -196,7 +187,7 @@ describe('write conflicts', () => {
   // goes ahead and succeeds.
   it('a plain insert blocked by an uncommitted transactional insert succeeds after the abort', async () => {
     const coll = await fresh('blockabort');
-    await withSession(async (session) => {
+    await withSession(t.client, async (session) => {
       session.startTransaction();
       await coll.insertOne({ _id: 1, by: 'txn' }, { session });
       const plain = track(coll.insertOne({ _id: 1, by: 'plain' }));
@@ -212,7 +203,7 @@ describe('write conflicts', () => {
   // MaxTimeMSExpired (50); after commit, a conflicting insert is a DuplicateKey.
   it('a blocked plain insert with maxTimeMS fails with MaxTimeMSExpired (50)', async () => {
     const coll = await fresh('blockmax');
-    await withSession(async (session) => {
+    await withSession(t.client, async (session) => {
       session.startTransaction();
       await coll.insertOne({ _id: 1, by: 'txn' }, { session });
       const outcome = await t.db
@@ -240,7 +231,7 @@ describe('aborted transactions', () => {
   // for that txnNumber fails with NoSuchTransaction (251), labelled TransientTransactionError.
   it('commitTransaction after abortTransaction fails with NoSuchTransaction (251)', async () => {
     const coll = await fresh('commitafterabort');
-    await withSession(async (session) => {
+    await withSession(t.client, async (session) => {
       session.startTransaction();
       await coll.insertOne({ _id: 1 }, { session });
       await session.abortTransaction();
@@ -261,7 +252,7 @@ describe('aborted transactions', () => {
   // and the commit then fails with NoSuchTransaction.
   it('DuplicateKey inside a transaction has no transient label and the commit then fails with 251', async () => {
     const coll = await fresh('dupintxn', [{ _id: 1, by: 'outside' }]);
-    await withSession(async (session) => {
+    await withSession(t.client, async (session) => {
       session.startTransaction();
       await coll.insertOne({ _id: 2, by: 'txn' }, { session });
       const dup = await serverError(coll.insertOne({ _id: 1, by: 'txn' }, { session }));
@@ -284,7 +275,7 @@ describe('withTransaction', () => {
       { _id: 'alice', balance: 50 },
       { _id: 'bob', balance: 0 },
     ]);
-    const result = await withSession((session) =>
+    const result = await withSession(t.client, (session) =>
       session.withTransaction(async () => {
         const from = await coll.findOneAndUpdate(
           { _id: 'alice', balance: { $gte: 20 } },
@@ -306,7 +297,7 @@ describe('withTransaction', () => {
   it('an error thrown by the callback aborts the transaction and is rethrown', async () => {
     const coll = await fresh('withtxnerr', [{ _id: 'alice', balance: 50 }]);
     const error = await rejectionOf(
-      withSession((session) =>
+      withSession(t.client, (session) =>
         session.withTransaction(async () => {
           await coll.updateOne({ _id: 'alice' }, { $inc: { balance: -20 } }, { session });
           throw new Error('business rule failed');
