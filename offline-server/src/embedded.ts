@@ -66,3 +66,30 @@ export async function startEmbeddedMongo(notes: string[] = []): Promise<Embedded
   }
   return startOffline();
 }
+
+/**
+ * A standalone server (no replica set), for tests of what happens without transactions: a
+ * mongodb-memory-server standalone mongod when `preferReal` and one can start, else this server
+ * in standalone mode.
+ */
+export async function startStandalone(preferReal: boolean): Promise<EmbeddedMongo> {
+  if (preferReal) {
+    const { MongoMemoryServer } = await import('mongodb-memory-server');
+    const server = await MongoMemoryServer.create();
+    return {
+      kind: 'memory-server',
+      uri: server.getUri(),
+      description: 'mongodb-memory-server standalone mongod',
+      stop: async () => {
+        await server.stop();
+      },
+    };
+  }
+  const server = await startOfflineServer({ standalone: true });
+  return {
+    kind: 'offline',
+    uri: server.uri,
+    description: 'offline test server in standalone mode',
+    stop: () => server.close(),
+  };
+}

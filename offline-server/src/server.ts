@@ -20,6 +20,12 @@ export interface OfflineServerOptions {
   readonly port?: number;
   /** Replica set name announced in `hello`. @default 'rs0' */
   readonly replicaSetName?: string;
+  /**
+   * Behave as a standalone mongod instead of a replica set primary: `hello` names no replica
+   * set, and any command carrying a `txnNumber` (transactions, retryable writes) fails with
+   * IllegalOperation (20), as on mongod. @default false
+   */
+  readonly standalone?: boolean;
 }
 
 export interface OfflineServer {
@@ -79,7 +85,7 @@ class Dispatcher {
 
   constructor(
     readonly address: string,
-    readonly replicaSetName: string,
+    readonly replicaSetName: string | undefined,
   ) {
     // Expire transactions past their lifetime limit, and run the TTL monitor.
     const timer = setInterval(() => this.housekeeping(), 100);
@@ -116,6 +122,18 @@ class Dispatcher {
     const legacy = command.ismaster !== undefined || command.isMaster !== undefined;
     const client = command.client as { application?: { name?: string } } | undefined;
     if (client?.application?.name !== undefined) connection.appName = client.application.name;
+    const replicaSet =
+      this.replicaSetName === undefined
+        ? {}
+        : {
+            setName: this.replicaSetName,
+            setVersion: 1,
+            hosts: [this.address],
+            primary: this.address,
+            me: this.address,
+            electionId: this.electionId,
+            secondary: false,
+          };
     return {
       helloOk: true,
       [legacy ? 'ismaster' : 'isWritablePrimary']: true,
@@ -128,13 +146,7 @@ class Dispatcher {
       minWireVersion: 0,
       maxWireVersion: MAX_WIRE_VERSION,
       readOnly: false,
-      setName: this.replicaSetName,
-      setVersion: 1,
-      hosts: [this.address],
-      primary: this.address,
-      me: this.address,
-      electionId: this.electionId,
-      secondary: false,
+      ...replicaSet,
     };
   }
 
@@ -196,6 +208,13 @@ class Dispatcher {
     command: Document,
     connection: ConnectionState,
   ): Promise<Document> {
+    // A standalone mongod has no transactions and no retryable writes.
+    if (this.replicaSetName === undefined && command.txnNumber !== undefined) {
+      throw new ServerError(
+        ErrorCode.IllegalOperation,
+        'Transaction numbers are only allowed on a replica set member or mongos',
+      );
+    }
     switch (name) {
       case 'hello':
       case 'ismaster':
@@ -542,12 +561,15 @@ export async function startOfflineServer(
   const address = server.address();
   if (address === null || typeof address === 'string') throw new Error('server has no TCP address');
   const port = address.port;
-  const replicaSetName = options.replicaSetName ?? 'rs0';
+  const replicaSetName = options.standalone === true ? undefined : (options.replicaSetName ?? 'rs0');
   dispatcher = new Dispatcher(`${host}:${port}`, replicaSetName);
   const active = dispatcher;
 
   return {
-    uri: `mongodb://${host}:${port}/?replicaSet=${replicaSetName}`,
+    uri:
+      replicaSetName === undefined
+        ? `mongodb://${host}:${port}/`
+        : `mongodb://${host}:${port}/?replicaSet=${replicaSetName}`,
     host,
     port,
     close: async () => {

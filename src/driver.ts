@@ -1,0 +1,107 @@
+/**
+ * The one place that reads raw driver errors and results. Primitives ask these questions
+ * instead of inspecting `code`, labels or result shapes themselves.
+ *
+ * Errors are read by shape (code, labels), not by class, so they work with driver 6 and 7 and
+ * with two copies of the driver in one application.
+ */
+
+/** Server error codes this library acts on (mongod's error_codes.yml). */
+export const ServerCode = {
+  IllegalOperation: 20,
+  MaxTimeMSExpired: 50,
+  NoSuchTransaction: 251,
+  DuplicateKey: 11000,
+} as const;
+
+/** Error labels (MongoDB transactions specification). */
+export const ErrorLabel = {
+  TransientTransactionError: 'TransientTransactionError',
+  UnknownTransactionCommitResult: 'UnknownTransactionCommitResult',
+} as const;
+export type ErrorLabel = (typeof ErrorLabel)[keyof typeof ErrorLabel];
+
+interface ErrorShape {
+  code?: unknown;
+  message?: unknown;
+  errorLabels?: unknown;
+  hasErrorLabel?: (label: string) => boolean;
+  writeErrors?: unknown;
+}
+
+function shape(error: unknown): ErrorShape | undefined {
+  return typeof error === 'object' && error !== null ? (error as ErrorShape) : undefined;
+}
+
+export function errorCode(error: unknown): number | undefined {
+  const code = shape(error)?.code;
+  return typeof code === 'number' ? code : undefined;
+}
+
+export function hasErrorLabel(error: unknown, label: ErrorLabel): boolean {
+  const candidate = shape(error);
+  if (candidate === undefined) return false;
+  if (typeof candidate.hasErrorLabel === 'function') return candidate.hasErrorLabel(label);
+  return Array.isArray(candidate.errorLabels) && candidate.errorLabels.includes(label);
+}
+
+/** E11000, from findAndModify (a command error) or from a write command (`writeErrors`). */
+export function isDuplicateKeyError(error: unknown): boolean {
+  if (errorCode(error) === ServerCode.DuplicateKey) return true;
+  const writeErrors = shape(error)?.writeErrors;
+  return (
+    Array.isArray(writeErrors) &&
+    writeErrors.some((entry) => errorCode(entry) === ServerCode.DuplicateKey)
+  );
+}
+
+/**
+ * A standalone mongod refusing a transaction: IllegalOperation (20) "Transaction numbers are
+ * only allowed on a replica set member or mongos". Driver 7 rethrows that reply as "This
+ * MongoDB deployment does not support retryable writes…" (no code, the reply kept as
+ * `errorResponse.originalError`); both forms are recognised.
+ */
+export function isTransactionsUnsupported(error: unknown): boolean {
+  const message = shape(error)?.message;
+  const text = typeof message === 'string' ? message : '';
+  if (errorCode(error) === ServerCode.IllegalOperation && /transaction numbers/i.test(text)) {
+    return true;
+  }
+  if (/does not support retryable writes/i.test(text)) return true;
+  const original = (shape(error) as { errorResponse?: { originalError?: unknown } } | undefined)
+    ?.errorResponse?.originalError;
+  return original !== undefined && original !== error && isTransactionsUnsupported(original);
+}
+
+/**
+ * The document a `findOneAndUpdate`/`findOneAndDelete` resolved to. Driver 6 and 7 resolve to
+ * the document (or null) by default, and to `{ value, lastErrorObject, ok }` with
+ * `includeResultMetadata: true`; both shapes are accepted so callers cannot get this wrong.
+ */
+export function modifiedDocument<T>(result: T | { value: T | null } | null): T | null {
+  if (result === null) return null;
+  if (typeof result === 'object' && 'value' in (result as object) && 'ok' in (result as object)) {
+    return (result as { value: T | null }).value;
+  }
+  return result as T;
+}
+
+/** `lastErrorObject` facts of a findAndModify run with `includeResultMetadata: true`. */
+export interface ModifyFacts<T> {
+  readonly value: T | null;
+  /** An existing document was updated (false when nothing matched or an upsert inserted). */
+  readonly updatedExisting: boolean;
+  /** The upsert inserted a document. */
+  readonly upserted: boolean;
+}
+
+export function modifyFacts<T>(result: {
+  value: T | null;
+  lastErrorObject?: { updatedExisting?: unknown; upserted?: unknown };
+}): ModifyFacts<T> {
+  return {
+    value: result.value,
+    updatedExisting: result.lastErrorObject?.updatedExisting === true,
+    upserted: result.lastErrorObject?.upserted !== undefined,
+  };
+}

@@ -1,0 +1,117 @@
+/**
+ * The errors this library throws. Expected business outcomes ("insufficient", "already
+ * claimed", …) are never errors: they are the `outcome` of a resolved result. Errors are for
+ * misuse (bad arguments) and infrastructure (retry budget spent, no transactions).
+ *
+ * The classes, their `name`s and the type guards are part of the semver contract. Prefer the
+ * type guards over `instanceof`: they also recognise errors thrown by another copy of this
+ * package (two versions installed side by side), through a brand shared by all copies.
+ */
+
+const BRAND = Symbol.for('mongo-atomics.error');
+
+/** Root of every error thrown by mongo-atomics. */
+export class MongoAtomicsError extends Error {
+  override name = 'MongoAtomicsError';
+  /** @internal Brand shared across copies of the package; see the type guards. */
+  readonly [BRAND] = true;
+
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+/**
+ * An argument or option is invalid. Thrown before anything is sent to the server, so an
+ * invalid call never writes.
+ */
+export class InvalidArgumentError extends MongoAtomicsError {
+  override readonly name = 'InvalidArgumentError';
+  /** The primitive that rejected the call, e.g. `'guardedDecrement'`. */
+  readonly primitive: string;
+  /** The offending option as a path into the options object, e.g. `'match.courseId'`. */
+  readonly option: string;
+
+  constructor(primitive: string, option: string, problem: string) {
+    super(`${primitive}: option "${option}" ${problem}`);
+    this.primitive = primitive;
+    this.option = option;
+  }
+}
+
+/** Why a retry loop gave up. */
+export const GiveUpReason = {
+  /** The time budget (`timeoutMs`) was spent. */
+  Timeout: 'timeout',
+  /** The attempt cap (`maxAttempts`) was reached. */
+  MaxAttempts: 'maxAttempts',
+  /**
+   * The server kept aborting the transaction before commit although the callback completed:
+   * most likely the callback caught and ignored a server error (e.g. a duplicate key), which
+   * aborts a transaction server-side.
+   */
+  AbortedBeforeCommit: 'abortedBeforeCommit',
+} as const;
+export type GiveUpReason = (typeof GiveUpReason)[keyof typeof GiveUpReason];
+
+/** A retry loop ran out of attempts or time. The last error is the `cause`. */
+export class RetryBudgetExhaustedError extends MongoAtomicsError {
+  override readonly name = 'RetryBudgetExhaustedError';
+  readonly reason: GiveUpReason;
+  /** Attempts made, the failed last one included. */
+  readonly attempts: number;
+  /** Milliseconds from the first attempt's start to giving up. */
+  readonly elapsedMs: number;
+
+  constructor(
+    message: string,
+    details: { reason: GiveUpReason; attempts: number; elapsedMs: number; cause: unknown },
+  ) {
+    super(message, { cause: details.cause });
+    this.reason = details.reason;
+    this.attempts = details.attempts;
+    this.elapsedMs = details.elapsedMs;
+  }
+}
+
+/**
+ * The deployment does not support transactions: a standalone mongod. Transactions need a
+ * replica set (a single-node replica set is enough) or a sharded cluster.
+ */
+export class TransactionsUnsupportedError extends MongoAtomicsError {
+  override readonly name = 'TransactionsUnsupportedError';
+
+  constructor(cause: unknown) {
+    super(
+      'MongoDB transactions need a replica set or a sharded cluster; this server is a standalone ' +
+        'mongod. A single-node replica set is enough: start mongod with --replSet rs0 and run ' +
+        'rs.initiate() once.',
+      { cause },
+    );
+  }
+}
+
+function branded(value: unknown): value is MongoAtomicsError {
+  return (
+    typeof value === 'object' && value !== null && (value as { [BRAND]?: unknown })[BRAND] === true
+  );
+}
+
+/** Any error thrown by mongo-atomics (any copy of the package). */
+export function isMongoAtomicsError(value: unknown): value is MongoAtomicsError {
+  return branded(value);
+}
+
+export function isInvalidArgumentError(value: unknown): value is InvalidArgumentError {
+  return branded(value) && value.name === 'InvalidArgumentError';
+}
+
+export function isRetryBudgetExhaustedError(value: unknown): value is RetryBudgetExhaustedError {
+  return branded(value) && value.name === 'RetryBudgetExhaustedError';
+}
+
+export function isTransactionsUnsupportedError(
+  value: unknown,
+): value is TransactionsUnsupportedError {
+  return branded(value) && value.name === 'TransactionsUnsupportedError';
+}
