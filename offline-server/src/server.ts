@@ -561,7 +561,8 @@ export async function startOfflineServer(
   const address = server.address();
   if (address === null || typeof address === 'string') throw new Error('server has no TCP address');
   const port = address.port;
-  const replicaSetName = options.standalone === true ? undefined : (options.replicaSetName ?? 'rs0');
+  const replicaSetName =
+    options.standalone === true ? undefined : (options.replicaSetName ?? 'rs0');
   dispatcher = new Dispatcher(`${host}:${port}`, replicaSetName);
   const active = dispatcher;
 
