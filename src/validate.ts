@@ -5,8 +5,20 @@
  * Driver objects are recognised by shape, not `instanceof`, so that an application with two
  * copies of the driver (or a Mongoose connection's underlying driver) still works.
  */
-import type { ClientSession, Collection, Document, MongoClient } from 'mongodb';
+import type {
+  Binary,
+  ClientSession,
+  Collection,
+  Decimal128,
+  Document,
+  Long,
+  MongoClient,
+  ObjectId,
+} from 'mongodb';
 import { InvalidArgumentError } from './errors.js';
+
+/** A value that identifies something or names a state; see `isScalar`. */
+export type ScalarValue = string | number | boolean | Date | ObjectId | Decimal128 | Long | Binary;
 
 /** Scalar types accepted as identity values (element match keys, claim states). */
 const SCALAR_BSON_TYPES = new Set(['ObjectId', 'Decimal128', 'Binary', 'Long', 'Int32', 'Double']);
@@ -100,12 +112,21 @@ export function validator(primitive: string) {
       return value;
     },
 
-    /** A query filter: a plain object (not empty unless `allowEmpty`). */
-    filter(value: unknown, option = 'filter', allowEmpty = false): Document {
-      if (!isPlainObject(value))
+    /** A query filter: a plain object, not empty (it selects the document to change). */
+    filter(value: unknown, option = 'filter'): Document {
+      if (!isPlainObject(value)) {
         return fail(option, `must be a query filter object, got ${describe(value)}`);
-      if (!allowEmpty && Object.keys(value).length === 0) {
+      }
+      if (Object.keys(value).length === 0) {
         fail(option, 'must not be empty: it selects the document to change');
+      }
+      return value;
+    },
+
+    /** A plain object of fields (possibly empty). */
+    fields(value: unknown, option: string): Record<string, unknown> {
+      if (!isPlainObject(value)) {
+        return fail(option, `must be an object of fields, got ${describe(value)}`);
       }
       return value;
     },

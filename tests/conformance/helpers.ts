@@ -54,19 +54,7 @@ export function track<T>(promise: Promise<T>): { readonly settled: boolean; prom
   return state;
 }
 
-/** A barrier for `parties` callers: each `arrive()` resolves once all of them have arrived. */
-export function barrier(parties: number): () => Promise<void> {
-  let arrived = 0;
-  let release: () => void = () => {};
-  const open = new Promise<void>((resolve) => {
-    release = resolve;
-  });
-  return async () => {
-    arrived += 1;
-    if (arrived === parties) release();
-    await open;
-  };
-}
+export { barrier } from '../support/race.js';
 
 /** Runs `fn` with a new session of `client`, ending the session afterwards. */
 export async function withSession<T>(

@@ -1,0 +1,124 @@
+/**
+ * claimOnce: move a document from one state to another exactly once.
+ *
+ * The race it closes (seed 002, payments): "read the order, check `isPaid`, then update" lets
+ * two concurrent webhook deliveries both see `isPaid: false` and both fulfil the order. Here
+ * the state check and the state change are one conditional update, so of N concurrent claims
+ * exactly one matches and wins; the others learn why they lost from one read.
+ */
+import type { ClientSession, Collection, Document, Filter, WithId } from 'mongodb';
+import { modifiedDocument } from './driver.js';
+import { type ScalarValue, validator } from './validate.js';
+import { getField, sameScalar } from './values.js';
+
+export interface ClaimOnceOptions<TSchema extends Document = Document> {
+  /** Identifies the document to claim, e.g. `{ _id: orderId }`. */
+  readonly filter: Filter<TSchema>;
+  /** The field that records the state, e.g. `'status'` or `'payment.state'`. */
+  readonly field: string;
+  /** The state the claim writes, e.g. `'paid'`. */
+  readonly to: ScalarValue;
+  /**
+   * The state(s) the field must hold for the claim to apply. `null` in the list also accepts
+   * a missing field.
+   * @default anything other than `to`, including a missing field
+   */
+  readonly from?: ScalarValue | null | readonly (ScalarValue | null)[];
+  /** Extra fields written together with the claim, e.g. `{ paidAt: new Date(), paymentId }`. */
+  readonly set?: Readonly<Record<string, unknown>>;
+  /** An extra condition that must also hold, e.g. `{ isPaid: true }` before finalizing. */
+  readonly requires?: Filter<TSchema>;
+  /** Run inside the caller's session or transaction. */
+  readonly session?: ClientSession;
+}
+
+export type ClaimOnceResult<TSchema extends Document = Document> =
+  /** This call moved the document to `to`; `document` is as it is after the claim. */
+  | { readonly outcome: 'claimed'; readonly document: WithId<TSchema> }
+  /** The field already equals `to` (someone else claimed it); `document` is as read. */
+  | { readonly outcome: 'alreadyClaimed'; readonly document: WithId<TSchema> }
+  /** The field holds a state not in `from`, or `requires` does not hold; `document` is as read. */
+  | { readonly outcome: 'preconditionFailed'; readonly document: WithId<TSchema> }
+  /** No document matches `filter`. */
+  | { readonly outcome: 'notFound'; readonly document?: never };
+
+const OPTIONS = ['filter', 'field', 'to', 'from', 'set', 'requires', 'session'] as const;
+
+/**
+ * Moves one document's state field to `to` exactly once, however many callers race.
+ *
+ * - **Guard**: `filter` AND `field` ∈ `from` (default: `field` ≠ `to`, missing included) AND
+ *   `requires`.
+ * - **Update**: `$set` of `field: to` plus `set`, in the same single-document update.
+ * - **Atomic**: the guard and the update are one `findOneAndUpdate`; of N concurrent claims on
+ *   one document exactly one matches.
+ * - **Round trips**: success: 1 (`findAndModify`). Failure: 2, the second a `find` that tells
+ *   `alreadyClaimed` (field equals `to`, which wins over a failed `requires`),
+ *   `preconditionFailed` and `notFound` apart. That read is informational: the document may
+ *   change right after it.
+ * - Works on a standalone server; joins the caller's transaction through `session`.
+ *
+ * @example
+ * const result = await claimOnce(orders, {
+ *   filter: { _id: orderId },
+ *   field: 'status',
+ *   from: 'pending',
+ *   to: 'paid',
+ *   set: { paidAt: new Date(), paymentId },
+ * });
+ * if (result.outcome === 'alreadyClaimed') return res.status(200).send('already processed');
+ */
+export async function claimOnce<TSchema extends Document = Document>(
+  collection: Collection<TSchema>,
+  options: ClaimOnceOptions<TSchema>,
+): Promise<ClaimOnceResult<TSchema>> {
+  const v = validator('claimOnce');
+  v.collection(collection);
+  v.options(options);
+  v.knownKeys(options, OPTIONS);
+  const filter = v.filter(options.filter);
+  const field = v.path(options.field, 'field');
+  const to = v.scalar(options.to, 'to');
+  let from: unknown[] | undefined;
+  if (options.from !== undefined) {
+    const list: readonly unknown[] = Array.isArray(options.from) ? options.from : [options.from];
+    if (list.length === 0) v.fail('from', 'must list at least one state');
+    list.forEach((state, i) => {
+      if (state !== null) v.scalar(state, Array.isArray(options.from) ? `from.${i}` : 'from');
+      if (sameScalar(state, to)) v.fail('from', 'must not include the target state `to`');
+    });
+    from = [...list];
+  }
+  const set = options.set === undefined ? {} : v.fields(options.set, 'set');
+  for (const key of Object.keys(set)) {
+    v.path(key, `set.${key}`);
+    if (key === field || key.startsWith(`${field}.`) || field.startsWith(`${key}.`)) {
+      v.fail(`set.${key}`, `overlaps the state field "${field}", which the claim writes itself`);
+    }
+  }
+  const requires =
+    options.requires === undefined ? undefined : v.filter(options.requires, 'requires');
+  const session = v.session(options.session);
+
+  const stateGuard = from === undefined ? { [field]: { $ne: to } } : { [field]: { $in: from } };
+  const guard = { $and: [filter, stateGuard, ...(requires === undefined ? [] : [requires])] };
+  const sessionOption = session === undefined ? {} : { session };
+
+  const claimed = modifiedDocument(
+    await collection.findOneAndUpdate(
+      guard as Filter<TSchema>,
+      { $set: { ...set, [field]: to } } as Document,
+      {
+        returnDocument: 'after',
+        ...sessionOption,
+      },
+    ),
+  );
+  if (claimed !== null) return { outcome: 'claimed', document: claimed };
+
+  const current = await collection.findOne(filter as Filter<TSchema>, sessionOption);
+  if (current === null) return { outcome: 'notFound' };
+  if (sameScalar(getField(current, field), to))
+    return { outcome: 'alreadyClaimed', document: current };
+  return { outcome: 'preconditionFailed', document: current };
+}
