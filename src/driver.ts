@@ -45,6 +45,27 @@ export function hasErrorLabel(error: unknown, label: ErrorLabel): boolean {
   return Array.isArray(candidate.errorLabels) && candidate.errorLabels.includes(label);
 }
 
+/**
+ * MaxTimeMSExpired (50), as a command error or inside a write concern error (a commit whose
+ * `maxCommitTimeMS` ran out while waiting for the write concern). Transactions convenient API
+ * specification: a commit that failed this way must not be retried, even when labelled
+ * UnknownTransactionCommitResult.
+ */
+export function isMaxTimeMSExpired(error: unknown): boolean {
+  if (errorCode(error) === ServerCode.MaxTimeMSExpired) return true;
+  const writeConcernError = (shape(error) as { writeConcernError?: unknown } | undefined)
+    ?.writeConcernError;
+  return errorCode(writeConcernError) === ServerCode.MaxTimeMSExpired;
+}
+
+/**
+ * NoSuchTransaction (251): the server no longer has the session's transaction, because it
+ * aborted it (a failed command inside it, a failover, the lifetime limit, killSessions).
+ */
+export function isNoSuchTransaction(error: unknown): boolean {
+  return errorCode(error) === ServerCode.NoSuchTransaction;
+}
+
 /** E11000, from findAndModify (a command error) or from a write command (`writeErrors`). */
 export function isDuplicateKeyError(error: unknown): boolean {
   if (errorCode(error) === ServerCode.DuplicateKey) return true;

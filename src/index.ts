@@ -1,6 +1,52 @@
 /**
- * mongo-atomics: concurrency-safe MongoDB primitives.
+ * mongo-atomics: concurrency-safe MongoDB primitives. Each one is correct under every
+ * interleaving of concurrent callers, uses the fewest round trips the server allows, and
+ * returns expected business outcomes ("insufficient", "already claimed", …) as values.
  *
  * @packageDocumentation
  */
-export const VERSION: string = '0.1.0';
+
+export {
+  type ClaimOnceOptions,
+  type ClaimOnceResult,
+  claimOnce,
+} from './claim-once.js';
+export {
+  GiveUpReason,
+  InvalidArgumentError,
+  isInvalidArgumentError,
+  isMongoAtomicsError,
+  isRetryBudgetExhaustedError,
+  isTransactionsUnsupportedError,
+  MongoAtomicsError,
+  RetryBudgetExhaustedError,
+  TransactionsUnsupportedError,
+} from './errors.js';
+export {
+  type DecrementItem,
+  type GuardedDecrementAllInTransaction,
+  type GuardedDecrementAllOptions,
+  type GuardedDecrementAllOwnTransaction,
+  type GuardedDecrementAllResult,
+  type GuardedDecrementOptions,
+  type GuardedDecrementResult,
+  guardedDecrement,
+  guardedDecrementAll,
+  type Shortage,
+} from './guarded-decrement.js';
+export {
+  type IncrementOrPushOptions,
+  type IncrementOrPushOutcome,
+  type IncrementOrPushResult,
+  incrementOrPushArrayItem,
+} from './increment-or-push.js';
+export {
+  type RetryingTransactionOptions,
+  type TransactionAttempt,
+  type TransactionBackoff,
+  type TransactionRetryEvent,
+  TransactionRetryReason,
+  type WithRetryingTransactionOptions,
+  withRetryingTransaction,
+} from './transaction.js';
+export type { ScalarValue } from './validate.js';

@@ -11,6 +11,8 @@ import type {
   Collection,
   Decimal128,
   Document,
+  Double,
+  Int32,
   Long,
   MongoClient,
   ObjectId,
@@ -18,7 +20,17 @@ import type {
 import { InvalidArgumentError } from './errors.js';
 
 /** A value that identifies something or names a state; see `isScalar`. */
-export type ScalarValue = string | number | boolean | Date | ObjectId | Decimal128 | Long | Binary;
+export type ScalarValue =
+  | string
+  | number
+  | boolean
+  | Date
+  | ObjectId
+  | Decimal128
+  | Long
+  | Int32
+  | Double
+  | Binary;
 
 /** Scalar types accepted as identity values (element match keys, claim states). */
 const SCALAR_BSON_TYPES = new Set(['ObjectId', 'Decimal128', 'Binary', 'Long', 'Int32', 'Double']);

@@ -23,11 +23,13 @@ interface BsonLike {
   buffer?: Uint8Array;
 }
 
-function numeric(value: unknown): number | undefined {
+/** The number a BSON numeric value holds (number, Int32, Double, Long, Decimal128); else undefined. */
+export function numericValue(value: unknown): number | undefined {
   if (typeof value === 'number') return value;
   const type = (value as BsonLike | null)?._bsontype;
-  if (type === 'Long' || type === 'Int32' || type === 'Double')
-    return Number((value as BsonLike).valueOf());
+  if (type === 'Long' || type === 'Int32' || type === 'Double' || type === 'Decimal128') {
+    return Number((value as BsonLike).toString());
+  }
   return undefined;
 }
 
@@ -37,8 +39,8 @@ function numeric(value: unknown): number | undefined {
  */
 export function sameScalar(a: unknown, b: unknown): boolean {
   if (a === b) return true;
-  const na = numeric(a);
-  const nb = numeric(b);
+  const na = numericValue(a);
+  const nb = numericValue(b);
   if (na !== undefined || nb !== undefined) return na !== undefined && na === nb;
   if (a instanceof Date || b instanceof Date) {
     return a instanceof Date && b instanceof Date && a.getTime() === b.getTime();

@@ -15,22 +15,14 @@
  * so every writer computes `0 + 1` and the final value is 1 on every run.
  */
 import type { MongoClient } from 'mongodb';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { newClient, useTestDatabase } from '../support/mongo.js';
+import { describe, expect, it } from 'vitest';
+import { useTestDatabase } from '../support/mongo.js';
+import { useRaceClients } from '../support/race.js';
 import { barrier, type Doc } from './helpers.js';
 
 const t = useTestDatabase('race_harness');
 const WORKERS = 50;
-let clients: MongoClient[] = [];
-
-beforeAll(async () => {
-  clients = Array.from({ length: WORKERS }, () => newClient({ maxPoolSize: 1 }));
-  await Promise.all(clients.map((client) => client.connect()));
-});
-
-afterAll(async () => {
-  await Promise.all(clients.map((client) => client.close()));
-});
+const clients = useRaceClients(WORKERS).all;
 
 async function counter(prefix: string) {
   const name = t.uniqueName(prefix);

@@ -1,0 +1,419 @@
+/**
+ * guardedDecrement and guardedDecrementAll: take stock only if enough remains.
+ *
+ * The races they close (seeds 002 and 003): "read the stock, check it, then decrement" lets two
+ * checkouts both see the last 3 units; "decrement, then check for a negative and undo" lets
+ * other readers see (and act on) a negative stock, and fails open if the undo never runs. Here
+ * the sufficiency check is the update's own filter, so the check and the decrement are one
+ * atomic step; for several items, the steps run in one transaction, all or nothing.
+ */
+import type {
+  AnyBulkWriteOperation,
+  ClientSession,
+  Collection,
+  Document,
+  Filter,
+  MongoClient,
+  WithId,
+} from 'mongodb';
+import { modifiedDocument } from './driver.js';
+import { MongoAtomicsError } from './errors.js';
+import { type WithRetryingTransactionOptions, withRetryingTransaction } from './transaction.js';
+import { type Validator, validator } from './validate.js';
+import { getField, numericValue } from './values.js';
+
+export interface GuardedDecrementOptions<TSchema extends Document = Document> {
+  /** Selects the one document to decrement, e.g. `{ _id: productId }`. */
+  readonly filter: Filter<TSchema>;
+  /** The numeric field to decrement, e.g. `'stock'` or `'inventory.available'`. */
+  readonly field: string;
+  /** How much to take: a finite number greater than 0. */
+  readonly amount: number;
+  /**
+   * The value the field may not go below.
+   * @default 0
+   */
+  readonly floor?: number;
+  /** Run inside the caller's session or transaction. */
+  readonly session?: ClientSession;
+}
+
+export type GuardedDecrementResult<TSchema extends Document = Document> =
+  /** Taken; `document` is as it is after the decrement. */
+  | {
+      readonly outcome: 'decremented';
+      readonly document: WithId<TSchema>;
+      readonly available?: never;
+    }
+  /**
+   * Not enough above the floor; nothing changed. `available` (field − floor, at least 0, and 0
+   * when the field is not a number) is informational: it may change right after it was read.
+   */
+  | { readonly outcome: 'insufficient'; readonly available: number; readonly document?: never }
+  /** No document matches `filter`. */
+  | { readonly outcome: 'notFound'; readonly document?: never; readonly available?: never };
+
+/** The guarded statement: only a document with at least `floor + amount` matches. */
+function decrementStatement(filter: Document, field: string, amount: number, floor: number) {
+  return {
+    filter: { $and: [filter, { [field]: { $gte: floor + amount } }] },
+    update: { $inc: { [field]: -amount } },
+  };
+}
+
+/** What can still be taken from `doc`: field − floor, never negative; 0 for a non-number. */
+function availableIn(doc: Document, field: string, floor: number): number {
+  const value = numericValue(getField(doc, field));
+  return value === undefined || Number.isNaN(value) ? 0 : Math.max(0, value - floor);
+}
+
+function validateCommon(v: Validator, options: { field: unknown; floor?: unknown }) {
+  const field = v.path(options.field, 'field');
+  const floor = options.floor === undefined ? 0 : v.finiteNumber(options.floor, 'floor');
+  return { field, floor };
+}
+
+const SINGLE_OPTIONS = ['filter', 'field', 'amount', 'floor', 'session'] as const;
+
+/**
+ * Decrements `field` by `amount` only if at least `amount` remains above `floor`.
+ *
+ * - **Guard**: `filter` AND `field ≥ floor + amount` (a non-numeric or missing field never
+ *   matches).
+ * - **Update**: `$inc: { field: -amount }`.
+ * - **Atomic**: guard and update are one `findOneAndUpdate` on one document: the stock never
+ *   goes below the floor and is never oversold, under any concurrency.
+ * - **Round trips**: success: 1 (`findAndModify`). Failure: 2, the second a `find` that tells
+ *   `insufficient` from `notFound`.
+ * - Works on a standalone server; joins the caller's transaction through `session`.
+ * - Use integers (units, cents): `floor + amount` is computed in floating point.
+ *
+ * @example
+ * const result = await guardedDecrement(products, { filter: { _id: sku }, field: 'stock', amount: 3 });
+ * if (result.outcome === 'insufficient') return res.status(409).json({ available: result.available });
+ */
+export async function guardedDecrement<TSchema extends Document = Document>(
+  collection: Collection<TSchema>,
+  options: GuardedDecrementOptions<TSchema>,
+): Promise<GuardedDecrementResult<TSchema>> {
+  const v = validator('guardedDecrement');
+  v.collection(collection);
+  v.options(options);
+  v.knownKeys(options, SINGLE_OPTIONS);
+  const filter = v.filter(options.filter);
+  const { field, floor } = validateCommon(v, options);
+  const amount = v.positiveNumber(options.amount, 'amount');
+  const session = v.session(options.session);
+  const sessionOption = session === undefined ? {} : { session };
+
+  const statement = decrementStatement(filter, field, amount, floor);
+  const updated = modifiedDocument(
+    await collection.findOneAndUpdate(
+      statement.filter as Filter<TSchema>,
+      statement.update as Document,
+      {
+        returnDocument: 'after',
+        ...sessionOption,
+      },
+    ),
+  );
+  if (updated !== null) return { outcome: 'decremented', document: updated };
+
+  const current = await collection.findOne(filter as Filter<TSchema>, {
+    projection: { [field]: 1 },
+    ...sessionOption,
+  });
+  if (current === null) return { outcome: 'notFound' };
+  return { outcome: 'insufficient', available: availableIn(current, field, floor) };
+}
+
+export interface DecrementItem<TSchema extends Document = Document> {
+  /** Selects the one document this item takes from. */
+  readonly filter: Filter<TSchema>;
+  /** How much to take: a finite number greater than 0. */
+  readonly amount: number;
+}
+
+interface DecrementAllCommon<TSchema extends Document> {
+  /** The items to take, all or none. Not empty. */
+  readonly items: readonly DecrementItem<TSchema>[];
+  /** The numeric field every item decrements, e.g. `'stock'`. */
+  readonly field: string;
+  /**
+   * The value no item's field may go below.
+   * @default 0
+   */
+  readonly floor?: number;
+}
+
+/** Join the caller's transaction: the caller commits or aborts. */
+export interface GuardedDecrementAllInTransaction<TSchema extends Document = Document>
+  extends DecrementAllCommon<TSchema> {
+  /** A session with a transaction in progress. */
+  readonly session: ClientSession;
+  readonly client?: never;
+  readonly transaction?: never;
+}
+
+/** Run in a transaction of its own, retried through withRetryingTransaction. */
+export interface GuardedDecrementAllOwnTransaction<TSchema extends Document = Document>
+  extends DecrementAllCommon<TSchema> {
+  /** The client to start the transaction on (the collection's client). */
+  readonly client: MongoClient;
+  /** Retry budget, backoff, hooks and signal of the transaction runner. */
+  readonly transaction?: WithRetryingTransactionOptions;
+  readonly session?: never;
+}
+
+export type GuardedDecrementAllOptions<TSchema extends Document = Document> =
+  | GuardedDecrementAllInTransaction<TSchema>
+  | GuardedDecrementAllOwnTransaction<TSchema>;
+
+export interface Shortage {
+  /** Index of the item in `items`. */
+  readonly index: number;
+  /** The item's `amount`. */
+  readonly requested: number;
+  /**
+   * What its document could give (field − floor, at least 0). When several items draw on one
+   * document, each lists that document's whole available amount. Informational.
+   */
+  readonly available: number;
+}
+
+export type GuardedDecrementAllResult =
+  /** Every item was taken. */
+  | { readonly outcome: 'decremented'; readonly shortages?: never; readonly missing?: never }
+  /** Nothing was taken: these items (every short one) lack stock. */
+  | {
+      readonly outcome: 'insufficient';
+      readonly shortages: readonly Shortage[];
+      readonly missing?: never;
+    }
+  /** Nothing was taken: no document matches these items' filters (indexes into `items`). */
+  | {
+      readonly outcome: 'notFound';
+      readonly missing: readonly number[];
+      readonly shortages?: never;
+    };
+
+const ALL_OPTIONS = ['items', 'field', 'floor', 'session', 'client', 'transaction'] as const;
+
+/** How many times the own-transaction mode tries again when stock came back between the failed attempt and its diagnosis. */
+const MAX_DIAGNOSIS_ROUNDS = 5;
+
+/** Thrown inside the own transaction to make the runner abort it; never escapes. */
+class ShortfallSignal extends Error {}
+
+interface ItemPlan {
+  readonly filter: Document;
+  readonly amount: number;
+}
+
+/**
+ * Takes every item or none: each item decrements its document's `field` by its `amount` only
+ * if that much remains above `floor`, and all items apply in one transaction.
+ *
+ * - **Guard / update per item**: as guardedDecrement.
+ * - **Atomic**: all items in one multi-document transaction; a shortage anywhere leaves no
+ *   decrement behind, and other readers never see a partial order.
+ * - **Own transaction (`client`)**: all guarded updates go as ONE `update` command, then
+ *   `commitTransaction`: **2 round trips for any number of items**. If an item falls short,
+ *   the transaction is aborted and one `aggregate` lists every short or missing item: 3 round
+ *   trips (update, abortTransaction, aggregate). Transient conflicts with concurrent orders are
+ *   retried by withRetryingTransaction. Needs a replica set.
+ * - **Caller's transaction (`session`)**: one `aggregate` reads every item's document in the
+ *   transaction's snapshot; if all suffice, ONE `update` command applies them: **2 round
+ *   trips**, and on a shortage 1, with no write made, so the caller may still commit other
+ *   work. (MongoDB has no savepoints: reading first is what lets a shortage leave nothing
+ *   behind in a transaction this function does not own.)
+ * - Items that name the same document are applied in order, each guard seeing the previous
+ *   decrement.
+ *
+ * @example
+ * const result = await guardedDecrementAll(products, {
+ *   client,
+ *   field: 'stock',
+ *   items: order.lines.map((line) => ({ filter: { _id: line.productId }, amount: line.qty })),
+ * });
+ * if (result.outcome !== 'decremented') return res.status(409).json(result);
+ */
+export async function guardedDecrementAll<TSchema extends Document = Document>(
+  collection: Collection<TSchema>,
+  options: GuardedDecrementAllOptions<TSchema>,
+): Promise<GuardedDecrementAllResult> {
+  const v = validator('guardedDecrementAll');
+  v.collection(collection);
+  v.options(options);
+  v.knownKeys(options, ALL_OPTIONS);
+  if (!Array.isArray(options.items) || options.items.length === 0) {
+    v.fail('items', 'must be a non-empty array of { filter, amount }');
+  }
+  const items: ItemPlan[] = options.items.map((item, index) => {
+    v.fields(item, `items.${index}`);
+    v.knownKeys(item, ['filter', 'amount']);
+    return {
+      filter: v.filter(item.filter, `items.${index}.filter`),
+      amount: v.positiveNumber(item.amount, `items.${index}.amount`),
+    };
+  });
+  const { field, floor } = validateCommon(v, options);
+
+  if (options.session !== undefined) {
+    if (options.client !== undefined)
+      v.fail('client', 'cannot be combined with "session": pass one of them');
+    if (options.transaction !== undefined) {
+      v.fail(
+        'transaction',
+        'applies only with "client"; the caller owns the transaction of "session"',
+      );
+    }
+    const session = v.session(options.session)!;
+    if (!session.inTransaction()) {
+      v.fail(
+        'session',
+        'must have a transaction in progress (or pass "client" to run one of its own)',
+      );
+    }
+    return inCallerTransaction(collection, items, field, floor, session);
+  }
+  if (options.client === undefined)
+    v.fail('client', 'or "session" is required: all-or-nothing needs a transaction');
+  const client = v.client(options.client);
+  return inOwnTransaction(collection, items, field, floor, client, options.transaction);
+}
+
+function bulkOperations<TSchema extends Document>(
+  items: readonly ItemPlan[],
+  field: string,
+  floor: number,
+): AnyBulkWriteOperation<TSchema>[] {
+  return items.map(
+    (item) =>
+      ({
+        updateOne: decrementStatement(item.filter, field, item.amount, floor),
+      }) as unknown as AnyBulkWriteOperation<TSchema>,
+  );
+}
+
+async function inOwnTransaction<TSchema extends Document>(
+  collection: Collection<TSchema>,
+  items: readonly ItemPlan[],
+  field: string,
+  floor: number,
+  client: MongoClient,
+  transaction: WithRetryingTransactionOptions | undefined,
+): Promise<GuardedDecrementAllResult> {
+  const operations = bulkOperations<TSchema>(items, field, floor);
+  for (let round = 1; ; round++) {
+    try {
+      await withRetryingTransaction(
+        client,
+        async (session) => {
+          const result = await collection.bulkWrite(operations, { session, ordered: true });
+          // Each guarded updateOne matches at most one document; fewer matches = a shortfall.
+          if (result.matchedCount !== items.length) throw new ShortfallSignal();
+        },
+        transaction,
+      );
+      return { outcome: 'decremented' };
+    } catch (error) {
+      if (!(error instanceof ShortfallSignal)) throw error;
+    }
+    // The runner aborted the transaction: nothing was taken. Find out what was short.
+    const diagnosis = await diagnose(collection, items, field, floor, undefined);
+    if (diagnosis !== undefined) return diagnosis;
+    // Stock came back between the attempt and the read: try again, a bounded number of times.
+    if (round >= MAX_DIAGNOSIS_ROUNDS) {
+      throw new MongoAtomicsError(
+        `guardedDecrementAll: ${round} attempts fell short, yet every read afterwards found enough stock; the stock is changing faster than orders can be checked`,
+      );
+    }
+  }
+}
+
+async function inCallerTransaction<TSchema extends Document>(
+  collection: Collection<TSchema>,
+  items: readonly ItemPlan[],
+  field: string,
+  floor: number,
+  session: ClientSession,
+): Promise<GuardedDecrementAllResult> {
+  const diagnosis = await diagnose(collection, items, field, floor, session);
+  if (diagnosis !== undefined) return diagnosis;
+  const operations = bulkOperations<TSchema>(items, field, floor);
+  const result = await collection.bulkWrite(operations, { session, ordered: true });
+  if (result.matchedCount !== items.length) {
+    // Within one snapshot the read above and this write see the same documents, so this means
+    // something else wrote through this session meanwhile (parallel operations on a session are
+    // unsupported). Some items may have been taken: the transaction must not commit.
+    throw new MongoAtomicsError(
+      'guardedDecrementAll: the documents changed inside the transaction between its read and its write (parallel operations on one session?); abort the transaction',
+    );
+  }
+  return { outcome: 'decremented' };
+}
+
+/**
+ * One `aggregate` that finds each item's document (a `$facet` branch per item), then the
+ * shortfall, totalling items that name the same document. Undefined when every item suffices.
+ */
+async function diagnose<TSchema extends Document>(
+  collection: Collection<TSchema>,
+  items: readonly ItemPlan[],
+  field: string,
+  floor: number,
+  session: ClientSession | undefined,
+): Promise<GuardedDecrementAllResult | undefined> {
+  const facets = Object.fromEntries(
+    items.map((item, index) => [
+      `i${index}`,
+      [{ $match: item.filter }, { $limit: 1 }, { $project: { [field]: 1 } }],
+    ]),
+  );
+  const pipeline = [{ $match: { $or: items.map((item) => item.filter) } }, { $facet: facets }];
+  const [found = {}] = await collection
+    .aggregate<Record<string, WithId<Document>[]>>(
+      pipeline,
+      session === undefined ? {} : { session },
+    )
+    .toArray();
+
+  const missing: number[] = [];
+  const byDocument = new Map<string, { available: number; requested: number; indexes: number[] }>();
+  items.forEach((item, index) => {
+    const doc = found[`i${index}`]?.[0];
+    if (doc === undefined) {
+      missing.push(index);
+      return;
+    }
+    const key = documentKey(doc._id);
+    const entry = byDocument.get(key) ?? {
+      available: availableIn(doc, field, floor),
+      requested: 0,
+      indexes: [],
+    };
+    entry.requested += item.amount;
+    entry.indexes.push(index);
+    byDocument.set(key, entry);
+  });
+  if (missing.length > 0) return { outcome: 'notFound', missing };
+  const shortages: Shortage[] = [];
+  for (const entry of byDocument.values()) {
+    if (entry.requested <= entry.available) continue;
+    for (const index of entry.indexes) {
+      shortages.push({ index, requested: items[index]!.amount, available: entry.available });
+    }
+  }
+  if (shortages.length === 0) return undefined;
+  shortages.sort((a, b) => a.index - b.index);
+  return { outcome: 'insufficient', shortages };
+}
+
+/** A string that tells documents apart by `_id` (ObjectId, string, number, Date or object). */
+function documentKey(id: unknown): string {
+  const type = (id as { _bsontype?: unknown } | null)?._bsontype;
+  if (typeof type === 'string') return `${type}:${String(id)}`;
+  if (id instanceof Date) return `date:${id.getTime()}`;
+  return `${typeof id}:${typeof id === 'object' ? JSON.stringify(id) : String(id)}`;
+}

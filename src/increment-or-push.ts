@@ -1,0 +1,428 @@
+/**
+ * `incrementOrPushArrayItem`: "add to cart" without duplicate lines.
+ *
+ * The race it closes: the common two-step version (`$inc` on `{ 'courses.courseId': id }` with
+ * the positional `$`, then `$push` when nothing matched) lets two concurrent requests both see
+ * "not in the array" and both push, leaving two lines for one product. Here the existence check,
+ * the increment and the push are one pipeline update of one document, which MongoDB applies
+ * atomically: concurrent calls are serialised by the server and the second one sees the first
+ * one's element.
+ */
+import type { ClientSession, Collection, Document, Filter } from 'mongodb';
+import { isDuplicateKeyError, modifyFacts } from './driver.js';
+import { MongoAtomicsError } from './errors.js';
+import { describe, isPlainObject, type ScalarValue, validator } from './validate.js';
+
+const PRIMITIVE = 'incrementOrPushArrayItem';
+const v = validator(PRIMITIVE);
+
+export interface IncrementOrPushOptions<TSchema extends Document = Document> {
+  /**
+   * Selects the parent document, e.g. `{ userId }` or `{ _id: sessionId }`. It should select
+   * at most one document (when several match, the first in natural order is changed), and
+   * should not test the array's elements: the element is found by `match`. With `upsert`, its
+   * equality fields seed the created document, and only a unique index on those fields keeps
+   * two concurrent calls from creating two parents.
+   */
+  readonly filter: Filter<TSchema>;
+  /**
+   * Dotted path to the array, e.g. `'courses'` or `'data.cart'`. A missing array, and missing
+   * parent documents on the path, are created. Every segment names a field (a numeric segment
+   * is a field name, not an array index). Parents on the path should be documents or missing:
+   * like any pipeline `$set`, the update replaces a scalar parent with a document, and maps
+   * over an array parent.
+   */
+  readonly array: string;
+  /**
+   * The element's identity: one or more field names and scalar values, e.g. `{ courseId }` or
+   * `{ productId, size, color }`. Compared with aggregation `$eq` by the server (numbers of
+   * different types are equal when their values are; the collection's default collation
+   * applies to strings). Objects and arrays are rejected, so a request body cannot smuggle in
+   * query operators.
+   */
+  readonly match: Readonly<Record<string, ScalarValue>>;
+  /**
+   * Counters to add to the element (finite numbers greater than 0). A new element starts with
+   * these values; an existing element missing a counter (or holding null) counts from 0.
+   * @default { quantity: 1 }
+   */
+  readonly inc?: Readonly<Record<string, number>>;
+  /**
+   * Extra fields written only into a newly pushed element (name, price, …), stored as given
+   * (values are never interpreted as expressions). Keys must not repeat `match` or `inc` keys.
+   */
+  readonly fields?: Readonly<Record<string, unknown>>;
+  /**
+   * Caps per counter (keys must be keys of `inc`). When an existing matching element's counter
+   * plus its increment would exceed its cap, nothing changes and the call resolves
+   * `limitReached`. A cap below its own increment could never be met, so it is rejected.
+   */
+  readonly max?: Readonly<Record<string, number>>;
+  /**
+   * Create the parent document when `filter` matches none. Needs a unique index on the
+   * filter's equality fields to stay race-free: see the function's documentation.
+   * @default false
+   */
+  readonly upsert?: boolean;
+  /** Runs the update in this session (and in its transaction, if one is open). */
+  readonly session?: ClientSession;
+}
+
+/**
+ * What happened. `item` is the element as it is after the call (for `limitReached`: as it is,
+ * unchanged). Fields a branch lacks are typed `?: never`, so destructuring narrows.
+ */
+export type IncrementOrPushResult<TItem extends Document = Document> =
+  | {
+      /** An element with this identity existed; its counters were incremented. */
+      readonly outcome: 'incremented';
+      readonly item: TItem;
+      readonly created?: never;
+    }
+  | {
+      /** No element had this identity; a new one was appended. */
+      readonly outcome: 'pushed';
+      readonly item: TItem;
+      /** The parent document did not exist and was inserted (only with `upsert: true`). */
+      readonly created: boolean;
+    }
+  | {
+      /** The element exists, but an increment would pass its `max`; nothing changed. */
+      readonly outcome: 'limitReached';
+      readonly item: TItem;
+      readonly created?: never;
+    }
+  | {
+      /** No document matched `filter` (and `upsert` was off). Nothing changed. */
+      readonly outcome: 'notFound';
+      readonly item?: never;
+      readonly created?: never;
+    };
+
+export type IncrementOrPushOutcome = IncrementOrPushResult['outcome'];
+
+const KNOWN_OPTIONS = [
+  'filter',
+  'array',
+  'match',
+  'inc',
+  'fields',
+  'max',
+  'upsert',
+  'session',
+] as const;
+
+const DEFAULT_INC: Readonly<Record<string, number>> = { quantity: 1 };
+
+/**
+ * Increments the counters of the array element with the given identity, or appends a new
+ * element when there is none, in one atomic update that never creates duplicate elements.
+ *
+ * ```ts
+ * const result = await incrementOrPushArrayItem(carts, {
+ *   filter: { userId },
+ *   array: 'courses',
+ *   match: { courseId },
+ *   fields: { title, price },
+ *   max: { quantity: 10 },
+ *   upsert: true,
+ * });
+ * if (result.outcome === 'limitReached') return reply(409, 'at most 10 per course');
+ * ```
+ *
+ * **Guard**: `filter` selects the parent document; an element matches when every `match` field
+ * equals its value (aggregation `$eq`, evaluated by the server). With `max`, an existing element
+ * is only incremented when every counter stays within its cap.
+ *
+ * **Update**: one `findAndModify` whose update is an aggregation pipeline `$set` of `array`: if
+ * elements match, the matching elements' counters are increased (or, over a cap, the array is
+ * left as it was); otherwise `{ ...match, ...inc, ...fields }` is appended (in that field
+ * order). Every caller value enters the pipeline through `$literal`, so a string such as
+ * `'$price'` or an object such as `{ $inc: 1 }` is stored as given, never evaluated.
+ *
+ * **Atomic**: reading the array, deciding between increment and push, checking the caps and
+ * writing all happen inside one single-document update, so concurrent calls cannot both push.
+ * The outcome and `item` are computed by the server from the same pre-image in the same
+ * command (a projection of the before-image), with the same expressions as the update: the
+ * caller sees exactly what was decided, and the reply carries only the element, not the whole
+ * parent document.
+ *
+ * **Duplicates already present** (left by an older, racy implementation): all matching
+ * elements are incremented (or, if any would pass a cap, none), and the first is reported.
+ *
+ * **Upsert**: the parent is created from the filter's equality fields. Two concurrent upserts
+ * on a missing parent are only kept from inserting two parents by a unique index on the
+ * filter's fields (`createIndex({ userId: 1 }, { unique: true })`); with one, the loser's
+ * insert fails with E11000 (DuplicateKey) and writes nothing, and this function runs the
+ * update once more, which then finds the winner's document. MongoDB 4.2+ retries such an
+ * upsert itself only when the filter is equality-only on exactly the unique index's fields,
+ * collations match and no transaction is open; any other filter (`{ userId, storeId }` with a
+ * unique index on `userId` alone, a condition on expiry, a case-insensitive index) hands the
+ * E11000 to the client, hence the retry here. Inside a transaction the E11000 is rethrown
+ * untouched: the server has already aborted the transaction, and the error carries no
+ * TransientTransactionError label, so create the parent before the transaction starts.
+ *
+ * **Round trips**: one `findAndModify` on every path (incremented, pushed, created,
+ * limitReached, notFound); two when an upsert loses the race above. Invalid options throw
+ * `InvalidArgumentError` naming the option before anything is sent.
+ *
+ * **Needs**: MongoDB 4.4+ (pipeline updates: 4.2; aggregation expressions in a findAndModify
+ * projection: 4.4). No replica set, unless `session` carries a transaction. Field names that
+ * start with `$` inside `fields` values can only be stored on MongoDB 5.0+.
+ *
+ * @throws InvalidArgumentError for a bad argument (no command sent).
+ * @throws the driver's error for server and network failures, including a type error when the
+ *   path holds a non-array or a matching element's counter is not a number.
+ * @throws MongoAtomicsError when the server did not evaluate the projection (before 4.4).
+ */
+export async function incrementOrPushArrayItem<
+  TSchema extends Document = Document,
+  TItem extends Document = Document,
+>(
+  collection: Collection<TSchema>,
+  options: IncrementOrPushOptions<TSchema>,
+): Promise<IncrementOrPushResult<TItem>> {
+  const plan = validate(collection, options);
+  const { pipeline, projection, newItem } = buildCommand(plan);
+  const run = () =>
+    collection.findOneAndUpdate(plan.filter, pipeline, {
+      returnDocument: 'before',
+      projection,
+      upsert: plan.upsert,
+      includeResultMetadata: true,
+      ...(plan.session === undefined ? {} : { session: plan.session }),
+    });
+
+  let result: Awaited<ReturnType<typeof run>>;
+  try {
+    result = await run();
+  } catch (error) {
+    // A lost upsert race: another call inserted the parent between our match and our insert.
+    // The failed command wrote nothing, so running it again is safe; it now matches the
+    // winner's document. Only once: a second E11000 means the key is held by a document the
+    // filter does not match (or the update itself breaks a unique index), not a race.
+    if (!plan.upsert || !isDuplicateKeyError(error) || plan.session?.inTransaction() === true) {
+      throw error;
+    }
+    result = await run();
+  }
+  return outcomeOf<TItem>(result, newItem);
+}
+
+// =============================================================================================
+// Validation
+
+interface Plan<TSchema extends Document> {
+  readonly filter: Filter<TSchema>;
+  readonly array: string;
+  readonly match: Readonly<Record<string, unknown>>;
+  readonly inc: Readonly<Record<string, number>>;
+  readonly fields: Readonly<Record<string, unknown>>;
+  readonly max: Readonly<Record<string, number>>;
+  readonly upsert: boolean;
+  readonly session: ClientSession | undefined;
+}
+
+function record(value: unknown, option: string): Record<string, unknown> {
+  if (!isPlainObject(value)) return v.fail(option, `must be an object, got ${describe(value)}`);
+  return value;
+}
+
+function validate<TSchema extends Document>(
+  collection: Collection<TSchema>,
+  raw: IncrementOrPushOptions<TSchema>,
+): Plan<TSchema> {
+  v.collection(collection);
+  const options = v.options(raw);
+  v.knownKeys(options, KNOWN_OPTIONS);
+  const filter = v.filter(options.filter) as Filter<TSchema>;
+  const array = v.path(options.array, 'array');
+
+  const match = record(options.match, 'match');
+  if (Object.keys(match).length === 0) {
+    v.fail('match', 'must name at least one field: it is the identity of the element');
+  }
+  for (const [key, value] of Object.entries(match)) {
+    v.fieldName(key, `match.${key}`);
+    v.scalar(value, `match.${key}`);
+  }
+
+  // Typed as counters here; the loop below checks that they are.
+  const inc = (options.inc === undefined ? DEFAULT_INC : record(options.inc, 'inc')) as Readonly<
+    Record<string, number>
+  >;
+  if (Object.keys(inc).length === 0) v.fail('inc', 'must name at least one counter');
+  for (const [key, value] of Object.entries(inc)) {
+    v.fieldName(key, `inc.${key}`);
+    if (Object.hasOwn(match, key)) v.fail(`inc.${key}`, 'is also a key of match');
+    v.positiveNumber(value, `inc.${key}`);
+  }
+
+  const fields = options.fields === undefined ? {} : record(options.fields, 'fields');
+  for (const [key, value] of Object.entries(fields)) {
+    v.fieldName(key, `fields.${key}`);
+    if (Object.hasOwn(match, key)) v.fail(`fields.${key}`, 'is also a key of match');
+    if (Object.hasOwn(inc, key)) v.fail(`fields.${key}`, 'is also a key of inc');
+    if (value === undefined) v.fail(`fields.${key}`, 'is undefined (omit the field instead)');
+  }
+
+  const max = options.max === undefined ? {} : record(options.max, 'max');
+  for (const [key, value] of Object.entries(max)) {
+    const step = inc[key];
+    if (step === undefined) {
+      v.fail(`max.${key}`, `must be a key of inc (${Object.keys(inc).join(', ')})`);
+    } else if (v.finiteNumber(value, `max.${key}`) < step) {
+      // An increment larger than its cap could never apply, not even to a new element.
+      v.fail(
+        `max.${key}`,
+        `is ${String(value)}, below the increment ${step}: it could never apply`,
+      );
+    }
+  }
+
+  const upsert = options.upsert === undefined ? false : v.boolean(options.upsert, 'upsert');
+  const session = v.session(options.session);
+  return {
+    filter,
+    array,
+    match,
+    inc,
+    fields,
+    max: max as Record<string, number>,
+    upsert,
+    session,
+  };
+}
+
+// =============================================================================================
+// The command
+
+/**
+ * Builds the update pipeline and the projection that reports the decision. Both start from the
+ * same expressions over the same pre-image, so what the projection says is what the update did.
+ */
+function buildCommand(plan: Omit<Plan<Document>, 'filter' | 'upsert' | 'session'>): {
+  pipeline: Document[];
+  projection: Document;
+  newItem: Document;
+} {
+  const { array, match, inc, fields, max } = plan;
+  const newItem: Document = { ...match, ...inc, ...fields };
+
+  const isMatch = (el: string): Document => {
+    const clauses = Object.entries(match).map(([key, value]) => ({
+      $eq: [`$$${el}.${key}`, { $literal: value }],
+    }));
+    return clauses.length === 1 ? (clauses[0] as Document) : { $and: clauses };
+  };
+  const counterPlus = (el: string, key: string, step: number): Document => ({
+    $add: [{ $ifNull: [`$$${el}.${key}`, 0] }, { $literal: step }],
+  });
+  const incremented = (el: string): Document => ({
+    $mergeObjects: [
+      `$$${el}`,
+      Object.fromEntries(
+        Object.entries(inc).map(([key, step]) => [key, counterPlus(el, key, step)]),
+      ),
+    ],
+  });
+  const caps = Object.entries(max);
+  const overCap = (el: string): Document => ({
+    $or: caps.map(([key, cap]) => ({
+      $gt: [counterPlus(el, key, inc[key] as number), { $literal: cap }],
+    })),
+  });
+  // Any matching element over a cap blocks the whole call (duplicates move together).
+  const limited: Document =
+    caps.length === 0
+      ? { $literal: false }
+      : { $anyElementTrue: [{ $map: { input: '$$matches', as: 'el', in: overCap('el') } }] };
+
+  /** `$$items`: the array (or []); `$$matches`: its matching elements; then `body`. */
+  const withMatches = (body: Document): Document => ({
+    $let: {
+      vars: { items: { $ifNull: [`$${array}`, []] } },
+      in: {
+        $let: {
+          vars: { matches: { $filter: { input: '$$items', as: 'el', cond: isMatch('el') } } },
+          in: body,
+        },
+      },
+    },
+  });
+
+  const incrementAll: Document = {
+    $map: {
+      input: '$$items',
+      as: 'el',
+      in: { $cond: [isMatch('el'), incremented('el'), '$$el'] },
+    },
+  };
+  const nextArray = withMatches({
+    $cond: [
+      { $eq: [{ $size: '$$matches' }, 0] },
+      { $concatArrays: ['$$items', [{ $literal: newItem }]] },
+      caps.length === 0 ? incrementAll : { $cond: [limited, '$$items', incrementAll] },
+    ],
+  });
+
+  // Evaluated on the before-image: how many elements matched, whether a cap blocked, and the
+  // first matching element as the update left it.
+  const facts = withMatches({
+    $let: {
+      vars: { first: { $arrayElemAt: ['$$matches', 0] }, limited },
+      in: {
+        matched: { $size: '$$matches' },
+        limited: '$$limited',
+        item: { $cond: ['$$limited', '$$first', incremented('first')] },
+      },
+    },
+  });
+
+  return {
+    pipeline: [{ $set: { [array]: nextArray } }],
+    projection: { _id: 0, facts },
+    newItem,
+  };
+}
+
+// =============================================================================================
+// Outcome
+
+interface Facts {
+  readonly matched: number;
+  readonly limited: boolean;
+  readonly item: Document;
+}
+
+function factsOf(value: Document): Facts {
+  const facts = (value as { facts?: Partial<Facts> }).facts;
+  if (
+    facts === undefined ||
+    typeof facts.matched !== 'number' ||
+    typeof facts.limited !== 'boolean' ||
+    !isPlainObject(facts.item)
+  ) {
+    // Only a server that does not evaluate projection expressions (< 4.4) answers like this.
+    throw new MongoAtomicsError(
+      `${PRIMITIVE}: the server did not evaluate the findAndModify projection (MongoDB 4.4+ is required)`,
+    );
+  }
+  return facts as Facts;
+}
+
+function outcomeOf<TItem extends Document>(
+  result: Parameters<typeof modifyFacts<Document>>[0],
+  newItem: Document,
+): IncrementOrPushResult<TItem> {
+  const { value, upserted } = modifyFacts(result);
+  if (value === null) {
+    return upserted
+      ? { outcome: 'pushed', item: newItem as TItem, created: true }
+      : { outcome: 'notFound' };
+  }
+  const facts = factsOf(value);
+  if (facts.matched === 0) return { outcome: 'pushed', item: newItem as TItem, created: false };
+  if (facts.limited) return { outcome: 'limitReached', item: facts.item as TItem };
+  return { outcome: 'incremented', item: facts.item as TItem };
+}

@@ -1,0 +1,528 @@
+/**
+ * withRetryingTransaction: run a callback in a MongoDB transaction, retrying it the way the
+ * transactions convenient API specification says, within a budget of time AND attempts.
+ *
+ * Contract
+ * - Starts its own session (a `session` option is refused) and ends it in every case.
+ * - Each attempt: `startTransaction(transactionOptions)`, `fn(session, { attempt, signal })`,
+ *   then `commitTransaction` unless the callback committed or aborted the transaction itself.
+ * - TransientTransactionError (from the callback or from the commit): the transaction is aborted
+ *   if still open and the WHOLE callback runs again, after a backoff.
+ * - UnknownTransactionCommitResult on commit, except MaxTimeMSExpired (50): ONLY the commit is
+ *   sent again (the driver adds `w: "majority"` to a repeated commit), after a backoff.
+ * - Anything else from the callback: the transaction is aborted and the error is rethrown
+ *   unchanged (the same object). From the commit: rethrown unchanged.
+ * - Gives up with RetryBudgetExhaustedError (`cause`: the last error) when `maxAttempts` tries
+ *   were made, when the next backoff would end past `timeoutMs`, or when the server aborted the
+ *   transaction before the callback finished twice in a row (`abortedBeforeCommit`, see below).
+ * - A standalone mongod: TransactionsUnsupportedError, the server's refusal as `cause`.
+ * - `signal` aborted: rejects with `signal.reason` before the first attempt, before a commit and
+ *   during a backoff, aborting the open transaction. Once a commit was sent it may have applied.
+ *
+ * Round trips: success is the callback's commands + 1 `commitTransaction` (none when the
+ * callback sent no command: the driver ends an empty transaction locally). A transient failure
+ * inside the callback adds 1 `abortTransaction` (only when the transaction reached the server)
+ * and a full re-run; at commit it adds the re-run only (the server has already aborted it). An
+ * unknown commit result adds 1 `commitTransaction` per retry; the driver itself sends a commit
+ * that failed with a retryable error (RetryableWriteError) once more before we see it.
+ *
+ * Why not `session.withTransaction`: the driver retries for 120 s with no attempt cap, no
+ * backoff before 7.1, no retry hook, no AbortSignal, no attempt number for the callback to reset
+ * its state, a bare server error on a standalone, and it loops until its deadline when the
+ * callback swallows a server error (below). This runner has all of those.
+ *
+ * The swallowed-error loop (transactions convenient API spec, "Handling errors inside the
+ * callback"): a failed command inside a transaction aborts it on the server, with no label when
+ * it is, say, a DuplicateKey (E11000). A callback that catches that error and carries on gets
+ * NoSuchTransaction (251, transient) from its next command or from the commit, and a retry loop
+ * re-runs the same callback into the same error until its deadline. Two attempts in a row ending
+ * in NoSuchTransaction stop this runner with reason `abortedBeforeCommit`. One is retried: a
+ * failover or an administrator's killSessions ends a transaction the same way, once.
+ *
+ * Not supported by MongoDB: concurrent operations on the session inside the callback
+ * (`Promise.all`, `Promise.race`…). Run the callback's commands one after another.
+ *
+ * Needs a replica set (a single node is enough) or a sharded cluster.
+ */
+import type { ClientSession, MongoClient, TransactionOptions } from 'mongodb';
+import {
+  ErrorLabel,
+  hasErrorLabel,
+  isMaxTimeMSExpired,
+  isNoSuchTransaction,
+  isTransactionsUnsupported,
+} from './driver.js';
+import { GiveUpReason, RetryBudgetExhaustedError, TransactionsUnsupportedError } from './errors.js';
+import { describe, isPlainObject, validator } from './validate.js';
+
+const PRIMITIVE = 'withRetryingTransaction';
+const v = validator(PRIMITIVE);
+
+/** The time budget the transactions convenient API specification gives `withTransaction`. */
+const DEFAULT_TIMEOUT_MS = 120_000;
+/**
+ * Enough tries for writers contending on one document to each get a turn: under "first updater
+ * wins" every round commits at least one of them, so 100 covers dozens of contenders, while a
+ * systematic failure stops after 100 callback runs instead of running for two minutes.
+ */
+const DEFAULT_MAX_ATTEMPTS = 100;
+/** Driver 7.1's backoff (transactions convenient API specification). */
+const DEFAULT_BACKOFF = {
+  initialDelayMs: 5,
+  factor: 1.5,
+  maxDelayMs: 500,
+  jitter: 'full',
+} as const satisfies Required<TransactionBackoff>;
+/** Consecutive attempts ended by NoSuchTransaction before giving up (`abortedBeforeCommit`). */
+const ABORTED_BEFORE_COMMIT_LIMIT = 2;
+/** setTimeout's largest delay; longer ones fire at once. */
+const MAX_TIMER_MS = 2_147_483_647;
+
+/** What the callback learns about the attempt it runs in. */
+export interface TransactionAttempt {
+  /**
+   * 1-based number of this try. Every try counts, a retry of the commit alone included, so
+   * after a commit retry the callback's next run skips a number (1, then 3). `attempt > 1`
+   * means state kept outside the transaction from an earlier run must be reset.
+   */
+  readonly attempt: number;
+  /**
+   * Aborted when the caller's `options.signal` aborts (reason: its reason) or the time budget
+   * runs out (reason: a RetryBudgetExhaustedError with reason `'timeout'`). Pass it to
+   * long-running work; the same signal serves every attempt of one call.
+   */
+  readonly signal: AbortSignal;
+}
+
+/** Why a transaction is being retried. */
+export const TransactionRetryReason = {
+  /** TransientTransactionError (e.g. WriteConflict 112): the whole callback runs again. */
+  TransientTransactionError: 'transientTransactionError',
+  /** UnknownTransactionCommitResult on commit (network error, failover): the commit is re-sent. */
+  UnknownCommitResult: 'unknownCommitResult',
+} as const;
+export type TransactionRetryReason =
+  (typeof TransactionRetryReason)[keyof typeof TransactionRetryReason];
+
+/** Passed to `onRetry` before each backoff. */
+export interface TransactionRetryEvent {
+  /** The try that failed (1-based); the next one is `attempt + 1`. */
+  readonly attempt: number;
+  readonly reason: TransactionRetryReason;
+  /** The error that caused the retry, as the driver raised it. */
+  readonly error: unknown;
+  /** Milliseconds the runner waits before the next try. */
+  readonly delayMs: number;
+}
+
+/**
+ * Exponential backoff between tries: before try `n + 1` the runner waits
+ * `min(initialDelayMs × factor^(n − 1), maxDelayMs)` ms, or with full jitter a random time in
+ * `[0, that)`. Jitter spreads contending writers apart so they stop colliding.
+ */
+export interface TransactionBackoff {
+  /** @default 5 */
+  readonly initialDelayMs?: number;
+  /** @default 1.5 */
+  readonly factor?: number;
+  /** @default 500 */
+  readonly maxDelayMs?: number;
+  /** `'full'`: random in [0, computed); `'none'`: exactly the computed delay. @default 'full' */
+  readonly jitter?: 'full' | 'none';
+}
+
+/** The `startTransaction` options this runner passes through. */
+export type RetryingTransactionOptions = Pick<
+  TransactionOptions,
+  'readConcern' | 'writeConcern' | 'readPreference' | 'maxCommitTimeMS'
+>;
+
+export interface WithRetryingTransactionOptions {
+  /**
+   * Time budget in ms, from the call to giving up. No try starts and no backoff ends after it.
+   * A callback still running at the deadline is not interrupted (its `signal` aborts), and if it
+   * completes, its transaction is committed: the budget limits retries, not finished work.
+   * @default 120000 (the specification's withTransaction budget)
+   */
+  readonly timeoutMs?: number;
+  /**
+   * Most tries (callback runs plus commit-only retries), the first included; `Infinity` leaves
+   * only the time budget. @default 100
+   */
+  readonly maxAttempts?: number;
+  /** Delay between tries; see TransactionBackoff. @default { initialDelayMs: 5, factor: 1.5, maxDelayMs: 500, jitter: 'full' } */
+  readonly backoff?: TransactionBackoff;
+  /**
+   * Called before each backoff, awaited. The library never logs: this is where to. An error it
+   * throws (or a promise it rejects) ends the call with that error: a failing hook is a bug to
+   * see, not to hide.
+   */
+  readonly onRetry?: (event: TransactionRetryEvent) => void | Promise<void>;
+  /** Cancels the call between tries (see TransactionAttempt.signal for inside the callback). */
+  readonly signal?: AbortSignal;
+  /** readConcern, writeConcern, readPreference (must be primary), maxCommitTimeMS. */
+  readonly transactionOptions?: RetryingTransactionOptions;
+}
+
+interface Settings {
+  readonly timeoutMs: number;
+  readonly maxAttempts: number;
+  readonly backoff: Required<TransactionBackoff>;
+  readonly onRetry: ((event: TransactionRetryEvent) => void | Promise<void>) | undefined;
+  readonly signal: AbortSignal | undefined;
+  readonly transactionOptions: RetryingTransactionOptions | undefined;
+}
+
+const KNOWN_OPTIONS = [
+  'timeoutMs',
+  'maxAttempts',
+  'backoff',
+  'onRetry',
+  'signal',
+  'transactionOptions',
+] as const;
+const KNOWN_BACKOFF = ['initialDelayMs', 'factor', 'maxDelayMs', 'jitter'] as const;
+const KNOWN_TRANSACTION_OPTIONS = [
+  'readConcern',
+  'writeConcern',
+  'readPreference',
+  'maxCommitTimeMS',
+] as const;
+
+function nonNegative(value: unknown, option: string): number {
+  const n = v.finiteNumber(value, option);
+  if (n < 0) v.fail(option, `must be ≥ 0, got ${describe(value)}`);
+  return n;
+}
+
+function validateBackoff(value: unknown): Required<TransactionBackoff> {
+  if (value === undefined) return DEFAULT_BACKOFF;
+  if (!isPlainObject(value)) return v.fail('backoff', `must be an object, got ${describe(value)}`);
+  for (const key of Object.keys(value)) {
+    if (!(KNOWN_BACKOFF as readonly string[]).includes(key)) {
+      v.fail(`backoff.${key}`, `is not a backoff option (known: ${KNOWN_BACKOFF.join(', ')})`);
+    }
+  }
+  const factor =
+    value.factor === undefined
+      ? DEFAULT_BACKOFF.factor
+      : v.finiteNumber(value.factor, 'backoff.factor');
+  if (factor < 1) v.fail('backoff.factor', `must be ≥ 1, got ${describe(value.factor)}`);
+  const jitter = value.jitter ?? DEFAULT_BACKOFF.jitter;
+  if (jitter !== 'full' && jitter !== 'none') {
+    v.fail('backoff.jitter', `must be 'full' or 'none', got ${describe(jitter)}`);
+  }
+  return {
+    initialDelayMs:
+      value.initialDelayMs === undefined
+        ? DEFAULT_BACKOFF.initialDelayMs
+        : nonNegative(value.initialDelayMs, 'backoff.initialDelayMs'),
+    factor,
+    maxDelayMs:
+      value.maxDelayMs === undefined
+        ? DEFAULT_BACKOFF.maxDelayMs
+        : nonNegative(value.maxDelayMs, 'backoff.maxDelayMs'),
+    jitter: jitter as 'full' | 'none',
+  };
+}
+
+function isAbortSignal(value: unknown): value is AbortSignal {
+  const candidate = value as Partial<AbortSignal> | null | undefined;
+  return (
+    typeof candidate === 'object' &&
+    candidate !== null &&
+    typeof candidate.aborted === 'boolean' &&
+    typeof candidate.addEventListener === 'function' &&
+    typeof candidate.removeEventListener === 'function'
+  );
+}
+
+function modeOf(value: unknown): unknown {
+  return typeof value === 'object' && value !== null ? (value as { mode?: unknown }).mode : value;
+}
+
+function validateTransactionOptions(value: unknown): RetryingTransactionOptions | undefined {
+  if (value === undefined) return undefined;
+  if (!isPlainObject(value)) {
+    return v.fail('transactionOptions', `must be an object, got ${describe(value)}`);
+  }
+  for (const key of Object.keys(value)) {
+    if (!(KNOWN_TRANSACTION_OPTIONS as readonly string[]).includes(key)) {
+      v.fail(
+        `transactionOptions.${key}`,
+        `is not accepted (known: ${KNOWN_TRANSACTION_OPTIONS.join(', ')})`,
+      );
+    }
+  }
+  const { readConcern, writeConcern, readPreference, maxCommitTimeMS } = value;
+  if (readConcern !== undefined) {
+    const level =
+      typeof readConcern === 'object' && readConcern !== null
+        ? (readConcern as { level?: unknown }).level
+        : readConcern;
+    if (typeof level !== 'string') {
+      v.fail(
+        'transactionOptions.readConcern',
+        `must be a read concern level or { level }, got ${describe(readConcern)}`,
+      );
+    }
+  }
+  if (writeConcern !== undefined && (typeof writeConcern !== 'object' || writeConcern === null)) {
+    v.fail('transactionOptions.writeConcern', `must be an object, got ${describe(writeConcern)}`);
+  }
+  // MongoDB manual, transactions: "Multi-document transactions that contain read operations
+  // must use read preference primary." Anything else fails at the callback's first read.
+  if (readPreference !== undefined && modeOf(readPreference) !== 'primary') {
+    v.fail(
+      'transactionOptions.readPreference',
+      `must be 'primary' (transactions read from the primary), got ${describe(readPreference)}`,
+    );
+  }
+  if (maxCommitTimeMS !== undefined)
+    v.integer(maxCommitTimeMS, 'transactionOptions.maxCommitTimeMS', 1);
+  return value as RetryingTransactionOptions;
+}
+
+function validate(
+  client: unknown,
+  fn: unknown,
+  options: WithRetryingTransactionOptions | undefined,
+): Settings {
+  v.client(client as MongoClient);
+  v.function(fn, 'fn');
+  const o = options === undefined ? {} : v.options(options);
+  if ('session' in o) {
+    v.fail(
+      'session',
+      `is not accepted: ${PRIMITIVE} starts, owns and ends its own session; use the session it passes to the callback`,
+    );
+  }
+  v.knownKeys(o, KNOWN_OPTIONS);
+
+  let timeoutMs = DEFAULT_TIMEOUT_MS;
+  if (o.timeoutMs !== undefined) {
+    timeoutMs = v.positiveNumber(o.timeoutMs, 'timeoutMs');
+    if (timeoutMs > MAX_TIMER_MS)
+      v.fail('timeoutMs', `must be at most ${MAX_TIMER_MS} (~24.8 days)`);
+  }
+  let maxAttempts = DEFAULT_MAX_ATTEMPTS;
+  if (o.maxAttempts !== undefined) {
+    maxAttempts =
+      o.maxAttempts === Number.POSITIVE_INFINITY
+        ? o.maxAttempts
+        : v.integer(o.maxAttempts, 'maxAttempts', 1);
+  }
+  const onRetry = o.onRetry === undefined ? undefined : v.function(o.onRetry, 'onRetry');
+  if (o.signal !== undefined && !isAbortSignal(o.signal)) {
+    v.fail('signal', `must be an AbortSignal, got ${describe(o.signal)}`);
+  }
+  return {
+    timeoutMs,
+    maxAttempts,
+    backoff: validateBackoff(o.backoff),
+    onRetry,
+    signal: o.signal,
+    transactionOptions: validateTransactionOptions(o.transactionOptions),
+  };
+}
+
+/** The delay before try `failedAttempt + 1`. */
+function backoffDelay(backoff: Required<TransactionBackoff>, failedAttempt: number): number {
+  const computed = Math.min(
+    backoff.initialDelayMs * backoff.factor ** (failedAttempt - 1),
+    backoff.maxDelayMs,
+  );
+  return backoff.jitter === 'full' ? Math.random() * computed : computed;
+}
+
+/** Resolves after `ms`, or rejects with `signal.reason` as soon as it aborts. */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) {
+      reject(signal.reason);
+      return;
+    }
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal.reason);
+    };
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/**
+ * Aborts the session's transaction if the callback left it open. The driver already ignores
+ * the server's answer to abortTransaction (transactions spec); a client-side failure here must
+ * not hide the error that made us abort, and the server drops an abandoned transaction when the
+ * session ends or at transactionLifetimeLimitSeconds.
+ */
+async function abortIfOpen(session: ClientSession): Promise<void> {
+  if (!session.inTransaction()) return;
+  try {
+    await session.abortTransaction();
+  } catch {
+    // See above: the error being handled matters more than this one.
+  }
+}
+
+/** The session is returned to the pool either way; its error says nothing about the outcome. */
+async function endQuietly(session: ClientSession): Promise<void> {
+  try {
+    await session.endSession();
+  } catch {
+    // Nothing to report: the transaction's outcome is already settled.
+  }
+}
+
+const ABORTED_BEFORE_COMMIT_MESSAGE =
+  `${PRIMITIVE}: the server had already aborted the transaction when the callback finished, ` +
+  `${ABORTED_BEFORE_COMMIT_LIMIT} attempts in a row (NoSuchTransaction). Most likely the callback ` +
+  'catches a server error (such as a duplicate key, E11000) and carries on: a failed command ' +
+  'aborts the transaction on the server. Rethrow errors inside the callback, and check ' +
+  'expected conflicts before writing instead. (A callback running longer than the server’s ' +
+  'transactionLifetimeLimitSeconds ends the same way.)';
+
+/**
+ * Runs `fn` in a transaction and commits it, retrying on TransientTransactionError (the whole
+ * callback) and UnknownTransactionCommitResult (the commit alone), with jittered exponential
+ * backoff, within `timeoutMs` and `maxAttempts`. Resolves to the callback's value.
+ *
+ * The callback may run several times: keep side effects outside the database idempotent, or
+ * reset them when `attempt > 1`. Pass `session` to every operation, one at a time, and let
+ * server errors propagate (see the module comment on swallowed errors).
+ *
+ * @throws InvalidArgumentError before anything is sent, for invalid arguments.
+ * @throws RetryBudgetExhaustedError (reason `timeout`, `maxAttempts` or `abortedBeforeCommit`)
+ *   with the last error as `cause`.
+ * @throws TransactionsUnsupportedError on a standalone mongod.
+ * @throws the callback's own error, unchanged, when it is not transient; a commit error that
+ *   is not retryable, unchanged; `options.signal.reason` when the signal aborts.
+ */
+export async function withRetryingTransaction<T>(
+  client: MongoClient,
+  fn: (session: ClientSession, attempt: TransactionAttempt) => Promise<T>,
+  options?: WithRetryingTransactionOptions,
+): Promise<T> {
+  const settings = validate(client, fn, options);
+  const callerSignal = settings.signal;
+  if (callerSignal?.aborted) throw callerSignal.reason;
+
+  const started = performance.now();
+  const elapsed = () => performance.now() - started;
+  let attempt = 0;
+  let lastError: unknown;
+
+  const giveUp = (reason: GiveUpReason, message: string, cause: unknown) =>
+    new RetryBudgetExhaustedError(`${PRIMITIVE}: ${message}`, {
+      reason,
+      attempts: attempt,
+      elapsedMs: Math.round(elapsed()),
+      cause,
+    });
+  const timeoutMessage = () =>
+    `gave up after ${attempt} attempt(s): the time budget of ${settings.timeoutMs} ms is spent`;
+
+  // One controller for the call: the callback's `signal`, and what interrupts a backoff.
+  const controller = new AbortController();
+  const onCallerAbort = () => controller.abort(callerSignal?.reason);
+  callerSignal?.addEventListener('abort', onCallerAbort, { once: true });
+  const budgetTimer = setTimeout(() => {
+    controller.abort(giveUp(GiveUpReason.Timeout, timeoutMessage(), lastError));
+  }, settings.timeoutMs);
+  const context = (n: number): TransactionAttempt => ({ attempt: n, signal: controller.signal });
+
+  /**
+   * Before try `attempt + 1`: throws when the budget is spent, else reports and waits.
+   * `error` is what made try `attempt` fail.
+   */
+  const beforeRetry = async (reason: TransactionRetryReason, error: unknown): Promise<void> => {
+    lastError = error;
+    if (callerSignal?.aborted) throw callerSignal.reason;
+    if (attempt >= settings.maxAttempts) {
+      throw giveUp(
+        GiveUpReason.MaxAttempts,
+        `gave up after ${attempt} attempt(s) (maxAttempts)`,
+        error,
+      );
+    }
+    const delayMs = backoffDelay(settings.backoff, attempt);
+    // Never sleep past the deadline: a try that could not start in time is not worth the wait.
+    if (elapsed() + delayMs >= settings.timeoutMs) {
+      throw giveUp(GiveUpReason.Timeout, timeoutMessage(), error);
+    }
+    await settings.onRetry?.({ attempt, reason, error, delayMs });
+    if (elapsed() + delayMs >= settings.timeoutMs) {
+      throw giveUp(GiveUpReason.Timeout, timeoutMessage(), error);
+    }
+    await sleep(delayMs, controller.signal);
+  };
+
+  const session = client.startSession();
+  try {
+    let abortedBeforeCommit = 0;
+    attempts: for (;;) {
+      attempt += 1;
+      session.startTransaction(settings.transactionOptions);
+
+      // Transactions convenient API spec, steps 5-7: run the callback.
+      let result: T;
+      try {
+        result = await fn(session, context(attempt));
+      } catch (error) {
+        await abortIfOpen(session);
+        if (isTransactionsUnsupported(error)) throw new TransactionsUnsupportedError(error);
+        if (!hasErrorLabel(error, ErrorLabel.TransientTransactionError)) throw error;
+        abortedBeforeCommit = isNoSuchTransaction(error) ? abortedBeforeCommit + 1 : 0;
+        if (abortedBeforeCommit >= ABORTED_BEFORE_COMMIT_LIMIT) {
+          throw giveUp(GiveUpReason.AbortedBeforeCommit, ABORTED_BEFORE_COMMIT_MESSAGE, error);
+        }
+        await beforeRetry(TransactionRetryReason.TransientTransactionError, error);
+        continue;
+      }
+
+      // Step 8: the callback committed or aborted the transaction itself; respect that.
+      if (!session.inTransaction()) return result;
+      // A cancelled call must not commit: nothing has been written yet.
+      if (callerSignal?.aborted) {
+        await abortIfOpen(session);
+        throw callerSignal.reason;
+      }
+
+      // Steps 9-10: commit; while its outcome is unknown, send the commit alone again.
+      for (;;) {
+        try {
+          await session.commitTransaction();
+          return result;
+        } catch (error) {
+          if (isTransactionsUnsupported(error)) throw new TransactionsUnsupportedError(error);
+          if (
+            hasErrorLabel(error, ErrorLabel.UnknownTransactionCommitResult) &&
+            !isMaxTimeMSExpired(error)
+          ) {
+            abortedBeforeCommit = 0;
+            await beforeRetry(TransactionRetryReason.UnknownCommitResult, error);
+            attempt += 1;
+            continue;
+          }
+          if (!hasErrorLabel(error, ErrorLabel.TransientTransactionError)) throw error;
+          // The server aborted the transaction (it reports why with NoSuchTransaction).
+          abortedBeforeCommit = isNoSuchTransaction(error) ? abortedBeforeCommit + 1 : 0;
+          if (abortedBeforeCommit >= ABORTED_BEFORE_COMMIT_LIMIT) {
+            throw giveUp(GiveUpReason.AbortedBeforeCommit, ABORTED_BEFORE_COMMIT_MESSAGE, error);
+          }
+          await beforeRetry(TransactionRetryReason.TransientTransactionError, error);
+          continue attempts;
+        }
+      }
+    }
+  } finally {
+    clearTimeout(budgetTimer);
+    callerSignal?.removeEventListener('abort', onCallerAbort);
+    await abortIfOpen(session);
+    await endQuietly(session);
+  }
+}
