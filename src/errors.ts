@@ -91,6 +91,23 @@ export class TransactionsUnsupportedError extends MongoAtomicsError {
   }
 }
 
+/**
+ * An idempotency key was reused for a different request: the stored fingerprint differs from
+ * the one given. Usually a client bug (a key reused across requests); never replayed.
+ */
+export class IdempotencyKeyConflictError extends MongoAtomicsError {
+  override readonly name = 'IdempotencyKeyConflictError';
+  /** The key that was reused. */
+  readonly key: string;
+
+  constructor(key: string) {
+    super(
+      `idempotency key ${JSON.stringify(key)} was already used for a different request (fingerprint mismatch)`,
+    );
+    this.key = key;
+  }
+}
+
 function branded(value: unknown): value is MongoAtomicsError {
   return (
     typeof value === 'object' && value !== null && (value as { [BRAND]?: unknown })[BRAND] === true
@@ -114,4 +131,10 @@ export function isTransactionsUnsupportedError(
   value: unknown,
 ): value is TransactionsUnsupportedError {
   return branded(value) && value.name === 'TransactionsUnsupportedError';
+}
+
+export function isIdempotencyKeyConflictError(
+  value: unknown,
+): value is IdempotencyKeyConflictError {
+  return branded(value) && value.name === 'IdempotencyKeyConflictError';
 }
