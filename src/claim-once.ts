@@ -7,11 +7,21 @@
  * exactly one matches and wins; the others learn why they lost from one read.
  */
 import type { ClientSession, Collection, Document, Filter, WithId } from 'mongodb';
-import { modifiedDocument } from './driver.js';
+import { modifiedDocument, primaryRead } from './driver.js';
+import {
+  type AlreadyApplied,
+  assertNoOverlap,
+  guarded,
+  OP_ID_OPTIONS,
+  type OpIdOptions,
+  opGuard,
+  type WithoutOpId,
+  wasApplied,
+} from './op-log.js';
 import { type ScalarValue, validator } from './validate.js';
 import { getField, sameScalar } from './values.js';
 
-export interface ClaimOnceOptions<TSchema extends Document = Document> {
+export interface ClaimOnceOptions<TSchema extends Document = Document> extends OpIdOptions {
   /** Identifies the document to claim, e.g. `{ _id: orderId }`. */
   readonly filter: Filter<TSchema>;
   /** The field that records the state, e.g. `'status'` or `'payment.state'`. */
@@ -42,7 +52,16 @@ export type ClaimOnceResult<TSchema extends Document = Document> =
   /** No document matches `filter`. */
   | { readonly outcome: 'notFound'; readonly document?: never };
 
-const OPTIONS = ['filter', 'field', 'to', 'from', 'set', 'requires', 'session'] as const;
+const OPTIONS = [
+  'filter',
+  'field',
+  'to',
+  'from',
+  'set',
+  'requires',
+  'session',
+  ...OP_ID_OPTIONS,
+] as const;
 
 /**
  * Moves one document's state field to `to` exactly once, however many callers race.
@@ -56,6 +75,8 @@ const OPTIONS = ['filter', 'field', 'to', 'from', 'set', 'requires', 'session'] 
  *   `alreadyClaimed` (field equals `to`, which wins over a failed `requires`),
  *   `preconditionFailed` and `notFound` apart. That read is informational: the document may
  *   change right after it.
+ * - **`opId`**: also guarded by "this id not yet applied" and records it in the same update; a
+ *   repeat resolves `alreadyApplied` (checked first on the failure read). See OpIdOptions.
  * - Works on a standalone server; joins the caller's transaction through `session`.
  *
  * @example
@@ -68,16 +89,24 @@ const OPTIONS = ['filter', 'field', 'to', 'from', 'set', 'requires', 'session'] 
  * });
  * if (result.outcome === 'alreadyClaimed') return res.status(200).send('already processed');
  */
+export function claimOnce<TSchema extends Document = Document>(
+  collection: Collection<TSchema>,
+  options: WithoutOpId<ClaimOnceOptions<TSchema>>,
+): Promise<ClaimOnceResult<TSchema>>;
+export function claimOnce<TSchema extends Document = Document>(
+  collection: Collection<TSchema>,
+  options: ClaimOnceOptions<TSchema>,
+): Promise<ClaimOnceResult<TSchema> | AlreadyApplied<TSchema>>;
 export async function claimOnce<TSchema extends Document = Document>(
   collection: Collection<TSchema>,
   options: ClaimOnceOptions<TSchema>,
-): Promise<ClaimOnceResult<TSchema>> {
+): Promise<ClaimOnceResult<TSchema> | AlreadyApplied<TSchema>> {
   const v = validator('claimOnce');
   v.collection(collection);
   v.options(options);
   v.knownKeys(options, OPTIONS);
   const filter = v.filter(options.filter);
-  const field = v.path(options.field, 'field');
+  const field = v.writablePath(options.field, 'field');
   const to = v.scalar(options.to, 'to');
   let from: unknown[] | undefined;
   if (options.from !== undefined) {
@@ -90,8 +119,11 @@ export async function claimOnce<TSchema extends Document = Document>(
     from = [...list];
   }
   const set = options.set === undefined ? {} : v.fields(options.set, 'set');
-  for (const key of Object.keys(set)) {
-    v.path(key, `set.${key}`);
+  const setKeys = Object.keys(set);
+  for (const key of setKeys) {
+    v.writablePath(key, `set.${key}`);
+    const clash = setKeys.find((other) => other !== key && other.startsWith(`${key}.`));
+    if (clash !== undefined) v.fail(`set.${clash}`, `overlaps "${key}", also in set`);
     if (key === field || key.startsWith(`${field}.`) || field.startsWith(`${key}.`)) {
       v.fail(`set.${key}`, `overlaps the state field "${field}", which the claim writes itself`);
     }
@@ -99,25 +131,29 @@ export async function claimOnce<TSchema extends Document = Document>(
   const requires =
     options.requires === undefined ? undefined : v.filter(options.requires, 'requires');
   const session = v.session(options.session);
+  const op = opGuard(v, options);
+  assertNoOverlap(v, op, field, 'field');
+  for (const key of Object.keys(set)) assertNoOverlap(v, op, key, `set.${key}`);
 
   const stateGuard = from === undefined ? { [field]: { $ne: to } } : { [field]: { $in: from } };
-  const guard = { $and: [filter, stateGuard, ...(requires === undefined ? [] : [requires])] };
+  const write = guarded(
+    op,
+    { $and: [filter, stateGuard, ...(requires === undefined ? [] : [requires])] },
+    { $set: { ...set, [field]: to } },
+  );
   const sessionOption = session === undefined ? {} : { session };
 
   const claimed = modifiedDocument(
-    await collection.findOneAndUpdate(
-      guard as Filter<TSchema>,
-      { $set: { ...set, [field]: to } } as Document,
-      {
-        returnDocument: 'after',
-        ...sessionOption,
-      },
-    ),
+    await collection.findOneAndUpdate(write.filter as Filter<TSchema>, write.update, {
+      returnDocument: 'after',
+      ...sessionOption,
+    }),
   );
   if (claimed !== null) return { outcome: 'claimed', document: claimed };
 
-  const current = await collection.findOne(filter as Filter<TSchema>, sessionOption);
+  const current = await collection.findOne(filter as Filter<TSchema>, primaryRead(session));
   if (current === null) return { outcome: 'notFound' };
+  if (wasApplied(op, current)) return { outcome: 'alreadyApplied', document: current };
   if (sameScalar(getField(current, field), to))
     return { outcome: 'alreadyClaimed', document: current };
   return { outcome: 'preconditionFailed', document: current };

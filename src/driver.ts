@@ -5,6 +5,7 @@
  * Errors are read by shape (code, labels), not by class, so they work with driver 6 and 7 and
  * with two copies of the driver in one application.
  */
+import type { ClientSession } from 'mongodb';
 
 /** Server error codes this library acts on (mongod's error_codes.yml). */
 export const ServerCode = {
@@ -95,16 +96,26 @@ export function isTransactionsUnsupported(error: unknown): boolean {
 }
 
 /**
- * The document a `findOneAndUpdate`/`findOneAndDelete` resolved to. Driver 6 and 7 resolve to
- * the document (or null) by default, and to `{ value, lastErrorObject, ok }` with
- * `includeResultMetadata: true`; both shapes are accepted so callers cannot get this wrong.
+ * The document a `findOneAndUpdate`/`findOneAndDelete` resolved to, called WITHOUT
+ * `includeResultMetadata` (drivers 6 and 7 then resolve to the document or null). The result
+ * is never inspected for a `{ value, ok }` wrapper: a business document may well have fields
+ * named `value` and `ok`. Calls that need the metadata use `includeResultMetadata: true` and
+ * `modifyFacts`.
  */
-export function modifiedDocument<T>(result: T | { value: T | null } | null): T | null {
-  if (result === null) return null;
-  if (typeof result === 'object' && 'value' in (result as object) && 'ok' in (result as object)) {
-    return (result as { value: T | null }).value;
-  }
-  return result as T;
+export function modifiedDocument<T>(result: T | null): T | null {
+  return result;
+}
+
+/**
+ * Read options for a failure-path read: the primary, so a loser never reads a stale secondary
+ * (outside transactions; a transaction reads from the primary anyway).
+ */
+export function primaryRead(session: ClientSession | undefined): {
+  readPreference?: 'primary';
+  session?: ClientSession;
+} {
+  if (session === undefined) return { readPreference: 'primary' };
+  return session.inTransaction() ? { session } : { session, readPreference: 'primary' };
 }
 
 /** `lastErrorObject` facts of a findAndModify run with `includeResultMetadata: true`. */

@@ -51,6 +51,11 @@ export const GiveUpReason = {
    * aborts a transaction server-side.
    */
   AbortedBeforeCommit: 'abortedBeforeCommit',
+  /**
+   * The budget ran out while retrying a commit whose outcome was unknown (network error,
+   * failover): the transaction MAY HAVE BEEN COMMITTED. Check before doing the work again.
+   */
+  CommitOutcomeUnknown: 'commitOutcomeUnknown',
 } as const;
 export type GiveUpReason = (typeof GiveUpReason)[keyof typeof GiveUpReason];
 

@@ -16,13 +16,29 @@ import type {
   MongoClient,
   WithId,
 } from 'mongodb';
-import { modifiedDocument } from './driver.js';
-import { MongoAtomicsError } from './errors.js';
+import { modifiedDocument, primaryRead } from './driver.js';
+import {
+  GiveUpReason,
+  InvalidArgumentError,
+  isInvalidArgumentError,
+  MongoAtomicsError,
+  RetryBudgetExhaustedError,
+} from './errors.js';
+import {
+  type AlreadyApplied,
+  assertNoOverlap,
+  guarded,
+  OP_ID_OPTIONS,
+  type OpIdOptions,
+  opGuard,
+  type WithoutOpId,
+  wasApplied,
+} from './op-log.js';
 import { type WithRetryingTransactionOptions, withRetryingTransaction } from './transaction.js';
 import { type Validator, validator } from './validate.js';
 import { getField, numericValue } from './values.js';
 
-export interface GuardedDecrementOptions<TSchema extends Document = Document> {
+export interface GuardedDecrementOptions<TSchema extends Document = Document> extends OpIdOptions {
   /** Selects the one document to decrement, e.g. `{ _id: productId }`. */
   readonly filter: Filter<TSchema>;
   /** The numeric field to decrement, e.g. `'stock'` or `'inventory.available'`. */
@@ -68,12 +84,12 @@ function availableIn(doc: Document, field: string, floor: number): number {
 }
 
 function validateCommon(v: Validator, options: { field: unknown; floor?: unknown }) {
-  const field = v.path(options.field, 'field');
+  const field = v.writablePath(options.field, 'field');
   const floor = options.floor === undefined ? 0 : v.finiteNumber(options.floor, 'floor');
   return { field, floor };
 }
 
-const SINGLE_OPTIONS = ['filter', 'field', 'amount', 'floor', 'session'] as const;
+const SINGLE_OPTIONS = ['filter', 'field', 'amount', 'floor', 'session', ...OP_ID_OPTIONS] as const;
 
 /**
  * Decrements `field` by `amount` only if at least `amount` remains above `floor`.
@@ -85,6 +101,8 @@ const SINGLE_OPTIONS = ['filter', 'field', 'amount', 'floor', 'session'] as cons
  *   goes below the floor and is never oversold, under any concurrency.
  * - **Round trips**: success: 1 (`findAndModify`). Failure: 2, the second a `find` that tells
  *   `insufficient` from `notFound`.
+ * - **`opId`**: also guarded by "this id not yet applied" and records it in the same update; a
+ *   repeat resolves `alreadyApplied` with the document (the failure read then reads it whole).
  * - Works on a standalone server; joins the caller's transaction through `session`.
  * - Use integers (units, cents): `floor + amount` is computed in floating point.
  *
@@ -92,10 +110,18 @@ const SINGLE_OPTIONS = ['filter', 'field', 'amount', 'floor', 'session'] as cons
  * const result = await guardedDecrement(products, { filter: { _id: sku }, field: 'stock', amount: 3 });
  * if (result.outcome === 'insufficient') return res.status(409).json({ available: result.available });
  */
+export function guardedDecrement<TSchema extends Document = Document>(
+  collection: Collection<TSchema>,
+  options: WithoutOpId<GuardedDecrementOptions<TSchema>>,
+): Promise<GuardedDecrementResult<TSchema>>;
+export function guardedDecrement<TSchema extends Document = Document>(
+  collection: Collection<TSchema>,
+  options: GuardedDecrementOptions<TSchema>,
+): Promise<GuardedDecrementResult<TSchema> | AlreadyApplied<TSchema>>;
 export async function guardedDecrement<TSchema extends Document = Document>(
   collection: Collection<TSchema>,
   options: GuardedDecrementOptions<TSchema>,
-): Promise<GuardedDecrementResult<TSchema>> {
+): Promise<GuardedDecrementResult<TSchema> | AlreadyApplied<TSchema>> {
   const v = validator('guardedDecrement');
   v.collection(collection);
   v.options(options);
@@ -104,9 +130,12 @@ export async function guardedDecrement<TSchema extends Document = Document>(
   const { field, floor } = validateCommon(v, options);
   const amount = v.positiveNumber(options.amount, 'amount');
   const session = v.session(options.session);
+  const op = opGuard(v, options);
+  assertNoOverlap(v, op, field, 'field');
   const sessionOption = session === undefined ? {} : { session };
 
-  const statement = decrementStatement(filter, field, amount, floor);
+  const plain = decrementStatement(filter, field, amount, floor);
+  const statement = guarded(op, plain.filter, plain.update);
   const updated = modifiedDocument(
     await collection.findOneAndUpdate(
       statement.filter as Filter<TSchema>,
@@ -119,11 +148,15 @@ export async function guardedDecrement<TSchema extends Document = Document>(
   );
   if (updated !== null) return { outcome: 'decremented', document: updated };
 
+  // With an opId the whole document is read: `alreadyApplied` returns it.
   const current = await collection.findOne(filter as Filter<TSchema>, {
-    projection: { [field]: 1 },
-    ...sessionOption,
+    ...(op === undefined ? { projection: { [field]: 1 } } : {}),
+    ...primaryRead(session),
   });
   if (current === null) return { outcome: 'notFound' };
+  if (wasApplied(op, current)) {
+    return { outcome: 'alreadyApplied', document: current };
+  }
   return { outcome: 'insufficient', available: availableIn(current, field, floor) };
 }
 
@@ -175,8 +208,9 @@ export interface Shortage {
   /** The item's `amount`. */
   readonly requested: number;
   /**
-   * What its document could give (field − floor, at least 0). When several items draw on one
-   * document, each lists that document's whole available amount. Informational.
+   * What its document could still give it (field − floor, at least 0). When several items draw
+   * on one document, they are served in order, so this is what the earlier items left.
+   * Informational.
    */
   readonly available: number;
 }
@@ -196,6 +230,8 @@ export type GuardedDecrementAllResult =
       readonly missing: readonly number[];
       readonly shortages?: never;
     };
+
+const PRIMITIVE = 'guardedDecrementAll';
 
 const ALL_OPTIONS = ['items', 'field', 'floor', 'session', 'client', 'transaction'] as const;
 
@@ -242,7 +278,7 @@ export async function guardedDecrementAll<TSchema extends Document = Document>(
   collection: Collection<TSchema>,
   options: GuardedDecrementAllOptions<TSchema>,
 ): Promise<GuardedDecrementAllResult> {
-  const v = validator('guardedDecrementAll');
+  const v = validator(PRIMITIVE);
   v.collection(collection);
   v.options(options);
   v.knownKeys(options, ALL_OPTIONS);
@@ -251,9 +287,9 @@ export async function guardedDecrementAll<TSchema extends Document = Document>(
   }
   const items: ItemPlan[] = options.items.map((item, index) => {
     v.fields(item, `items.${index}`);
-    v.knownKeys(item, ['filter', 'amount']);
+    v.knownKeys(item, ['filter', 'amount'], `items.${index}`);
     return {
-      filter: v.filter(item.filter, `items.${index}.filter`),
+      filter: aggregatableFilter(v, item.filter, `items.${index}.filter`),
       amount: v.positiveNumber(item.amount, `items.${index}.amount`),
     };
   });
@@ -280,7 +316,27 @@ export async function guardedDecrementAll<TSchema extends Document = Document>(
   if (options.client === undefined)
     v.fail('client', 'or "session" is required: all-or-nothing needs a transaction');
   const client = v.client(options.client);
+  if (options.transaction !== undefined) v.fields(options.transaction, 'transaction');
   return inOwnTransaction(collection, items, field, floor, client, options.transaction);
+}
+
+/** Query operators an update accepts but the diagnosis aggregate (`$match` in `$facet`) refuses. */
+const NOT_IN_AGGREGATION = new Set(['$where', '$near', '$nearSphere', '$text']);
+
+function aggregatableFilter(v: Validator, filter: unknown, option: string): Document {
+  const checked = v.filter(filter, option);
+  const visit = (value: unknown): void => {
+    if (Array.isArray(value)) value.forEach(visit);
+    else if (typeof value === 'object' && value !== null) {
+      for (const [key, inner] of Object.entries(value)) {
+        if (NOT_IN_AGGREGATION.has(key))
+          v.fail(option, `uses ${key}, which the shortage diagnosis (an aggregation) cannot run`);
+        visit(inner);
+      }
+    }
+  };
+  visit(checked);
+  return checked;
 }
 
 function bulkOperations<TSchema extends Document>(
@@ -305,7 +361,13 @@ async function inOwnTransaction<TSchema extends Document>(
   transaction: WithRetryingTransactionOptions | undefined,
 ): Promise<GuardedDecrementAllResult> {
   const operations = bulkOperations<TSchema>(items, field, floor);
+  // One time budget across rounds: a later round gets what the earlier ones left.
+  const started = performance.now();
   for (let round = 1; ; round++) {
+    // The runner validated `transaction` in round 1, so its timeoutMs is a number here.
+    const budgetMs = transaction?.timeoutMs ?? 120_000;
+    const remaining = Math.max(1, Math.round(budgetMs - (performance.now() - started)));
+    const options = round === 1 ? transaction : { ...transaction, timeoutMs: remaining };
     try {
       await withRetryingTransaction(
         client,
@@ -314,10 +376,18 @@ async function inOwnTransaction<TSchema extends Document>(
           // Each guarded updateOne matches at most one document; fewer matches = a shortfall.
           if (result.matchedCount !== items.length) throw new ShortfallSignal();
         },
-        transaction,
+        options,
       );
       return { outcome: 'decremented' };
     } catch (error) {
+      if (isInvalidArgumentError(error)) {
+        // The runner validated `transaction`: name the option as the caller wrote it.
+        throw new InvalidArgumentError(
+          PRIMITIVE,
+          `transaction.${error.option}`,
+          error.message.replace(/^.*?option "[^"]*" /, ''),
+        );
+      }
       if (!(error instanceof ShortfallSignal)) throw error;
     }
     // The runner aborted the transaction: nothing was taken. Find out what was short.
@@ -325,8 +395,14 @@ async function inOwnTransaction<TSchema extends Document>(
     if (diagnosis !== undefined) return diagnosis;
     // Stock came back between the attempt and the read: try again, a bounded number of times.
     if (round >= MAX_DIAGNOSIS_ROUNDS) {
-      throw new MongoAtomicsError(
-        `guardedDecrementAll: ${round} attempts fell short, yet every read afterwards found enough stock; the stock is changing faster than orders can be checked`,
+      throw new RetryBudgetExhaustedError(
+        `${PRIMITIVE}: ${round} attempts fell short, yet every read afterwards found enough stock: the stock is changing faster than orders can be checked`,
+        {
+          reason: GiveUpReason.MaxAttempts,
+          attempts: round,
+          elapsedMs: Math.round(performance.now() - started),
+          cause: undefined,
+        },
       );
     }
   }
@@ -373,14 +449,15 @@ async function diagnose<TSchema extends Document>(
   );
   const pipeline = [{ $match: { $or: items.map((item) => item.filter) } }, { $facet: facets }];
   const [found = {}] = await collection
-    .aggregate<Record<string, WithId<Document>[]>>(
-      pipeline,
-      session === undefined ? {} : { session },
-    )
+    .aggregate<Record<string, WithId<Document>[]>>(pipeline, primaryRead(session))
     .toArray();
 
   const missing: number[] = [];
-  const byDocument = new Map<string, { available: number; requested: number; indexes: number[] }>();
+  const shortages: Shortage[] = [];
+  // Replay the guarded statements in order, with the server's own arithmetic
+  // (`value >= floor + amount`, then `value - amount`), so the verdict matches what the
+  // update did; items that name one document see each other's decrements.
+  const remaining = new Map<string, number | undefined>();
   items.forEach((item, index) => {
     const doc = found[`i${index}`]?.[0];
     if (doc === undefined) {
@@ -388,31 +465,28 @@ async function diagnose<TSchema extends Document>(
       return;
     }
     const key = documentKey(doc._id);
-    const entry = byDocument.get(key) ?? {
-      available: availableIn(doc, field, floor),
-      requested: 0,
-      indexes: [],
-    };
-    entry.requested += item.amount;
-    entry.indexes.push(index);
-    byDocument.set(key, entry);
-  });
-  if (missing.length > 0) return { outcome: 'notFound', missing };
-  const shortages: Shortage[] = [];
-  for (const entry of byDocument.values()) {
-    if (entry.requested <= entry.available) continue;
-    for (const index of entry.indexes) {
-      shortages.push({ index, requested: items[index]!.amount, available: entry.available });
+    const value = remaining.has(key) ? remaining.get(key) : numericValue(getField(doc, field));
+    if (value !== undefined && value >= floor + item.amount) {
+      remaining.set(key, value - item.amount);
+      return;
     }
-  }
-  if (shortages.length === 0) return undefined;
-  shortages.sort((a, b) => a.index - b.index);
-  return { outcome: 'insufficient', shortages };
+    remaining.set(key, value);
+    const left = value === undefined || Number.isNaN(value) ? 0 : value - floor;
+    shortages.push({ index, requested: item.amount, available: Math.max(0, left) });
+  });
+  // With missing items the order cannot go through whatever the stock: `notFound` is reported
+  // (and shortages, if any, are not).
+  if (missing.length > 0) return { outcome: 'notFound', missing };
+  return shortages.length === 0 ? undefined : { outcome: 'insufficient', shortages };
 }
 
 /** A string that tells documents apart by `_id` (ObjectId, string, number, Date or object). */
 function documentKey(id: unknown): string {
   const type = (id as { _bsontype?: unknown } | null)?._bsontype;
+  if (type === 'Binary') {
+    const binary = id as { sub_type: number; buffer: Uint8Array };
+    return `Binary:${binary.sub_type}:${Buffer.from(binary.buffer).toString('hex')}`;
+  }
   if (typeof type === 'string') return `${type}:${String(id)}`;
   if (id instanceof Date) return `date:${id.getTime()}`;
   return `${typeof id}:${typeof id === 'object' ? JSON.stringify(id) : String(id)}`;

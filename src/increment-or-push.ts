@@ -8,15 +8,26 @@
  * atomically: concurrent calls are serialised by the server and the second one sees the first
  * one's element.
  */
-import type { ClientSession, Collection, Document, Filter } from 'mongodb';
+import type { ClientSession, Collection, Document, Filter, WithId } from 'mongodb';
 import { isDuplicateKeyError, modifyFacts } from './driver.js';
 import { MongoAtomicsError } from './errors.js';
+import {
+  type AlreadyApplied,
+  assertNoOverlap,
+  OP_ID_OPTIONS,
+  type OpGuard,
+  type OpIdOptions,
+  opGuard,
+  opRecordExpression,
+  opSeenExpression,
+  type WithoutOpId,
+} from './op-log.js';
 import { describe, isPlainObject, type ScalarValue, validator } from './validate.js';
 
 const PRIMITIVE = 'incrementOrPushArrayItem';
 const v = validator(PRIMITIVE);
 
-export interface IncrementOrPushOptions<TSchema extends Document = Document> {
+export interface IncrementOrPushOptions<TSchema extends Document = Document> extends OpIdOptions {
   /**
    * Selects the parent document, e.g. `{ userId }` or `{ _id: sessionId }`. It should select
    * at most one document (when several match, the first in natural order is changed), and
@@ -110,6 +121,7 @@ const KNOWN_OPTIONS = [
   'max',
   'upsert',
   'session',
+  ...OP_ID_OPTIONS,
 ] as const;
 
 const DEFAULT_INC: Readonly<Record<string, number>> = { quantity: 1 };
@@ -173,15 +185,30 @@ const DEFAULT_INC: Readonly<Record<string, number>> = { quantity: 1 };
  * @throws InvalidArgumentError for a bad argument (no command sent).
  * @throws the driver's error for server and network failures, including a type error when the
  *   path holds a non-array or a matching element's counter is not a number.
- * @throws MongoAtomicsError when the server did not evaluate the projection (before 4.4).
+ * @throws MongoAtomicsError when a reply lacks the outcome projection; the update may have
+ *   been applied (see `factsOf`).
  */
+export function incrementOrPushArrayItem<
+  TSchema extends Document = Document,
+  TItem extends Document = Document,
+>(
+  collection: Collection<TSchema>,
+  options: WithoutOpId<IncrementOrPushOptions<TSchema>>,
+): Promise<IncrementOrPushResult<TItem>>;
+export function incrementOrPushArrayItem<
+  TSchema extends Document = Document,
+  TItem extends Document = Document,
+>(
+  collection: Collection<TSchema>,
+  options: IncrementOrPushOptions<TSchema>,
+): Promise<IncrementOrPushResult<TItem> | AlreadyApplied<TSchema>>;
 export async function incrementOrPushArrayItem<
   TSchema extends Document = Document,
   TItem extends Document = Document,
 >(
   collection: Collection<TSchema>,
   options: IncrementOrPushOptions<TSchema>,
-): Promise<IncrementOrPushResult<TItem>> {
+): Promise<IncrementOrPushResult<TItem> | AlreadyApplied<TSchema>> {
   const plan = validate(collection, options);
   const { pipeline, projection, newItem } = buildCommand(plan);
   const run = () =>
@@ -206,7 +233,7 @@ export async function incrementOrPushArrayItem<
     }
     result = await run();
   }
-  return outcomeOf<TItem>(result, newItem);
+  return outcomeOf<TItem, TSchema>(result, newItem);
 }
 
 // =============================================================================================
@@ -221,6 +248,7 @@ interface Plan<TSchema extends Document> {
   readonly max: Readonly<Record<string, number>>;
   readonly upsert: boolean;
   readonly session: ClientSession | undefined;
+  readonly op: OpGuard | undefined;
 }
 
 function record(value: unknown, option: string): Record<string, unknown> {
@@ -236,7 +264,7 @@ function validate<TSchema extends Document>(
   const options = v.options(raw);
   v.knownKeys(options, KNOWN_OPTIONS);
   const filter = v.filter(options.filter) as Filter<TSchema>;
-  const array = v.path(options.array, 'array');
+  const array = v.writablePath(options.array, 'array');
 
   const match = record(options.match, 'match');
   if (Object.keys(match).length === 0) {
@@ -282,7 +310,10 @@ function validate<TSchema extends Document>(
 
   const upsert = options.upsert === undefined ? false : v.boolean(options.upsert, 'upsert');
   const session = v.session(options.session);
+  const op = opGuard(v, options);
+  assertNoOverlap(v, op, array, 'array');
   return {
+    op,
     filter,
     array,
     match,
@@ -306,7 +337,7 @@ function buildCommand(plan: Omit<Plan<Document>, 'filter' | 'upsert' | 'session'
   projection: Document;
   newItem: Document;
 } {
-  const { array, match, inc, fields, max } = plan;
+  const { array, match, inc, fields, max, op } = plan;
   const newItem: Document = { ...match, ...inc, ...fields };
 
   const isMatch = (el: string): Document => {
@@ -378,10 +409,29 @@ function buildCommand(plan: Omit<Plan<Document>, 'filter' | 'upsert' | 'session'
       },
     },
   });
+  if (op === undefined) {
+    return { pipeline: [{ $set: { [array]: nextArray } }], projection: { _id: 0, facts }, newItem };
+  }
 
+  // With an opId, a document that already recorded it keeps its array and log as they are
+  // (the guard lives in the pipeline, not the filter: a filter guard would turn a repeat into
+  // an upsert insert). The id is recorded only when something is applied, not on limitReached.
+  const seen = opSeenExpression(op);
+  const blocked = withMatches({ $and: [{ $gt: [{ $size: '$$matches' }, 0] }, limited] });
+  const keepLog = { $ifNull: [`$${op.field}`, '$$REMOVE'] };
   return {
-    pipeline: [{ $set: { [array]: nextArray } }],
-    projection: { _id: 0, facts },
+    pipeline: [
+      {
+        $set: {
+          [array]: { $cond: [seen, `$${array}`, nextArray] },
+          [op.field]: { $cond: [{ $or: [seen, blocked] }, keepLog, opRecordExpression(op)] },
+        },
+      },
+    ],
+    projection: {
+      _id: 0,
+      facts: { $mergeObjects: [facts, { seen, document: { $cond: [seen, '$$ROOT', null] } }] },
+    },
     newItem,
   };
 }
@@ -393,6 +443,9 @@ interface Facts {
   readonly matched: number;
   readonly limited: boolean;
   readonly item: Document;
+  /** With an opId: the document had already recorded it (and `document` is the document). */
+  readonly seen?: boolean;
+  readonly document?: Document | null;
 }
 
 function factsOf(value: Document): Facts {
@@ -403,18 +456,20 @@ function factsOf(value: Document): Facts {
     typeof facts.limited !== 'boolean' ||
     !isPlainObject(facts.item)
   ) {
-    // Only a server that does not evaluate projection expressions (< 4.4) answers like this.
+    // A server before 4.4 rejects the projection outright, so in practice this is a reply that
+    // lost its projection: possibly a retried findAndModify answered from the stored pre-image
+    // (not verified on mongod 6/7). The update may have been applied: say so, never retry.
     throw new MongoAtomicsError(
-      `${PRIMITIVE}: the server did not evaluate the findAndModify projection (MongoDB 4.4+ is required)`,
+      `${PRIMITIVE}: the server's reply did not include the outcome (the findAndModify projection was not applied); the update may have been applied, so do not repeat it blindly (pass an opId to make repeats safe)`,
     );
   }
   return facts as Facts;
 }
 
-function outcomeOf<TItem extends Document>(
+function outcomeOf<TItem extends Document, TSchema extends Document>(
   result: Parameters<typeof modifyFacts<Document>>[0],
   newItem: Document,
-): IncrementOrPushResult<TItem> {
+): IncrementOrPushResult<TItem> | AlreadyApplied<TSchema> {
   const { value, upserted } = modifyFacts(result);
   if (value === null) {
     return upserted
@@ -422,6 +477,9 @@ function outcomeOf<TItem extends Document>(
       : { outcome: 'notFound' };
   }
   const facts = factsOf(value);
+  if (facts.seen === true && isPlainObject(facts.document)) {
+    return { outcome: 'alreadyApplied', document: facts.document as WithId<TSchema> };
+  }
   if (facts.matched === 0) return { outcome: 'pushed', item: newItem as TItem, created: false };
   if (facts.limited) return { outcome: 'limitReached', item: facts.item as TItem };
   return { outcome: 'incremented', item: facts.item as TItem };

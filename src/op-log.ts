@@ -50,14 +50,19 @@ export interface AlreadyApplied<TSchema extends Document> {
 }
 
 /**
- * `AlreadyApplied` when the options may carry an `opId`, else `never`: a call without `opId`
- * cannot resolve `alreadyApplied`, and its result type says so.
+ * `AlreadyApplied` when options of type `O` may carry an `opId`, else `never` (for generic
+ * signatures; the primitives themselves use overloads on WithOpId / WithoutOpId).
  */
-export type OpIdOutcome<O, TSchema extends Document> = O extends { readonly opId: string }
-  ? AlreadyApplied<TSchema>
-  : O extends { readonly opId?: undefined }
+export type OpIdOutcome<O, TSchema extends Document> = 'opId' extends keyof O
+  ? O[Extract<'opId', keyof O>] extends undefined
     ? never
-    : AlreadyApplied<TSchema>;
+    : AlreadyApplied<TSchema>
+  : never;
+
+/** Options that carry an `opId`: the call may resolve `alreadyApplied`. */
+export type WithOpId<O> = O & { readonly opId: string };
+/** Options without an `opId`: the call never resolves `alreadyApplied`. */
+export type WithoutOpId<O> = O & { readonly opId?: undefined };
 
 export const OP_ID_OPTIONS = ['opId', 'opIdLog'] as const;
 export const DEFAULT_OP_ID_LOG = { field: '_opIds', size: 50 } as const;
@@ -73,7 +78,7 @@ export interface OpGuard {
 export function opGuard(v: Validator, options: OpIdOptions): OpGuard | undefined {
   if (options.opIdLog !== undefined) {
     v.fields(options.opIdLog, 'opIdLog');
-    v.knownKeys(options.opIdLog, ['field', 'size']);
+    v.knownKeys(options.opIdLog, ['field', 'size'], 'opIdLog');
   }
   if (options.opId === undefined) {
     if (options.opIdLog !== undefined) v.fail('opIdLog', 'is only meaningful with "opId"');

@@ -53,7 +53,7 @@ import {
   isTransactionsUnsupported,
 } from './driver.js';
 import { GiveUpReason, RetryBudgetExhaustedError, TransactionsUnsupportedError } from './errors.js';
-import { describe, isPlainObject, validator } from './validate.js';
+import { describe, isPlainObject, type Validator, validator } from './validate.js';
 
 const PRIMITIVE = 'withRetryingTransaction';
 const v = validator(PRIMITIVE);
@@ -189,44 +189,45 @@ const KNOWN_TRANSACTION_OPTIONS = [
   'maxCommitTimeMS',
 ] as const;
 
-function nonNegative(value: unknown, option: string): number {
-  const n = v.finiteNumber(value, option);
-  if (n < 0) v.fail(option, `must be ≥ 0, got ${describe(value)}`);
+function nonNegative(value: unknown, option: string, vv: Validator): number {
+  const n = vv.finiteNumber(value, option);
+  if (n < 0) vv.fail(option, `must be ≥ 0, got ${describe(value)}`);
   return n;
 }
 
-function validateBackoff(value: unknown): Required<TransactionBackoff> {
+/** Validates a backoff option with the calling primitive's validator (for its error names). */
+export function validateBackoff(vv: Validator, value: unknown): Required<TransactionBackoff> {
   if (value === undefined) return DEFAULT_BACKOFF;
-  if (!isPlainObject(value)) return v.fail('backoff', `must be an object, got ${describe(value)}`);
+  if (!isPlainObject(value)) return vv.fail('backoff', `must be an object, got ${describe(value)}`);
   for (const key of Object.keys(value)) {
     if (!(KNOWN_BACKOFF as readonly string[]).includes(key)) {
-      v.fail(`backoff.${key}`, `is not a backoff option (known: ${KNOWN_BACKOFF.join(', ')})`);
+      vv.fail(`backoff.${key}`, `is not a backoff option (known: ${KNOWN_BACKOFF.join(', ')})`);
     }
   }
   const factor =
     value.factor === undefined
       ? DEFAULT_BACKOFF.factor
-      : v.finiteNumber(value.factor, 'backoff.factor');
-  if (factor < 1) v.fail('backoff.factor', `must be ≥ 1, got ${describe(value.factor)}`);
+      : vv.finiteNumber(value.factor, 'backoff.factor');
+  if (factor < 1) vv.fail('backoff.factor', `must be ≥ 1, got ${describe(value.factor)}`);
   const jitter = value.jitter ?? DEFAULT_BACKOFF.jitter;
   if (jitter !== 'full' && jitter !== 'none') {
-    v.fail('backoff.jitter', `must be 'full' or 'none', got ${describe(jitter)}`);
+    vv.fail('backoff.jitter', `must be 'full' or 'none', got ${describe(jitter)}`);
   }
   return {
     initialDelayMs:
       value.initialDelayMs === undefined
         ? DEFAULT_BACKOFF.initialDelayMs
-        : nonNegative(value.initialDelayMs, 'backoff.initialDelayMs'),
+        : nonNegative(value.initialDelayMs, 'backoff.initialDelayMs', vv),
     factor,
     maxDelayMs:
       value.maxDelayMs === undefined
         ? DEFAULT_BACKOFF.maxDelayMs
-        : nonNegative(value.maxDelayMs, 'backoff.maxDelayMs'),
+        : nonNegative(value.maxDelayMs, 'backoff.maxDelayMs', vv),
     jitter: jitter as 'full' | 'none',
   };
 }
 
-function isAbortSignal(value: unknown): value is AbortSignal {
+export function isAbortSignal(value: unknown): value is AbortSignal {
   const candidate = value as Partial<AbortSignal> | null | undefined;
   return (
     typeof candidate === 'object' &&
@@ -319,7 +320,7 @@ function validate(
   return {
     timeoutMs,
     maxAttempts,
-    backoff: validateBackoff(o.backoff),
+    backoff: validateBackoff(v, o.backoff),
     onRetry,
     signal: o.signal,
     transactionOptions: validateTransactionOptions(o.transactionOptions),
@@ -327,7 +328,7 @@ function validate(
 }
 
 /** The delay before try `failedAttempt + 1`. */
-function backoffDelay(backoff: Required<TransactionBackoff>, failedAttempt: number): number {
+export function backoffDelay(backoff: Required<TransactionBackoff>, failedAttempt: number): number {
   const computed = Math.min(
     backoff.initialDelayMs * backoff.factor ** (failedAttempt - 1),
     backoff.maxDelayMs,
@@ -336,7 +337,7 @@ function backoffDelay(backoff: Required<TransactionBackoff>, failedAttempt: numb
 }
 
 /** Resolves after `ms`, or rejects with `signal.reason` as soon as it aborts. */
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
+export function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal.aborted) {
       reject(signal.reason);
@@ -442,22 +443,25 @@ export async function withRetryingTransaction<T>(
   const beforeRetry = async (reason: TransactionRetryReason, error: unknown): Promise<void> => {
     lastError = error;
     if (callerSignal?.aborted) throw callerSignal.reason;
+    // Giving up on a commit whose outcome is unknown must not read as "nothing happened".
+    const spent = (why: GiveUpReason, message: string) =>
+      reason === TransactionRetryReason.UnknownCommitResult
+        ? giveUp(
+            GiveUpReason.CommitOutcomeUnknown,
+            `${message}, while the outcome of the commit was unknown: the transaction may have been committed`,
+            error,
+          )
+        : giveUp(why, message, error);
     if (attempt >= settings.maxAttempts) {
-      throw giveUp(
-        GiveUpReason.MaxAttempts,
-        `gave up after ${attempt} attempt(s) (maxAttempts)`,
-        error,
-      );
+      throw spent(GiveUpReason.MaxAttempts, `gave up after ${attempt} attempt(s) (maxAttempts)`);
     }
     const delayMs = backoffDelay(settings.backoff, attempt);
     // Never sleep past the deadline: a try that could not start in time is not worth the wait.
-    if (elapsed() + delayMs >= settings.timeoutMs) {
-      throw giveUp(GiveUpReason.Timeout, timeoutMessage(), error);
-    }
+    if (elapsed() + delayMs >= settings.timeoutMs)
+      throw spent(GiveUpReason.Timeout, timeoutMessage());
     await settings.onRetry?.({ attempt, reason, error, delayMs });
-    if (elapsed() + delayMs >= settings.timeoutMs) {
-      throw giveUp(GiveUpReason.Timeout, timeoutMessage(), error);
-    }
+    if (elapsed() + delayMs >= settings.timeoutMs)
+      throw spent(GiveUpReason.Timeout, timeoutMessage());
     await sleep(delayMs, controller.signal);
   };
 

@@ -159,6 +159,14 @@ export function validator(primitive: string) {
       return value;
     },
 
+    /** A path the primitive writes: as `path`, and never `_id` (immutable) or inside it. */
+    writablePath(value: unknown, option: string): string {
+      const path = this.path(value, option);
+      if (path === '_id' || path.startsWith('_id.'))
+        fail(option, 'must not be _id, which MongoDB does not let an update change');
+      return path;
+    },
+
     /** A single field name (no dots, no `$`), e.g. a key of `match` or `inc`. */
     fieldName(value: string, option: string): string {
       if (
@@ -217,10 +225,14 @@ export function validator(primitive: string) {
     },
 
     /** Rejects keys of `options` that the primitive does not know (catches typos like `amout`). */
-    knownKeys(options: object, known: readonly string[]): void {
+    knownKeys(options: object, known: readonly string[], parent?: string): void {
       for (const key of Object.keys(options)) {
-        if (!known.includes(key))
-          fail(key, `is not an option of ${primitive} (known: ${known.join(', ')})`);
+        if (known.includes(key)) continue;
+        const where = parent === undefined ? `an option of ${primitive}` : `a key of ${parent}`;
+        fail(
+          parent === undefined ? key : `${parent}.${key}`,
+          `is not ${where} (known: ${known.join(', ')})`,
+        );
       }
     },
   };

@@ -10,6 +10,7 @@ import {
   type IncrementOrPushResult,
   incrementOrPushArrayItem,
 } from '../src/increment-or-push.js';
+import type { AlreadyApplied } from '../src/op-log.js';
 import type { ScalarValue } from '../src/validate.js';
 
 interface CartLine {
@@ -32,8 +33,35 @@ describe('incrementOrPushArrayItem types', () => {
     expectTypeOf<IncrementOrPushOutcome>().toEqualTypeOf<
       'incremented' | 'pushed' | 'limitReached' | 'notFound'
     >();
-    expectTypeOf(incrementOrPushArrayItem<Cart, CartLine>).returns.resolves.toEqualTypeOf<
-      IncrementOrPushResult<CartLine>
+    const add = (carts: Collection<Cart>) =>
+      incrementOrPushArrayItem<Cart, CartLine>(carts, {
+        filter: { userId: 'u1' },
+        array: 'courses',
+        match: { courseId: 'c1' },
+      });
+    expectTypeOf(add).returns.resolves.toEqualTypeOf<IncrementOrPushResult<CartLine>>();
+  });
+
+  it('adds alreadyApplied to the result only when an opId may be given', () => {
+    const once = (carts: Collection<Cart>) =>
+      incrementOrPushArrayItem<Cart, CartLine>(carts, {
+        filter: { userId: 'u1' },
+        array: 'courses',
+        match: { courseId: 'c1' },
+        opId: 'request-1',
+      });
+    expectTypeOf(once).returns.resolves.toEqualTypeOf<
+      IncrementOrPushResult<CartLine> | AlreadyApplied<Cart>
+    >();
+    const maybe = (carts: Collection<Cart>, opId: string | undefined) =>
+      incrementOrPushArrayItem<Cart, CartLine>(carts, {
+        filter: { userId: 'u1' },
+        array: 'courses',
+        match: { courseId: 'c1' },
+        ...(opId === undefined ? {} : { opId }),
+      });
+    expectTypeOf(maybe).returns.resolves.toEqualTypeOf<
+      IncrementOrPushResult<CartLine> | AlreadyApplied<Cart>
     >();
   });
 
