@@ -49,7 +49,9 @@ describe('withRetryingTransaction types', () => {
     >();
     expectTypeOf(TransactionRetryReason.UnknownCommitResult).toEqualTypeOf<'unknownCommitResult'>();
     expectTypeOf<TransactionRetryEvent['attempt']>().toEqualTypeOf<number>();
-    expectTypeOf<GiveUpReason>().toEqualTypeOf<'timeout' | 'maxAttempts' | 'abortedBeforeCommit' | 'commitOutcomeUnknown'>();
+    expectTypeOf<GiveUpReason>().toEqualTypeOf<
+      'timeout' | 'maxAttempts' | 'abortedBeforeCommit' | 'commitOutcomeUnknown'
+    >();
   });
 
   it('rejects misuse at compile time', () => {
