@@ -544,7 +544,16 @@ function arithmeticExpr(name: '$add' | '$multiply' | '$subtract'): ExprFn {
   };
 }
 
+/** `{ $op: x }` and `{ $op: [x] }` are the same single-argument expression. */
+function singleArg(obj: Document, expr: unknown, options: Options): unknown {
+  const arg = Array.isArray(expr) && expr.length === 1 ? expr[0] : expr;
+  return evalExpr(obj, arg, options);
+}
+
 const EXPRESSION_OVERRIDES: Record<string, ExprFn> = {
+  // mingo does not know Long/Decimal128 as numbers or as types.
+  $isNumber: (obj, expr, options) => isNumeric(singleArg(obj, expr, options)),
+  $type: (obj, expr, options) => bsonTypeName(singleArg(obj, expr, options)),
   $add: arithmeticExpr('$add'),
   $multiply: arithmeticExpr('$multiply'),
   $subtract: arithmeticExpr('$subtract'),

@@ -10,7 +10,7 @@
  * update pipeline → InvalidOptions, 72); server src/mongo/util/safe_num.cpp (int32 overflow in
  * $inc widens to int64).
  */
-import { Decimal128, type Document, Int32, Long, type UpdateFilter } from 'mongodb';
+import { Decimal128, type Document, Int32, Long, type ObjectId, type UpdateFilter } from 'mongodb';
 import { describe, expect, it } from 'vitest';
 import { useTestDatabase } from '../support/mongo.js';
 import { type Doc, serverError } from './helpers.js';
@@ -302,5 +302,36 @@ describe('aggregation pipeline updates', () => {
     const error = await serverError(coll.updateOne({ _id: 1 }, [{ $match: { x: 1 } }]));
     expect(error.code).toBe(72);
     expect(await coll.findOne({ _id: 1 })).toEqual({ _id: 1, x: 1 });
+  });
+});
+
+describe('aggregation type expressions', () => {
+  // Manual: $isNumber "returns true if the expression resolves to an integer, decimal, double,
+  // or long"; $type returns the BSON type name ("missing" for a missing field).
+  it('$isNumber and $type know int, double, long and decimal', async () => {
+    const coll = t.db.collection<Document>('types');
+    await coll.insertOne({
+      _id: 1 as unknown as ObjectId,
+      i: 5,
+      d: 1.5,
+      l: Long.fromString('9007199254740993'),
+      m: Decimal128.fromString('1.30'),
+      s: '5',
+    });
+    const [row] = await coll
+      .aggregate([
+        {
+          $project: {
+            _id: 0,
+            numbers: ['$i', '$d', '$l', '$m', '$s'].map((f) => ({ $isNumber: f })),
+            types: ['$i', '$d', '$l', '$m', '$s', '$nope'].map((f) => ({ $type: f })),
+          },
+        },
+      ])
+      .toArray();
+    expect(row).toEqual({
+      numbers: [true, true, true, true, false],
+      types: ['int', 'double', 'long', 'decimal', 'string', 'missing'],
+    });
   });
 });

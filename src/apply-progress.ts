@@ -1,0 +1,549 @@
+/**
+ * `applyProgress`: award points and derive levels and badges in one atomic update.
+ *
+ * The race it closes (seed 001, gamification): "read the student, add the XP in JS, check the
+ * level threshold, add a badge, then `save()`" lets two concurrent awards both read XP 90, both
+ * write 90 + award (one award is lost), and both see the threshold crossed, so both congratulate
+ * the student on reaching the same level (and both run whatever a level-up triggers). Here the
+ * counters, the level and the badges are computed by the server inside one single-document
+ * update, and what each call earned is computed from the same pre-image in the same command: of
+ * N concurrent awards, every point counts, and each level and each badge is reported as earned
+ * by exactly one of them.
+ */
+import type { ClientSession, Collection, Document, Filter, WithId } from 'mongodb';
+import { modifiedDocument, primaryRead } from './driver.js';
+import { MongoAtomicsError } from './errors.js';
+import {
+  type AlreadyApplied,
+  assertNoOverlap,
+  OP_ID_OPTIONS,
+  type OpGuard,
+  type OpIdOptions,
+  opFilter,
+  opGuard,
+  opRecordExpression,
+  type WithoutOpId,
+  wasApplied,
+} from './op-log.js';
+import { describe, isPlainObject, validator } from './validate.js';
+import { numericValue } from './values.js';
+
+const PRIMITIVE = 'applyProgress';
+
+/** Levels derived from one counter. */
+export interface ProgressLevels {
+  /** Where the level is stored, e.g. `'level'` or `'progress.level'`. */
+  readonly field: string;
+  /**
+   * The counter the level follows, e.g. `'xp'`: a key of `inc` (its value after this call's
+   * increment counts) or any other numeric field (its current value counts).
+   */
+  readonly counter: string;
+  /**
+   * Cumulative thresholds, non-decreasing and finite, at least one: level `n` is reached when
+   * the counter is ≥ `thresholds[n - 1]`, level 0 is below the first. The level never goes
+   * past `thresholds.length`: list as many levels as you need. For "level L needs
+   * 100·(L+1)² XP, counted from the last level-up" use the running sums,
+   * `[100, 500, 1400, 3000, 5500, …]` (see the guide).
+   */
+  readonly thresholds: readonly number[];
+}
+
+/** One badge rule: `badge` is earned once `counter` ≥ `atLeast`. */
+export interface BadgeRule {
+  /** The badge's name as stored in the badges array, e.g. `'ten-submissions'`. Unique. */
+  readonly badge: string;
+  /** A key of `inc` (value after this call) or any other numeric field (current value). */
+  readonly counter: string;
+  /** The threshold (finite). */
+  readonly atLeast: number;
+}
+
+/** Badges derived from counters, kept as a set in an array field. */
+export interface ProgressBadges {
+  /** The array of earned badge names, e.g. `'badges'`. A missing or null field counts as `[]`. */
+  readonly field: string;
+  /** The rules; at least one, with distinct `badge` names. */
+  readonly rules: readonly BadgeRule[];
+}
+
+export interface ApplyProgressOptions<TSchema extends Document = Document> extends OpIdOptions {
+  /** Selects the one document (player, student) to award, e.g. `{ _id: studentId }`. */
+  readonly filter: Filter<TSchema>;
+  /**
+   * The counters to add to and by how much (finite numbers greater than 0), e.g.
+   * `{ xp: 40, auraPoints: 40, submissions: 1 }`. Dotted paths are allowed
+   * (`'stats.submissions'`). A missing or null counter counts from 0. Not empty.
+   */
+  readonly inc: Readonly<Record<string, number>>;
+  /** Derive a level from a counter. The stored level never decreases. */
+  readonly level?: ProgressLevels;
+  /** Derive badges from counters. Badges are only ever added. */
+  readonly badges?: ProgressBadges;
+  /** Runs the update (and the failure read) in this session, and in its transaction if one is open. */
+  readonly session?: ClientSession;
+}
+
+/** The call applied its increments. */
+export interface ProgressApplied<TSchema extends Document = Document> {
+  readonly outcome: 'applied';
+  /** The document as this call left it (the counters, level, badges and op log it wrote). */
+  readonly document: WithId<TSchema>;
+  /**
+   * The levels THIS call reached, ascending, e.g. `[2, 3]` for a jump from level 1 to 3. Empty
+   * when the level did not change or no `level` was given. Under concurrency, every level is
+   * reported by exactly one call.
+   */
+  readonly levelsGained: number[];
+  /**
+   * The badges THIS call added, in rule order; badges the document already held are never
+   * reported again. Under concurrency, every badge is reported by exactly one call.
+   */
+  readonly badgesEarned: string[];
+}
+
+/** No document matched `filter` when the update ran. Nothing changed. */
+export interface ProgressNotFound {
+  readonly outcome: 'notFound';
+  readonly document?: never;
+  readonly levelsGained?: never;
+  readonly badgesEarned?: never;
+}
+
+/** What happened, for a call without `opId`: `applied` or `notFound`. */
+export type ApplyProgressResult<TSchema extends Document = Document> =
+  | ProgressApplied<TSchema>
+  | ProgressNotFound;
+
+/**
+ * What happened, for a call that may carry an `opId`: also `alreadyApplied` (a repeat of the
+ * id; nothing changed; `document` as read). Fields a branch lacks are typed `?: never`, so
+ * destructuring narrows.
+ */
+export type ApplyProgressOnceResult<TSchema extends Document = Document> =
+  | ApplyProgressResult<TSchema>
+  | (AlreadyApplied<TSchema> & {
+      readonly levelsGained?: never;
+      readonly badgesEarned?: never;
+    });
+
+const KNOWN_OPTIONS = ['filter', 'inc', 'level', 'badges', 'session', ...OP_ID_OPTIONS] as const;
+const LEVEL_KEYS = ['field', 'counter', 'thresholds'] as const;
+const BADGES_KEYS = ['field', 'rules'] as const;
+const RULE_KEYS = ['badge', 'counter', 'atLeast'] as const;
+
+/**
+ * Adds to counters and derives the level and badges from them in one atomic update, reporting
+ * exactly what this call earned.
+ *
+ * ```ts
+ * const result = await applyProgress(students, {
+ *   filter: { _id: studentId },
+ *   inc: { xp: reward, auraPoints: reward, submissions: 1 },
+ *   level: { field: 'level', counter: 'xp', thresholds: [100, 500, 1400, 3000, 5500] },
+ *   badges: { field: 'badges', rules: [{ badge: 'first-steps', counter: 'submissions', atLeast: 1 }] },
+ *   opId: requestId, // a double click or a retry applies once
+ * });
+ * if (result.outcome === 'applied') for (const level of result.levelsGained) notifyLevelUp(level);
+ * ```
+ *
+ * **Guard**: `filter` (and, with `opId`, "this id is not in the op id log").
+ *
+ * **Update**: one `findAndModify` whose update is a one-stage aggregation pipeline `$set`,
+ * every expression evaluated against the document as it was:
+ * - each counter: `$add [ $ifNull [counter, 0], {$literal: inc} ]`;
+ * - the level: `$max [ stored level (0 if missing or not a number), number of thresholds ≤
+ *   the level counter ]`, so a level never goes down (a manually raised level is kept);
+ * - the badges: the stored array followed by the badges whose rule now holds and that it does
+ *   not hold yet, in rule order (existing badges keep their order; no duplicates are added);
+ * - with `opId`, the op id log with the id appended (newest `opIdLog.size` kept).
+ * Counters read by a rule that are not incremented count as 0 when missing or not a number.
+ * Every caller value enters the pipeline through `$literal`, so a badge named `'$xp'` is
+ * stored as that string, never evaluated.
+ *
+ * **What this call earned**: the command returns the before-image through a projection that
+ * evaluates the same expressions again (same pre-image, same command, same server
+ * arithmetic): the previous and new level and the badges added. `document` is the before-image
+ * with the values the update wrote put in place; nothing is recomputed on the client. Because
+ * each call's before→after is one step of the document's serial history, the levels and badges
+ * reported by concurrent calls partition the document's gains exactly: none twice, none lost.
+ *
+ * **Atomic**: one single-document update; concurrent calls are serialised by the server.
+ *
+ * **Round trips**: success: 1 (`findAndModify`). `notFound` without `opId`: 1 (nothing else can
+ * make the update match nothing). With `opId`, a failed update is followed by one `find` that
+ * tells `alreadyApplied` (the document, as read) from `notFound`: 2. Invalid options throw
+ * `InvalidArgumentError` naming the option before anything is sent.
+ *
+ * **Needs**: MongoDB 4.4+ (pipeline updates: 4.2; expressions in a findAndModify projection
+ * and `$isNumber`: 4.4). No replica set, unless `session` carries a transaction.
+ *
+ * **Limits**: paths must go through embedded documents (or missing fields), not arrays. A
+ * counter holding a non-number makes `$add` fail (server error, nothing written). A stored
+ * level that is not a number counts as 0 and is overwritten.
+ *
+ * @throws InvalidArgumentError for a bad argument (no command sent).
+ * @throws the driver's error for server and network failures (e.g. a counter holding a string,
+ *   or a badges field holding a non-array: nothing is written).
+ * @throws MongoAtomicsError when the server did not evaluate the projection (before 4.4).
+ */
+export function applyProgress<TSchema extends Document = Document>(
+  collection: Collection<TSchema>,
+  options: WithoutOpId<ApplyProgressOptions<TSchema>>,
+): Promise<ApplyProgressResult<TSchema>>;
+export function applyProgress<TSchema extends Document = Document>(
+  collection: Collection<TSchema>,
+  options: ApplyProgressOptions<TSchema>,
+): Promise<ApplyProgressOnceResult<TSchema>>;
+export async function applyProgress<TSchema extends Document = Document>(
+  collection: Collection<TSchema>,
+  options: ApplyProgressOptions<TSchema>,
+): Promise<ApplyProgressOnceResult<TSchema>> {
+  const plan = validate(collection, options);
+  const { filter, pipeline, projection } = buildCommand(plan);
+  const sessionOption = plan.session === undefined ? {} : { session: plan.session };
+
+  const value = modifiedDocument(
+    await collection.findOneAndUpdate(filter as Filter<TSchema>, pipeline, {
+      returnDocument: 'before',
+      projection,
+      ...sessionOption,
+    }),
+  );
+  if (value !== null) return applied<TSchema>(plan, value);
+
+  // Without an opId only `filter` guards the update: nothing matched, nothing to read.
+  if (plan.op === undefined) return { outcome: 'notFound' };
+  // From the primary (unless in a transaction): a stale secondary could miss the recorded id.
+  const current = await collection.findOne(
+    plan.filter as Filter<TSchema>,
+    primaryRead(plan.session),
+  );
+  if (current !== null && wasApplied(plan.op, current)) {
+    return { outcome: 'alreadyApplied', document: current };
+  }
+  // Also when a matching document appeared after the update ran: it did not match then.
+  return { outcome: 'notFound' };
+}
+
+// =============================================================================================
+// Validation
+
+interface Plan {
+  readonly filter: Document;
+  readonly inc: Readonly<Record<string, number>>;
+  readonly level: ProgressLevels | undefined;
+  readonly badges: ProgressBadges | undefined;
+  readonly session: ClientSession | undefined;
+  readonly op: OpGuard | undefined;
+}
+
+const v = validator(PRIMITIVE);
+
+/** `a` and `b` name the same field, or one lies inside the other. */
+function overlaps(a: string, b: string): boolean {
+  return a === b || a.startsWith(`${b}.`) || b.startsWith(`${a}.`);
+}
+
+function object(value: unknown, option: string, known: readonly string[]): Record<string, unknown> {
+  if (!isPlainObject(value)) return v.fail(option, `must be an object, got ${describe(value)}`);
+  for (const key of Object.keys(value)) {
+    if (!known.includes(key)) v.fail(`${option}.${key}`, `is unknown (known: ${known.join(', ')})`);
+  }
+  return value;
+}
+
+function validate<TSchema extends Document>(collection: Collection<TSchema>, raw: unknown): Plan {
+  v.collection(collection);
+  const options = v.options(raw) as Record<string, unknown> & ApplyProgressOptions;
+  v.knownKeys(options, KNOWN_OPTIONS);
+  const filter = v.filter(options.filter);
+
+  /** Paths this call writes, with the option that names each, to reject overlaps. */
+  const written: [path: string, option: string][] = [];
+  const write = (value: unknown, option: string) => {
+    const path = v.writablePath(value, option);
+    for (const [other, otherOption] of written) {
+      if (overlaps(path, other)) v.fail(option, `overlaps ${otherOption} ("${other}")`);
+    }
+    written.push([path, option]);
+  };
+
+  if (!isPlainObject(options.inc)) {
+    v.fail('inc', `must be an object of counters, got ${describe(options.inc)}`);
+  }
+  const inc = options.inc;
+  if (Object.keys(inc).length === 0) v.fail('inc', 'must name at least one counter');
+  for (const [path, amount] of Object.entries(inc)) {
+    write(path, `inc.${path}`);
+    v.positiveNumber(amount, `inc.${path}`);
+  }
+
+  /** A counter read by a rule: an incremented counter, or a field nothing here writes. */
+  const counter = (value: unknown, option: string): string => {
+    const path = v.path(value, option);
+    if (Object.hasOwn(inc, path)) return path;
+    for (const [other, otherOption] of written) {
+      if (overlaps(path, other)) {
+        v.fail(option, `overlaps ${otherOption} ("${other}"): name an inc key or another field`);
+      }
+    }
+    return path;
+  };
+
+  // Fields first, counters after: a rule's counter must not name a field this call writes
+  // (other than an incremented counter), whichever option writes it.
+  const levelRaw =
+    options.level === undefined ? undefined : object(options.level, 'level', LEVEL_KEYS);
+  const badgesRaw =
+    options.badges === undefined ? undefined : object(options.badges, 'badges', BADGES_KEYS);
+  if (levelRaw !== undefined) write(levelRaw.field, 'level.field');
+  if (badgesRaw !== undefined) write(badgesRaw.field, 'badges.field');
+
+  let level: ProgressLevels | undefined;
+  if (levelRaw !== undefined) {
+    const thresholds = levelRaw.thresholds;
+    if (!Array.isArray(thresholds) || thresholds.length === 0) {
+      return v.fail(
+        'level.thresholds',
+        `must be a non-empty array of numbers, got ${describe(thresholds)}`,
+      );
+    }
+    let previous = Number.NEGATIVE_INFINITY;
+    thresholds.forEach((threshold: unknown, i) => {
+      const value = v.finiteNumber(threshold, `level.thresholds.${i}`);
+      if (value < previous) {
+        v.fail(
+          `level.thresholds.${i}`,
+          `is ${value}, below the previous threshold ${previous}: thresholds must not decrease`,
+        );
+      }
+      previous = value;
+    });
+    level = {
+      field: levelRaw.field as string,
+      counter: counter(levelRaw.counter, 'level.counter'),
+      thresholds: [...(thresholds as number[])],
+    };
+  }
+
+  let badges: ProgressBadges | undefined;
+  if (badgesRaw !== undefined) {
+    const list = badgesRaw.rules;
+    if (!Array.isArray(list) || list.length === 0) {
+      return v.fail('badges.rules', `must be a non-empty array of rules, got ${describe(list)}`);
+    }
+    const names = new Set<string>();
+    const rules = list.map((item: unknown, i): BadgeRule => {
+      const rule = object(item, `badges.rules.${i}`, RULE_KEYS);
+      const badge = rule.badge;
+      if (typeof badge !== 'string' || badge.length === 0) {
+        return v.fail(
+          `badges.rules.${i}.badge`,
+          `must be a non-empty string, got ${describe(badge)}`,
+        );
+      }
+      if (names.has(badge)) {
+        v.fail(`badges.rules.${i}.badge`, `repeats the badge ${JSON.stringify(badge)}`);
+      }
+      names.add(badge);
+      return {
+        badge,
+        counter: counter(rule.counter, `badges.rules.${i}.counter`),
+        atLeast: v.finiteNumber(rule.atLeast, `badges.rules.${i}.atLeast`),
+      };
+    });
+    badges = { field: badgesRaw.field as string, rules };
+  }
+
+  const session = v.session(options.session);
+  const op = opGuard(v, options);
+  for (const [path, option] of written) assertNoOverlap(v, op, path, option);
+  if (level !== undefined) assertNoOverlap(v, op, level.counter, 'level.counter');
+  badges?.rules.forEach((rule, i) => {
+    assertNoOverlap(v, op, rule.counter, `badges.rules.${i}.counter`);
+  });
+  return { filter, inc, level, badges, session, op };
+}
+
+// =============================================================================================
+// The command
+
+/**
+ * The filter, the update pipeline and the projection. The pipeline's `$set` and the
+ * projection's `facts` share the same expression objects over the same pre-image, so what the
+ * projection reports is what the update wrote.
+ */
+function buildCommand(plan: Plan): {
+  filter: Document;
+  pipeline: Document[];
+  projection: Document;
+} {
+  const { inc, level, badges, op } = plan;
+  const field = (path: string) => `$${path}`;
+  /** `expr` when it is a number, else 0 (missing, null, string, …). */
+  const numeric = (expr: unknown): Document => ({
+    $let: { vars: { n: expr }, in: { $cond: [{ $isNumber: '$$n' }, '$$n', 0] } },
+  });
+  const incremented = (path: string, amount: number): Document => ({
+    $add: [{ $ifNull: [field(path), 0] }, { $literal: amount }],
+  });
+  /** A rule's counter as this call leaves it. */
+  const counterAfter = (path: string): Document => {
+    const amount = inc[path];
+    return numeric(amount === undefined ? field(path) : incremented(path, amount));
+  };
+
+  const set: Document = {};
+  const facts: Document = {};
+  const counters = Object.entries(inc).map(([path, amount]) => incremented(path, amount));
+  Object.keys(inc).forEach((path, i) => {
+    set[path] = counters[i];
+  });
+  facts.counters = counters;
+  if (op !== undefined) {
+    set[op.field] = opRecordExpression(op);
+    facts.opIds = set[op.field];
+  }
+
+  if (level !== undefined) {
+    const before = numeric(field(level.field));
+    const reached = {
+      $let: {
+        vars: { c: counterAfter(level.counter) },
+        in: {
+          $size: {
+            $filter: {
+              input: { $literal: level.thresholds },
+              as: 't',
+              cond: { $gte: ['$$c', '$$t'] },
+            },
+          },
+        },
+      },
+    };
+    set[level.field] = { $max: [before, reached] };
+    facts.levelBefore = before;
+    facts.level = set[level.field];
+  }
+
+  if (badges !== undefined) {
+    const held = {
+      $concatArrays: badges.rules.map((rule) => ({
+        $cond: [
+          { $gte: [counterAfter(rule.counter), { $literal: rule.atLeast }] },
+          [{ $literal: rule.badge }],
+          [],
+        ],
+      })),
+    };
+    /** Badges whose rule holds and that `$$had` lacks, in rule order. */
+    const earned = {
+      $filter: { input: held, as: 'b', cond: { $not: [{ $in: ['$$b', '$$had'] }] } },
+    };
+    const had = { $ifNull: [field(badges.field), []] };
+    set[badges.field] = { $let: { vars: { had }, in: { $concatArrays: ['$$had', earned] } } };
+    facts.badges = set[badges.field];
+    facts.earned = { $let: { vars: { had }, in: earned } };
+  }
+
+  return {
+    filter: op === undefined ? plan.filter : { $and: [plan.filter, opFilter(op)] },
+    pipeline: [{ $set: set }],
+    // `facts` is one expression object, not a sub-projection: in a find projection,
+    // `{ field: { $slice: … } }` would be the projection operator $slice, not the expression
+    // the op log's `$slice` is.
+    projection: { _id: 0, before: '$$ROOT', facts: { $mergeObjects: [facts] } },
+  };
+}
+
+// =============================================================================================
+// Outcome
+
+interface Facts {
+  readonly before: Document;
+  readonly counters: unknown[];
+  readonly opIds?: unknown;
+  readonly levelBefore?: unknown;
+  readonly level?: unknown;
+  readonly badges?: unknown;
+  readonly earned?: unknown;
+}
+
+function factsOf(plan: Plan, value: Document): Facts {
+  const { before, facts } = value as { before?: unknown; facts?: Partial<Facts> };
+  const fine =
+    isPlainObject(before) &&
+    facts !== undefined &&
+    Array.isArray(facts.counters) &&
+    (plan.op === undefined || Array.isArray(facts.opIds)) &&
+    (plan.level === undefined ||
+      (numericValue(facts.level) !== undefined && numericValue(facts.levelBefore) !== undefined)) &&
+    (plan.badges === undefined ||
+      (Array.isArray(facts.badges) &&
+        Array.isArray(facts.earned) &&
+        facts.earned.every((badge) => typeof badge === 'string')));
+  if (!fine) {
+    // Only a server that does not evaluate projection expressions (< 4.4) answers like this.
+    throw new MongoAtomicsError(
+      `${PRIMITIVE}: the server did not evaluate the findAndModify projection (MongoDB 4.4+ is required)`,
+    );
+  }
+  return { ...(facts as Facts), before };
+}
+
+/**
+ * Puts `value` at `path` in `doc` (mutated), as a pipeline `$set` does: missing parents are
+ * created, a scalar parent is replaced by a document, an array parent gets the field in each of
+ * its elements (paths through arrays are not supported, but mirrored as the server applies them).
+ */
+function place(doc: Document, segments: readonly string[], value: unknown): void {
+  const [head, ...rest] = segments;
+  if (head === undefined) return;
+  if (rest.length === 0) {
+    doc[head] = value;
+    return;
+  }
+  const child = doc[head];
+  if (Array.isArray(child)) {
+    doc[head] = child.map((element: unknown) => {
+      if (Array.isArray(element)) return element;
+      const target: Document = isPlainObject(element) ? element : {};
+      place(target, rest, value);
+      return target;
+    });
+    return;
+  }
+  const target: Document = isPlainObject(child) ? child : {};
+  doc[head] = target;
+  place(target, rest, value);
+}
+
+function applied<TSchema extends Document>(plan: Plan, value: Document): ProgressApplied<TSchema> {
+  const facts = factsOf(plan, value);
+  const document = facts.before;
+  // In the order the `$set` lists them, so new fields land in the same order as on the server.
+  Object.keys(plan.inc).forEach((path, i) => {
+    place(document, path.split('.'), facts.counters[i]);
+  });
+  if (plan.op !== undefined) place(document, plan.op.field.split('.'), facts.opIds);
+
+  const levelsGained: number[] = [];
+  if (plan.level !== undefined) {
+    // The server compares NaN below every number, as here once it is read as 0. When the
+    // level rose, `after` is the number of thresholds reached: a whole number, so the loop ends.
+    const stored = numericValue(facts.levelBefore) as number;
+    const before = Number.isNaN(stored) ? 0 : stored;
+    const after = numericValue(facts.level) as number;
+    place(document, plan.level.field.split('.'), facts.level);
+    if (after > before) {
+      for (let n = Math.max(1, Math.floor(before) + 1); n <= after; n++) levelsGained.push(n);
+    }
+  }
+  let badgesEarned: string[] = [];
+  if (plan.badges !== undefined) {
+    place(document, plan.badges.field.split('.'), facts.badges);
+    badgesEarned = facts.earned as string[];
+  }
+  return { outcome: 'applied', document: document as WithId<TSchema>, levelsGained, badgesEarned };
+}

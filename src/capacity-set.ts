@@ -1,0 +1,308 @@
+/**
+ * addToSetWithCapacity and removeFromSetWithCapacity: sign up for something with limited
+ * places (tickets, seats, team slots) at most once, never past the capacity.
+ *
+ * The race they close (seed 004, ticketing): "read the event, check `tickets_sold < capacity`
+ * and that the user is not registered, then `$inc` + `$push`" lets every request that read
+ * before the first write pass the check: 50 concurrent registrations for the last place all
+ * succeed, and a double click registers the same user twice. Here the membership check, the
+ * capacity check, the counter increment and the push are one conditional update of one
+ * document: of N concurrent registrations exactly as many succeed as there are places, and the
+ * counter always equals the number of members.
+ *
+ * Both functions assume they alone maintain the array and the counter (see the contract
+ * headers): the counter is kept in step with the array, never recomputed from it.
+ */
+import type { ClientSession, Collection, Document, Filter, WithId } from 'mongodb';
+import { modifiedDocument } from './driver.js';
+import {
+  type AlreadyApplied,
+  assertNoOverlap,
+  guarded,
+  OP_ID_OPTIONS,
+  type OpGuard,
+  type OpIdOptions,
+  opGuard,
+  type WithoutOpId,
+  wasApplied,
+} from './op-log.js';
+import { type ScalarValue, type Validator, validator } from './validate.js';
+import { getField, sameScalar } from './values.js';
+
+export interface RemoveFromSetWithCapacityOptions<TSchema extends Document = Document>
+  extends OpIdOptions {
+  /** Selects the one document holding the set, e.g. `{ _id: eventId }`. */
+  readonly filter: Filter<TSchema>;
+  /**
+   * Dotted path of the member array, e.g. `'registration_ids'` or `'booking.attendees'`. A
+   * missing array counts as empty. Segments name fields of embedded documents (the path must
+   * not run through an array).
+   */
+  readonly array: string;
+  /**
+   * The member: a string, finite number, boolean, Date, ObjectId, Decimal128, Long or
+   * UUID/Binary. Objects and arrays are rejected, so a request body cannot smuggle in query
+   * operators. Compared by value (an ObjectId equals another with the same hex string).
+   */
+  readonly member: ScalarValue;
+  /**
+   * Dotted path of the counter kept in step with the array, e.g. `'tickets_sold'`. A missing
+   * counter counts as 0. Must not overlap `array`.
+   */
+  readonly counter: string;
+  /** Run inside the caller's session or transaction. */
+  readonly session?: ClientSession;
+}
+
+export interface AddToSetWithCapacityOptions<TSchema extends Document = Document>
+  extends RemoveFromSetWithCapacityOptions<TSchema> {
+  /**
+   * How many members fit: a whole number ≥ 1, or the dotted path of a field of the document
+   * that holds it (e.g. `'capacity'`), read by the server in the same atomic step. A capacity
+   * field that is missing or not a number lets nobody in (`full`).
+   */
+  readonly capacity: number | string;
+}
+
+export type AddToSetWithCapacityResult<TSchema extends Document = Document> =
+  /** This call added the member and counted it; `document` is as it is after the update. */
+  | { readonly outcome: 'added'; readonly document: WithId<TSchema> }
+  /**
+   * The member was already in the array (even if the set is also full); nothing changed.
+   * `document` is as read.
+   */
+  | { readonly outcome: 'alreadyMember'; readonly document: WithId<TSchema> }
+  /**
+   * The counter has reached the capacity (or the capacity field is missing or not a number);
+   * nothing changed. `document` is as read: informational, a place may free up right after.
+   */
+  | { readonly outcome: 'full'; readonly document: WithId<TSchema> }
+  /** No document matches `filter`. */
+  | { readonly outcome: 'notFound'; readonly document?: never };
+
+export type RemoveFromSetWithCapacityResult<TSchema extends Document = Document> =
+  /** This call removed the member and released its place; `document` is as it is after. */
+  | { readonly outcome: 'removed'; readonly document: WithId<TSchema> }
+  /** The member was not in the array; nothing changed. `document` is as read. */
+  | { readonly outcome: 'notMember'; readonly document: WithId<TSchema> }
+  /** No document matches `filter`. */
+  | { readonly outcome: 'notFound'; readonly document?: never };
+
+const REMOVE_OPTIONS = ['filter', 'array', 'member', 'counter', 'session', ...OP_ID_OPTIONS];
+const ADD_OPTIONS = [
+  'filter',
+  'array',
+  'member',
+  'counter',
+  'capacity',
+  'session',
+  ...OP_ID_OPTIONS,
+];
+
+/** Do the paths `a` and `b` name the same field, or one a field inside the other? */
+function overlaps(a: string, b: string): boolean {
+  return a === b || a.startsWith(`${b}.`) || b.startsWith(`${a}.`);
+}
+
+interface Membership {
+  readonly filter: Document;
+  readonly array: string;
+  readonly member: unknown;
+  readonly counter: string;
+  readonly session: ClientSession | undefined;
+  readonly op: OpGuard | undefined;
+}
+
+/** Validation shared by both functions, in the order the options are documented. */
+function validateMembership<TSchema extends Document>(
+  v: Validator,
+  options: RemoveFromSetWithCapacityOptions<TSchema>,
+  known: readonly string[],
+): Membership {
+  v.options(options);
+  v.knownKeys(options, known);
+  const filter = v.filter(options.filter);
+  const array = v.path(options.array, 'array');
+  const member = v.scalar(options.member, 'member');
+  const counter = v.path(options.counter, 'counter');
+  if (overlaps(counter, array)) {
+    v.fail('counter', `overlaps the array "${array}": the counter must be a field of its own`);
+  }
+  const session = v.session(options.session);
+  const op = opGuard(v, options);
+  assertNoOverlap(v, op, array, 'array');
+  assertNoOverlap(v, op, counter, 'counter');
+  return { filter, array, member, counter, session, op };
+}
+
+/**
+ * The `$expr` that holds while there is room: `(counter ?? 0) < capacity`, the capacity being
+ * a literal or a field of the document, read in the same atomic step as the update.
+ */
+function roomExpression(v: Validator, capacity: unknown, m: Membership): Document {
+  const count = { $ifNull: [`$${m.counter}`, 0] };
+  if (typeof capacity !== 'string') {
+    return { $lt: [count, { $literal: v.integer(capacity, 'capacity', 1) }] };
+  }
+  const field = v.path(capacity, 'capacity');
+  if (overlaps(field, m.counter) || overlaps(field, m.array)) {
+    v.fail('capacity', 'must name a field of its own, not the counter or the array');
+  }
+  assertNoOverlap(v, m.op, field, 'capacity');
+  // A capacity field holding a string or an array would compare above every number (BSON
+  // order) and let everyone in. Only a number (of any BSON numeric type) counts.
+  return {
+    $and: [
+      { $in: [{ $type: `$${field}` }, ['int', 'long', 'double', 'decimal']] },
+      { $lt: [count, `$${field}`] },
+    ],
+  };
+}
+
+/**
+ * Is `member` in the array at `path` of `doc`? Mirrors the server's `{ [path]: member }`: an
+ * element equal to it, or (for a non-array value) the value itself.
+ */
+function holds(doc: Document, path: string, member: unknown): boolean {
+  const value = getField(doc, path);
+  return Array.isArray(value)
+    ? value.some((element) => sameScalar(element, member))
+    : sameScalar(value, member);
+}
+
+/**
+ * Adds `member` to the array at `array` and increments `counter`, only if the member is not
+ * there yet and the counter is below `capacity`.
+ *
+ * - **Guard**: `filter` AND `array ≠ member` (no element equals it; a missing array matches)
+ *   AND `$expr: (counter ?? 0) < capacity`, where capacity is `{ $literal: n }` or the
+ *   document's own `'$field'` (which must then hold a number: its `$type` is numeric).
+ * - **Update**: `$inc: { counter: 1 }`, `$addToSet: { array: member }`.
+ * - **Atomic**: guard and update are one `findOneAndUpdate` on one document. However many
+ *   callers race, the counter never exceeds the capacity, a member is never added twice, and
+ *   the counter and the array length move together.
+ * - **Round trips**: success: 1 (`findAndModify`). Failure: 2, the second a `find` that tells
+ *   apart `notFound`, then, in this order, `alreadyApplied` (the op id is in the log),
+ *   `alreadyMember` (wins over `full`) and `full`. That read is informational: a place may
+ *   free up right after it, and the result says `full` even then.
+ * - **`opId`**: also guarded by "this id not yet applied", and the id is `$push`ed onto the op
+ *   id log in the same update (no extra round trip); a repeat resolves `alreadyApplied`
+ *   (checked first on the failure read) and changes nothing. An attempt that resolved `full`
+ *   or `alreadyMember` records nothing, so its id may still apply later. See OpIdOptions.
+ * - **Assumes** the array and the counter are changed only by these two functions: the
+ *   counter is kept in step, never recounted. An element that was in the array twice, or a
+ *   counter edited by hand, makes them drift for good.
+ * - **Lowering the capacity** below the counter evicts nobody: adds resolve `full` until
+ *   removals bring the counter below the new capacity.
+ * - Works on a standalone server; joins the caller's transaction through `session`.
+ *
+ * @example
+ * const result = await addToSetWithCapacity(events, {
+ *   filter: { _id: eventId },
+ *   array: 'registration_ids',
+ *   member: userId,
+ *   counter: 'tickets_sold',
+ *   capacity: 'capacity',
+ * });
+ * if (result.outcome === 'full') return res.status(409).send('sold out');
+ */
+export function addToSetWithCapacity<TSchema extends Document = Document>(
+  collection: Collection<TSchema>,
+  options: WithoutOpId<AddToSetWithCapacityOptions<TSchema>>,
+): Promise<AddToSetWithCapacityResult<TSchema>>;
+export function addToSetWithCapacity<TSchema extends Document = Document>(
+  collection: Collection<TSchema>,
+  options: AddToSetWithCapacityOptions<TSchema>,
+): Promise<AddToSetWithCapacityResult<TSchema> | AlreadyApplied<TSchema>>;
+export async function addToSetWithCapacity<TSchema extends Document = Document>(
+  collection: Collection<TSchema>,
+  options: AddToSetWithCapacityOptions<TSchema>,
+): Promise<AddToSetWithCapacityResult<TSchema> | AlreadyApplied<TSchema>> {
+  const v = validator('addToSetWithCapacity');
+  v.collection(collection);
+  const m = validateMembership(v, options, ADD_OPTIONS);
+  const room = roomExpression(v, options.capacity, m);
+  const sessionOption = m.session === undefined ? {} : { session: m.session };
+
+  const statement = guarded(
+    m.op,
+    { $and: [m.filter, { [m.array]: { $ne: m.member } }, { $expr: room }] },
+    { $inc: { [m.counter]: 1 }, $addToSet: { [m.array]: m.member } },
+  );
+  const added = modifiedDocument(
+    await collection.findOneAndUpdate(
+      statement.filter as Filter<TSchema>,
+      statement.update as Document,
+      { returnDocument: 'after', ...sessionOption },
+    ),
+  );
+  if (added !== null) return { outcome: 'added', document: added };
+
+  const current = await collection.findOne(m.filter as Filter<TSchema>, sessionOption);
+  if (current === null) return { outcome: 'notFound' };
+  if (wasApplied(m.op, current)) return { outcome: 'alreadyApplied', document: current };
+  if (holds(current, m.array, m.member)) return { outcome: 'alreadyMember', document: current };
+  return { outcome: 'full', document: current };
+}
+
+/**
+ * Removes `member` from the array at `array` and decrements `counter`, releasing its place,
+ * only if the member is there.
+ *
+ * - **Guard**: `filter` AND `array = member` (an element equals it).
+ * - **Update**: `$pull: { array: member }`, `$inc: { counter: -1 }`.
+ * - **Atomic**: one `findOneAndUpdate` on one document: of N concurrent removals of one
+ *   member exactly one releases its place, so the counter never drops twice for it.
+ * - **Round trips**: success: 1 (`findAndModify`). Failure: 2, the second a `find` that tells
+ *   apart `notFound`, `alreadyApplied` and `notMember` (informational, as above).
+ * - **`opId`**: as for addToSetWithCapacity. A retried cancellation carrying its `opId`
+ *   resolves `alreadyApplied` instead of cancelling a registration made after it.
+ * - **Assumes**, like addToSetWithCapacity, that only these functions change the array and the
+ *   counter: `$pull` removes every equal element but decrements by one.
+ * - Works on a standalone server; joins the caller's transaction through `session`.
+ *
+ * @example
+ * const result = await removeFromSetWithCapacity(events, {
+ *   filter: { _id: eventId },
+ *   array: 'registration_ids',
+ *   member: userId,
+ *   counter: 'tickets_sold',
+ * });
+ * if (result.outcome === 'notMember') return res.status(404).send('not registered');
+ */
+export function removeFromSetWithCapacity<TSchema extends Document = Document>(
+  collection: Collection<TSchema>,
+  options: WithoutOpId<RemoveFromSetWithCapacityOptions<TSchema>>,
+): Promise<RemoveFromSetWithCapacityResult<TSchema>>;
+export function removeFromSetWithCapacity<TSchema extends Document = Document>(
+  collection: Collection<TSchema>,
+  options: RemoveFromSetWithCapacityOptions<TSchema>,
+): Promise<RemoveFromSetWithCapacityResult<TSchema> | AlreadyApplied<TSchema>>;
+export async function removeFromSetWithCapacity<TSchema extends Document = Document>(
+  collection: Collection<TSchema>,
+  options: RemoveFromSetWithCapacityOptions<TSchema>,
+): Promise<RemoveFromSetWithCapacityResult<TSchema> | AlreadyApplied<TSchema>> {
+  const v = validator('removeFromSetWithCapacity');
+  v.collection(collection);
+  const m = validateMembership(v, options, REMOVE_OPTIONS);
+  const sessionOption = m.session === undefined ? {} : { session: m.session };
+
+  const statement = guarded(
+    m.op,
+    { $and: [m.filter, { [m.array]: m.member }] },
+    { $pull: { [m.array]: m.member }, $inc: { [m.counter]: -1 } },
+  );
+  const removed = modifiedDocument(
+    await collection.findOneAndUpdate(
+      statement.filter as Filter<TSchema>,
+      statement.update as Document,
+      { returnDocument: 'after', ...sessionOption },
+    ),
+  );
+  if (removed !== null) return { outcome: 'removed', document: removed };
+
+  const current = await collection.findOne(m.filter as Filter<TSchema>, sessionOption);
+  if (current === null) return { outcome: 'notFound' };
+  if (wasApplied(m.op, current)) return { outcome: 'alreadyApplied', document: current };
+  return { outcome: 'notMember', document: current };
+}
