@@ -7,13 +7,34 @@
  */
 
 export {
+  type ApplyProgressOnceResult,
+  type ApplyProgressOptions,
+  type ApplyProgressResult,
+  applyProgress,
+  type BadgeRule,
+  type ProgressApplied,
+  type ProgressBadges,
+  type ProgressLevels,
+  type ProgressNotFound,
+} from './apply-progress.js';
+export {
+  type AddToSetWithCapacityOptions,
+  type AddToSetWithCapacityResult,
+  addToSetWithCapacity,
+  type RemoveFromSetWithCapacityOptions,
+  type RemoveFromSetWithCapacityResult,
+  removeFromSetWithCapacity,
+} from './capacity-set.js';
+export {
   type ClaimOnceOptions,
   type ClaimOnceResult,
   claimOnce,
 } from './claim-once.js';
 export {
   GiveUpReason,
+  IdempotencyKeyConflictError,
   InvalidArgumentError,
+  isIdempotencyKeyConflictError,
   isInvalidArgumentError,
   isMongoAtomicsError,
   isRetryBudgetExhaustedError,
@@ -40,6 +61,13 @@ export {
   type IncrementOrPushResult,
   incrementOrPushArrayItem,
 } from './increment-or-push.js';
+export type {
+  AlreadyApplied,
+  OpIdLogOptions,
+  OpIdOptions,
+  WithOpId,
+  WithoutOpId,
+} from './op-log.js';
 export {
   type RetryingTransactionOptions,
   type TransactionAttempt,

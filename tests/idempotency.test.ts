@@ -1,0 +1,869 @@
+/**
+ * withIdempotencyKey: every outcome with its round trips, failure release, lease takeover,
+ * fingerprint conflicts, transaction mode (result and business writes commit together; the
+ * fence), argument validation, and the double-submit race of seeds 002/003 (20 concurrent
+ * duplicates of one request), shown first with the naive "look up, run, store" version.
+ *
+ * The TTL monitor removing expired records is in idempotency-ttl.serial.test.ts (it changes a
+ * server-wide parameter).
+ */
+import type { ClientSession, Collection, MongoClient, MongoServerError } from 'mongodb';
+import { afterAll, beforeAll, describe, expect, expectTypeOf, it } from 'vitest';
+import {
+  IdempotencyKeyConflictError,
+  InvalidArgumentError,
+  isIdempotencyKeyConflictError,
+  isInvalidArgumentError,
+  isMongoAtomicsError,
+} from '../src/errors.js';
+import {
+  ensureIdempotencyIndexes,
+  type IdempotencyRecord,
+  type IdempotencyResult,
+  withIdempotencyKey,
+} from '../src/idempotency.js';
+import { failCommand, useFailPointClients } from './support/failpoints.js';
+import { type CommandLog, newClient, recordCommands, useTestDatabase } from './support/mongo.js';
+import { barrier, useRaceClients } from './support/race.js';
+
+interface Order {
+  _id: string;
+  total: number;
+}
+
+const t = useTestDatabase('idempotency');
+const WORKERS = 20;
+const race = useRaceClients(WORKERS);
+
+/** A second client with its own command log, for the duplicate in two-caller tests. */
+let second: { client: MongoClient; commands: CommandLog };
+beforeAll(async () => {
+  const client = newClient();
+  await client.connect();
+  second = { client, commands: recordCommands(client) };
+});
+afterAll(async () => {
+  await second.client.close();
+});
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+function deferred<T = void>() {
+  let resolve: (value: T) => void = () => {};
+  const promise = new Promise<T>((r) => {
+    resolve = r;
+  });
+  return { promise, resolve };
+}
+
+async function rejectionOf(promise: Promise<unknown>): Promise<unknown> {
+  try {
+    await promise;
+  } catch (error) {
+    return error;
+  }
+  throw new Error('expected a rejection, but the promise resolved');
+}
+
+/** A fresh records collection; the command logs start empty. */
+function freshKeys(): Collection<IdempotencyRecord> {
+  const coll = t.db.collection<IdempotencyRecord>(t.uniqueName('keys'));
+  t.commands.reset();
+  second.commands.reset();
+  return coll;
+}
+
+/** A fresh, already created business collection (transactions should not create it). */
+async function freshOrders(): Promise<Collection<Order>> {
+  const name = t.uniqueName('orders');
+  await t.db.createCollection(name);
+  return t.db.collection<Order>(name);
+}
+
+const on = <T extends object>(client: MongoClient, coll: Collection<T>) =>
+  client.db(coll.dbName).collection<T>(coll.collectionName);
+
+/** An fn that counts its runs. */
+function counted<T>(value: T, before?: () => Promise<void>) {
+  const calls = { runs: 0 };
+  const fn = async () => {
+    calls.runs += 1;
+    await before?.();
+    return value;
+  };
+  return Object.assign(calls, { fn });
+}
+
+describe('first call and replay', () => {
+  it('the first call runs fn once and stores its value: executed, 2 round trips (insert, update)', async () => {
+    const keys = freshKeys();
+    const work = counted({ orderId: 'o1', status: 201 });
+    const before = Date.now();
+    const result = await withIdempotencyKey(keys, {
+      key: 'k1',
+      fingerprint: 'POST /orders abc',
+      fn: work.fn,
+    });
+    expect(result).toEqual({
+      outcome: 'executed',
+      value: { orderId: 'o1', status: 201 },
+      leaseLost: false,
+      tookOver: false,
+    });
+    expect(work.runs).toBe(1);
+    expect(t.commands.names()).toEqual(['insert', 'update']);
+    const record = await keys.findOne({ _id: 'k1' });
+    expect(record).toMatchObject({
+      _id: 'k1',
+      state: 'completed',
+      fingerprint: 'POST /orders abc',
+      value: { orderId: 'o1', status: 201 },
+    });
+    expect(record).not.toHaveProperty('leaseUntil');
+    expect(record).not.toHaveProperty('fence');
+    // Default retention: 24 h from completion.
+    const retained = (record?.expiresAt.getTime() ?? 0) - before;
+    expect(retained).toBeGreaterThanOrEqual(24 * 3600_000);
+    expect(retained).toBeLessThan(24 * 3600_000 + 5_000);
+  });
+
+  it('a later duplicate replays the stored value without running fn: 2 round trips (insert → E11000, find)', async () => {
+    const keys = freshKeys();
+    await withIdempotencyKey(keys, { key: 'k1', fn: async () => ({ charged: 500 }) });
+    const again = counted({ charged: 999 });
+    t.commands.reset();
+    const result = await withIdempotencyKey(keys, { key: 'k1', fn: again.fn });
+    expect(result).toEqual({ outcome: 'replayed', value: { charged: 500 } });
+    expect(again.runs).toBe(0);
+    expect(t.commands.names()).toEqual(['insert', 'find']);
+  });
+
+  it('undefined replays as undefined, null as null (undefined is not stored)', async () => {
+    const keys = freshKeys();
+    await withIdempotencyKey(keys, { key: 'void', fn: async () => undefined });
+    await withIdempotencyKey(keys, { key: 'null', fn: async () => null });
+    expect(await keys.findOne({ _id: 'void' })).not.toHaveProperty('value');
+    const voidAgain = await withIdempotencyKey(keys, { key: 'void', fn: async () => 'ran' });
+    const nullAgain = await withIdempotencyKey(keys, { key: 'null', fn: async () => 'ran' });
+    expect(voidAgain).toEqual({ outcome: 'replayed', value: undefined });
+    expect('value' in voidAgain).toBe(true);
+    expect(nullAgain).toEqual({ outcome: 'replayed', value: null });
+  });
+});
+
+describe('a concurrent duplicate', () => {
+  it('while the first call runs, a duplicate resolves inProgress at once with the holder lease (insert, find); fn runs once', async () => {
+    const keys = freshKeys();
+    const started = deferred();
+    const gate = deferred();
+    const first = counted('first', async () => {
+      started.resolve();
+      await gate.promise;
+    });
+    const firstCall = withIdempotencyKey(keys, { key: 'k', leaseMs: 30_000, fn: first.fn });
+    await started.promise;
+    const duplicate = counted('duplicate');
+    const result = await withIdempotencyKey(on(second.client, keys), {
+      key: 'k',
+      fn: duplicate.fn,
+    });
+    expect(result.outcome).toBe('inProgress');
+    const holder = await keys.findOne({ _id: 'k' });
+    expect(result.leaseUntil).toEqual(holder?.leaseUntil);
+    expect(second.commands.names()).toEqual(['insert', 'find']);
+    gate.resolve();
+    expect((await firstCall).outcome).toBe('executed');
+    expect(first.runs + duplicate.runs).toBe(1);
+  });
+
+  it('with wait, the duplicate resolves replayed once the first completes (one find per poll)', async () => {
+    const keys = freshKeys();
+    const started = deferred();
+    const gate = deferred();
+    const firstCall = withIdempotencyKey(keys, {
+      key: 'k',
+      fn: async () => {
+        started.resolve();
+        await gate.promise;
+        return { receipt: 'r-1' };
+      },
+    });
+    await started.promise;
+    const duplicate = counted({ receipt: 'r-2' });
+    const waiting = withIdempotencyKey(on(second.client, keys), {
+      key: 'k',
+      wait: { timeoutMs: 5_000, intervalMs: 20 },
+      fn: duplicate.fn,
+    });
+    await sleep(100);
+    gate.resolve();
+    expect(await waiting).toEqual({ outcome: 'replayed', value: { receipt: 'r-1' } });
+    expect(await firstCall).toMatchObject({ outcome: 'executed', value: { receipt: 'r-1' } });
+    expect(duplicate.runs).toBe(0);
+    const names = second.commands.names();
+    expect(names[0]).toBe('insert');
+    expect(names.slice(1).every((name) => name === 'find')).toBe(true);
+    // It read at least twice before the first call finished, then once more.
+    expect(names.length).toBeGreaterThanOrEqual(4);
+  });
+
+  it('with wait, the duplicate resolves inProgress when the wait limit passes first', async () => {
+    const keys = freshKeys();
+    const started = deferred();
+    const gate = deferred();
+    const firstCall = withIdempotencyKey(keys, {
+      key: 'k',
+      fn: async () => {
+        started.resolve();
+        await gate.promise;
+        return 1;
+      },
+    });
+    await started.promise;
+    const duplicate = counted(2);
+    const begun = performance.now();
+    const result = await withIdempotencyKey(on(second.client, keys), {
+      key: 'k',
+      wait: { timeoutMs: 150, intervalMs: 20 },
+      fn: duplicate.fn,
+    });
+    const waited = performance.now() - begun;
+    expect(result.outcome).toBe('inProgress');
+    expect(waited).toBeGreaterThanOrEqual(145);
+    expect(waited).toBeLessThan(1_000);
+    expect(duplicate.runs).toBe(0);
+    gate.resolve();
+    expect((await firstCall).outcome).toBe('executed');
+  });
+});
+
+describe('fn throws', () => {
+  it('the key is released (insert, delete), the error is rethrown unchanged, and a retry runs fn (insert, update)', async () => {
+    const keys = freshKeys();
+    const thrown = new Error('card declined');
+    const error = await rejectionOf(
+      withIdempotencyKey(keys, {
+        key: 'k',
+        fn: async () => {
+          throw thrown;
+        },
+      }),
+    );
+    expect(error).toBe(thrown);
+    expect(t.commands.names()).toEqual(['insert', 'delete']);
+    expect(await keys.findOne({ _id: 'k' })).toBeNull();
+
+    t.commands.reset();
+    const retry = counted('charged');
+    expect(await withIdempotencyKey(keys, { key: 'k', fn: retry.fn })).toMatchObject({
+      outcome: 'executed',
+      value: 'charged',
+    });
+    expect(retry.runs).toBe(1);
+    expect(t.commands.names()).toEqual(['insert', 'update']);
+  });
+});
+
+describe('leases', () => {
+  it('a holder that died (inProgress, lease expired) is taken over: fn runs, result stored, tookOver (insert, find, findAndModify, update)', async () => {
+    const keys = freshKeys();
+    const past = new Date(Date.now() - 1_000);
+    await keys.insertOne({
+      _id: 'k',
+      state: 'inProgress',
+      owner: 'dead-process',
+      leaseUntil: past,
+      createdAt: past,
+      expiresAt: new Date(Date.now() + 3600_000),
+    });
+    t.commands.reset();
+    const work = counted('recovered');
+    const result = await withIdempotencyKey(keys, { key: 'k', fn: work.fn });
+    expect(result).toEqual({
+      outcome: 'executed',
+      value: 'recovered',
+      leaseLost: false,
+      tookOver: true,
+    });
+    expect(work.runs).toBe(1);
+    expect(t.commands.names()).toEqual(['insert', 'find', 'findAndModify', 'update']);
+    const record = await keys.findOne({ _id: 'k' });
+    expect(record).toMatchObject({ state: 'completed', value: 'recovered' });
+    expect(record?.owner).not.toBe('dead-process');
+  });
+
+  it('a live lease is not taken over: inProgress, fn does not run, the record is unchanged', async () => {
+    const keys = freshKeys();
+    const holder: IdempotencyRecord = {
+      _id: 'k',
+      state: 'inProgress',
+      owner: 'alive',
+      leaseUntil: new Date(Date.now() + 60_000),
+      createdAt: new Date(),
+      expiresAt: new Date(Date.now() + 3600_000),
+    };
+    await keys.insertOne(holder);
+    t.commands.reset();
+    const work = counted('nope');
+    const result = await withIdempotencyKey(keys, { key: 'k', fn: work.fn });
+    expect(result).toEqual({ outcome: 'inProgress', leaseUntil: holder.leaseUntil });
+    expect(work.runs).toBe(0);
+    expect(t.commands.names()).toEqual(['insert', 'find']);
+    expect(await keys.findOne({ _id: 'k' })).toEqual(holder);
+  });
+
+  it('a lease that ends while fn runs (no transaction): a duplicate takes over and runs fn too; the first learns leaseLost', async () => {
+    const keys = freshKeys();
+    const gate = deferred();
+    let runs = 0;
+    let signal: AbortSignal | undefined;
+    const firstCall = withIdempotencyKey(keys, {
+      key: 'k',
+      leaseMs: 100,
+      fn: async (context) => {
+        runs += 1;
+        signal = context.signal;
+        await gate.promise;
+        return 'first';
+      },
+    });
+    await sleep(200);
+    // fn's signal told it the lease ended.
+    expect(signal?.aborted).toBe(true);
+    expect(isMongoAtomicsError(signal?.reason)).toBe(true);
+    const duplicate = await withIdempotencyKey(on(second.client, keys), {
+      key: 'k',
+      leaseMs: 100,
+      fn: async () => {
+        runs += 1;
+        return 'second';
+      },
+    });
+    expect(duplicate).toMatchObject({ outcome: 'executed', value: 'second', tookOver: true });
+    gate.resolve();
+    expect(await firstCall).toEqual({
+      outcome: 'executed',
+      value: 'first',
+      leaseLost: true,
+      tookOver: false,
+    });
+    // The failure mode leaseMs must be chosen against: fn ran twice.
+    expect(runs).toBe(2);
+    expect(await keys.findOne({ _id: 'k' })).toMatchObject({ state: 'completed', value: 'second' });
+  });
+});
+
+describe('fingerprints', () => {
+  it.each([
+    ['completed', 'fp-B'],
+    ['completed', undefined],
+    ['inProgress', 'fp-B'],
+  ] as const)(
+    'a %s key reused with fingerprint %s: IdempotencyKeyConflictError, fn does not run, nothing changes',
+    async (state, fingerprint) => {
+      const keys = freshKeys();
+      const existing: IdempotencyRecord = {
+        _id: 'k',
+        state,
+        fingerprint: 'fp-A',
+        owner: 'someone',
+        ...(state === 'inProgress' ? { leaseUntil: new Date(Date.now() + 60_000) } : {}),
+        ...(state === 'completed' ? { value: 'theirs' } : {}),
+        createdAt: new Date(),
+        expiresAt: new Date(Date.now() + 3600_000),
+      };
+      await keys.insertOne(existing);
+      t.commands.reset();
+      const work = counted('mine');
+      const error = await rejectionOf(
+        withIdempotencyKey(keys, {
+          key: 'k',
+          ...(fingerprint === undefined ? {} : { fingerprint }),
+          fn: work.fn,
+        }),
+      );
+      expect(error).toBeInstanceOf(IdempotencyKeyConflictError);
+      expect(isIdempotencyKeyConflictError(error)).toBe(true);
+      expect((error as IdempotencyKeyConflictError).key).toBe('k');
+      expect(work.runs).toBe(0);
+      expect(t.commands.names()).toEqual(['insert', 'find']);
+      expect(await keys.findOne({ _id: 'k' })).toEqual(existing);
+    },
+  );
+
+  it('the same fingerprint replays', async () => {
+    const keys = freshKeys();
+    await withIdempotencyKey(keys, { key: 'k', fingerprint: 'fp', fn: async () => 7 });
+    expect(
+      await withIdempotencyKey(keys, { key: 'k', fingerprint: 'fp', fn: async () => 8 }),
+    ).toEqual({ outcome: 'replayed', value: 7 });
+  });
+});
+
+describe(`double submit (seeds 002/003): ${WORKERS} concurrent duplicates of one request`, () => {
+  const collections = (name: string) =>
+    race.all.map((client) => client.db(t.db.databaseName).collection<IdempotencyRecord>(name));
+
+  it('naive "look the key up, run fn if unknown, then store the result" runs fn more than once', async () => {
+    const name = t.uniqueName('naive');
+    const allLookedUp = barrier(WORKERS);
+    let runs = 0;
+    await Promise.all(
+      collections(name).map(async (coll) => {
+        const existing = await coll.findOne({ _id: 'k' });
+        await allLookedUp();
+        if (existing !== null) return;
+        runs += 1;
+        await sleep(10);
+        await coll
+          .insertOne({
+            _id: 'k',
+            state: 'completed',
+            owner: 'naive',
+            value: 'charged',
+            createdAt: new Date(),
+            expiresAt: new Date(),
+          })
+          .catch((error: MongoServerError) => {
+            if (error.code !== 11000) throw error;
+          });
+      }),
+    );
+    // Every lookup happened before any store: every duplicate ran fn.
+    expect(runs).toBe(WORKERS);
+  });
+
+  it('withIdempotencyKey: fn runs exactly once; one executed, every other duplicate inProgress or replayed', async () => {
+    const name = t.uniqueName('safe');
+    const ready = barrier(WORKERS);
+    let runs = 0;
+    const results = await Promise.all(
+      collections(name).map(async (coll) => {
+        await ready();
+        return withIdempotencyKey(coll, {
+          key: 'k',
+          fn: async () => {
+            runs += 1;
+            await sleep(10);
+            return 'charged';
+          },
+        });
+      }),
+    );
+    expect(runs).toBe(1);
+    expect(results.filter((r) => r.outcome === 'executed')).toHaveLength(1);
+    for (const r of results.filter((r) => r.outcome !== 'executed')) {
+      expect(['inProgress', 'replayed']).toContain(r.outcome);
+      if (r.outcome === 'replayed') expect(r.value).toBe('charged');
+    }
+  });
+
+  it('withIdempotencyKey with wait: fn runs once and all 19 duplicates replay its value', async () => {
+    const name = t.uniqueName('waiting');
+    const ready = barrier(WORKERS);
+    let runs = 0;
+    const results = await Promise.all(
+      collections(name).map(async (coll) => {
+        await ready();
+        return withIdempotencyKey(coll, {
+          key: 'k',
+          wait: { timeoutMs: 10_000, intervalMs: 10 },
+          fn: async () => {
+            runs += 1;
+            await sleep(50);
+            return { receipt: 'r-1' };
+          },
+        });
+      }),
+    );
+    expect(runs).toBe(1);
+    expect(results.filter((r) => r.outcome === 'executed')).toHaveLength(1);
+    expect(results.filter((r) => r.outcome === 'replayed')).toHaveLength(WORKERS - 1);
+    for (const r of results) expect(r.value).toEqual({ receipt: 'r-1' });
+  });
+});
+
+describe('transaction mode (client)', () => {
+  it('the business write and the stored result commit together: insert, update (fence), [fn], update, commitTransaction', async () => {
+    const keys = freshKeys();
+    const orders = await freshOrders();
+    t.commands.reset();
+    const result = await withIdempotencyKey(keys, {
+      key: 'k',
+      client: t.client,
+      fn: async ({ session, attempt }) => {
+        await orders.insertOne({ _id: 'o1', total: 500 }, { session });
+        return { orderId: 'o1', attempt };
+      },
+    });
+    expect(result).toEqual({
+      outcome: 'executed',
+      value: { orderId: 'o1', attempt: 1 },
+      leaseLost: false,
+      tookOver: false,
+    });
+    expect(t.commands.names()).toEqual([
+      'insert',
+      'update',
+      'insert',
+      'update',
+      'commitTransaction',
+    ]);
+    // The fence, fn's write and the completion ran in one transaction.
+    const [, fence, write, complete] = t.commands.started;
+    expect(fence?.command.startTransaction).toBe(true);
+    expect(String(write?.command.txnNumber)).toBe(String(fence?.command.txnNumber));
+    expect(String(complete?.command.txnNumber)).toBe(String(fence?.command.txnNumber));
+    expect(await orders.find({}).toArray()).toEqual([{ _id: 'o1', total: 500 }]);
+    const record = await keys.findOne({ _id: 'k' });
+    expect(record).toMatchObject({ state: 'completed', value: { orderId: 'o1', attempt: 1 } });
+    expect(record).not.toHaveProperty('fence');
+
+    const replay = await withIdempotencyKey(keys, {
+      key: 'k',
+      client: t.client,
+      fn: async ({ session }) => {
+        await orders.insertOne({ _id: 'o2', total: 500 }, { session });
+        return { orderId: 'o2', attempt: 0 };
+      },
+    });
+    expect(replay).toEqual({ outcome: 'replayed', value: { orderId: 'o1', attempt: 1 } });
+    expect(await orders.countDocuments()).toBe(1);
+  });
+
+  it('crash window: while fn runs, others see the claim but neither the business write nor a result; when the transaction aborts, both stay absent and the key is released', async () => {
+    const keys = freshKeys();
+    const orders = await freshOrders();
+    t.commands.reset();
+    const written = deferred();
+    const gate = deferred();
+    const thrown = new Error('payment provider down');
+    const call = withIdempotencyKey(keys, {
+      key: 'k',
+      client: t.client,
+      fn: async ({ session }) => {
+        await orders.insertOne({ _id: 'o1', total: 500 }, { session });
+        written.resolve();
+        await gate.promise;
+        throw thrown;
+      },
+    });
+    await written.promise;
+    // If the process died right here: the claim is inProgress (with its lease), and there is
+    // neither a business write nor a stored result for a retry to be confused by.
+    expect(await on(second.client, keys).findOne({ _id: 'k' })).toMatchObject({
+      state: 'inProgress',
+    });
+    expect(await on(second.client, orders).countDocuments()).toBe(0);
+    gate.resolve();
+    expect(await rejectionOf(call)).toBe(thrown);
+    expect(t.commands.names()).toEqual([
+      'insert',
+      'update',
+      'insert',
+      'abortTransaction',
+      'delete',
+    ]);
+    expect(await orders.countDocuments()).toBe(0);
+    expect(await keys.findOne({ _id: 'k' })).toBeNull();
+  });
+
+  it('a holder that died mid-transaction is taken over: the business write happens exactly once', async () => {
+    const keys = freshKeys();
+    const orders = await freshOrders();
+    const past = new Date(Date.now() - 1_000);
+    // What a crash before the commit leaves: the claim, and no business write.
+    await keys.insertOne({
+      _id: 'k',
+      state: 'inProgress',
+      owner: 'dead-process',
+      leaseUntil: past,
+      createdAt: past,
+      expiresAt: new Date(Date.now() + 3600_000),
+    });
+    const result = await withIdempotencyKey(keys, {
+      key: 'k',
+      client: t.client,
+      fn: async ({ session }) => {
+        await orders.insertOne({ _id: 'o1', total: 500 }, { session });
+        return 'o1';
+      },
+    });
+    expect(result).toMatchObject({ outcome: 'executed', value: 'o1', tookOver: true });
+    expect(await orders.countDocuments()).toBe(1);
+    expect(await keys.findOne({ _id: 'k' })).toMatchObject({ state: 'completed', value: 'o1' });
+  });
+
+  it('a completion that matches nothing aborts the business write (fn rewrote the record owner through its session)', async () => {
+    const keys = freshKeys();
+    const orders = await freshOrders();
+    const error = await rejectionOf(
+      withIdempotencyKey(keys, {
+        key: 'k',
+        client: t.client,
+        fn: async ({ session }) => {
+          await orders.insertOne({ _id: 'o1', total: 500 }, { session });
+          await keys.updateOne({ _id: 'k' }, { $set: { owner: 'someone else' } }, { session });
+          return 'o1';
+        },
+      }),
+    );
+    expect(isMongoAtomicsError(error)).toBe(true);
+    expect((error as Error).message).toMatch(/changed inside the transaction/);
+    expect(await orders.countDocuments()).toBe(0);
+    // The owner change was rolled back with the rest, so our claim was ours to release.
+    expect(await keys.findOne({ _id: 'k' })).toBeNull();
+  });
+
+  it('the fence: a lease that ends while fn’s transaction runs is not taken over; the duplicate waits for the commit and replays', async () => {
+    const keys = freshKeys();
+    const orders = await freshOrders();
+    let runs = 0;
+    const fnStarted = deferred();
+    const firstCall = withIdempotencyKey(keys, {
+      key: 'k',
+      leaseMs: 100,
+      client: t.client,
+      fn: async ({ session }) => {
+        runs += 1;
+        await orders.insertOne({ _id: `o${runs}`, total: 500 }, { session });
+        fnStarted.resolve();
+        await sleep(400);
+        return `o${runs}`;
+      },
+    });
+    await fnStarted.promise;
+    await sleep(150); // the lease has ended; the transaction still runs
+    const duplicate = await withIdempotencyKey(on(second.client, keys), {
+      key: 'k',
+      leaseMs: 100,
+      client: second.client,
+      wait: { timeoutMs: 5_000, intervalMs: 20 },
+      fn: async ({ session }) => {
+        runs += 1;
+        await on(second.client, orders).insertOne({ _id: `o${runs}`, total: 500 }, { session });
+        return `o${runs}`;
+      },
+    });
+    expect(duplicate).toEqual({ outcome: 'replayed', value: 'o1' });
+    expect(await firstCall).toMatchObject({ outcome: 'executed', value: 'o1', leaseLost: false });
+    expect(runs).toBe(1);
+    // The takeover was tried, and waited behind the transaction instead of winning.
+    expect(second.commands.names().slice(0, 3)).toEqual(['insert', 'find', 'findAndModify']);
+    expect(await orders.find({}).toArray()).toEqual([{ _id: 'o1', total: 500 }]);
+  });
+
+  it('without wait, a takeover blocked by the holder’s transaction answers inProgress within about a second', async () => {
+    const keys = freshKeys();
+    const gate = deferred();
+    const fnStarted = deferred();
+    const firstCall = withIdempotencyKey(keys, {
+      key: 'k',
+      leaseMs: 50,
+      client: t.client,
+      fn: async () => {
+        fnStarted.resolve();
+        await gate.promise;
+        return 'done';
+      },
+    });
+    await fnStarted.promise;
+    await sleep(100);
+    const begun = performance.now();
+    const duplicate = await withIdempotencyKey(on(second.client, keys), {
+      key: 'k',
+      fn: async () => 'twice',
+    });
+    const waited = performance.now() - begun;
+    expect(duplicate.outcome).toBe('inProgress');
+    expect(waited).toBeGreaterThanOrEqual(900);
+    expect(waited).toBeLessThan(3_000);
+    gate.resolve();
+    expect(await firstCall).toMatchObject({ outcome: 'executed', value: 'done' });
+  });
+});
+
+describe('transaction mode: a lease lost before the transaction starts', () => {
+  const failPoints = useFailPointClients(() => t.db, 'idem');
+
+  it('the fence matches nothing: fn never runs, the transaction is aborted, and the call reports the new holder (inProgress)', async () => {
+    const { client, appName, commands } = await failPoints.appClient();
+    const keys = freshKeys();
+    // The fence is this client's first `update`: hold it 300 ms before it runs.
+    await failCommand(
+      t.db,
+      { times: 1 },
+      { failCommands: ['update'], blockConnection: true, blockTimeMS: 300, appName },
+    );
+    const fenceSent = deferred();
+    client.on('commandStarted', (event) => {
+      if (event.commandName === 'update') fenceSent.resolve();
+    });
+    commands.reset();
+    let runs = 0;
+    const call = withIdempotencyKey(on(client, keys), {
+      key: 'k',
+      client,
+      fn: async () => {
+        runs += 1;
+        return 'should not run';
+      },
+    });
+    await fenceSent.promise;
+    // Meanwhile another caller takes the key over (as after an expired lease).
+    const thiefLease = new Date(Date.now() + 60_000);
+    await keys.updateOne({ _id: 'k' }, { $set: { owner: 'thief', leaseUntil: thiefLease } });
+    const result = await call;
+    expect(result).toEqual({ outcome: 'inProgress', leaseUntil: thiefLease });
+    expect(runs).toBe(0);
+    expect(commands.names()).toEqual(['insert', 'update', 'abortTransaction', 'find']);
+    expect(await keys.findOne({ _id: 'k' })).toMatchObject({ owner: 'thief', state: 'inProgress' });
+  });
+});
+
+describe('TTL index', () => {
+  it('ensureIdempotencyIndexes creates { expiresAt: 1 } with expireAfterSeconds 0 (one createIndexes); again is a no-op', async () => {
+    const keys = freshKeys();
+    expect(await ensureIdempotencyIndexes(keys)).toBe('expiresAt_1');
+    expect(t.commands.names()).toEqual(['createIndexes']);
+    expect(await ensureIdempotencyIndexes(keys)).toBe('expiresAt_1');
+    const indexes = await keys.listIndexes().toArray();
+    const ttl = indexes.filter((index) => index.name === 'expiresAt_1');
+    expect(ttl).toHaveLength(1);
+    expect(ttl[0]).toMatchObject({ key: { expiresAt: 1 }, expireAfterSeconds: 0 });
+  });
+
+  it('retentionMs sets expiresAt from completion', async () => {
+    const keys = freshKeys();
+    const before = Date.now();
+    await withIdempotencyKey(keys, { key: 'k', retentionMs: 120_000, fn: async () => 1 });
+    const record = await keys.findOne({ _id: 'k' });
+    const retained = (record?.expiresAt.getTime() ?? 0) - before;
+    expect(retained).toBeGreaterThanOrEqual(120_000);
+    expect(retained).toBeLessThan(125_000);
+  });
+});
+
+describe('invalid arguments', () => {
+  const fn = async () => 1;
+  const base = { key: 'k', fn };
+  type Case = [label: string, options: () => unknown, option: string];
+  const cases: Case[] = [
+    ['options is null', () => null, 'options'],
+    ['options is a string', () => 'k', 'options'],
+    ['key is missing', () => ({ fn }), 'key'],
+    ['key is empty', () => ({ ...base, key: '' }), 'key'],
+    ['key is a number', () => ({ ...base, key: 42 }), 'key'],
+    ['key is too long', () => ({ ...base, key: 'x'.repeat(513) }), 'key'],
+    ['fn is missing', () => ({ key: 'k' }), 'fn'],
+    ['fn is not a function', () => ({ ...base, fn: 'run' }), 'fn'],
+    ['fingerprint is empty', () => ({ ...base, fingerprint: '' }), 'fingerprint'],
+    ['fingerprint is an object', () => ({ ...base, fingerprint: { a: 1 } }), 'fingerprint'],
+    ['leaseMs is 0', () => ({ ...base, leaseMs: 0 }), 'leaseMs'],
+    ['leaseMs is negative', () => ({ ...base, leaseMs: -5 }), 'leaseMs'],
+    ['leaseMs is NaN', () => ({ ...base, leaseMs: Number.NaN }), 'leaseMs'],
+    ['leaseMs is Infinity', () => ({ ...base, leaseMs: Infinity }), 'leaseMs'],
+    ['leaseMs is a string', () => ({ ...base, leaseMs: '100' }), 'leaseMs'],
+    ['leaseMs overflows setTimeout', () => ({ ...base, leaseMs: 2 ** 31 }), 'leaseMs'],
+    ['retentionMs is 0', () => ({ ...base, retentionMs: 0 }), 'retentionMs'],
+    [
+      'retentionMs does not exceed leaseMs',
+      () => ({ ...base, leaseMs: 1_000, retentionMs: 1_000 }),
+      'retentionMs',
+    ],
+    ['wait is a number', () => ({ ...base, wait: 100 }), 'wait'],
+    ['wait.timeoutMs is missing', () => ({ ...base, wait: {} }), 'wait.timeoutMs'],
+    ['wait.timeoutMs is 0', () => ({ ...base, wait: { timeoutMs: 0 } }), 'wait.timeoutMs'],
+    [
+      'wait.intervalMs is negative',
+      () => ({ ...base, wait: { timeoutMs: 100, intervalMs: -1 } }),
+      'wait.intervalMs',
+    ],
+    [
+      'wait has an unknown key',
+      () => ({ ...base, wait: { timeoutMs: 100, interval: 5 } }),
+      'wait.interval',
+    ],
+    ['client is not a client', () => ({ ...base, client: {} }), 'client'],
+    ['transaction without client', () => ({ ...base, transaction: {} }), 'transaction'],
+    [
+      'transaction is not an object',
+      () => ({ ...base, client: t.client, transaction: 'fast' }),
+      'transaction',
+    ],
+    [
+      'transaction.maxAttempts is 0',
+      () => ({ ...base, client: t.client, transaction: { maxAttempts: 0 } }),
+      'transaction.maxAttempts',
+    ],
+    [
+      'transaction.signal is not a signal',
+      () => ({ ...base, client: t.client, transaction: { signal: {} } }),
+      'transaction.signal',
+    ],
+    ['a session is passed', () => ({ ...base, session: {} }), 'session'],
+    ['an unknown option (typo)', () => ({ ...base, lease: 5 }), 'lease'],
+  ];
+
+  it.each(cases)(
+    '%s: InvalidArgumentError naming it, no command sent',
+    async (_label, options, option) => {
+      const keys = freshKeys();
+      const error = await rejectionOf(withIdempotencyKey(keys, options() as never));
+      expect(error).toBeInstanceOf(InvalidArgumentError);
+      expect(isInvalidArgumentError(error)).toBe(true);
+      expect((error as InvalidArgumentError).option).toBe(option);
+      expect((error as InvalidArgumentError).primitive).toBe('withIdempotencyKey');
+      expect(t.commands.names()).toEqual([]);
+    },
+  );
+
+  it('a collection that is not a driver Collection: InvalidArgumentError on "collection", for both functions', async () => {
+    t.commands.reset();
+    const error = await rejectionOf(withIdempotencyKey({} as never, { key: 'k', fn }));
+    expect((error as InvalidArgumentError).option).toBe('collection');
+    const indexError = await rejectionOf(ensureIdempotencyIndexes({} as never));
+    expect((indexError as InvalidArgumentError).option).toBe('collection');
+    expect((indexError as InvalidArgumentError).primitive).toBe('ensureIdempotencyIndexes');
+    expect(t.commands.names()).toEqual([]);
+  });
+});
+
+describe('types', () => {
+  it('fn gets a session only in transaction mode; the result narrows on outcome', () => {
+    const check = (keys: Collection<IdempotencyRecord>, client: MongoClient) => {
+      void withIdempotencyKey(keys, {
+        key: 'k',
+        fn: async (context) => {
+          expectTypeOf(context.session).toEqualTypeOf<undefined>();
+          expectTypeOf(context.signal).toEqualTypeOf<AbortSignal>();
+          return 1;
+        },
+      });
+      const inTransaction = withIdempotencyKey(keys, {
+        key: 'k',
+        client,
+        fn: async ({ session, attempt }) => {
+          expectTypeOf(session).toEqualTypeOf<ClientSession>();
+          expectTypeOf(attempt).toEqualTypeOf<number>();
+          return { orderId: 'o1' };
+        },
+      });
+      expectTypeOf(inTransaction).resolves.toEqualTypeOf<IdempotencyResult<{ orderId: string }>>();
+    };
+    expectTypeOf(check).toBeFunction();
+    const narrow = (result: IdempotencyResult<number>) => {
+      if (result.outcome === 'inProgress') {
+        expectTypeOf(result.leaseUntil).toEqualTypeOf<Date>();
+        expectTypeOf(result.value).toEqualTypeOf<undefined>();
+        return;
+      }
+      expectTypeOf(result.value).toEqualTypeOf<number>();
+      if (result.outcome === 'executed') expectTypeOf(result.leaseLost).toEqualTypeOf<boolean>();
+    };
+    expectTypeOf(narrow).toBeFunction();
+    // A plain db.collection(name) is accepted, as is a typed one.
+    const plain = (keys: Collection) => withIdempotencyKey(keys, { key: 'k', fn: async () => 1 });
+    expectTypeOf(plain).returns.resolves.toEqualTypeOf<IdempotencyResult<number>>();
+  });
+});
