@@ -56,6 +56,19 @@ export {
   type Shortage,
 } from './guarded-decrement.js';
 export {
+  ensureIdempotencyIndexes,
+  type IdempotencyCollection,
+  type IdempotencyContext,
+  type IdempotencyRecord,
+  type IdempotencyResult,
+  IdempotencyState,
+  type IdempotencyTransactionContext,
+  type IdempotencyWait,
+  type WithIdempotencyKeyOptions,
+  type WithIdempotencyKeyTransactionOptions,
+  withIdempotencyKey,
+} from './idempotency.js';
+export {
   type IncrementOrPushOptions,
   type IncrementOrPushOutcome,
   type IncrementOrPushResult,
