@@ -11,7 +11,7 @@
  * by exactly one of them.
  */
 import type { ClientSession, Collection, Document, Filter, WithId } from 'mongodb';
-import { modifiedDocument, primaryRead } from './driver.js';
+import { primaryRead } from './driver.js';
 import { MongoAtomicsError } from './errors.js';
 import {
   type AlreadyApplied,
@@ -203,13 +203,11 @@ export async function applyProgress<TSchema extends Document = Document>(
   const { filter, pipeline, projection } = buildCommand(plan);
   const sessionOption = plan.session === undefined ? {} : { session: plan.session };
 
-  const value = modifiedDocument(
-    await collection.findOneAndUpdate(filter as Filter<TSchema>, pipeline, {
-      returnDocument: 'before',
-      projection,
-      ...sessionOption,
-    }),
-  );
+  const value = await collection.findOneAndUpdate(filter as Filter<TSchema>, pipeline, {
+    returnDocument: 'before',
+    projection,
+    ...sessionOption,
+  });
   if (value !== null) return applied<TSchema>(plan, value);
 
   // Without an opId only `filter` guards the update: nothing matched, nothing to read.

@@ -14,7 +14,6 @@
  * headers): the counter is kept in step with the array, never recomputed from it.
  */
 import type { ClientSession, Collection, Document, Filter, WithId } from 'mongodb';
-import { modifiedDocument } from './driver.js';
 import {
   type AlreadyApplied,
   assertNoOverlap,
@@ -229,12 +228,10 @@ export async function addToSetWithCapacity<TSchema extends Document = Document>(
     { $and: [m.filter, { [m.array]: { $ne: m.member } }, { $expr: room }] },
     { $inc: { [m.counter]: 1 }, $addToSet: { [m.array]: m.member } },
   );
-  const added = modifiedDocument(
-    await collection.findOneAndUpdate(
-      statement.filter as Filter<TSchema>,
-      statement.update as Document,
-      { returnDocument: 'after', ...sessionOption },
-    ),
+  const added = await collection.findOneAndUpdate(
+    statement.filter as Filter<TSchema>,
+    statement.update as Document,
+    { returnDocument: 'after', ...sessionOption },
   );
   if (added !== null) return { outcome: 'added', document: added };
 
@@ -292,12 +289,10 @@ export async function removeFromSetWithCapacity<TSchema extends Document = Docum
     { $and: [m.filter, { [m.array]: m.member }] },
     { $pull: { [m.array]: m.member }, $inc: { [m.counter]: -1 } },
   );
-  const removed = modifiedDocument(
-    await collection.findOneAndUpdate(
-      statement.filter as Filter<TSchema>,
-      statement.update as Document,
-      { returnDocument: 'after', ...sessionOption },
-    ),
+  const removed = await collection.findOneAndUpdate(
+    statement.filter as Filter<TSchema>,
+    statement.update as Document,
+    { returnDocument: 'after', ...sessionOption },
   );
   if (removed !== null) return { outcome: 'removed', document: removed };
 

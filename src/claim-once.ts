@@ -7,7 +7,7 @@
  * exactly one matches and wins; the others learn why they lost from one read.
  */
 import type { ClientSession, Collection, Document, Filter, WithId } from 'mongodb';
-import { modifiedDocument, primaryRead } from './driver.js';
+import { primaryRead } from './driver.js';
 import {
   type AlreadyApplied,
   assertNoOverlap,
@@ -143,12 +143,10 @@ export async function claimOnce<TSchema extends Document = Document>(
   );
   const sessionOption = session === undefined ? {} : { session };
 
-  const claimed = modifiedDocument(
-    await collection.findOneAndUpdate(write.filter as Filter<TSchema>, write.update, {
-      returnDocument: 'after',
-      ...sessionOption,
-    }),
-  );
+  const claimed = await collection.findOneAndUpdate(write.filter as Filter<TSchema>, write.update, {
+    returnDocument: 'after',
+    ...sessionOption,
+  });
   if (claimed !== null) return { outcome: 'claimed', document: claimed };
 
   const current = await collection.findOne(filter as Filter<TSchema>, primaryRead(session));

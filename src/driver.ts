@@ -96,17 +96,6 @@ export function isTransactionsUnsupported(error: unknown): boolean {
 }
 
 /**
- * The document a `findOneAndUpdate`/`findOneAndDelete` resolved to, called WITHOUT
- * `includeResultMetadata` (drivers 6 and 7 then resolve to the document or null). The result
- * is never inspected for a `{ value, ok }` wrapper: a business document may well have fields
- * named `value` and `ok`. Calls that need the metadata use `includeResultMetadata: true` and
- * `modifyFacts`.
- */
-export function modifiedDocument<T>(result: T | null): T | null {
-  return result;
-}
-
-/**
  * Read options for a failure-path read: the primary, so a loser never reads a stale secondary
  * (outside transactions; a transaction reads from the primary anyway).
  */

@@ -16,7 +16,7 @@ import type {
   MongoClient,
   WithId,
 } from 'mongodb';
-import { modifiedDocument, primaryRead } from './driver.js';
+import { primaryRead } from './driver.js';
 import {
   GiveUpReason,
   InvalidArgumentError,
@@ -136,15 +136,13 @@ export async function guardedDecrement<TSchema extends Document = Document>(
 
   const plain = decrementStatement(filter, field, amount, floor);
   const statement = guarded(op, plain.filter, plain.update);
-  const updated = modifiedDocument(
-    await collection.findOneAndUpdate(
-      statement.filter as Filter<TSchema>,
-      statement.update as Document,
-      {
-        returnDocument: 'after',
-        ...sessionOption,
-      },
-    ),
+  const updated = await collection.findOneAndUpdate(
+    statement.filter as Filter<TSchema>,
+    statement.update as Document,
+    {
+      returnDocument: 'after',
+      ...sessionOption,
+    },
   );
   if (updated !== null) return { outcome: 'decremented', document: updated };
 

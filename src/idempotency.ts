@@ -63,7 +63,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { ClientSession, Collection, Document, MongoClient } from 'mongodb';
-import { isDuplicateKeyError, isMaxTimeMSExpired, modifiedDocument } from './driver.js';
+import { isDuplicateKeyError, isMaxTimeMSExpired } from './driver.js';
 import {
   IdempotencyKeyConflictError,
   InvalidArgumentError,
@@ -556,20 +556,18 @@ async function takeOver(
   const now = Date.now();
   const leaseUntil = new Date(now + s.leaseMs);
   try {
-    const taken = modifiedDocument(
-      await records.findOneAndUpdate(
-        {
-          _id: s.key,
-          state: IdempotencyState.InProgress,
-          owner: previousOwner,
-          leaseUntil: { $lte: new Date(now) },
-        },
-        { $set: { owner, leaseUntil, expiresAt: new Date(now + s.retentionMs) } },
-        {
-          maxTimeMS:
-            s.wait === undefined ? TAKEOVER_MAX_TIME_MS : Math.max(1, Math.ceil(remainingWaitMs)),
-        },
-      ),
+    const taken = await records.findOneAndUpdate(
+      {
+        _id: s.key,
+        state: IdempotencyState.InProgress,
+        owner: previousOwner,
+        leaseUntil: { $lte: new Date(now) },
+      },
+      { $set: { owner, leaseUntil, expiresAt: new Date(now + s.retentionMs) } },
+      {
+        maxTimeMS:
+          s.wait === undefined ? TAKEOVER_MAX_TIME_MS : Math.max(1, Math.ceil(remainingWaitMs)),
+      },
     );
     return taken === null ? undefined : { owner, leaseUntil };
   } catch (error) {

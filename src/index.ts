@@ -90,4 +90,12 @@ export {
   type WithRetryingTransactionOptions,
   withRetryingTransaction,
 } from './transaction.js';
+export {
+  type UpdateWithVersionOptions,
+  type UpdateWithVersionResult,
+  updateWithVersion,
+  type VersionAttempt,
+  type VersionConflict,
+  type VersionConflictEvent,
+} from './update-with-version.js';
 export type { ScalarValue } from './validate.js';

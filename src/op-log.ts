@@ -49,16 +49,6 @@ export interface AlreadyApplied<TSchema extends Document> {
   readonly document: WithId<TSchema>;
 }
 
-/**
- * `AlreadyApplied` when options of type `O` may carry an `opId`, else `never` (for generic
- * signatures; the primitives themselves use overloads on WithOpId / WithoutOpId).
- */
-export type OpIdOutcome<O, TSchema extends Document> = 'opId' extends keyof O
-  ? O[Extract<'opId', keyof O>] extends undefined
-    ? never
-    : AlreadyApplied<TSchema>
-  : never;
-
 /** Options that carry an `opId`: the call may resolve `alreadyApplied`. */
 export type WithOpId<O> = O & { readonly opId: string };
 /** Options without an `opId`: the call never resolves `alreadyApplied`. */

@@ -3,6 +3,7 @@
  * A scenario reports its final state and whether the business invariant held.
  */
 import type { Db } from 'mongodb';
+import { addToSetWithCapacity } from '../../src/index.js';
 
 export interface RunResult {
   /** Calls that reported success to their caller. */
@@ -96,18 +97,21 @@ export const lastSeat: Scenario = {
     },
   },
   safe: {
-    name: 'guarded single update',
+    name: 'addToSetWithCapacity',
     async run(db, attempts, onDone) {
       const name = 'demo_events_safe';
       await setUpEvent(db, name);
       const events = db.collection<EventDoc>(name);
       const succeeded = await concurrently(attempts, onDone, async (user) => {
         // The guard (not registered, seat left) and the write are one atomic update.
-        const result = await events.updateOne(
-          { _id: 'concert', registrations: { $ne: user }, $expr: { $lt: ['$sold', '$capacity'] } },
-          { $inc: { sold: 1 }, $addToSet: { registrations: user } },
-        );
-        return result.modifiedCount === 1;
+        const result = await addToSetWithCapacity(events, {
+          filter: { _id: 'concert' },
+          array: 'registrations',
+          member: user,
+          counter: 'sold',
+          capacity: 'capacity',
+        });
+        return result.outcome === 'added';
       });
       return eventResult(db, name, succeeded);
     },
