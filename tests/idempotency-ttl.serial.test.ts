@@ -14,12 +14,11 @@ import {
   type IdempotencyRecord,
   withIdempotencyKey,
 } from '../src/idempotency.js';
+import { sleep } from './support/async.js';
 import { serverLock } from './support/failpoints.js';
 import { useTestDatabase } from './support/mongo.js';
 
 const t = useTestDatabase('idempotency_ttl');
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('idempotency records expire', () => {
   it('with ttlMonitorSleepSecs 1, a record past expiresAt disappears within a few seconds, and the key can run again', async () => {

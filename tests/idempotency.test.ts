@@ -22,6 +22,7 @@ import {
   type IdempotencyResult,
   withIdempotencyKey,
 } from '../src/idempotency.js';
+import { rejectionOf, sleep } from './support/async.js';
 import { failCommand, useFailPointClients } from './support/failpoints.js';
 import { type CommandLog, newClient, recordCommands, useTestDatabase } from './support/mongo.js';
 import { barrier, useRaceClients } from './support/race.js';
@@ -46,23 +47,12 @@ afterAll(async () => {
   await second.client.close();
 });
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
 function deferred<T = void>() {
   let resolve: (value: T) => void = () => {};
   const promise = new Promise<T>((r) => {
     resolve = r;
   });
   return { promise, resolve };
-}
-
-async function rejectionOf(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected a rejection, but the promise resolved');
 }
 
 /** A fresh records collection; the command logs start empty. */

@@ -25,6 +25,7 @@ import {
   type VersionAttempt,
   type VersionConflictEvent,
 } from '../src/update-with-version.js';
+import { rejectionOf } from './support/async.js';
 import { useTestDatabase } from './support/mongo.js';
 import { barrier, useRaceClients } from './support/race.js';
 
@@ -62,15 +63,6 @@ async function bumpElsewhere(name: string, id: string, set: Partial<Student> = {
     { _id: id },
     Object.keys(set).length === 0 ? { $inc: { version: 1 } } : { $inc: { version: 1 }, $set: set },
   );
-}
-
-async function rejectionOf(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected a rejection, but the promise resolved');
 }
 
 function conflicts() {

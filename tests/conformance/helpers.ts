@@ -7,24 +7,16 @@ import {
   type ObjectId,
 } from 'mongodb';
 import { expect } from 'vitest';
+import { rejectionOf, sleep } from '../support/async.js';
+
+export { rejectionOf, sleep } from '../support/async.js';
 
 /** A schema-less document whose _id may be of any BSON type (the driver's default is ObjectId). */
 export interface Doc extends Document {
   _id?: number | string | ObjectId | Document;
 }
 
-export const sleep = (ms: number): Promise<void> =>
-  new Promise((resolve) => setTimeout(resolve, ms));
-
 /** Resolves to what `promise` rejected with; fails the test if it resolved. */
-export async function rejectionOf(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected the operation to fail, but it succeeded');
-}
 
 /** Resolves to the MongoServerError that `promise` rejected with. */
 export async function serverError(promise: Promise<unknown>): Promise<MongoServerError> {

@@ -12,9 +12,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Db, Document, MongoClient, MongoClientOptions } from 'mongodb';
 import { afterEach, beforeEach, expect } from 'vitest';
+import { sleep } from './async.js';
 import { type CommandLog, newClient, recordCommands, testUri } from './mongo.js';
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 export type FailPointMode = 'alwaysOn' | 'off' | { times: number } | { skip: number };
 
