@@ -756,6 +756,42 @@ describe('upsert races', () => {
   });
 });
 
+describe('a retried findAndModify (retryable writes)', () => {
+  const failPoints = useFailPointClients(() => t.db, 'incpushretry');
+
+  // Retryable writes spec: a write-concern error labelled RetryableWriteError makes the driver
+  // resend the command with the same lsid and txnNumber; the server applied it once and answers
+  // the retry from its record. The outcome must still be reported, and applied once. (On a real
+  // mongod this also checks that the answer to the retry keeps the projection the outcome is
+  // read from.)
+  it('after a write-concern error the driver retries: applied once, outcome still reported', async () => {
+    const { client, appName, commands } = await failPoints.appClient();
+    const coll = await carts('retried', [
+      { _id: 'cart', userId: 'u1', courses: [{ courseId: 'c1', quantity: 1 }] },
+    ]);
+    await failCommand(
+      t.db,
+      { times: 1 },
+      {
+        failCommands: ['findAndModify'],
+        writeConcernError: { code: 91, errmsg: 'Replication is being shut down' },
+        appName,
+      },
+    );
+    commands.reset();
+    const result = await incrementOrPushArrayItem(via(client, coll), {
+      filter: { userId: 'u1' },
+      array: 'courses',
+      match: { courseId: 'c1' },
+    });
+    expect(result).toEqual({ outcome: 'incremented', item: { courseId: 'c1', quantity: 2 } });
+    expect(commands.names()).toEqual(['findAndModify', 'findAndModify']);
+    expect((await coll.findOne({ _id: 'cart' }))?.courses).toEqual([
+      { courseId: 'c1', quantity: 2 },
+    ]);
+  });
+});
+
 describe('the add-to-cart race (seed 000)', () => {
   const WORKERS = 100;
   // One single-connection client per caller, so requests really interleave at the server.

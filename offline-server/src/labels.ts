@@ -11,6 +11,8 @@ export interface ErrorContext {
   /** The command carried a `txnNumber` without `autocommit` (a retryable write). */
   readonly isRetryableWrite: boolean;
   readonly hasWriteConcernError: boolean;
+  /** The code of that write concern error, when there is one. */
+  readonly writeConcernErrorCode?: number | undefined;
 }
 
 /** ErrorCodes::isRetriableError: the codes a retryable write may be retried on. */
@@ -52,9 +54,13 @@ export function errorLabels(code: number | undefined, context: ErrorContext): st
     if (transient) labels.push('TransientTransactionError');
   }
 
+  // A write concern error makes the write retryable only when its own code is retryable
+  // (e.g. ShutdownInProgress 91, not WriteConcernTimeout 64).
+  const wceCode = context.writeConcernErrorCode;
   const retryable =
     (context.isRetryableWrite || commitOrAbort) &&
-    ((code !== undefined && RETRYABLE_CODES.has(code)) || context.hasWriteConcernError);
+    ((code !== undefined && RETRYABLE_CODES.has(code)) ||
+      (wceCode !== undefined && RETRYABLE_CODES.has(wceCode)));
   if (retryable && !labels.includes('TransientTransactionError'))
     labels.push('RetryableWriteError');
 
@@ -62,7 +68,10 @@ export function errorLabels(code: number | undefined, context: ErrorContext): st
     const unknownResult =
       retryable ||
       code === ErrorCode.MaxTimeMSExpired ||
-      (context.hasWriteConcernError && code === undefined);
+      (context.hasWriteConcernError &&
+        code === undefined &&
+        wceCode !== ErrorCode.CannotSatisfyWriteConcern &&
+        wceCode !== ErrorCode.UnknownReplWriteConcern);
     if (unknownResult && !labels.includes('UnknownTransactionCommitResult')) {
       labels.push('UnknownTransactionCommitResult');
     }

@@ -170,6 +170,10 @@ class Dispatcher {
       inTransaction: command.autocommit === false,
       isRetryableWrite: command.txnNumber !== undefined && command.autocommit === undefined,
       hasWriteConcernError: fault?.writeConcernError !== undefined,
+      writeConcernErrorCode:
+        typeof fault?.writeConcernError?.code === 'number'
+          ? fault.writeConcernError.code
+          : undefined,
     };
     try {
       if (fault?.errorCode !== undefined) {
@@ -180,7 +184,9 @@ class Dispatcher {
           fault.errorLabels,
         );
       }
-      const reply = await this.run(name, db, command, connection);
+      // A copy: the handler's reply may be recorded for retryable-write replays, and what the
+      // fail point adds below belongs to this answer only.
+      const reply = { ...(await this.run(name, db, command, connection)) };
       if (fault?.writeConcernError !== undefined) {
         reply.writeConcernError = fault.writeConcernError;
         const labels = fault.errorLabels ?? errorLabels(undefined, context);

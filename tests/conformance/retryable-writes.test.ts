@@ -81,6 +81,54 @@ describe('retryable writes', () => {
     expect(await coll.countDocuments({ _id: 'once' })).toBe(1);
   });
 
+  // Retryable writes spec ("write concern errors" with a retryable code are retried) and
+  // error_labels.cpp (RetryableWriteError only for a retryable write concern error code): the
+  // write was applied; the retry is answered from the server's record, once, without the error.
+  it('a retryable write concern error (91) is retried; the $inc is applied once', async () => {
+    const coll = await counter(t.uniqueName('wce91'));
+    const { client, appName, commands } = await appClient();
+    await failCommand(
+      t.db,
+      { times: 1 },
+      {
+        failCommands: ['update'],
+        writeConcernError: { code: 91, errmsg: 'shutting down' },
+        appName,
+      },
+    );
+    const result = await client
+      .db(t.db.databaseName)
+      .collection<Doc>(coll.collectionName)
+      .updateOne({ _id: 'c' }, { $inc: { n: 1 } });
+    expect(result.modifiedCount).toBe(1);
+    expect(commands.names().filter((n) => n === 'update')).toHaveLength(2);
+    expect(await coll.findOne({ _id: 'c' })).toEqual({ _id: 'c', n: 1 });
+  });
+
+  // A write concern timeout (64) is not a retryable code: no RetryableWriteError, no retry.
+  it('a write concern timeout (64) is not retried', async () => {
+    const coll = await counter(t.uniqueName('wce64'));
+    const { client, appName, commands, failures } = await appClient();
+    await failCommand(
+      t.db,
+      { times: 1 },
+      { failCommands: ['update'], writeConcernError: { code: 64, errmsg: 'timed out' }, appName },
+    );
+    const error = await client
+      .db(t.db.databaseName)
+      .collection<Doc>(coll.collectionName)
+      .updateOne({ _id: 'c' }, { $inc: { n: 1 } })
+      .then(
+        () => undefined,
+        (e: unknown) => e as { code?: number; errorLabels?: string[] },
+      );
+    expect(error?.code).toBe(64);
+    expect(error?.errorLabels ?? []).not.toContain('RetryableWriteError');
+    expect(commands.names().filter((n) => n === 'update')).toHaveLength(1);
+    expect(failures).toHaveLength(0);
+    expect(await coll.findOne({ _id: 'c' })).toEqual({ _id: 'c', n: 1 });
+  });
+
   // failcommand_failpoint.js: the label comes from the server for a write that carries
   // txnNumber (a retryable write) — seen here on a raw command the driver does not retry.
   it('the server attaches RetryableWriteError to 91 on a raw insert carrying lsid and txnNumber', async () => {
