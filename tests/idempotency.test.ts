@@ -220,7 +220,7 @@ describe('a concurrent duplicate', () => {
     const waited = performance.now() - begun;
     expect(result.outcome).toBe('inProgress');
     expect(waited).toBeGreaterThanOrEqual(145);
-    expect(waited).toBeLessThan(1_000);
+    expect(waited).toBeLessThan(3_000);
     expect(duplicate.runs).toBe(0);
     gate.resolve();
     expect((await firstCall).outcome).toBe('executed');

@@ -390,7 +390,11 @@ describe('retries, with fail points', () => {
     const giveUp = error as RetryBudgetExhaustedError;
     expect(giveUp.reason).toBe(GiveUpReason.Timeout);
     expect((giveUp.cause as MongoServerError).code).toBe(112);
-    expect(giveUp.attempts).toBe(sleepEnds.length + 1);
+    // Each reported wait precedes a further attempt, except that the deadline may be found
+    // passed right after the hook (on a loaded machine): then the runner gives up instead of
+    // sleeping, and the last report has no attempt after it.
+    expect(giveUp.attempts).toBeGreaterThanOrEqual(sleepEnds.length);
+    expect(giveUp.attempts).toBeLessThanOrEqual(sleepEnds.length + 1);
     expect(giveUp.attempts).toBeGreaterThanOrEqual(2);
     // Every wait ended before the deadline (1 ms: this clock started just before the call's)…
     for (const end of sleepEnds) expect(end).toBeLessThan(timeoutMs + 1);
@@ -481,7 +485,8 @@ describe('retries, with fail points', () => {
       ),
     );
     expect(error).toBe(reason);
-    expect(performance.now() - started).toBeLessThan(1_000);
+    // Well under the 5 s wait: the abort interrupted it (loose for loaded CI machines).
+    expect(performance.now() - started).toBeLessThan(4_000);
     expect(runs).toBe(1);
     expect(commands.names()).toEqual(['insert', 'abortTransaction']);
     expect(await t.db.collection<Account>(name).countDocuments()).toBe(0);
@@ -631,8 +636,8 @@ describe('a callback that swallows a server error', () => {
     expect((giveUp.cause as MongoServerError).code).toBe(251);
     expect(giveUp.message).toMatch(/duplicate key/);
     expect(giveUp.message).toMatch(/Rethrow errors inside the callback/);
-    // The default budget is 120 s; this takes two attempts' round trips.
-    expect(wall).toBeLessThan(1_000);
+    // The default budget is 120 s; this takes two attempts' round trips (loose bound for CI).
+    expect(wall).toBeLessThan(10_000);
     expect(log.events).toHaveLength(1);
     expect(t.commands.names()).toEqual([
       'insert',

@@ -426,7 +426,8 @@ describe('updateWithVersion cancellation', () => {
       }),
     );
     expect(error).toBe(reason);
-    expect(performance.now() - started).toBeLessThan(2_000);
+    // Well under the 5 s wait: the abort interrupted it (loose for loaded CI machines).
+    expect(performance.now() - started).toBeLessThan(4_000);
     expect(runs).toBe(1);
     expect(t.commands.names()).toEqual(['find', 'findAndModify']);
     expect(await coll.findOne({ _id: 's1' })).toEqual({ _id: 's1', xp: 0, version: 2 });
