@@ -14,6 +14,7 @@
  * headers): the counter is kept in step with the array, never recomputed from it.
  */
 import type { ClientSession, Collection, Document, Filter, WithId } from 'mongodb';
+import { primaryRead } from './driver.js';
 import {
   type AlreadyApplied,
   assertNoOverlap,
@@ -26,7 +27,7 @@ import {
   wasApplied,
 } from './op-log.js';
 import { type ScalarValue, type Validator, validator } from './validate.js';
-import { getField, sameScalar } from './values.js';
+import { getField, numericValue, sameScalar } from './values.js';
 
 export interface RemoveFromSetWithCapacityOptions<TSchema extends Document = Document>
   extends OpIdOptions {
@@ -182,8 +183,10 @@ function holds(doc: Document, path: string, member: unknown): boolean {
  *   the counter and the array length move together.
  * - **Round trips**: success: 1 (`findAndModify`). Failure: 2, the second a `find` that tells
  *   apart `notFound`, then, in this order, `alreadyApplied` (the op id is in the log),
- *   `alreadyMember` (wins over `full`) and `full`. That read is informational: a place may
- *   free up right after it, and the result says `full` even then.
+ *   `alreadyMember` (wins over `full`) and `full`. `full` is returned only when that read shows
+ *   no place; if it shows one (a member left between the update and the read), the add is
+ *   tried again, at most 3 times in all. The read is informational: a place may free up right
+ *   after it.
  * - **`opId`**: also guarded by "this id not yet applied", and the id is `$push`ed onto the op
  *   id log in the same update (no extra round trip); a repeat resolves `alreadyApplied`
  *   (checked first on the failure read) and changes nothing. An attempt that resolved `full`
@@ -228,18 +231,36 @@ export async function addToSetWithCapacity<TSchema extends Document = Document>(
     { $and: [m.filter, { [m.array]: { $ne: m.member } }, { $expr: room }] },
     { $inc: { [m.counter]: 1 }, $addToSet: { [m.array]: m.member } },
   );
-  const added = await collection.findOneAndUpdate(
-    statement.filter as Filter<TSchema>,
-    statement.update as Document,
-    { returnDocument: 'after', ...sessionOption },
-  );
-  if (added !== null) return { outcome: 'added', document: added };
+  for (let attempt = 1; ; attempt++) {
+    const added = await collection.findOneAndUpdate(
+      statement.filter as Filter<TSchema>,
+      statement.update as Document,
+      { returnDocument: 'after', ...sessionOption },
+    );
+    if (added !== null) return { outcome: 'added', document: added };
 
-  const current = await collection.findOne(m.filter as Filter<TSchema>, sessionOption);
-  if (current === null) return { outcome: 'notFound' };
-  if (wasApplied(m.op, current)) return { outcome: 'alreadyApplied', document: current };
-  if (holds(current, m.array, m.member)) return { outcome: 'alreadyMember', document: current };
-  return { outcome: 'full', document: current };
+    const current = await collection.findOne(m.filter as Filter<TSchema>, primaryRead(m.session));
+    if (current === null) return { outcome: 'notFound' };
+    if (wasApplied(m.op, current)) return { outcome: 'alreadyApplied', document: current };
+    if (holds(current, m.array, m.member)) return { outcome: 'alreadyMember', document: current };
+    // `full` only when the read shows it. A read that shows a place the update did not see
+    // means a member left in between (e.g. this one's earlier registration was cancelled):
+    // try again, a bounded number of times.
+    if (!showsRoom(current, m.counter, options.capacity) || attempt >= MAX_ADD_ATTEMPTS) {
+      return { outcome: 'full', document: current };
+    }
+  }
+}
+
+/** Attempts of an add whose failure read keeps showing room (see addToSetWithCapacity). */
+const MAX_ADD_ATTEMPTS = 3;
+
+/** Does `doc` show a free place? Mirrors the guard: missing counter = 0, capacity a number. */
+function showsRoom(doc: Document, counter: string, capacity: number | string): boolean {
+  const raw = getField(doc, counter);
+  const count = raw === undefined || raw === null ? 0 : numericValue(raw);
+  const limit = typeof capacity === 'number' ? capacity : numericValue(getField(doc, capacity));
+  return count !== undefined && limit !== undefined && count < limit;
 }
 
 /**
@@ -296,7 +317,7 @@ export async function removeFromSetWithCapacity<TSchema extends Document = Docum
   );
   if (removed !== null) return { outcome: 'removed', document: removed };
 
-  const current = await collection.findOne(m.filter as Filter<TSchema>, sessionOption);
+  const current = await collection.findOne(m.filter as Filter<TSchema>, primaryRead(m.session));
   if (current === null) return { outcome: 'notFound' };
   if (wasApplied(m.op, current)) return { outcome: 'alreadyApplied', document: current };
   return { outcome: 'notMember', document: current };

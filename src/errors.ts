@@ -113,6 +113,27 @@ export class IdempotencyKeyConflictError extends MongoAtomicsError {
   }
 }
 
+/**
+ * `fn` ran, but its result could not be stored under the idempotency key (a value MongoDB
+ * cannot store, a lost connection). The work WAS done: do not treat this as "nothing
+ * happened". The key stays in progress until its lease ends; after that a duplicate may run
+ * `fn` again. `value` is what `fn` returned; `cause` why storing it failed.
+ */
+export class IdempotencyResultNotStoredError extends MongoAtomicsError {
+  override readonly name = 'IdempotencyResultNotStoredError';
+  readonly key: string;
+  readonly value: unknown;
+
+  constructor(key: string, value: unknown, cause: unknown) {
+    super(
+      `idempotency key ${JSON.stringify(key)}: fn ran, but its result could not be stored; the key stays in progress until its lease ends`,
+      { cause },
+    );
+    this.key = key;
+    this.value = value;
+  }
+}
+
 function branded(value: unknown): value is MongoAtomicsError {
   return (
     typeof value === 'object' && value !== null && (value as { [BRAND]?: unknown })[BRAND] === true
@@ -142,4 +163,10 @@ export function isIdempotencyKeyConflictError(
   value: unknown,
 ): value is IdempotencyKeyConflictError {
   return branded(value) && value.name === 'IdempotencyKeyConflictError';
+}
+
+export function isIdempotencyResultNotStoredError(
+  value: unknown,
+): value is IdempotencyResultNotStoredError {
+  return branded(value) && value.name === 'IdempotencyResultNotStoredError';
 }

@@ -66,6 +66,7 @@ import type { ClientSession, Collection, Document, MongoClient } from 'mongodb';
 import { isDuplicateKeyError, isMaxTimeMSExpired } from './driver.js';
 import {
   IdempotencyKeyConflictError,
+  IdempotencyResultNotStoredError,
   InvalidArgumentError,
   isInvalidArgumentError,
   MongoAtomicsError,
@@ -495,7 +496,10 @@ export async function withIdempotencyKey<T>(
       const taken = await takeOver(records, s, record.owner, remainingWait());
       if (taken === 'held') {
         const remaining = remainingWait();
-        if (remaining <= 0) return { outcome: 'inProgress', leaseUntil };
+        // The recorded lease is already over (its holder's transaction is finishing): tell the
+        // caller to come back shortly, not at a time in the past.
+        const retryAt = new Date(Date.now() + (s.wait?.intervalMs ?? 100));
+        if (remaining <= 0) return { outcome: 'inProgress', leaseUntil: retryAt };
         await sleep(Math.min(s.wait?.intervalMs ?? 0, remaining));
         continue;
       }
@@ -525,15 +529,20 @@ async function claim(
   const now = Date.now();
   const leaseUntil = new Date(now + s.leaseMs);
   try {
-    await records.insertOne({
-      _id: s.key,
-      state: IdempotencyState.InProgress,
-      ...(s.fingerprint === undefined ? {} : { fingerprint: s.fingerprint }),
-      owner,
-      leaseUntil,
-      createdAt: new Date(now),
-      expiresAt: new Date(now + s.retentionMs),
-    });
+    await records.insertOne(
+      {
+        _id: s.key,
+        state: IdempotencyState.InProgress,
+        ...(s.fingerprint === undefined ? {} : { fingerprint: s.fingerprint }),
+        owner,
+        leaseUntil,
+        createdAt: new Date(now),
+        expiresAt: new Date(now + s.retentionMs),
+      },
+      // In transaction mode the fence reads the claim from the transaction's snapshot, which
+      // with a majority/snapshot read concern only contains majority-committed writes.
+      s.client === undefined ? {} : { writeConcern: { w: 'majority' } },
+    );
     return { owner, leaseUntil };
   } catch (error) {
     if (isDuplicateKeyError(error)) return undefined;
@@ -637,7 +646,14 @@ async function execute<T>(
     throw error;
   }
   clearTimeout(timer);
-  const stored = await records.updateOne(ours(s.key, held.owner), completion(value, s.retentionMs));
+  let stored: { matchedCount: number };
+  try {
+    stored = await records.updateOne(ours(s.key, held.owner), completion(value, s.retentionMs));
+  } catch (error) {
+    // fn ran: never let this read as "nothing happened", and do not release the key (an
+    // immediate retry would run fn again); it stays in progress until the lease ends.
+    throw new IdempotencyResultNotStoredError(s.key, value, error);
+  }
   return { outcome: 'executed', value, leaseLost: stored.matchedCount === 0, tookOver };
 }
 

@@ -33,8 +33,10 @@ export {
 export {
   GiveUpReason,
   IdempotencyKeyConflictError,
+  IdempotencyResultNotStoredError,
   InvalidArgumentError,
   isIdempotencyKeyConflictError,
+  isIdempotencyResultNotStoredError,
   isInvalidArgumentError,
   isMongoAtomicsError,
   isRetryBudgetExhaustedError,

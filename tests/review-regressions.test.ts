@@ -2,9 +2,16 @@
  * Regressions found in review of the core primitives: each test failed before its fix.
  */
 import { describe, expect, it } from 'vitest';
+import { addToSetWithCapacity, removeFromSetWithCapacity } from '../src/capacity-set.js';
 import { claimOnce } from '../src/claim-once.js';
-import { InvalidArgumentError, isRetryBudgetExhaustedError } from '../src/errors.js';
+import {
+  type IdempotencyResultNotStoredError,
+  InvalidArgumentError,
+  isIdempotencyResultNotStoredError,
+  isRetryBudgetExhaustedError,
+} from '../src/errors.js';
 import { guardedDecrement, guardedDecrementAll } from '../src/guarded-decrement.js';
+import { withIdempotencyKey } from '../src/idempotency.js';
 import { incrementOrPushArrayItem } from '../src/increment-or-push.js';
 import { withRetryingTransaction } from '../src/transaction.js';
 import { failCommand, useFailPointClients } from './support/failpoints.js';
@@ -140,5 +147,77 @@ describe('withRetryingTransaction gives up on an unknown commit outcome without 
     expect(isRetryBudgetExhaustedError(error)).toBe(true);
     expect((error as { reason: string }).reason).toBe('commitOutcomeUnknown');
     expect((error as Error).message).toMatch(/may have been committed/);
+  });
+});
+
+describe('withIdempotencyKey when the result cannot be stored', () => {
+  it('fn ran: a typed error carries the value, and the key is not released for an immediate re-run', async () => {
+    const { client, appName } = await failPoints.appClient();
+    const keys = await fresh([]);
+    let runs = 0;
+    await failCommand(t.db, { times: 1 }, { failCommands: ['update'], errorCode: 2, appName });
+    const error = await withIdempotencyKey(
+      client.db(t.db.databaseName).collection(keys.collectionName),
+      {
+        key: 'charge-1',
+        fn: async () => {
+          runs += 1;
+          return { charged: 100 };
+        },
+      },
+    ).catch((e: unknown) => e);
+    expect(isIdempotencyResultNotStoredError(error)).toBe(true);
+    expect((error as IdempotencyResultNotStoredError).value).toEqual({ charged: 100 });
+    expect(runs).toBe(1);
+    // A retry right away must not run fn again: the key is still held.
+    const retry = await withIdempotencyKey(t.db.collection(keys.collectionName), {
+      key: 'charge-1',
+      fn: async () => {
+        runs += 1;
+        return { charged: 100 };
+      },
+    });
+    expect(retry.outcome).toBe('inProgress');
+    expect(runs).toBe(1);
+  });
+});
+
+describe('addToSetWithCapacity never says full when the event has room', () => {
+  it('a cancellation between the failed add and its read: the add is retried and succeeds', async () => {
+    const events = await fresh([{ _id: 'e', capacity: 1, sold: 1, regs: ['u1'] }]);
+    let interleaved = false;
+    // The first failure read is preceded by u1 cancelling, as a concurrent request would.
+    const racing = new Proxy(events, {
+      get(target, property, receiver) {
+        if (property === 'findOne' && !interleaved) {
+          return async (...args: Parameters<typeof target.findOne>) => {
+            interleaved = true;
+            await removeFromSetWithCapacity(target, {
+              filter: { _id: 'e' },
+              array: 'regs',
+              member: 'u1',
+              counter: 'sold',
+            });
+            return target.findOne(...args);
+          };
+        }
+        return Reflect.get(target, property, receiver);
+      },
+    });
+    const result = await addToSetWithCapacity(racing, {
+      filter: { _id: 'e' },
+      array: 'regs',
+      member: 'u1',
+      counter: 'sold',
+      capacity: 'capacity',
+    });
+    expect(interleaved).toBe(true);
+    expect(result.outcome).toBe('added');
+    expect(await events.findOne({ _id: 'e' })).toEqual({
+      _id: 'e',
+      capacity: 1,
+      sold: 1,
+      regs: ['u1'],
+    });
   });
 });
