@@ -15,20 +15,14 @@ import {
   withIdempotencyKey,
 } from '../src/idempotency.js';
 import { sleep } from './support/async.js';
-import { serverLock } from './support/failpoints.js';
 import { useTestDatabase } from './support/mongo.js';
+import { withServerParameter } from './support/server-parameters.js';
 
 const t = useTestDatabase('idempotency_ttl');
 
 describe('idempotency records expire', () => {
   it('with ttlMonitorSleepSecs 1, a record past expiresAt disappears within a few seconds, and the key can run again', async () => {
-    const release = await serverLock('server-parameters');
-    const admin = t.client.db('admin');
-    const before = await admin.command({ getParameter: 1, ttlMonitorSleepSecs: 1 });
-    const original = before.ttlMonitorSleepSecs as number;
-    expect(typeof original).toBe('number');
-    try {
-      await admin.command({ setParameter: 1, ttlMonitorSleepSecs: 1 });
+    await withServerParameter(t.client, 'ttlMonitorSleepSecs', 1, async () => {
       const keys = t.db.collection<IdempotencyRecord>(t.uniqueName('keys'));
       await ensureIdempotencyIndexes(keys);
 
@@ -49,11 +43,6 @@ describe('idempotency records expire', () => {
       expect(
         await withIdempotencyKey(keys, { key: 'old', ...short, fn: async () => 'second' }),
       ).toMatchObject({ outcome: 'executed', value: 'second' });
-    } finally {
-      await admin.command({ setParameter: 1, ttlMonitorSleepSecs: original });
-      await release();
-    }
-    const restored = await admin.command({ getParameter: 1, ttlMonitorSleepSecs: 1 });
-    expect(restored.ttlMonitorSleepSecs).toBe(original);
+    });
   }, 20_000);
 });

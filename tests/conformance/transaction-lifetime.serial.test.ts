@@ -9,8 +9,8 @@
  * jstests/core/txns/abort_expired_transaction.js.
  */
 import { describe, expect, it } from 'vitest';
-import { serverLock } from '../support/failpoints.js';
 import { useTestDatabase } from '../support/mongo.js';
+import { withServerParameter } from '../support/server-parameters.js';
 import { type Doc, serverError, withSession } from './helpers.js';
 
 const t = useTestDatabase('txn_lifetime');
@@ -28,16 +28,7 @@ describe('transaction lifetime limit', () => {
   // transaction's uncommitted insert then goes through, and the transaction's next statement
   // fails with NoSuchTransaction (251).
   it('an expired transaction is aborted by the server', async () => {
-    const release = await serverLock('server-parameters');
-    const admin = t.client.db('admin');
-    const before = await admin.command({ getParameter: 1, transactionLifetimeLimitSeconds: 1 });
-    const original = before.transactionLifetimeLimitSeconds as number;
-    expect(typeof original).toBe('number');
-    try {
-      await admin.command({ setParameter: 1, transactionLifetimeLimitSeconds: 1 });
-      const now = await admin.command({ getParameter: 1, transactionLifetimeLimitSeconds: 1 });
-      expect(now.transactionLifetimeLimitSeconds).toBe(1);
-
+    await withServerParameter(t.client, 'transactionLifetimeLimitSeconds', 1, async () => {
       const coll = await fresh('lifetime');
       await withSession(t.client, async (session) => {
         session.startTransaction();
@@ -61,11 +52,6 @@ describe('transaction lifetime limit', () => {
         await session.abortTransaction().catch(() => {});
       });
       expect(await coll.find({}).toArray()).toEqual([{ _id: 'x', by: 'plain' }]);
-    } finally {
-      await admin.command({ setParameter: 1, transactionLifetimeLimitSeconds: original });
-      await release();
-    }
-    const restored = await admin.command({ getParameter: 1, transactionLifetimeLimitSeconds: 1 });
-    expect(restored.transactionLifetimeLimitSeconds).toBe(original);
+    });
   }, 20_000);
 });
