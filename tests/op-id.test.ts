@@ -49,6 +49,15 @@ async function repeatConcurrently<R extends { outcome: string }>(
 }
 
 describe('the same opId sent 20 times concurrently applies once', () => {
+  it('baseline: without an opId, the same request sent 20 times applies 20 times', async () => {
+    const coll = await fresh({ _id: 'p', stock: 100 });
+    const counts = await repeatConcurrently(coll, (mine) =>
+      guardedDecrement(mine, { filter: { _id: 'p' }, field: 'stock', amount: 5 }),
+    );
+    expect(counts).toEqual({ decremented: REPEATS });
+    expect(await coll.findOne({ _id: 'p' })).toEqual({ _id: 'p', stock: 0 });
+  });
+
   it('guardedDecrement: one decrement, 19 alreadyApplied', async () => {
     const coll = await fresh({ _id: 'p', stock: 100 });
     const counts = await repeatConcurrently(coll, (mine) =>
