@@ -8,7 +8,7 @@
 import type { ClientSession } from 'mongodb';
 
 /** Server error codes this library acts on (mongod's error_codes.yml). */
-export const ServerCode = {
+const ServerCode = {
   IllegalOperation: 20,
   MaxTimeMSExpired: 50,
   NoSuchTransaction: 251,

@@ -55,7 +55,7 @@ export type WithOpId<O> = O & { readonly opId: string };
 export type WithoutOpId<O> = O & { readonly opId?: undefined };
 
 export const OP_ID_OPTIONS = ['opId', 'opIdLog'] as const;
-export const DEFAULT_OP_ID_LOG = { field: '_opIds', size: 50 } as const;
+const DEFAULT_OP_ID_LOG = { field: '_opIds', size: 50 } as const;
 
 /** A validated op id guard. */
 export interface OpGuard {
@@ -108,7 +108,7 @@ export function opFilter(guard: OpGuard): Document {
 }
 
 /** The `$push` that records the id, keeping the newest `size`. */
-export function opPush(guard: OpGuard): Document {
+function opPush(guard: OpGuard): Document {
   return { [guard.field]: { $each: [guard.opId], $slice: -guard.size } };
 }
 
