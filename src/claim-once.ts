@@ -130,7 +130,7 @@ export async function claimOnce<TSchema extends Document = Document>(
   }
   const requires =
     options.requires === undefined ? undefined : v.filter(options.requires, 'requires');
-  const session = v.session(options.session);
+  const session = v.session(options.session, collection);
   const op = opGuard(v, options);
   assertNoOverlap(v, op, field, 'field');
   for (const key of Object.keys(set)) assertNoOverlap(v, op, key, `set.${key}`);

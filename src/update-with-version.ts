@@ -188,7 +188,7 @@ function validate<TSchema extends Document>(
   if (options.signal !== undefined && !isAbortSignal(options.signal)) {
     v.fail('signal', `must be an AbortSignal, got ${describe(options.signal)}`);
   }
-  const session = v.session(options.session);
+  const session = v.session(options.session, collection);
   const op = opGuard(v, options);
   assertNoOverlap(v, op, versionField, 'versionField');
   return {
@@ -247,6 +247,7 @@ function checkUpdate(
       operator === '$rename' && typeof target === 'string' ? [path, target] : [path],
     );
     for (const path of written) {
+      v.safeSegments(path, 'update');
       if (overlaps(path, '_id')) {
         v.fail(
           'update',
