@@ -50,7 +50,7 @@ export interface RemoveFromSetWithCapacityOptions<TSchema extends Document = Doc
    * counter counts as 0. Must not overlap `array`.
    */
   readonly counter: string;
-  /** Run inside the caller's session or transaction. */
+  /** Run inside the caller's session or transaction (a session of the collection's own MongoClient). */
   readonly session?: ClientSession;
 }
 

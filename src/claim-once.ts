@@ -38,7 +38,7 @@ export interface ClaimOnceOptions<TSchema extends Document = Document> extends O
   readonly set?: Readonly<Record<string, unknown>>;
   /** An extra condition that must also hold, e.g. `{ isPaid: true }` before finalizing. */
   readonly requires?: Filter<TSchema>;
-  /** Run inside the caller's session or transaction. */
+  /** Run inside the caller's session or transaction (a session of the collection's own MongoClient). */
   readonly session?: ClientSession;
 }
 

@@ -50,7 +50,7 @@ export interface GuardedDecrementOptions<TSchema extends Document = Document> ex
    * @default 0
    */
   readonly floor?: number;
-  /** Run inside the caller's session or transaction. */
+  /** Run inside the caller's session or transaction (a session of the collection's own MongoClient). */
   readonly session?: ClientSession;
 }
 

@@ -121,7 +121,7 @@ export interface UpdateWithVersionOptions<TSchema extends Document = Document> e
   readonly onConflict?: (event: VersionConflictEvent) => void | Promise<void>;
   /** Cancels the call: checked before the first read and before each write, and ends a backoff. */
   readonly signal?: AbortSignal;
-  /** Run inside the caller's session or transaction (see the function's contract). */
+  /** Run inside the caller's session or transaction (of the collection's own MongoClient; see the contract). */
   readonly session?: ClientSession;
 }
 
