@@ -221,6 +221,7 @@ function checkUpdate(
       : 'return an operator update such as { $set: … }, or null to skip';
     return v.fail('update', `returned ${describe(value)}: ${hint}`);
   }
+  v.serialisable(value, 'update');
   const operators = Object.keys(value);
   if (operators.length === 0) {
     v.fail('update', 'returned an empty update: return null to skip instead');

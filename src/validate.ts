@@ -263,6 +263,17 @@ export function validator(primitive: string) {
     },
 
     /**
+     * A value the library sends as given (e.g. the update a callback returned): no cycle, no
+     * nesting deeper than MongoDB allows, no NUL byte in a key, no plain object posing as a BSON
+     * value. Option objects are checked by `options` already.
+     */
+    serialisable<T>(value: T, option: string): T {
+      const problem = structureProblem(value, option);
+      if (problem !== undefined) fail(option, problem);
+      return value;
+    },
+
+    /**
      * A dotted field path such as `'stock'` or `'data.cart'`: no `$`, no empty segment, no NUL
      * byte, no `__proto__`/`constructor`/`prototype` segment (see `safeSegments`).
      */

@@ -590,6 +590,9 @@ describe('what stays accepted, and reads that never follow inherited properties'
     ['$set constructor', { constructor: 1 }],
     ['$set prototype.x', { 'prototype.x': 1 }],
     ['$set a NUL byte', { 'a\0b': 1 }],
+    ['$set a cyclic value', { a: cyclic() }],
+    ['$set a value 200 levels deep', { a: deep(200) }],
+    ['$set a fake ObjectId', { a: fakeObjectId() }],
   ])(
     'updateWithVersion: a callback update with %s → option "update", only the read sent',
     async (_label, fields) => {
