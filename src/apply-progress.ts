@@ -354,7 +354,7 @@ function validate<TSchema extends Document>(collection: Collection<TSchema>, raw
     badges = { field: badgesRaw.field as string, rules };
   }
 
-  const session = v.session(options.session);
+  const session = v.session(options.session, collection);
   const op = opGuard(v, options);
   for (const [path, option] of written) assertNoOverlap(v, op, path, option);
   if (level !== undefined) assertNoOverlap(v, op, level.counter, 'level.counter');

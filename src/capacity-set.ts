@@ -50,7 +50,7 @@ export interface RemoveFromSetWithCapacityOptions<TSchema extends Document = Doc
    * counter counts as 0. Must not overlap `array`.
    */
   readonly counter: string;
-  /** Run inside the caller's session or transaction. */
+  /** Run inside the caller's session or transaction (a session of the collection's own MongoClient). */
   readonly session?: ClientSession;
 }
 
@@ -116,6 +116,7 @@ interface Membership {
 /** Validation shared by both functions, in the order the options are documented. */
 function validateMembership<TSchema extends Document>(
   v: Validator,
+  collection: Collection<TSchema>,
   options: RemoveFromSetWithCapacityOptions<TSchema>,
   known: readonly string[],
 ): Membership {
@@ -128,7 +129,7 @@ function validateMembership<TSchema extends Document>(
   if (overlaps(counter, array)) {
     v.fail('counter', `overlaps the array "${array}": the counter must be a field of its own`);
   }
-  const session = v.session(options.session);
+  const session = v.session(options.session, collection);
   const op = opGuard(v, options);
   assertNoOverlap(v, op, array, 'array');
   assertNoOverlap(v, op, counter, 'counter');
@@ -222,7 +223,7 @@ export async function addToSetWithCapacity<TSchema extends Document = Document>(
 ): Promise<AddToSetWithCapacityResult<TSchema> | AlreadyApplied<TSchema>> {
   const v = validator('addToSetWithCapacity');
   v.collection(collection);
-  const m = validateMembership(v, options, ADD_OPTIONS);
+  const m = validateMembership(v, collection, options, ADD_OPTIONS);
   const room = roomExpression(v, options.capacity, m);
   const sessionOption = m.session === undefined ? {} : { session: m.session };
 
@@ -302,7 +303,7 @@ export async function removeFromSetWithCapacity<TSchema extends Document = Docum
 ): Promise<RemoveFromSetWithCapacityResult<TSchema> | AlreadyApplied<TSchema>> {
   const v = validator('removeFromSetWithCapacity');
   v.collection(collection);
-  const m = validateMembership(v, options, REMOVE_OPTIONS);
+  const m = validateMembership(v, collection, options, REMOVE_OPTIONS);
   const sessionOption = m.session === undefined ? {} : { session: m.session };
 
   const statement = guarded(

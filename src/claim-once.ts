@@ -38,7 +38,7 @@ export interface ClaimOnceOptions<TSchema extends Document = Document> extends O
   readonly set?: Readonly<Record<string, unknown>>;
   /** An extra condition that must also hold, e.g. `{ isPaid: true }` before finalizing. */
   readonly requires?: Filter<TSchema>;
-  /** Run inside the caller's session or transaction. */
+  /** Run inside the caller's session or transaction (a session of the collection's own MongoClient). */
   readonly session?: ClientSession;
 }
 
@@ -130,7 +130,7 @@ export async function claimOnce<TSchema extends Document = Document>(
   }
   const requires =
     options.requires === undefined ? undefined : v.filter(options.requires, 'requires');
-  const session = v.session(options.session);
+  const session = v.session(options.session, collection);
   const op = opGuard(v, options);
   assertNoOverlap(v, op, field, 'field');
   for (const key of Object.keys(set)) assertNoOverlap(v, op, key, `set.${key}`);

@@ -50,7 +50,7 @@ export interface GuardedDecrementOptions<TSchema extends Document = Document> ex
    * @default 0
    */
   readonly floor?: number;
-  /** Run inside the caller's session or transaction. */
+  /** Run inside the caller's session or transaction (a session of the collection's own MongoClient). */
   readonly session?: ClientSession;
 }
 
@@ -129,7 +129,7 @@ export async function guardedDecrement<TSchema extends Document = Document>(
   const filter = v.filter(options.filter);
   const { field, floor } = validateCommon(v, options);
   const amount = v.positiveNumber(options.amount, 'amount');
-  const session = v.session(options.session);
+  const session = v.session(options.session, collection);
   const op = opGuard(v, options);
   assertNoOverlap(v, op, field, 'field');
   const sessionOption = session === undefined ? {} : { session };
@@ -302,7 +302,7 @@ export async function guardedDecrementAll<TSchema extends Document = Document>(
         'applies only with "client"; the caller owns the transaction of "session"',
       );
     }
-    const session = v.session(options.session)!;
+    const session = v.session(options.session, collection)!;
     if (!session.inTransaction()) {
       v.fail(
         'session',

@@ -296,7 +296,7 @@ function validate<TSchema extends Document>(
 
   const max = options.max === undefined ? {} : record(options.max, 'max');
   for (const [key, value] of Object.entries(max)) {
-    const step = inc[key];
+    const step = Object.hasOwn(inc, key) ? inc[key] : undefined;
     if (step === undefined) {
       v.fail(`max.${key}`, `must be a key of inc (${Object.keys(inc).join(', ')})`);
     } else if (v.finiteNumber(value, `max.${key}`) < step) {
@@ -309,7 +309,7 @@ function validate<TSchema extends Document>(
   }
 
   const upsert = options.upsert === undefined ? false : v.boolean(options.upsert, 'upsert');
-  const session = v.session(options.session);
+  const session = v.session(options.session, collection);
   const op = opGuard(v, options);
   assertNoOverlap(v, op, array, 'array');
   return {

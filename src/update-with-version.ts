@@ -121,7 +121,7 @@ export interface UpdateWithVersionOptions<TSchema extends Document = Document> e
   readonly onConflict?: (event: VersionConflictEvent) => void | Promise<void>;
   /** Cancels the call: checked before the first read and before each write, and ends a backoff. */
   readonly signal?: AbortSignal;
-  /** Run inside the caller's session or transaction (see the function's contract). */
+  /** Run inside the caller's session or transaction (of the collection's own MongoClient; see the contract). */
   readonly session?: ClientSession;
 }
 
@@ -188,7 +188,7 @@ function validate<TSchema extends Document>(
   if (options.signal !== undefined && !isAbortSignal(options.signal)) {
     v.fail('signal', `must be an AbortSignal, got ${describe(options.signal)}`);
   }
-  const session = v.session(options.session);
+  const session = v.session(options.session, collection);
   const op = opGuard(v, options);
   assertNoOverlap(v, op, versionField, 'versionField');
   return {
@@ -221,6 +221,7 @@ function checkUpdate(
       : 'return an operator update such as { $set: … }, or null to skip';
     return v.fail('update', `returned ${describe(value)}: ${hint}`);
   }
+  v.serialisable(value, 'update');
   const operators = Object.keys(value);
   if (operators.length === 0) {
     v.fail('update', 'returned an empty update: return null to skip instead');
@@ -247,6 +248,7 @@ function checkUpdate(
       operator === '$rename' && typeof target === 'string' ? [path, target] : [path],
     );
     for (const path of written) {
+      v.safeSegments(path, 'update');
       if (overlaps(path, '_id')) {
         v.fail(
           'update',

@@ -4,6 +4,12 @@
  *
  * Driver objects are recognised by shape, not `instanceof`, so that an application with two
  * copies of the driver (or a Mongoose connection's underlying driver) still works.
+ *
+ * Options often come straight from a request body, so every check assumes hostile input: path
+ * segments that reach a JavaScript prototype (`__proto__`, `constructor`, `prototype`), NUL
+ * bytes, plain objects posing as BSON values, NaN hidden in a BSON number, cyclic or absurdly
+ * deep objects. Each is refused here, before a command is built, never left for the driver's
+ * serialiser (a bare RangeError or BSONError) or the server to find.
  */
 import type {
   Binary,
@@ -18,6 +24,7 @@ import type {
   ObjectId,
 } from 'mongodb';
 import { InvalidArgumentError } from './errors.js';
+import { bsonType } from './values.js';
 
 /** A value that identifies something or names a state; see `isScalar`. */
 export type ScalarValue =
@@ -35,12 +42,27 @@ export type ScalarValue =
 /** Scalar types accepted as identity values (element match keys, claim states). */
 const SCALAR_BSON_TYPES = new Set(['ObjectId', 'Decimal128', 'Binary', 'Long', 'Int32', 'Double']);
 
+/**
+ * Path segments and field names that name a JavaScript prototype. To MongoDB they are ordinary
+ * field names, but a document rebuilt or read along them in JavaScript reaches
+ * `Object.prototype` (pollution of the whole process) or inherited members.
+ */
+const PROTOTYPE_NAMES = new Set(['__proto__', 'constructor', 'prototype']);
+
+/**
+ * How deeply an option's objects and arrays may nest. MongoDB stores documents nested at most
+ * 100 levels; a filter or value nested deeper cannot be a sensible request (the library nests
+ * it a few levels further inside its own command), and a cyclic one cannot be serialised.
+ */
+const MAX_DEPTH = 100;
+
 export function describe(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
   if (value instanceof Date) return Number.isNaN(value.getTime()) ? 'an invalid Date' : 'a Date';
-  const bsonType = (value as { _bsontype?: unknown } | undefined)?._bsontype;
-  if (typeof bsonType === 'string') return `a ${bsonType}`;
+  const type = bsonType(value);
+  if (type !== undefined)
+    return `a ${type}${isFiniteBson(value, type) ? '' : ` (${String(value)})`}`;
   if (typeof value === 'number') return Number.isNaN(value) ? 'NaN' : String(value);
   if (typeof value === 'string') return `the string ${JSON.stringify(value)}`;
   return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
@@ -50,6 +72,18 @@ export function isPlainObject(value: unknown): value is Record<string, unknown> 
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
   const proto = Object.getPrototypeOf(value);
   return proto === Object.prototype || proto === null;
+}
+
+/**
+ * False for a BSON number holding NaN or ±Infinity (`new Double(NaN)`,
+ * `Decimal128.fromString('Infinity')`): valid BSON, but never equal to itself (NaN) or a
+ * sensible identity, state or amount. Decimal128 is judged by its own text, not by converting
+ * to a double (which would turn a finite 1E+6000 into Infinity).
+ */
+function isFiniteBson(value: unknown, type: string): boolean {
+  if (type === 'Double') return Number.isFinite((value as Double).value);
+  if (type === 'Decimal128') return !/^-?(NaN|Inf)/i.test(String(value));
+  return true;
 }
 
 /** A value that identifies something: string, finite number, boolean, Date, ObjectId, Decimal128, UUID/Binary, Long. */
@@ -62,12 +96,44 @@ export function isScalar(value: unknown): boolean {
       return Number.isFinite(value);
     case 'object': {
       if (value instanceof Date) return !Number.isNaN(value.getTime());
-      const bsonType = (value as { _bsontype?: unknown } | null)?._bsontype;
-      return typeof bsonType === 'string' && SCALAR_BSON_TYPES.has(bsonType);
+      const type = bsonType(value);
+      return type !== undefined && SCALAR_BSON_TYPES.has(type) && isFiniteBson(value, type);
     }
     default:
       return false;
   }
+}
+
+/**
+ * The problem with an option's value as a whole, or undefined: walks plain objects and arrays
+ * (BSON values, Dates, sessions and other class instances are leaves) looking for a cycle,
+ * nesting deeper than MAX_DEPTH, a key holding a NUL byte (BSON keys are NUL-terminated) and
+ * plain objects that carry a `_bsontype` key (a JSON body posing as a BSON value).
+ */
+function structureProblem(root: unknown, option: string): string | undefined {
+  const ancestors = new Set<object>();
+  const visit = (value: unknown, at: string, depth: number): string | undefined => {
+    if (typeof value !== 'object' || value === null) return undefined;
+    const array = Array.isArray(value);
+    if (!array && !isPlainObject(value)) return undefined;
+    if (ancestors.has(value)) return `is cyclic (${at} refers back to an enclosing object)`;
+    if (depth > MAX_DEPTH) return `nests deeper than ${MAX_DEPTH} levels (at ${at})`;
+    if (!array && Object.hasOwn(value, '_bsontype')) {
+      return `holds a plain object with a "_bsontype" key at ${at}, which is not a BSON value (build BSON values with the driver's classes)`;
+    }
+    ancestors.add(value);
+    try {
+      for (const key of Object.keys(value)) {
+        if (key.includes('\0')) return `has a field name with a NUL byte at ${at}`;
+        const problem = visit((value as Record<string, unknown>)[key], `${at}.${key}`, depth + 1);
+        if (problem !== undefined) return problem;
+      }
+    } finally {
+      ancestors.delete(value);
+    }
+    return undefined;
+  };
+  return visit(root, option, 1);
 }
 
 /** Validation helpers bound to one primitive's name, for its error messages. */
@@ -79,8 +145,29 @@ export function validator(primitive: string) {
   return {
     fail,
 
+    /**
+     * The options object, and every plain object or array in it: no cycle, no nesting deeper
+     * than MongoDB allows, no NUL byte in a key, no plain object posing as a BSON value. The
+     * error names the option (for an array of objects, down to the element's key, e.g.
+     * `items.0.filter`).
+     */
     options<T>(value: T): NonNullable<T> {
       if (!isPlainObject(value)) fail('options', `must be an object, got ${describe(value)}`);
+      for (const [key, inner] of Object.entries(value as object)) {
+        // Name `items.0.filter` rather than `items`: an element's keys are options too.
+        if (Array.isArray(inner)) {
+          for (const [index, element] of inner.entries()) {
+            if (!isPlainObject(element)) continue;
+            for (const [elementKey, member] of Object.entries(element)) {
+              const option = `${key}.${index}.${elementKey}`;
+              const problem = structureProblem(member, option);
+              if (problem !== undefined) fail(option, problem);
+            }
+          }
+        }
+        const problem = structureProblem(inner, key);
+        if (problem !== undefined) fail(key, problem);
+      }
       return value as NonNullable<T>;
     },
 
@@ -109,7 +196,20 @@ export function validator(primitive: string) {
       return value as MongoClient;
     },
 
-    session(value: ClientSession | undefined, option = 'session'): ClientSession | undefined {
+    /**
+     * A live session of the MongoClient that `collection` belongs to. A driver ClientSession
+     * and a driver Collection both hold their MongoClient in a `client` property (internal in
+     * the driver's types, present in 6.x and 7.x): an object without one is no ClientSession,
+     * whatever methods it has, and a session of another client would run the statements
+     * outside the caller's transaction (or fail on the server after earlier ones were sent).
+     * A collection wrapper that does not expose its client (not a driver Collection) is only
+     * checked for a genuine session.
+     */
+    session(
+      value: ClientSession | undefined,
+      collection: object,
+      option = 'session',
+    ): ClientSession | undefined {
       if (value === undefined) return undefined;
       const candidate = value as Partial<ClientSession> | null;
       if (
@@ -119,6 +219,21 @@ export function validator(primitive: string) {
         typeof candidate.endSession !== 'function'
       ) {
         fail(option, `must be a ClientSession (client.startSession()), got ${describe(value)}`);
+      }
+      const owner = (value as { client?: unknown }).client;
+      if (
+        typeof owner !== 'object' ||
+        owner === null ||
+        typeof (owner as Partial<MongoClient>).startSession !== 'function'
+      ) {
+        fail(option, 'must be a ClientSession started by client.startSession(), not a look-alike');
+      }
+      const collectionClient = (collection as { client?: unknown }).client;
+      if (collectionClient !== undefined && collectionClient !== owner) {
+        fail(
+          option,
+          'belongs to another MongoClient than the collection: start it from the client the collection was obtained from',
+        );
       }
       if (value.hasEnded) fail(option, 'is a session that has already ended');
       return value;
@@ -132,6 +247,8 @@ export function validator(primitive: string) {
       if (Object.keys(value).length === 0) {
         fail(option, 'must not be empty: it selects the document to change');
       }
+      const problem = structureProblem(value, option);
+      if (problem !== undefined) fail(option, problem);
       return value;
     },
 
@@ -140,10 +257,26 @@ export function validator(primitive: string) {
       if (!isPlainObject(value)) {
         return fail(option, `must be an object of fields, got ${describe(value)}`);
       }
+      const problem = structureProblem(value, option);
+      if (problem !== undefined) fail(option, problem);
       return value;
     },
 
-    /** A dotted field path such as `'stock'` or `'data.cart'`: no `$`, no empty segment. */
+    /**
+     * A value the library sends as given (e.g. the update a callback returned): no cycle, no
+     * nesting deeper than MongoDB allows, no NUL byte in a key, no plain object posing as a BSON
+     * value. Option objects are checked by `options` already.
+     */
+    serialisable<T>(value: T, option: string): T {
+      const problem = structureProblem(value, option);
+      if (problem !== undefined) fail(option, problem);
+      return value;
+    },
+
+    /**
+     * A dotted field path such as `'stock'` or `'data.cart'`: no `$`, no empty segment, no NUL
+     * byte, no `__proto__`/`constructor`/`prototype` segment (see `safeSegments`).
+     */
     path(value: unknown, option: string): string {
       if (typeof value !== 'string' || value.length === 0) {
         return fail(option, `must be a non-empty field path string, got ${describe(value)}`);
@@ -156,6 +289,27 @@ export function validator(primitive: string) {
             `must not contain operators or positional segments: ${JSON.stringify(value)}`,
           );
       }
+      return this.safeSegments(value, option);
+    },
+
+    /**
+     * Refuses a path (or field name) the library could not handle safely in JavaScript: a NUL
+     * byte (BSON field names end at one, so the server would see another name) or a segment
+     * `__proto__`, `constructor` or `prototype`. Those are ordinary field names to MongoDB, but
+     * rebuilding or reading a returned document along them reaches `Object.prototype`: a
+     * `__proto__.isAdmin` counter would set `isAdmin` on every object of the process.
+     */
+    safeSegments(value: string, option: string): string {
+      if (value.includes('\0'))
+        fail(option, `must not contain a NUL byte: ${JSON.stringify(value)}`);
+      for (const segment of value.split('.')) {
+        if (PROTOTYPE_NAMES.has(segment)) {
+          fail(
+            option,
+            `must not use the field name "${segment}", which names a JavaScript prototype: ${JSON.stringify(value)}`,
+          );
+        }
+      }
       return value;
     },
 
@@ -167,24 +321,19 @@ export function validator(primitive: string) {
       return path;
     },
 
-    /** A single field name (no dots, no `$`), e.g. a key of `match` or `inc`. */
+    /** A single field name (no dots, no `$`, none of `safeSegments`), e.g. a key of `match` or `inc`. */
     fieldName(value: string, option: string): string {
-      if (
-        value.length === 0 ||
-        value.includes('.') ||
-        value.startsWith('$') ||
-        value.includes('\0')
-      ) {
+      if (value.length === 0 || value.includes('.') || value.startsWith('$')) {
         fail(option, 'must be a plain field name (no ".", no leading "$")');
       }
-      return value;
+      return this.safeSegments(value, option);
     },
 
     scalar(value: unknown, option: string): unknown {
       if (!isScalar(value)) {
         fail(
           option,
-          `must be a string, finite number, boolean, Date, ObjectId, Decimal128, Long or UUID/Binary, got ${describe(value)}`,
+          `must be a string, finite number, boolean, Date, ObjectId, Decimal128, Long or UUID/Binary (finite, built with the driver's classes), got ${describe(value)}`,
         );
       }
       return value;
