@@ -11,8 +11,8 @@
  * by exactly one of them.
  */
 import type { ClientSession, Collection, Document, Filter, WithId } from 'mongodb';
-import { primaryRead } from './driver.js';
 import { MongoAtomicsError } from './errors.js';
+import { readWithVerdicts } from './failure-read.js';
 import {
   type AlreadyApplied,
   assertNoOverlap,
@@ -21,9 +21,9 @@ import {
   type OpIdOptions,
   opFilter,
   opGuard,
+  opQuestion,
   opRecordExpression,
   type WithoutOpId,
-  wasApplied,
 } from './op-log.js';
 import { describe, isPlainObject, validator } from './validate.js';
 import { numericValue } from './values.js';
@@ -213,13 +213,15 @@ export async function applyProgress<TSchema extends Document = Document>(
   // Without an opId only `filter` guards the update: nothing matched, nothing to read.
   if (plan.op === undefined) return { outcome: 'notFound' };
   // From the primary (unless in a transaction): a stale secondary could miss the recorded id.
-  const current = await collection.findOne(
-    plan.filter as Filter<TSchema>,
-    primaryRead(plan.session),
+  // The server tells whether the id is recorded, under the collation its guard used.
+  const read = await readWithVerdicts(
+    PRIMITIVE,
+    collection,
+    plan.filter,
+    { applied: opQuestion(plan.op) },
+    plan.session,
   );
-  if (current !== null && wasApplied(plan.op, current)) {
-    return { outcome: 'alreadyApplied', document: current };
-  }
+  if (read?.verdicts.applied) return { outcome: 'alreadyApplied', document: read.document };
   // Also when a matching document appeared after the update ran: it did not match then.
   return { outcome: 'notFound' };
 }

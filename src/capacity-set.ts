@@ -14,7 +14,7 @@
  * headers): the counter is kept in step with the array, never recomputed from it.
  */
 import type { ClientSession, Collection, Document, Filter, WithId } from 'mongodb';
-import { primaryRead } from './driver.js';
+import { holdsExpression, readWithVerdicts } from './failure-read.js';
 import {
   type AlreadyApplied,
   assertNoOverlap,
@@ -23,11 +23,10 @@ import {
   type OpGuard,
   type OpIdOptions,
   opGuard,
+  opQuestion,
   type WithoutOpId,
-  wasApplied,
 } from './op-log.js';
 import { type ScalarValue, type Validator, validator } from './validate.js';
-import { getField, numericValue, sameScalar } from './values.js';
 
 export interface RemoveFromSetWithCapacityOptions<TSchema extends Document = Document>
   extends OpIdOptions {
@@ -161,17 +160,6 @@ function roomExpression(v: Validator, capacity: unknown, m: Membership): Documen
 }
 
 /**
- * Is `member` in the array at `path` of `doc`? Mirrors the server's `{ [path]: member }`: an
- * element equal to it, or (for a non-array value) the value itself.
- */
-function holds(doc: Document, path: string, member: unknown): boolean {
-  const value = getField(doc, path);
-  return Array.isArray(value)
-    ? value.some((element) => sameScalar(element, member))
-    : sameScalar(value, member);
-}
-
-/**
  * Adds `member` to the array at `array` and increments `counter`, only if the member is not
  * there yet and the counter is below `capacity`.
  *
@@ -240,29 +228,27 @@ export async function addToSetWithCapacity<TSchema extends Document = Document>(
     );
     if (added !== null) return { outcome: 'added', document: added };
 
-    const current = await collection.findOne(m.filter as Filter<TSchema>, primaryRead(m.session));
-    if (current === null) return { outcome: 'notFound' };
-    if (wasApplied(m.op, current)) return { outcome: 'alreadyApplied', document: current };
-    if (holds(current, m.array, m.member)) return { outcome: 'alreadyMember', document: current };
+    // The server answers each question with the comparisons (and collation) its guard used.
+    const read = await readWithVerdicts(
+      'addToSetWithCapacity',
+      collection,
+      m.filter,
+      { applied: opQuestion(m.op), member: holdsExpression(m.array, m.member), room },
+      m.session,
+    );
+    if (read === null) return { outcome: 'notFound' };
+    const { document, verdicts } = read;
+    if (verdicts.applied) return { outcome: 'alreadyApplied', document };
+    if (verdicts.member) return { outcome: 'alreadyMember', document };
     // `full` only when the read shows it. A read that shows a place the update did not see
     // means a member left in between (e.g. this one's earlier registration was cancelled):
     // try again, a bounded number of times.
-    if (!showsRoom(current, m.counter, options.capacity) || attempt >= MAX_ADD_ATTEMPTS) {
-      return { outcome: 'full', document: current };
-    }
+    if (!verdicts.room || attempt >= MAX_ADD_ATTEMPTS) return { outcome: 'full', document };
   }
 }
 
 /** Attempts of an add whose failure read keeps showing room (see addToSetWithCapacity). */
 const MAX_ADD_ATTEMPTS = 3;
-
-/** Does `doc` show a free place? Mirrors the guard: missing counter = 0, capacity a number. */
-function showsRoom(doc: Document, counter: string, capacity: number | string): boolean {
-  const raw = getField(doc, counter);
-  const count = raw === undefined || raw === null ? 0 : numericValue(raw);
-  const limit = typeof capacity === 'number' ? capacity : numericValue(getField(doc, capacity));
-  return count !== undefined && limit !== undefined && count < limit;
-}
 
 /**
  * Removes `member` from the array at `array` and decrements `counter`, releasing its place,
@@ -318,8 +304,14 @@ export async function removeFromSetWithCapacity<TSchema extends Document = Docum
   );
   if (removed !== null) return { outcome: 'removed', document: removed };
 
-  const current = await collection.findOne(m.filter as Filter<TSchema>, primaryRead(m.session));
-  if (current === null) return { outcome: 'notFound' };
-  if (wasApplied(m.op, current)) return { outcome: 'alreadyApplied', document: current };
-  return { outcome: 'notMember', document: current };
+  const read = await readWithVerdicts(
+    'removeFromSetWithCapacity',
+    collection,
+    m.filter,
+    { applied: opQuestion(m.op) },
+    m.session,
+  );
+  if (read === null) return { outcome: 'notFound' };
+  if (read.verdicts.applied) return { outcome: 'alreadyApplied', document: read.document };
+  return { outcome: 'notMember', document: read.document };
 }

@@ -7,7 +7,7 @@
  * exactly one matches and wins; the others learn why they lost from one read.
  */
 import type { ClientSession, Collection, Document, Filter, WithId } from 'mongodb';
-import { primaryRead } from './driver.js';
+import { holdsExpression, readWithVerdicts } from './failure-read.js';
 import {
   type AlreadyApplied,
   assertNoOverlap,
@@ -15,11 +15,11 @@ import {
   OP_ID_OPTIONS,
   type OpIdOptions,
   opGuard,
+  opQuestion,
   type WithoutOpId,
-  wasApplied,
 } from './op-log.js';
 import { type ScalarValue, validator } from './validate.js';
-import { getField, sameScalar } from './values.js';
+import { sameScalar } from './values.js';
 
 export interface ClaimOnceOptions<TSchema extends Document = Document> extends OpIdOptions {
   /** Identifies the document to claim, e.g. `{ _id: orderId }`. */
@@ -149,10 +149,17 @@ export async function claimOnce<TSchema extends Document = Document>(
   });
   if (claimed !== null) return { outcome: 'claimed', document: claimed };
 
-  const current = await collection.findOne(filter as Filter<TSchema>, primaryRead(session));
-  if (current === null) return { outcome: 'notFound' };
-  if (wasApplied(op, current)) return { outcome: 'alreadyApplied', document: current };
-  if (sameScalar(getField(current, field), to))
-    return { outcome: 'alreadyClaimed', document: current };
-  return { outcome: 'preconditionFailed', document: current };
+  // The server decides, with the collation its guard used (see failure-read.ts).
+  const read = await readWithVerdicts(
+    'claimOnce',
+    collection,
+    filter,
+    { applied: opQuestion(op), claimed: holdsExpression(field, to) },
+    session,
+  );
+  if (read === null) return { outcome: 'notFound' };
+  const { document, verdicts } = read;
+  if (verdicts.applied) return { outcome: 'alreadyApplied', document };
+  if (verdicts.claimed) return { outcome: 'alreadyClaimed', document };
+  return { outcome: 'preconditionFailed', document };
 }

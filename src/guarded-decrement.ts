@@ -24,6 +24,7 @@ import {
   MongoAtomicsError,
   RetryBudgetExhaustedError,
 } from './errors.js';
+import { readWithVerdicts } from './failure-read.js';
 import {
   type AlreadyApplied,
   assertNoOverlap,
@@ -31,8 +32,8 @@ import {
   OP_ID_OPTIONS,
   type OpIdOptions,
   opGuard,
+  opQuestion,
   type WithoutOpId,
-  wasApplied,
 } from './op-log.js';
 import { type WithRetryingTransactionOptions, withRetryingTransaction } from './transaction.js';
 import { type Validator, validator } from './validate.js';
@@ -146,16 +147,16 @@ export async function guardedDecrement<TSchema extends Document = Document>(
   );
   if (updated !== null) return { outcome: 'decremented', document: updated };
 
-  // With an opId the whole document is read: `alreadyApplied` returns it.
-  const current = await collection.findOne(filter as Filter<TSchema>, {
-    ...(op === undefined ? { projection: { [field]: 1 } } : {}),
-    ...primaryRead(session),
-  });
-  if (current === null) return { outcome: 'notFound' };
-  if (wasApplied(op, current)) {
-    return { outcome: 'alreadyApplied', document: current };
-  }
-  return { outcome: 'insufficient', available: availableIn(current, field, floor) };
+  const read = await readWithVerdicts(
+    'guardedDecrement',
+    collection,
+    filter,
+    { applied: opQuestion(op) },
+    session,
+  );
+  if (read === null) return { outcome: 'notFound' };
+  if (read.verdicts.applied) return { outcome: 'alreadyApplied', document: read.document };
+  return { outcome: 'insufficient', available: availableIn(read.document, field, floor) };
 }
 
 export interface DecrementItem<TSchema extends Document = Document> {

@@ -14,8 +14,8 @@
  * document can receive while a client may still retry.
  */
 import type { Document, WithId } from 'mongodb';
+import { holdsExpression } from './failure-read.js';
 import type { Validator } from './validate.js';
-import { getField } from './values.js';
 
 /** Where the applied ids are kept. */
 export interface OpIdLogOptions {
@@ -141,9 +141,11 @@ export function opRecordExpression(guard: OpGuard): Document {
   };
 }
 
-/** Did `doc` already record this id? */
-export function wasApplied(guard: OpGuard | undefined, doc: Document): boolean {
-  if (guard === undefined) return false;
-  const log = getField(doc, guard.field);
-  return Array.isArray(log) && log.includes(guard.opId);
+/**
+ * The failure read's question "has this document already recorded the id?", asked of the
+ * server (see failure-read.ts): the exact negation of `opFilter`'s `$ne`, under the same
+ * collation. Nothing is asked without a guard.
+ */
+export function opQuestion(guard: OpGuard | undefined): Document | undefined {
+  return guard === undefined ? undefined : holdsExpression(guard.field, guard.opId);
 }

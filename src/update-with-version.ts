@@ -10,8 +10,8 @@
  * re-reads the document and computes again, after a backoff, within an attempt cap.
  */
 import type { ClientSession, Collection, Document, Filter, UpdateFilter, WithId } from 'mongodb';
-import { primaryRead } from './driver.js';
 import { GiveUpReason, RetryBudgetExhaustedError } from './errors.js';
+import { readWithVerdicts } from './failure-read.js';
 import {
   type AlreadyApplied,
   assertNoOverlap,
@@ -20,8 +20,8 @@ import {
   type OpGuard,
   type OpIdOptions,
   opGuard,
+  opQuestion,
   type WithoutOpId,
-  wasApplied,
 } from './op-log.js';
 import {
   backoffDelay,
@@ -362,15 +362,16 @@ export async function updateWithVersion<TSchema extends Document = Document>(
   const sessionOption = s.session === undefined ? {} : { session: s.session };
   // From the primary: a stale secondary would hand the callback an old version, whose write
   // could only conflict (or report notFound for a document just inserted).
-  const read = () => collection.findOne(s.filter as Filter<TSchema>, primaryRead(s.session));
+  // The server tells whether the op id is recorded, under the collation the write's guard uses.
+  const read = () =>
+    readWithVerdicts(PRIMITIVE, collection, s.filter, { applied: opQuestion(op) }, s.session);
 
-  let current = await read();
+  let latest = await read();
   let conflict: VersionConflict | undefined;
   for (let attempt = 1; ; attempt += 1) {
-    if (current === null) return { outcome: 'notFound' };
-    if (wasApplied(op, current)) {
-      return { outcome: 'alreadyApplied', document: current };
-    }
+    if (latest === null) return { outcome: 'notFound' };
+    const current = latest.document;
+    if (latest.verdicts.applied) return { outcome: 'alreadyApplied', document: current };
     const version = versionOf(v, current, versionField);
     if (conflict !== undefined && conflict.attempt >= s.maxAttempts) {
       throw new RetryBudgetExhaustedError(
@@ -414,6 +415,6 @@ export async function updateWithVersion<TSchema extends Document = Document>(
       await s.onConflict?.({ ...conflict, delayMs });
       await sleep(delayMs, signal ?? new AbortController().signal);
     }
-    current = await read();
+    latest = await read();
   }
 }
