@@ -594,7 +594,7 @@ const EXPRESSION_OVERRIDES: Record<string, ExprFn> = {
     );
   },
   $arrayToObject: (obj, expr, options) => {
-    const input = evalExpr(obj, expr, options);
+    const input = singleArg(obj, expr, options);
     const renamed = Array.isArray(input)
       ? input.map((item: unknown) => {
           if (Array.isArray(item) && typeof item[0] === 'string')
