@@ -244,3 +244,22 @@ describe('aggregation', () => {
     expect(own(built[0], '__proto__', 'isAdmin')).toBe(1);
   });
 });
+
+// Manual: reference/command/getParameter and setParameter. A parameter name is looked up among
+// the server's parameters; `constructor` is no more a parameter than any other unknown name.
+describe('server parameters', () => {
+  it('getParameter and setParameter treat constructor and toString as unknown names', async () => {
+    const admin = t.client.db('admin');
+    const unknownGet = await admin
+      .command({ getParameter: 1, noSuchParameterXyz: 1 })
+      .catch((e) => e);
+    for (const name of ['constructor', 'toString']) {
+      const get = await admin.command({ getParameter: 1, [name]: 1 }).catch((e) => e);
+      expect(get.code).toBe(unknownGet.code);
+      expect(get.code).toBeDefined();
+      const set = await admin.command({ setParameter: 1, [name]: 5 }).catch((e) => e);
+      expect(set.code).toBeDefined();
+      expect(set.errmsg).toContain(`unrecognized parameter [${name}]`);
+    }
+  });
+});
