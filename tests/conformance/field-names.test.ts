@@ -100,7 +100,7 @@ describe('storing and reading', () => {
     );
     const byProto = await coll.find({}, { sort: { '__proto__.k': 1 } }).toArray();
     expect(byProto.map((d) => d._id)).toEqual([2, 3, 1]);
-    const byCtor = await coll.find({}, { sort: { constructor: -1 } }).toArray();
+    const byCtor = await coll.find({}, { sort: doc('{"constructor":-1}') }).toArray();
     expect(byCtor.map((d) => d._id)).toEqual([2, 1, 3]);
     expect((await coll.distinct('__proto__.k')).sort()).toEqual([1, 2, 3]);
     const inclusion = await coll.findOne({ _id: 1 }, { projection: { '__proto__.k': 1 } });

@@ -5,7 +5,7 @@
  * main process (tests/support/global-setup.ts), where a test fork cannot see its prototypes.
  * After every test this process's Object.prototype must be exactly as it was.
  */
-import type { Document } from 'bson';
+import { type Document, serialize } from 'bson';
 import { afterEach, describe, expect, it } from 'vitest';
 import { runPipeline } from '../../offline-server/src/aggregate.js';
 import { indexKeys } from '../../offline-server/src/index-keys.js';
@@ -17,6 +17,7 @@ import {
 } from '../../offline-server/src/query.js';
 import { applyUpdate, upsertSeedDocument } from '../../offline-server/src/update.js';
 import { cloneDocument, compareValues, getPathValues } from '../../offline-server/src/values.js';
+import { OpCode, parseFrame } from '../../offline-server/src/wire.js';
 import { serverError } from './helpers.js';
 
 const prototypeNames = Object.getOwnPropertyNames(Object.prototype).sort();
@@ -122,7 +123,11 @@ describe('queries, projections, sorts and index keys', () => {
   });
 
   it('sorts, distinct values and index keys treat a missing constructor as missing', () => {
-    const docs = [{ _id: 1, constructor: 'b' }, { _id: 2 }, { _id: 3, constructor: 'a' }];
+    const docs: Document[] = [
+      { _id: 1, constructor: 'b' },
+      { _id: 2 },
+      { _id: 3, constructor: 'a' },
+    ];
     expect([...docs].sort(compareBySort({ constructor: 1 })).map((d) => d._id)).toEqual([2, 3, 1]);
     expect(getPathValues({ _id: 1 }, 'constructor.name')).toEqual([]);
     expect(indexKeys({ _id: 1 }, { constructor: 1 })).toEqual(
@@ -192,5 +197,33 @@ describe('expressions and aggregation through mingo', () => {
     );
     expect(error.message).toContain("'constructor'");
     expect(error.message).toContain('$densify');
+  });
+});
+
+describe('wire', () => {
+  // OP_MSG (mongodb-wire-protocol "Kind 1: Document Sequence"): the identifier names a command
+  // field; one named `__proto__` is that field, not the command object's prototype.
+  it('an OP_MSG document sequence named __proto__ becomes an own field of the command', () => {
+    const body = Buffer.from(serialize({ insert: 'c', $db: 'd' }));
+    const item = Buffer.from(serialize({ _id: 1 }));
+    const name = Buffer.from('__proto__\0');
+    const sequence = Buffer.alloc(4);
+    sequence.writeInt32LE(4 + name.length + item.length);
+    const payload = Buffer.concat([
+      Buffer.from([0, 0, 0, 0]), // flags
+      Buffer.from([0]),
+      body,
+      Buffer.from([1]),
+      sequence,
+      name,
+      item,
+    ]);
+    const header = Buffer.alloc(16);
+    header.writeInt32LE(16 + payload.length, 0);
+    header.writeInt32LE(7, 4);
+    header.writeInt32LE(OpCode.MSG, 12);
+    const { command } = parseFrame(Buffer.concat([header, payload]));
+    expect(Object.getPrototypeOf(command)).toBe(Object.prototype);
+    expect(Object.getOwnPropertyDescriptor(command, '__proto__')?.value).toEqual([{ _id: 1 }]);
   });
 });
