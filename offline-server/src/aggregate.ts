@@ -9,6 +9,7 @@
 import type { Document } from 'bson';
 import { Aggregator } from 'mingo/aggregator';
 import { ErrorCode, ServerError } from './errors.js';
+import { decodeValue, encodePipeline, encodeValue } from './mingo-names.js';
 import { asServerError, mingoOptions, pinNow } from './query.js';
 import { KNOWN_STAGES } from './update.js';
 import { cloneDocument, isPlainObject } from './values.js';
@@ -65,8 +66,11 @@ export function runPipeline(docs: Document[], pipeline: Document[]): Document[] 
   }
   pipeline.forEach(validateStage);
   try {
-    const aggregator = new Aggregator(pinNow(pipeline, new Date()), mingoOptions());
-    return aggregator.run(docs.map(cloneDocument)) as Document[];
+    // Special field names are renamed for mingo and back (mingo-names.ts).
+    const aggregator = new Aggregator(encodePipeline(pinNow(pipeline, new Date())), mingoOptions());
+    return decodeValue(
+      aggregator.run(docs.map((doc) => encodeValue(cloneDocument(doc)))) as Document[],
+    );
   } catch (error) {
     throw asServerError(error);
   }

@@ -22,16 +22,26 @@ import * as windowOperators from 'mingo/operators/window';
 import type { Options } from 'mingo/types';
 import { ErrorCode, ServerError } from './errors.js';
 import {
+  decodeName,
+  decodeValue,
+  encodeExpression,
+  encodeName,
+  encodeValue,
+  encodeVariables,
+} from './mingo-names.js';
+import {
   addNumbers,
   bsonTypeName,
   canonicalRank,
   compareValues,
   EMPTY_ARRAY_SORT_KEY,
+  getField,
   getPathValues,
   isArrayIndex,
   isNumeric,
   isPlainObject,
   multiplyNumbers,
+  setField,
   splitPath,
   toDouble,
   valueKey,
@@ -574,6 +584,28 @@ const EXPRESSION_OVERRIDES: Record<string, ExprFn> = {
     }
     return list.some((v) => valuesEqual(v, item));
   },
+  // Field names become string values and back: keep them real outside the renaming of
+  // mingo-names.ts (`{k: "constructor"}`, not the renamed form).
+  $objectToArray: (obj, expr, options) => {
+    const result = expressionOperators.$objectToArray(obj, expr, options);
+    if (!Array.isArray(result)) return result;
+    return result.map((e: unknown) =>
+      isPlainObject(e) && typeof e.k === 'string' ? { k: decodeName(e.k), v: e.v } : e,
+    );
+  },
+  $arrayToObject: (obj, expr, options) => {
+    const input = singleArg(obj, expr, options);
+    const renamed = Array.isArray(input)
+      ? input.map((item: unknown) => {
+          if (Array.isArray(item) && typeof item[0] === 'string')
+            return [encodeName(item[0]), ...item.slice(1)];
+          if (isPlainObject(item) && typeof item.k === 'string')
+            return { ...item, k: encodeName(item.k) };
+          return item;
+        })
+      : input;
+    return expressionOperators.$arrayToObject(obj, { $literal: renamed }, options);
+  },
 };
 
 type AccumulatorFn = (collection: Document[], expr: unknown, options: Options) => unknown;
@@ -608,13 +640,18 @@ const PIPELINE_OVERRIDES: Record<string, PipelineFn> = {
     if (!isPlainObject(expr))
       throw new ServerError(15959, 'the match filter must be an expression in an object');
     const test = compileFilter(expr);
-    return collection.filter((doc: Document) => test(doc));
+    // Documents inside mingo carry renamed special field names (mingo-names.ts).
+    return collection.filter((doc: Document) => test(decodeValue(doc)));
   },
   $sort: (collection, expr) => {
     if (!isPlainObject(expr))
       throw new ServerError(15973, 'the $sort key specification must be an object');
     const cmp = compareBySort(expr);
-    return Lazy((collection.collect() as Document[]).slice().sort(cmp));
+    const pairs = (collection.collect() as Document[]).map((doc): [Document, Document] => [
+      decodeValue(doc),
+      doc,
+    ]);
+    return Lazy(pairs.sort((a, b) => cmp(a[0], b[0])).map(([, doc]) => doc));
   },
 };
 
@@ -636,7 +673,12 @@ export function mingoOptions(variables?: Document): Partial<Options> {
 /** Evaluates an aggregation expression against a document (`$$ROOT` is the document). */
 export function evaluateExpression(doc: Document, expr: unknown, variables?: Document): unknown {
   try {
-    return evalExpr(doc, expr, mingoOptions(variables) as Options);
+    const result = evalExpr(
+      encodeValue(doc),
+      encodeExpression(expr),
+      mingoOptions(encodeVariables(variables)) as Options,
+    );
+    return decodeValue(result);
   } catch (error) {
     throw asServerError(error);
   }
@@ -659,7 +701,7 @@ export function pinNow<T>(value: T, now: Date): T {
     if (isPlainObject(v)) {
       if ('$literal' in v) return v;
       const out: Document = {};
-      for (const [k, x] of Object.entries(v)) out[k] = walk(x);
+      for (const [k, x] of Object.entries(v)) setField(out, k, walk(x));
       return out;
     }
     return v;
@@ -889,7 +931,12 @@ export function applyProjection(
   const parsed = parseProjection(projection);
   const positional = filter ? compileFilter(filter).positionalIndex(doc) : undefined;
   const out = projectNode(doc, doc, parsed.root, parsed.inclusion, positional) as Document;
-  if (parsed.inclusion && !parsed.excludeId && doc._id !== undefined && !('_id' in out)) {
+  if (
+    parsed.inclusion &&
+    !parsed.excludeId &&
+    doc._id !== undefined &&
+    !Object.hasOwn(out, '_id')
+  ) {
     return { _id: doc._id, ...out };
   }
   if (parsed.excludeId) delete out._id;
@@ -903,37 +950,37 @@ function projectNode(
   inclusion: boolean,
   positional: number | undefined,
 ): Document {
-  const out: Document = {};
-  if (!inclusion) Object.assign(out, value);
+  // A spread (not Object.assign, which assigns through the `__proto__` setter) copies own fields.
+  const out: Document = inclusion ? {} : { ...value };
   // Inclusion keeps the document's field order; computed fields not in the document come last.
   const keys = inclusion
     ? [
         ...Object.keys(value).filter((k) => node.has(k)),
-        ...[...node.keys()].filter((k) => !(k in value)),
+        ...[...node.keys()].filter((k) => !Object.hasOwn(value, k)),
       ]
     : [...node.keys()];
   for (const key of keys) {
     const spec = node.get(key) as ProjectionNode | ProjectionLeaf;
-    const current = value[key];
+    const current = getField(value, key);
     if (spec instanceof Map) {
       const projected = projectSub(root, current, spec, inclusion, positional);
-      if (projected !== undefined) out[key] = projected;
+      if (projected !== undefined) setField(out, key, projected);
       else delete out[key];
       continue;
     }
     switch (spec.kind) {
       case 'include':
-        if (current !== undefined) out[key] = current;
+        if (current !== undefined) setField(out, key, current);
         break;
       case 'exclude':
         delete out[key];
         break;
       case 'slice':
-        if (current !== undefined) out[key] = applySlice(current, spec);
+        if (current !== undefined) setField(out, key, applySlice(current, spec));
         break;
       case 'elemMatch': {
         const match = Array.isArray(current) ? current.find(spec.test) : undefined;
-        if (match !== undefined) out[key] = [match];
+        if (match !== undefined) setField(out, key, [match]);
         else delete out[key];
         break;
       }
@@ -944,14 +991,17 @@ function projectNode(
             "Executor error during find command :: caused by :: positional operator '.$' couldn't find a matching element in the array",
           );
         }
-        out[key] = [current[positional]];
+        setField(out, key, [current[positional]]);
         break;
       }
       case 'expression':
-        out[key] =
+        setField(
+          out,
+          key,
           typeof spec.expr === 'string' || isPlainObject(spec.expr) || Array.isArray(spec.expr)
             ? evaluateExpression(root, spec.expr)
-            : spec.expr;
+            : spec.expr,
+        );
         break;
     }
   }

@@ -268,7 +268,9 @@ class Dispatcher {
   private getParameter(command: Document): Document {
     const reply: Document = {};
     for (const key of Object.keys(command)) {
-      if (key in PARAMETER_DEFAULTS) reply[key] = this.parameters[key as ParameterName];
+      // Own names only: `constructor` or `toString` is no parameter, whatever objects inherit.
+      if (Object.hasOwn(PARAMETER_DEFAULTS, key))
+        reply[key] = this.parameters[key as ParameterName];
     }
     if (Object.keys(reply).length === 0)
       throw new ServerError(ErrorCode.InvalidOptions, 'no option found to get');
@@ -279,7 +281,7 @@ class Dispatcher {
     const reply: Document = {};
     for (const [key, value] of Object.entries(command)) {
       if (key === 'setParameter' || key.startsWith('$') || key === 'lsid') continue;
-      if (!(key in PARAMETER_DEFAULTS)) {
+      if (!Object.hasOwn(PARAMETER_DEFAULTS, key)) {
         throw new ServerError(
           ErrorCode.InvalidOptions,
           `attempted to set unrecognized parameter [${key}], use help:true to see options`,

@@ -15,7 +15,7 @@
 import { type Document, UUID } from 'bson';
 import { ErrorCode, ServerError } from './errors.js';
 import { indexKeys, matchesPartialFilter } from './index-keys.js';
-import { formatValue, getPath, getPathValues, valueKey } from './values.js';
+import { formatValue, getPath, getPathValues, setField, valueKey } from './values.js';
 
 export interface IndexSpec {
   readonly v: 2;
@@ -347,7 +347,7 @@ export function writeConflict(): ServerError {
 
 export function duplicateKey(collection: Collection, index: IndexSpec, doc: Document): ServerError {
   const keyValue: Document = {};
-  for (const path of Object.keys(index.key)) keyValue[path] = getPath(doc, path) ?? null;
+  for (const path of Object.keys(index.key)) setField(keyValue, path, getPath(doc, path) ?? null);
   return new ServerError(
     ErrorCode.DuplicateKey,
     `E11000 duplicate key error collection: ${collection.ns} index: ${index.name} dup key: ${formatValue(keyValue)}`,

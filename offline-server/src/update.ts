@@ -13,6 +13,7 @@
 import { Decimal128, type Document, Long, serialize, Timestamp } from 'bson';
 import { Aggregator } from 'mingo/aggregator';
 import { ErrorCode, ServerError } from './errors.js';
+import { decodeValue, encodePipeline, encodeValue, encodeVariables } from './mingo-names.js';
 import {
   asServerError,
   compareBySort,
@@ -29,10 +30,12 @@ import {
   compareValues,
   formatElement,
   formatValue,
+  getField,
   isArrayIndex,
   isNumeric,
   isPlainObject,
   multiplyNumbers,
+  setField,
   splitPath,
   toDouble,
   toExactNumber,
@@ -197,8 +200,12 @@ function applyPipelineUpdate(
   }
   let output: unknown[];
   try {
-    const aggregator = new Aggregator(pinNow(pipeline, new Date()), mingoOptions(variables));
-    output = aggregator.run([cloneDocument(doc)]);
+    // Special field names are renamed for mingo and back (mingo-names.ts).
+    const aggregator = new Aggregator(
+      encodePipeline(pinNow(pipeline, new Date())),
+      mingoOptions(encodeVariables(variables)),
+    );
+    output = decodeValue(aggregator.run([encodeValue(cloneDocument(doc))]));
   } catch (error) {
     throw asServerError(error);
   }
@@ -816,7 +823,9 @@ function locate(root: Document, parts: readonly string[], mode: LocateMode): Slo
       throw notViable(part, containerName, container);
     }
     if (i === parts.length - 1) return { parent: container, key: part };
-    const child: unknown = (container as Document)[part];
+    const child: unknown = Array.isArray(container)
+      ? container[Number(part)]
+      : getField(container, part);
     if (child === undefined) {
       if (mode !== 'create') return undefined;
       const created: Document = {};
@@ -839,12 +848,14 @@ function setIn(container: Document | unknown[], key: string, value: unknown): vo
     while (container.length < index) container.push(null);
     container[index] = value;
   } else {
-    container[key] = value;
+    setField(container, key, value);
   }
 }
 
 function getIn(slot: Slot): unknown {
-  return (slot.parent as Document)[slot.key];
+  return Array.isArray(slot.parent)
+    ? slot.parent[Number(slot.key)]
+    : getField(slot.parent, slot.key);
 }
 
 function idElement(ctx: ApplyContext): string {
@@ -1011,7 +1022,7 @@ function applyRename(root: Document, from: string[], to: string[]): void {
           `The ${which} field cannot be an array element, '${parts.join('.')}' in doc with ${parts[i - 1]}: ${formatValue(value)}`,
         );
       }
-      value = isPlainObject(value) ? value[parts[i] as string] : undefined;
+      value = isPlainObject(value) ? getField(value, parts[i] as string) : undefined;
       if (value === undefined) return;
     }
   };
@@ -1073,16 +1084,16 @@ export function upsertSeedDocument(filter: Document): Document {
     const parts = splitPath(path);
     let node = seed;
     for (const part of parts.slice(0, -1)) {
-      const next = node[part];
+      const next = getField(node, part);
       if (isPlainObject(next)) {
         node = next;
       } else {
         const created: Document = {};
-        node[part] = created;
+        setField(node, part, created);
         node = created;
       }
     }
-    node[parts[parts.length - 1] as string] = cloneDocument(value);
+    setField(node, parts[parts.length - 1] as string, cloneDocument(value));
   }
   return seed._id === undefined ? seed : withIdFirst(seed, seed);
 }

@@ -22,6 +22,24 @@ function tagOf(value: unknown): string | undefined {
   return typeof tag === 'string' ? tag : undefined;
 }
 
+/**
+ * Field names are plain strings in MongoDB: `__proto__`, `constructor`, `prototype` and
+ * `toString` are ordinary names (manual, core/document "Field Names": the only restrictions are
+ * `_id`, a leading `$` and `.`), and js-bson deserialises `__proto__` as an own property. So the
+ * server reads a document field only when it is the document's own (an inherited
+ * `Object.prototype.constructor` is a missing field, not a function), and writes with
+ * `defineProperty`, never `doc[name] = v`, which for `__proto__` would replace the object's
+ * prototype instead of storing a field (and, on a shared prototype, pollute the process).
+ */
+export function getField(doc: object, name: string): unknown {
+  return Object.hasOwn(doc, name) ? (doc as Document)[name] : undefined;
+}
+
+/** Stores field `name` as an own, enumerable property (keeps its position when it exists). */
+export function setField(doc: object, name: string, value: unknown): void {
+  Object.defineProperty(doc, name, { value, writable: true, enumerable: true, configurable: true });
+}
+
 export function isPlainObject(value: unknown): value is Document {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
   if (value instanceof Date || value instanceof RegExp || tagOf(value) !== undefined) return false;
@@ -348,6 +366,10 @@ function sign(n: number): number {
 }
 
 /** Objects compare element by element: canonical type, then field name, then value. */
+function unmarked(name: string): string {
+  return name.charCodeAt(0) === 0 ? name.slice(1) : name;
+}
+
 function compareEntries(a: [string, unknown][], b: [string, unknown][]): number {
   const n = Math.min(a.length, b.length);
   for (let i = 0; i < n; i++) {
@@ -355,7 +377,8 @@ function compareEntries(a: [string, unknown][], b: [string, unknown][]): number 
     const [kb, vb] = b[i] as [string, unknown];
     const byType = canonicalRank(va) - canonicalRank(vb);
     if (byType !== 0) return sign(byType);
-    const byName = compareStrings(ka, kb);
+    // Inside mingo, special names carry a leading NUL (mingo-names.ts); they order as the name.
+    const byName = compareStrings(unmarked(ka), unmarked(kb));
     if (byName !== 0) return byName;
     const byValue = compareValues(va, vb);
     if (byValue !== 0) return byValue;
@@ -628,7 +651,7 @@ export function getPath(doc: unknown, path: string | readonly string[]): unknown
       if (!isArrayIndex(part)) return undefined;
       current = current[Number(part)];
     } else if (isPlainObject(current)) {
-      current = Object.hasOwn(current, part) ? current[part] : undefined;
+      current = getField(current, part);
     } else {
       return undefined;
     }
@@ -681,7 +704,7 @@ function cloneValue(value: unknown): unknown {
   if (tag !== undefined) return value;
   if (ArrayBuffer.isView(value)) return (value as Uint8Array).slice();
   const out: Document = {};
-  for (const [k, v] of Object.entries(value)) out[k] = cloneValue(v);
+  for (const [k, v] of Object.entries(value)) setField(out, k, cloneValue(v));
   return out;
 }
 

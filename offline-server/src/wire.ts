@@ -4,6 +4,7 @@
  * https://www.mongodb.com/docs/manual/reference/mongodb-wire-protocol/
  */
 import { type Document, deserialize, serialize } from 'bson';
+import { setField } from './values.js';
 
 export const OpCode = { REPLY: 1, QUERY: 2004, COMPRESSED: 2012, MSG: 2013 } as const;
 
@@ -101,7 +102,8 @@ function parseMsg(frame: Buffer, requestId: number): Request {
     }
   }
   if (body === undefined) throw new Error('OP_MSG without a body section');
-  for (const [identifier, documents] of sequences) body[identifier] = documents;
+  // The identifier comes off the wire: define it (a `__proto__` sequence is a field, as in mongod).
+  for (const [identifier, documents] of sequences) setField(body, identifier, documents);
   return {
     requestId,
     opCode: OpCode.MSG,
