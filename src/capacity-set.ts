@@ -14,6 +14,7 @@
  * headers): the counter is kept in step with the array, never recomputed from it.
  */
 import type { ClientSession, Collection, Document, Filter, WithId } from 'mongodb';
+import { GiveUpReason, RetryBudgetExhaustedError } from './errors.js';
 import { holdsExpression, readWithVerdicts } from './failure-read.js';
 import {
   type AlreadyApplied,
@@ -173,9 +174,13 @@ function roomExpression(v: Validator, capacity: unknown, m: Membership): Documen
  * - **Round trips**: success: 1 (`findAndModify`). Failure: 2, the second a `find` that tells
  *   apart `notFound`, then, in this order, `alreadyApplied` (the op id is in the log),
  *   `alreadyMember` (wins over `full`) and `full`. `full` is returned only when that read shows
- *   no place; if it shows one (a member left between the update and the read), the add is
- *   tried again, at most 3 times in all. The read is informational: a place may free up right
- *   after it.
+ *   no place. The read is informational: a place may free up right after it.
+ * - **Contention**: a failure read that shows a place means the set changed between the update
+ *   and the read (a place was taken, then freed): the add is tried again (another
+ *   `findAndModify` + `find`), at most 3 tries in all. When all 3 lose that way, the call throws
+ *   RetryBudgetExhaustedError (reason `maxAttempts`, `attempts` 3, no `cause`) after 6 round
+ *   trips, nothing written: the set is changing faster than the add can be checked, and no
+ *   outcome would be true (the update saw no place, the read saw one). Call again later.
  * - **`opId`**: also guarded by "this id not yet applied", and the id is `$push`ed onto the op
  *   id log in the same update (no extra round trip); a repeat resolves `alreadyApplied`
  *   (checked first on the failure read) and changes nothing. An attempt that resolved `full`
@@ -196,6 +201,10 @@ function roomExpression(v: Validator, capacity: unknown, m: Membership): Documen
  *   capacity: 'capacity',
  * });
  * if (result.outcome === 'full') return res.status(409).send('sold out');
+ *
+ * @throws InvalidArgumentError for invalid options, before anything is sent.
+ * @throws RetryBudgetExhaustedError (reason `maxAttempts`) when 3 tries in a row saw no place
+ *   while the read after each showed one (see Contention); nothing was written.
  */
 export function addToSetWithCapacity<TSchema extends Document = Document>(
   collection: Collection<TSchema>,
@@ -220,6 +229,7 @@ export async function addToSetWithCapacity<TSchema extends Document = Document>(
     { $and: [m.filter, { [m.array]: { $ne: m.member } }, { $expr: room }] },
     { $inc: { [m.counter]: 1 }, $addToSet: { [m.array]: m.member } },
   );
+  const started = performance.now();
   for (let attempt = 1; ; attempt++) {
     const added = await collection.findOneAndUpdate(
       statement.filter as Filter<TSchema>,
@@ -242,12 +252,24 @@ export async function addToSetWithCapacity<TSchema extends Document = Document>(
     if (verdicts.member) return { outcome: 'alreadyMember', document };
     // `full` only when the read shows it. A read that shows a place the update did not see
     // means a member left in between (e.g. this one's earlier registration was cancelled):
-    // try again, a bounded number of times.
-    if (!verdicts.room || attempt >= MAX_ADD_ATTEMPTS) return { outcome: 'full', document };
+    // try again, a bounded number of times. Past that, answering `full` would contradict the
+    // read and `added` did not happen: say that the set is too contended instead.
+    if (!verdicts.room) return { outcome: 'full', document };
+    if (attempt >= MAX_ADD_ATTEMPTS) {
+      throw new RetryBudgetExhaustedError(
+        `addToSetWithCapacity: ${attempt} attempts found no place, yet every read afterwards showed one: the set is changing faster than the add can be checked; nothing was written`,
+        {
+          reason: GiveUpReason.MaxAttempts,
+          attempts: attempt,
+          elapsedMs: Math.round(performance.now() - started),
+          cause: undefined,
+        },
+      );
+    }
   }
 }
 
-/** Attempts of an add whose failure read keeps showing room (see addToSetWithCapacity). */
+/** Tries of an add whose failure read keeps showing room (see addToSetWithCapacity). */
 const MAX_ADD_ATTEMPTS = 3;
 
 /**

@@ -78,6 +78,21 @@ export function isDuplicateKeyError(error: unknown): boolean {
 }
 
 /**
+ * A write whose reply carried a write concern error (driver: MongoWriteConcernError, the reply
+ * kept as `result`): the server reports that error only after the write applied on the
+ * primary, so the write DID happen, unconfirmed (a failover may still roll it back). Returns
+ * the reply's `n` (for an update: the documents matched), or undefined for any other error.
+ */
+export function writeConcernErrorMatched(error: unknown): number | undefined {
+  const candidate = shape(error) as { writeConcernError?: unknown; result?: unknown } | undefined;
+  if (typeof candidate?.writeConcernError !== 'object' || candidate.writeConcernError === null) {
+    return undefined;
+  }
+  const n = (candidate.result as { n?: unknown } | null | undefined)?.n;
+  return typeof n === 'number' ? n : undefined;
+}
+
+/**
  * A standalone mongod refusing a transaction: IllegalOperation (20) "Transaction numbers are
  * only allowed on a replica set member or mongos". Driver 7 rethrows that reply as "This
  * MongoDB deployment does not support retryable writes…" (no code, the reply kept as

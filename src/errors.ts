@@ -114,23 +114,32 @@ export class IdempotencyKeyConflictError extends MongoAtomicsError {
 }
 
 /**
- * `fn` ran, but its result could not be stored under the idempotency key (a value MongoDB
- * cannot store, a lost connection). The work WAS done: do not treat this as "nothing
- * happened". The key stays in progress until its lease ends; after that a duplicate may run
- * `fn` again. `value` is what `fn` returned; `cause` why storing it failed.
+ * `fn` ran, but its result was not stored durably under the idempotency key. The work WAS
+ * done: do not treat this as "nothing happened". `value` is what `fn` returned; `cause` why
+ * storing it failed. Two cases, told apart by `written`:
+ * - `written: false` (a value MongoDB cannot store, a lost connection): the key stays in
+ *   progress until its lease ends; after that a duplicate may run `fn` again.
+ * - `written: true`: the completion applied on the primary but came back with a write concern
+ *   error. Duplicates are replayed `value`, unless a failover rolls the write back, in which
+ *   case the key is in progress again until its lease ends.
  */
 export class IdempotencyResultNotStoredError extends MongoAtomicsError {
   override readonly name = 'IdempotencyResultNotStoredError';
   readonly key: string;
   readonly value: unknown;
+  /** The completion applied on the primary, its write concern unconfirmed (see above). */
+  readonly written: boolean;
 
-  constructor(key: string, value: unknown, cause: unknown) {
+  constructor(key: string, value: unknown, cause: unknown, written = false) {
     super(
-      `idempotency key ${JSON.stringify(key)}: fn ran, but its result could not be stored; the key stays in progress until its lease ends`,
+      written
+        ? `idempotency key ${JSON.stringify(key)}: fn ran and its result was written, but the write concern was not confirmed; duplicates replay it unless a failover rolls the write back`
+        : `idempotency key ${JSON.stringify(key)}: fn ran, but its result could not be stored; the key stays in progress until its lease ends`,
       { cause },
     );
     this.key = key;
     this.value = value;
+    this.written = written;
   }
 }
 

@@ -30,10 +30,18 @@
  * - **Completion**: `updateOne({ _id, owner: me, state: 'inProgress' }, { $set: { state:
  *   'completed', value, completedAt, expiresAt: now + retentionMs } })`. Matching nothing means
  *   the lease was taken over while `fn` ran, so `fn` has run twice: reported as `leaseLost: true`,
- *   never hidden. `leaseMs` must exceed `fn`'s worst-case duration (see `leaseMs`).
+ *   never hidden. `leaseMs` must exceed `fn`'s worst-case duration (see `leaseMs`). If the
+ *   completion fails, `fn`'s work is not undone: IdempotencyResultNotStoredError carries
+ *   `value`, and the key is not released (an immediate retry would run `fn` again). With
+ *   `written: false` (nothing stored: a lost connection, a value MongoDB refuses) the key stays
+ *   in progress until the lease ends. With `written: true` the completion applied but came
+ *   back with a write concern error: the record says `completed` and duplicates replay `value`
+ *   unless a failover rolls the write back. A write concern error on a completion that matched
+ *   nothing is the lost lease above (`leaseLost: true`).
  * - **Failure**: `fn` threw: `deleteOne({ _id, owner: me, state: 'inProgress' })` releases the key
- *   so a retry can run, and the error is rethrown unchanged (the same object). A failed release
- *   is not reported (it would replace your error): the key then frees itself when the lease ends.
+ *   so a retry can run, and the error is rethrown unchanged (the same object). The release waits
+ *   at most 1 s (`maxTimeMS`). A failed release is not reported (it would replace your error):
+ *   the key then frees itself when the lease ends.
  * - **Transaction mode** (`client` given): the claim is made outside the transaction, so that
  *   duplicates see it at once. Then, through withRetryingTransaction, each attempt runs
  *   1. a *fence*: `updateOne({ _id, owner: me, state: 'inProgress' }, { $inc: { fence: 1 } })`
@@ -47,6 +55,14 @@
  *      writes commit together or not at all. No crash window: a process that dies before the
  *      commit leaves neither (the claim stays `inProgress` until its lease ends).
  *   If the transaction fails (fn's error, retry budget spent), the key is released as above.
+ *   A commit that fails without a label (e.g. refused by the server) can leave the transaction
+ *   open on the server, still holding the record: the release then gives up after its 1 s
+ *   instead of waiting for the server to time the transaction out
+ *   (`transactionLifetimeLimitSeconds`, 60 s by default), the commit error is rethrown, and the
+ *   key frees itself once the server has aborted the transaction and the lease has ended.
+ * - **`client`** must be the MongoClient the collection was obtained from (compared with the
+ *   collection's own client): another one is refused with InvalidArgumentError before anything
+ *   is sent, since the transaction would not cover the records.
  * - **Round trips** (fn's own commands not counted): executed: 2 (`insert`, `update`); replayed,
  *   inProgress, fingerprint conflict: 2 (`insert`, `find`), plus 1 `find` per `wait` poll; fn
  *   threw: 2 (`insert`, `delete`); takeover: 4 (`insert`, `find`, `findAndModify`, `update`).
@@ -63,7 +79,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { ClientSession, Collection, Document, MongoClient } from 'mongodb';
-import { isDuplicateKeyError, isMaxTimeMSExpired } from './driver.js';
+import { isDuplicateKeyError, isMaxTimeMSExpired, writeConcernErrorMatched } from './driver.js';
 import {
   IdempotencyKeyConflictError,
   IdempotencyResultNotStoredError,
@@ -97,6 +113,11 @@ const MAX_TIMER_MS = 2_147_483_647;
  * `inProgress` after this; with `wait`, the remaining wait time is used instead.
  */
 const TAKEOVER_MAX_TIME_MS = 1_000;
+/**
+ * How long releasing a key after a failure may wait for a transaction that still holds the
+ * record (see release): as long as a takeover waits, then the key frees itself later.
+ */
+const RELEASE_MAX_TIME_MS = TAKEOVER_MAX_TIME_MS;
 /**
  * Claims and takeovers in a row that found the key freshly claimed by another caller, each time
  * without waiting. Each one means another caller made progress, so this is never reached in
@@ -211,7 +232,8 @@ export interface WithIdempotencyKeyOptions<T> extends IdempotencyCommonOptions {
 export interface WithIdempotencyKeyTransactionOptions<T> extends IdempotencyCommonOptions {
   /**
    * The client that owns `collection`: `fn` and the stored result run in one transaction of
-   * its own, so they commit together. Needs a replica set.
+   * its own, so they commit together. Needs a replica set. Another client than the
+   * collection's is refused (InvalidArgumentError, nothing sent).
    */
   readonly client: MongoClient;
   /** Retry budget, backoff, hooks and signal of the transaction runner. */
@@ -366,6 +388,18 @@ async function validateTransactionOptions(
   return value as WithRetryingTransactionOptions;
 }
 
+/**
+ * The MongoClient a driver Collection belongs to: its internal `client` (driver 6 and 7 set it
+ * from the Db), else its Db's public `client`. Undefined when the object does not say (a
+ * wrapper): the ownership check is then skipped rather than guessed.
+ */
+function clientOf(collection: unknown): unknown {
+  const candidate = collection as { client?: unknown; db?: { client?: unknown } };
+  if (typeof candidate.client === 'object' && candidate.client !== null) return candidate.client;
+  const viaDb = candidate.db?.client;
+  return typeof viaDb === 'object' && viaDb !== null ? viaDb : undefined;
+}
+
 async function validate(collection: unknown, options: unknown): Promise<Settings> {
   v.collection(collection as Collection);
   const o = v.options(options as Record<string, unknown>);
@@ -402,6 +436,13 @@ async function validate(collection: unknown, options: unknown): Promise<Settings
     }
   } else {
     client = v.client(o.client as MongoClient);
+    const owner = clientOf(collection);
+    if (owner !== undefined && owner !== client) {
+      v.fail(
+        'client',
+        'is not the MongoClient that owns the collection: the transaction would run on another client than the records; pass the client the collection was obtained from',
+      );
+    }
     transaction = await validateTransactionOptions(client, o.transaction);
   }
   return { key, fn, fingerprint, leaseMs, retentionMs, wait, client, transaction };
@@ -434,7 +475,10 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
  * @throws InvalidArgumentError before anything is sent, for invalid arguments.
  * @throws IdempotencyKeyConflictError when the key was used with another fingerprint.
  * @throws fn's own error, unchanged (the key is released first).
- * @throws RetryBudgetExhaustedError, TransactionsUnsupportedError in transaction mode.
+ * @throws IdempotencyResultNotStoredError when fn ran but storing its value failed (`value`,
+ *   `written`; see Completion in the module comment).
+ * @throws RetryBudgetExhaustedError, TransactionsUnsupportedError in transaction mode; a commit
+ *   error that is not retryable, unchanged (the key is released, see Transaction mode).
  */
 export function withIdempotencyKey<T>(
   collection: IdempotencyCollection,
@@ -605,10 +649,18 @@ function ours(key: string, owner: string): Document {
   return { _id: key, owner, state: IdempotencyState.InProgress };
 }
 
-/** Releases our claim after a failure. Its own failure is not reported (see the contract). */
+/**
+ * Releases our claim after a failure. Its own failure is not reported (see the contract).
+ *
+ * Bounded by RELEASE_MAX_TIME_MS: in transaction mode a commit that failed without a label
+ * (the transaction left open on the server) still holds the record through the fence, and a
+ * plain delete would wait until the server times that transaction out
+ * (`transactionLifetimeLimitSeconds`, 60 s by default). Past the bound the key is left to
+ * free itself: the server aborts the transaction, then our lease ends.
+ */
 async function release(records: Collection<IdempotencyRecord>, key: string, owner: string) {
   try {
-    await records.deleteOne(ours(key, owner));
+    await records.deleteOne(ours(key, owner), { maxTimeMS: RELEASE_MAX_TIME_MS });
   } catch {
     // The lease ends on its own; the caller's error matters more than this one.
   }
@@ -650,9 +702,15 @@ async function execute<T>(
   try {
     stored = await records.updateOne(ours(s.key, held.owner), completion(value, s.retentionMs));
   } catch (error) {
+    // A write concern error comes after the write applied on the primary: the record says
+    // `completed` (duplicates replay it) unless a failover rolls it back. Matching nothing
+    // is a lost lease, whatever the write concern did.
+    const matched = writeConcernErrorMatched(error);
+    if (matched === 0) return { outcome: 'executed', value, leaseLost: true, tookOver };
     // fn ran: never let this read as "nothing happened", and do not release the key (an
-    // immediate retry would run fn again); it stays in progress until the lease ends.
-    throw new IdempotencyResultNotStoredError(s.key, value, error);
+    // immediate retry would run fn again); unless written, it stays in progress until the
+    // lease ends.
+    throw new IdempotencyResultNotStoredError(s.key, value, error, matched !== undefined);
   }
   return { outcome: 'executed', value, leaseLost: stored.matchedCount === 0, tookOver };
 }

@@ -12,7 +12,12 @@ import {
   type RemoveFromSetWithCapacityResult,
   removeFromSetWithCapacity,
 } from '../src/capacity-set.js';
-import { InvalidArgumentError, isInvalidArgumentError } from '../src/errors.js';
+import {
+  InvalidArgumentError,
+  isInvalidArgumentError,
+  isRetryBudgetExhaustedError,
+  RetryBudgetExhaustedError,
+} from '../src/errors.js';
 import { useTestDatabase } from './support/mongo.js';
 import { barrier, useRaceClients } from './support/race.js';
 
@@ -397,6 +402,102 @@ describe('capacity set round trips', () => {
       ['removed', 'findAndModify'],
       ['alreadyApplied', 'findAndModify', 'find'],
     ]);
+  });
+});
+
+/**
+ * An event whose last place is taken just before each of the add's updates and freed just
+ * before each of its failure reads, `losses` times (another client does both, as concurrent
+ * requests would): every such try sees no place at the update and one at the read.
+ */
+function churning(coll: Collection<Event>, losses: number) {
+  const other = race.all[0]!.db(t.db.databaseName).collection<Event>(coll.collectionName);
+  const churn = { array: 'registration_ids', counter: 'tickets_sold', filter: { _id: 'e1' } };
+  let takes = 0;
+  let frees = 0;
+  const proxy = new Proxy(coll, {
+    get(target, property, receiver) {
+      if (property === 'findOneAndUpdate') {
+        return async (...args: Parameters<typeof target.findOneAndUpdate>) => {
+          if (takes < losses) {
+            takes += 1;
+            const taken = await addToSetWithCapacity(other, {
+              ...churn,
+              member: 'other',
+              capacity: 'capacity',
+            });
+            expect(taken.outcome).toBe('added');
+          }
+          return (target.findOneAndUpdate as (...a: unknown[]) => unknown)(...args);
+        };
+      }
+      if (property === 'findOne') {
+        return async (...args: Parameters<typeof target.findOne>) => {
+          if (frees < takes) {
+            frees += 1;
+            const freed = await removeFromSetWithCapacity(other, { ...churn, member: 'other' });
+            expect(freed.outcome).toBe('removed');
+          }
+          return target.findOne(...args);
+        };
+      }
+      return Reflect.get(target, property, receiver);
+    },
+  });
+  return { proxy, tries: () => takes };
+}
+
+describe('addToSetWithCapacity under churn: never full while its read shows a place', () => {
+  const lastPlace = { _id: 'e1', capacity: 1, tickets_sold: 0, registration_ids: [] };
+
+  it('two tries lose (no place at the update, one at the read): the third adds; 6 round trips', async () => {
+    const coll = await events([lastPlace]);
+    const { proxy, tries } = churning(coll, 2);
+    const result = await addToSetWithCapacity(proxy, {
+      ...seat,
+      filter: { _id: 'e1' },
+      member: 'u1',
+    });
+    expect(tries()).toBe(2);
+    expect(result).toEqual({
+      outcome: 'added',
+      document: { _id: 'e1', capacity: 1, tickets_sold: 1, registration_ids: ['u1'] },
+    });
+    expect(t.commands.names()).toEqual([
+      'findAndModify',
+      'find',
+      'findAndModify',
+      'find',
+      'findAndModify',
+    ]);
+  });
+
+  it('every try loses: RetryBudgetExhaustedError (maxAttempts, 3 attempts) after 6 round trips, not a full that the read contradicts; nothing written', async () => {
+    const coll = await events([lastPlace]);
+    const { proxy, tries } = churning(coll, Number.POSITIVE_INFINITY);
+    const error = await addToSetWithCapacity(proxy, {
+      ...seat,
+      filter: { _id: 'e1' },
+      member: 'u1',
+    }).then(
+      (result) => result,
+      (e: unknown) => e,
+    );
+    expect(isRetryBudgetExhaustedError(error)).toBe(true);
+    expect(error).toBeInstanceOf(RetryBudgetExhaustedError);
+    expect(error).toMatchObject({ reason: 'maxAttempts', attempts: 3, cause: undefined });
+    expect((error as Error).message).toMatch(/addToSetWithCapacity: 3 attempts/);
+    expect(tries()).toBe(3);
+    expect(t.commands.names()).toEqual([
+      'findAndModify',
+      'find',
+      'findAndModify',
+      'find',
+      'findAndModify',
+      'find',
+    ]);
+    // The last read freed the place again, and u1 was never added.
+    expect(await find(coll)).toEqual(lastPlace);
   });
 });
 

@@ -62,6 +62,28 @@ describe('claimOnce outcomes', () => {
     });
   });
 
+  it('without `from`: a second claim resolves alreadyClaimed with the current document and changes nothing', async () => {
+    const coll = await orders([{ _id: 'o1', status: 'pending' }]);
+    const claim = (paymentId: string) =>
+      claimOnce(coll, { filter: { _id: 'o1' }, field: 'status', to: 'paid', set: { paymentId } });
+    expect(await claim('first')).toEqual({
+      outcome: 'claimed',
+      document: { _id: 'o1', status: 'paid', paymentId: 'first' },
+    });
+    t.commands.reset();
+    const second = await claim('second');
+    expect(second).toEqual({
+      outcome: 'alreadyClaimed',
+      document: { _id: 'o1', status: 'paid', paymentId: 'first' },
+    });
+    // The default guard (`status` ≠ `to`) refused it in the update itself; one read told why.
+    expect(t.commands.names()).toEqual(['findAndModify', 'find']);
+    expect(t.commands.started[0]?.command.query).toEqual({
+      $and: [{ _id: 'o1' }, { status: { $ne: 'paid' } }],
+    });
+    expect(await coll.findOne({ _id: 'o1' })).toEqual(second.document);
+  });
+
   it('a state outside `from` resolves preconditionFailed', async () => {
     const coll = await orders([{ _id: 'o1', status: 'cancelled' }]);
     const result = await claimOnce(coll, {
@@ -277,6 +299,28 @@ describe('payment verification race (seed 002): 50 concurrent webhook deliveries
       }),
     );
     expect(fulfilled.filter(Boolean).length).toBeGreaterThan(1);
+  });
+
+  it('claimOnce without `from`: exactly one delivery claims the payment, 49 learn it was already claimed', async () => {
+    const name = await pendingOrder();
+    const ready = barrier(WORKERS);
+    const results = await Promise.all(
+      race.all.map(async (client, i) => {
+        const coll = client.db(t.db.databaseName).collection<Order>(name);
+        await ready();
+        return claimOnce(coll, {
+          filter: { _id: 'o1' },
+          field: 'status',
+          to: 'paid',
+          set: { isPaid: true, paymentId: `pay_${i}` },
+        });
+      }),
+    );
+    const claimed = results.filter((r) => r.outcome === 'claimed');
+    expect(claimed).toHaveLength(1);
+    expect(results.filter((r) => r.outcome === 'alreadyClaimed')).toHaveLength(WORKERS - 1);
+    const final = await t.db.collection<Order>(name).findOne({ _id: 'o1' });
+    expect(final).toEqual(claimed[0]?.document);
   });
 
   it('claimOnce: exactly one delivery claims the payment, 49 learn it was already claimed', async () => {

@@ -11,8 +11,10 @@ import type { ClientSession, Collection, MongoClient, MongoServerError } from 'm
 import { afterAll, beforeAll, describe, expect, expectTypeOf, it } from 'vitest';
 import {
   IdempotencyKeyConflictError,
+  type IdempotencyResultNotStoredError,
   InvalidArgumentError,
   isIdempotencyKeyConflictError,
+  isIdempotencyResultNotStoredError,
   isInvalidArgumentError,
   isMongoAtomicsError,
 } from '../src/errors.js';
@@ -711,6 +713,211 @@ describe('transaction mode: a lease lost before the transaction starts', () => {
   });
 });
 
+describe('messages true to the state', () => {
+  const failPoints = useFailPointClients(() => t.db, 'idem-state');
+  /** WriteConcernTimeout (64), as mongod reports it: not retryable, the write applied. */
+  const writeConcernTimeout = {
+    code: 64,
+    codeName: 'WriteConcernTimeout',
+    errmsg: 'waiting for replication timed out',
+    errInfo: { wtimeout: true },
+  };
+
+  it('a completion that applied but came back with a write concern error: written, not "stays in progress"; duplicates replay', async () => {
+    const { client, appName, commands } = await failPoints.appClient();
+    const keys = freshKeys();
+    await failCommand(
+      t.db,
+      { times: 1 },
+      { failCommands: ['update'], writeConcernError: writeConcernTimeout, appName },
+    );
+    commands.reset();
+    const work = counted({ charged: 100 });
+    const error = await rejectionOf(
+      withIdempotencyKey(on(client, keys), { key: 'k', fn: work.fn }),
+    );
+    expect(isIdempotencyResultNotStoredError(error)).toBe(true);
+    const notStored = error as IdempotencyResultNotStoredError;
+    expect(notStored.written).toBe(true);
+    expect(notStored.value).toEqual({ charged: 100 });
+    expect((notStored.cause as { code?: unknown }).code).toBe(64);
+    expect(notStored.message).not.toMatch(/stays in progress/);
+    expect(notStored.message).toMatch(/result was written/);
+    expect(commands.names()).toEqual(['insert', 'update']);
+    // What the message says: the record is completed, and a duplicate replays it.
+    expect(await keys.findOne({ _id: 'k' })).toMatchObject({
+      state: 'completed',
+      value: { charged: 100 },
+    });
+    const duplicate = await withIdempotencyKey(keys, { key: 'k', fn: work.fn });
+    expect(duplicate).toEqual({ outcome: 'replayed', value: { charged: 100 } });
+    expect(work.runs).toBe(1);
+  });
+
+  it('a completion that matched nothing (lease taken over) with a write concern error: leaseLost, as without one', async () => {
+    const { client, appName } = await failPoints.appClient();
+    const keys = freshKeys();
+    const gate = deferred();
+    const firstCall = withIdempotencyKey(on(client, keys), {
+      key: 'k',
+      leaseMs: 100,
+      fn: async () => {
+        await gate.promise;
+        return 'first';
+      },
+    });
+    await sleep(200);
+    const duplicate = await withIdempotencyKey(on(second.client, keys), {
+      key: 'k',
+      leaseMs: 100,
+      fn: async () => 'second',
+    });
+    expect(duplicate).toMatchObject({ outcome: 'executed', tookOver: true });
+    await failCommand(
+      t.db,
+      { times: 1 },
+      { failCommands: ['update'], writeConcernError: writeConcernTimeout, appName },
+    );
+    gate.resolve();
+    expect(await firstCall).toEqual({
+      outcome: 'executed',
+      value: 'first',
+      leaseLost: true,
+      tookOver: false,
+    });
+    expect(await keys.findOne({ _id: 'k' })).toMatchObject({ state: 'completed', value: 'second' });
+  });
+
+  it('transaction mode, a commit error without a label: the error comes back while the server still holds the transaction open (the release does not wait for it to time out)', async () => {
+    const { client, appName, commands } = await failPoints.appClient();
+    const keys = freshKeys();
+    const orders = await freshOrders();
+    // A commit refused with no label: the runner gives up on it, and the server keeps the
+    // transaction (and the fenced record) open until transactionLifetimeLimitSeconds (60 s).
+    await failCommand(
+      t.db,
+      { times: 1 },
+      { failCommands: ['commitTransaction'], errorCode: 2, errorLabels: [], appName },
+    );
+    commands.reset();
+    let lsid: unknown;
+    const error = await rejectionOf(
+      withIdempotencyKey(on(client, keys), {
+        key: 'k',
+        client,
+        fn: async ({ session }) => {
+          lsid = session.id;
+          await on(client, orders).insertOne({ _id: 'o1', total: 5 }, { session });
+          return 'done';
+        },
+      }),
+    );
+    try {
+      expect((error as MongoServerError).code).toBe(2);
+      expect(commands.names()).toEqual([
+        'insert',
+        'update',
+        'insert',
+        'update',
+        'commitTransaction',
+        'delete',
+      ]);
+      // The release was bounded: it gave up instead of waiting for the server's time limit.
+      expect(commands.started.at(-1)?.command.maxTimeMS).toBeGreaterThan(0);
+      // The proof that the call did not wait for the transaction to end: it still holds the
+      // record now, so a plain write on it cannot get through.
+      const blocked = await rejectionOf(keys.deleteOne({ _id: 'k' }, { maxTimeMS: 100 }));
+      expect((blocked as MongoServerError).code).toBe(50);
+      expect(await orders.countDocuments()).toBe(0);
+    } finally {
+      // Abort the left-open transaction now rather than at its time limit.
+      await t.client.db('admin').command({ killSessions: [lsid] });
+    }
+    // Aborted: the business write is gone, and the claim is back as it was before the fence.
+    expect(await orders.countDocuments()).toBe(0);
+    expect(await keys.findOne({ _id: 'k' })).toMatchObject({ state: 'inProgress' });
+  });
+});
+
+describe(`an expired lease found by ${WORKERS} callers at once`, () => {
+  const holderDied = async (keys: Collection<IdempotencyRecord>) => {
+    const past = new Date(Date.now() - 1_000);
+    await keys.insertOne({
+      _id: 'k',
+      state: 'inProgress',
+      owner: 'dead-process',
+      leaseUntil: past,
+      createdAt: past,
+      expiresAt: new Date(Date.now() + 3600_000),
+    });
+  };
+  const collections = (name: string) =>
+    race.all.map((client) => client.db(t.db.databaseName).collection<IdempotencyRecord>(name));
+
+  it('naive "read the expired lease, then take it over by _id": every caller takes it over and runs fn', async () => {
+    const keys = freshKeys();
+    await holderDied(keys);
+    const allRead = barrier(WORKERS);
+    let runs = 0;
+    await Promise.all(
+      collections(keys.collectionName).map(async (coll) => {
+        const record = await coll.findOne({ _id: 'k' });
+        await allRead();
+        if (record === null || (record.leaseUntil?.getTime() ?? 0) > Date.now()) return;
+        const taken = await coll.updateOne(
+          { _id: 'k', state: 'inProgress' },
+          { $set: { owner: String(Math.random()), leaseUntil: new Date(Date.now() + 60_000) } },
+        );
+        if (taken.matchedCount === 1) runs += 1;
+      }),
+    );
+    expect(runs).toBe(WORKERS);
+  });
+
+  it('withIdempotencyKey: all read the expired lease before any takeover; exactly one takes it over and runs fn, the others answer inProgress', async () => {
+    const keys = freshKeys();
+    await holderDied(keys);
+    const allRead = barrier(WORKERS);
+    let runs = 0;
+    const results = await Promise.all(
+      collections(keys.collectionName).map((coll) => {
+        // Every caller has read the expired record before any takeover is sent.
+        const racing = new Proxy(coll, {
+          get(target, property, receiver) {
+            if (property === 'findOneAndUpdate') {
+              return async (...args: unknown[]) => {
+                await allRead();
+                return (target.findOneAndUpdate as (...a: unknown[]) => unknown)(...args);
+              };
+            }
+            return Reflect.get(target, property, receiver);
+          },
+        });
+        return withIdempotencyKey(racing, {
+          key: 'k',
+          fn: async () => {
+            runs += 1;
+            await sleep(20);
+            return 'charged once';
+          },
+        });
+      }),
+    );
+    expect(runs).toBe(1);
+    const executed = results.filter((r) => r.outcome === 'executed');
+    expect(executed).toEqual([
+      { outcome: 'executed', value: 'charged once', leaseLost: false, tookOver: true },
+    ]);
+    for (const r of results.filter((r) => r.outcome !== 'executed')) {
+      expect(['inProgress', 'replayed']).toContain(r.outcome);
+    }
+    expect(await keys.findOne({ _id: 'k' })).toMatchObject({
+      state: 'completed',
+      value: 'charged once',
+    });
+  });
+});
+
 describe('TTL index', () => {
   it('ensureIdempotencyIndexes creates { expiresAt: 1 } with expireAfterSeconds 0 (one createIndexes); again is a no-op', async () => {
     const keys = freshKeys();
@@ -807,6 +1014,24 @@ describe('invalid arguments', () => {
       expect(t.commands.names()).toEqual([]);
     },
   );
+
+  it('a client that does not own the collection: InvalidArgumentError on "client", no command sent on either client', async () => {
+    const keys = freshKeys();
+    const error = await rejectionOf(
+      withIdempotencyKey(keys, { key: 'k', client: second.client, fn: async () => 1 }),
+    );
+    expect(isInvalidArgumentError(error)).toBe(true);
+    expect(error).toMatchObject({ option: 'client', primitive: 'withIdempotencyKey' });
+    expect(t.commands.names()).toEqual([]);
+    expect(second.commands.names()).toEqual([]);
+    // The owner itself is accepted, through the collection's own Db too.
+    const ok = await withIdempotencyKey(on(second.client, keys), {
+      key: 'k',
+      client: second.client,
+      fn: async () => 1,
+    });
+    expect(ok.outcome).toBe('executed');
+  });
 
   it('a collection that is not a driver Collection: InvalidArgumentError on "collection", for both functions', async () => {
     t.commands.reset();

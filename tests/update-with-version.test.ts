@@ -36,6 +36,8 @@ interface Student {
   n?: number;
   version?: number;
   meta?: { rev?: number };
+  history?: string[];
+  tags?: string[];
   _opIds?: string[];
 }
 
@@ -608,6 +610,44 @@ describe('updateWithVersion with opId', () => {
       },
     });
     expect(t.commands.names()).toEqual(['find', 'findAndModify', 'find']);
+  });
+
+  it("a callback update that itself uses $push: both pushes land, the user's and the op id log's, in one write", async () => {
+    const coll = await students([{ _id: 's1', xp: 0, version: 2 }]);
+    const result = await updateWithVersion(coll, {
+      filter: { _id: 's1' },
+      opId: 'req-3',
+      update: () => ({
+        $inc: { xp: 5 },
+        $push: { history: { $each: ['submitted'], $slice: -10 }, tags: 'late' },
+      }),
+    });
+    const expected = {
+      _id: 's1',
+      xp: 5,
+      version: 3,
+      history: ['submitted'],
+      tags: ['late'],
+      _opIds: ['req-3'],
+    };
+    expect(result).toEqual({ outcome: 'updated', attempts: 1, document: expected });
+    expect(t.commands.names()).toEqual(['find', 'findAndModify']);
+    expect(await coll.findOne({ _id: 's1' })).toEqual(expected);
+    expect(sent(1)?.update).toEqual({
+      $inc: { xp: 5, version: 1 },
+      $push: {
+        history: { $each: ['submitted'], $slice: -10 },
+        tags: 'late',
+        _opIds: { $each: ['req-3'], $slice: -50 },
+      },
+    });
+    // And the id still guards a repeat: nothing is pushed twice.
+    const again = await updateWithVersion(coll, {
+      filter: { _id: 's1' },
+      opId: 'req-3',
+      update: () => ({ $push: { history: 'submitted' } }),
+    });
+    expect(again).toEqual({ outcome: 'alreadyApplied', document: expected });
   });
 
   it('the same opId 20 times concurrently, all reading before any writes: updated once, 19 alreadyApplied', async () => {
