@@ -176,8 +176,9 @@ const RULE_KEYS = ['badge', 'counter', 'atLeast'] as const;
  * evaluates the same expressions again (same pre-image, same command, same server
  * arithmetic): the previous and new level and the badges added. `document` is the before-image
  * with the values the update wrote put in place; nothing is recomputed on the client (except
- * after a retry, below). Because each call's before→after is one step of the document's serial history, the levels and badges
- * reported by concurrent calls partition the document's gains exactly: none twice, none lost.
+ * after a retry, below). Because each call's before→after is one step of the document's serial
+ * history, the levels and badges reported by concurrent calls partition the document's gains
+ * exactly: none twice, none lost.
  *
  * **Retried by the driver** (retryable writes: a network error or a retryable write concern
  * error after the server applied the award): mongod does not run the command again, it answers
