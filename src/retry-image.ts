@@ -70,9 +70,9 @@ export function fieldPath(doc: Document, path: string): { readonly value: unknow
   return { value: current };
 }
 
-/** A BSON document as the driver deserialises it (plain object, not a BSON value or Date). */
+/** A BSON document as the driver deserialises it: a plain object (BSON values and Dates are class instances). */
 export function isDocument(value: unknown): value is Document {
-  return isPlainObject(value) && !Object.hasOwn(value, '_bsontype');
+  return isPlainObject(value);
 }
 
 // =============================================================================================
@@ -95,8 +95,14 @@ interface BsonNumberLike {
   toString(): string;
 }
 
+/**
+ * The BSON type of a value js-bson created (its class defines `_bsontype`). A plain object is a
+ * document even when it holds a `_bsontype` field: to MongoDB that is an ordinary field name.
+ */
 const bsonType = (value: unknown): unknown =>
-  typeof value === 'object' && value !== null ? (value as BsonNumberLike)._bsontype : undefined;
+  typeof value === 'object' && value !== null && !isPlainObject(value)
+    ? (value as BsonNumberLike)._bsontype
+    : undefined;
 
 function fromDouble(x: number): ExactNumber {
   if (Number.isNaN(x)) return { kind: 'nan' };

@@ -27,7 +27,7 @@ import {
 import { InvalidArgumentError, isInvalidArgumentError } from '../src/errors.js';
 import { placeField } from '../src/retry-image.js';
 import { rejectionOf } from './conformance/helpers.js';
-import { failCommand, useFailPointClients } from './support/failpoints.js';
+import { retryNextWrite, useFailPointClients } from './support/failpoints.js';
 import { useTestDatabase } from './support/mongo.js';
 import { barrier, useRaceClients } from './support/race.js';
 
@@ -692,23 +692,11 @@ describe('exactly once with opId (double click, two devices, client retry)', () 
 describe('a retried findAndModify (retryable writes)', () => {
   const failPoints = useFailPointClients(() => t.db, 'progressretry');
 
-  /**
-   * The next findAndModify of `appName` gets a write concern error 91 after it applied: the
-   * server labels it RetryableWriteError, the driver resends it with the same lsid and
-   * txnNumber, and the server answers from the stored pre-image of the first execution,
-   * WITHOUT the projection the outcome is normally read from (mongod write_ops_retryability.cpp,
-   * SERVER-44151; pinned in tests/conformance/retryable-writes).
-   */
+  // The retry is answered from the stored pre-image of the first execution, WITHOUT the
+  // projection the outcome is normally read from (mongod write_ops_retryability.cpp,
+  // SERVER-44151; pinned in tests/conformance/retryable-writes).
   const retryNextFindAndModify = (appName: string) =>
-    failCommand(
-      t.db,
-      { times: 1 },
-      {
-        failCommands: ['findAndModify'],
-        writeConcernError: { code: 91, errmsg: 'Replication is being shut down' },
-        appName,
-      },
-    );
+    retryNextWrite(t.db, appName, 'findAndModify');
 
   const cases: [
     label: string,

@@ -17,7 +17,7 @@ import {
   incrementOrPushArrayItem,
 } from '../src/increment-or-push.js';
 import { type Doc, rejectionOf } from './conformance/helpers.js';
-import { failCommand, useFailPointClients } from './support/failpoints.js';
+import { failCommand, retryNextWrite, useFailPointClients } from './support/failpoints.js';
 import { useTestDatabase } from './support/mongo.js';
 import { barrier, useRaceClients } from './support/race.js';
 
@@ -762,23 +762,11 @@ describe('upsert races', () => {
 describe('a retried findAndModify (retryable writes)', () => {
   const failPoints = useFailPointClients(() => t.db, 'incpushretry');
 
-  /**
-   * The next findAndModify of `appName` gets a write concern error 91 after it applied. The
-   * server labels it RetryableWriteError, the driver resends the command with the same lsid and
-   * txnNumber, and the server answers that retry from the stored pre-image of the first
-   * execution, WITHOUT the projection the outcome is normally read from (mongod
-   * write_ops_retryability.cpp, SERVER-44151; pinned in tests/conformance/retryable-writes).
-   */
+  // The retry is answered from the stored pre-image of the first execution, WITHOUT the
+  // projection the outcome is normally read from (mongod write_ops_retryability.cpp,
+  // SERVER-44151; pinned in tests/conformance/retryable-writes).
   const retryNextFindAndModify = (appName: string) =>
-    failCommand(
-      t.db,
-      { times: 1 },
-      {
-        failCommands: ['findAndModify'],
-        writeConcernError: { code: 91, errmsg: 'Replication is being shut down' },
-        appName,
-      },
-    );
+    retryNextWrite(t.db, appName, 'findAndModify');
 
   const cases: [
     label: string,
@@ -872,6 +860,29 @@ describe('a retried findAndModify (retryable writes)', () => {
       expect(await coll.findOne({ _id: 'cart' })).toEqual(stored);
     },
   );
+
+  // An upsert that inserted is answered on retry with lastErrorObject.upserted and value null
+  // (new: false), as on the first execution (write_ops_retryability.cpp).
+  it('upsert that created the parent: the retry still resolves pushed with created: true, one document', async () => {
+    const { client, appName, commands } = await failPoints.appClient();
+    const coll = await carts('retriedUpsert');
+    await retryNextFindAndModify(appName);
+    commands.reset();
+    const result = await incrementOrPushArrayItem(via(client, coll), {
+      filter: { userId: 'u9' },
+      array: 'courses',
+      match: { courseId: 'c1' },
+      upsert: true,
+    });
+    expect(result).toEqual({
+      outcome: 'pushed',
+      item: { courseId: 'c1', quantity: 1 },
+      created: true,
+    });
+    expect(commands.names()).toEqual(['findAndModify', 'findAndModify']);
+    const docs = await coll.find({}, { projection: { _id: 0 } }).toArray();
+    expect(docs).toEqual([{ userId: 'u9', courses: [{ courseId: 'c1', quantity: 1 }] }]);
+  });
 
   it('counters of every numeric type: the outcome from the retry image equals the one the projection reports', async () => {
     const seed = (id: string): Doc => ({

@@ -16,7 +16,7 @@
  */
 import { type Db, type Document, Long, type MongoClientOptions } from 'mongodb';
 import { describe, expect, it } from 'vitest';
-import { failCommand, useFailPointClients } from '../support/failpoints.js';
+import { failCommand, retryNextWrite, useFailPointClients } from '../support/failpoints.js';
 import { useTestDatabase } from '../support/mongo.js';
 import { type Doc, serverError } from './helpers.js';
 
@@ -220,45 +220,39 @@ describe('retryable writes', () => {
       }
     }
 
-    it('an update with new: false: the first answer is projected, the retry carries the whole pre-image', async () => {
-      const name = t.uniqueName('famBefore');
-      const coll = t.db.collection<Doc>(name);
-      await coll.insertOne({ _id: 'c', n: 0, other: 'kept' });
-      const { client } = await appClient();
-      const [first, retry] = await sendTwice(client.db(t.db.databaseName), {
-        findAndModify: name,
-        query: { _id: 'c' },
-        update: { $inc: { n: 1 } },
-        fields: { _id: 0, n: 1, doubled: { $multiply: ['$n', 2] } },
-      });
-      expect(first).toMatchObject({
-        ok: 1,
-        lastErrorObject: { n: 1, updatedExisting: true },
-        value: { n: 0, doubled: 0 },
-      });
-      expect(retry).toMatchObject({ ok: 1, lastErrorObject: { n: 1, updatedExisting: true } });
-      expect(retry.value).toEqual({ _id: 'c', n: 0, other: 'kept' });
-      // Applied once: the retry did not run the update again.
-      expect(await coll.findOne({ _id: 'c' })).toEqual({ _id: 'c', n: 1, other: 'kept' });
-    });
-
-    it('an update with new: true: the retry carries the whole post-image', async () => {
-      const name = t.uniqueName('famAfter');
-      const coll = t.db.collection<Doc>(name);
-      await coll.insertOne({ _id: 'c', n: 0, other: 'kept' });
-      const { client } = await appClient();
-      const [first, retry] = await sendTwice(client.db(t.db.databaseName), {
-        findAndModify: name,
-        query: { _id: 'c' },
-        update: { $inc: { n: 1 } },
-        new: true,
-        fields: { _id: 0, n: 1 },
-      });
-      expect(first.value).toEqual({ n: 1 });
-      expect(retry).toMatchObject({ ok: 1, lastErrorObject: { n: 1, updatedExisting: true } });
-      expect(retry.value).toEqual({ _id: 'c', n: 1, other: 'kept' });
-      expect(await coll.findOne({ _id: 'c' })).toEqual({ _id: 'c', n: 1, other: 'kept' });
-    });
+    it.each([
+      {
+        returnNew: false,
+        projected: { n: 0, doubled: 0 },
+        image: { _id: 'c', n: 0, other: 'kept' },
+      },
+      {
+        returnNew: true,
+        projected: { n: 1, doubled: 2 },
+        image: { _id: 'c', n: 1, other: 'kept' },
+      },
+    ])(
+      'an update with new: $returnNew: the first answer is projected, the retry carries the whole stored image',
+      async ({ returnNew, projected, image }) => {
+        const name = t.uniqueName('famUpdate');
+        const coll = t.db.collection<Doc>(name);
+        await coll.insertOne({ _id: 'c', n: 0, other: 'kept' });
+        const { client } = await appClient();
+        const [first, retry] = await sendTwice(client.db(t.db.databaseName), {
+          findAndModify: name,
+          query: { _id: 'c' },
+          update: { $inc: { n: 1 } },
+          new: returnNew,
+          fields: { _id: 0, n: 1, doubled: { $multiply: ['$n', 2] } },
+        });
+        expect(first).toMatchObject({ ok: 1, lastErrorObject: { n: 1, updatedExisting: true } });
+        expect(first.value).toEqual(projected);
+        expect(retry).toMatchObject({ ok: 1, lastErrorObject: { n: 1, updatedExisting: true } });
+        expect(retry.value).toEqual(image);
+        // Applied once: the retry did not run the update again.
+        expect(await coll.findOne({ _id: 'c' })).toEqual({ _id: 'c', n: 1, other: 'kept' });
+      },
+    );
 
     it('an upsert that inserted: upserted _id, updatedExisting false; value null (new: false) or the whole inserted document (new: true)', async () => {
       const name = t.uniqueName('famUpsert');
@@ -320,15 +314,7 @@ describe('retryable writes', () => {
       const coll = t.db.collection<Doc>(name);
       await coll.insertOne({ _id: 'c', n: 0, other: 'kept' });
       const { client, appName, commands } = await appClient();
-      await failCommand(
-        t.db,
-        { times: 1 },
-        {
-          failCommands: ['findAndModify'],
-          writeConcernError: { code: 91, errmsg: 'Replication is being shut down' },
-          appName,
-        },
-      );
+      await retryNextWrite(t.db, appName, 'findAndModify');
       const result = await client
         .db(t.db.databaseName)
         .collection<Doc>(name)
