@@ -25,6 +25,17 @@ import {
   opRecordExpression,
   type WithoutOpId,
 } from './op-log.js';
+import {
+  addStep,
+  bsonEquals,
+  cannotRecompute,
+  compareNumbers,
+  fieldPath,
+  isBsonNumber,
+  isUnprojectedImage,
+  ownValue,
+  placeField,
+} from './retry-image.js';
 import { describe, isPlainObject, validator } from './validate.js';
 import { numericValue } from './values.js';
 
@@ -164,9 +175,23 @@ const RULE_KEYS = ['badge', 'counter', 'atLeast'] as const;
  * **What this call earned**: the command returns the before-image through a projection that
  * evaluates the same expressions again (same pre-image, same command, same server
  * arithmetic): the previous and new level and the badges added. `document` is the before-image
- * with the values the update wrote put in place; nothing is recomputed on the client. Because
- * each call's before→after is one step of the document's serial history, the levels and badges
- * reported by concurrent calls partition the document's gains exactly: none twice, none lost.
+ * with the values the update wrote put in place; nothing is recomputed on the client (except
+ * after a retry, below). Because each call's before→after is one step of the document's serial
+ * history, the levels and badges reported by concurrent calls partition the document's gains
+ * exactly: none twice, none lost.
+ *
+ * **Retried by the driver** (retryable writes: a network error or a retryable write concern
+ * error after the server applied the award): mongod does not run the command again, it answers
+ * from the stored before-image of the first execution and does not apply the projection
+ * (write_ops_retryability.cpp, SERVER-44151). The award applied once; what it earned is then
+ * computed from that whole before-image with the server's semantics (`$add` keeping the
+ * counter's BSON type, `$isNumber`, exact comparisons across int, long, double and Decimal128):
+ * the same result the projection reports, and no extra round trip.
+ *
+ * **Field names**: `document` is rebuilt with defined own properties along own properties
+ * only, so a stored field named `__proto__`, `constructor` or `prototype` stays a field and
+ * never reaches a JavaScript prototype; a rule counter named like an inherited member
+ * (`toString`) is the field of that name.
  *
  * **Atomic**: one single-document update; concurrent calls are serialised by the server.
  *
@@ -185,7 +210,9 @@ const RULE_KEYS = ['badge', 'counter', 'atLeast'] as const;
  * @throws InvalidArgumentError for a bad argument (no command sent).
  * @throws the driver's error for server and network failures (e.g. a counter holding a string,
  *   or a badges field holding a non-array: nothing is written).
- * @throws MongoAtomicsError when the server did not evaluate the projection (before 4.4).
+ * @throws MongoAtomicsError when the server did not evaluate the projection (before 4.4), or,
+ *   on a retried command, when a counter's type is one the recomputation does not model (a
+ *   Date, an int32/int64 sum that overflows): the award was applied, so do not repeat it blindly.
  */
 export function applyProgress<TSchema extends Document = Document>(
   collection: Collection<TSchema>,
@@ -390,20 +417,25 @@ function buildCommand(plan: Plan): {
   });
   /** A rule's counter as this call leaves it. */
   const counterAfter = (path: string): Document => {
-    const amount = inc[path];
+    // Own keys only: a rule counter named `toString` is a field, not Object.prototype.toString.
+    const amount = Object.hasOwn(inc, path) ? inc[path] : undefined;
     return numeric(amount === undefined ? field(path) : incremented(path, amount));
   };
 
-  const set: Document = {};
+  // The `$set` is built from [path, expression] entries with Object.fromEntries, which defines
+  // own properties: a plain `set[path] = …` with the path `__proto__` would set the object's
+  // prototype instead, and the counter would silently vanish from the update.
+  const set: [path: string, expression: unknown][] = [];
   const facts: Document = {};
   const counters = Object.entries(inc).map(([path, amount]) => incremented(path, amount));
   Object.keys(inc).forEach((path, i) => {
-    set[path] = counters[i];
+    set.push([path, counters[i]]);
   });
   facts.counters = counters;
   if (op !== undefined) {
-    set[op.field] = opRecordExpression(op);
-    facts.opIds = set[op.field];
+    const opIds = opRecordExpression(op);
+    set.push([op.field, opIds]);
+    facts.opIds = opIds;
   }
 
   if (level !== undefined) {
@@ -422,9 +454,10 @@ function buildCommand(plan: Plan): {
         },
       },
     };
-    set[level.field] = { $max: [before, reached] };
+    const after = { $max: [before, reached] };
+    set.push([level.field, after]);
     facts.levelBefore = before;
-    facts.level = set[level.field];
+    facts.level = after;
   }
 
   if (badges !== undefined) {
@@ -442,14 +475,15 @@ function buildCommand(plan: Plan): {
       $filter: { input: held, as: 'b', cond: { $not: [{ $in: ['$$b', '$$had'] }] } },
     };
     const had = { $ifNull: [field(badges.field), []] };
-    set[badges.field] = { $let: { vars: { had }, in: { $concatArrays: ['$$had', earned] } } };
-    facts.badges = set[badges.field];
+    const after = { $let: { vars: { had }, in: { $concatArrays: ['$$had', earned] } } };
+    set.push([badges.field, after]);
+    facts.badges = after;
     facts.earned = { $let: { vars: { had }, in: earned } };
   }
 
   return {
     filter: op === undefined ? plan.filter : { $and: [plan.filter, opFilter(op)] },
-    pipeline: [{ $set: set }],
+    pipeline: [{ $set: Object.fromEntries(set) }],
     // `facts` is one expression object, not a sub-projection: in a find projection,
     // `{ field: { $slice: … } }` would be the projection operator $slice, not the expression
     // the op log's `$slice` is.
@@ -470,11 +504,13 @@ interface Facts {
   readonly earned?: unknown;
 }
 
-function factsOf(plan: Plan, value: Document): Facts {
-  const { before, facts } = value as { before?: unknown; facts?: Partial<Facts> };
+/** The facts the projection reports, read from a reply that carries it. */
+function projectedFacts(plan: Plan, value: Document): Facts {
+  const before = ownValue(value, 'before');
+  const facts = ownValue(value, 'facts') as Partial<Facts> | undefined;
   const fine =
     isPlainObject(before) &&
-    facts !== undefined &&
+    isPlainObject(facts) &&
     Array.isArray(facts.counters) &&
     (plan.op === undefined || Array.isArray(facts.opIds)) &&
     (plan.level === undefined ||
@@ -484,7 +520,8 @@ function factsOf(plan: Plan, value: Document): Facts {
         Array.isArray(facts.earned) &&
         facts.earned.every((badge) => typeof badge === 'string')));
   if (!fine) {
-    // Only a server that does not evaluate projection expressions (< 4.4) answers like this.
+    // Neither the projection nor a stored image (which always holds `_id`): only a server that
+    // does not evaluate projection expressions (< 4.4) answers like this.
     throw new MongoAtomicsError(
       `${PRIMITIVE}: the server did not evaluate the findAndModify projection (MongoDB 4.4+ is required)`,
     );
@@ -493,40 +530,75 @@ function factsOf(plan: Plan, value: Document): Facts {
 }
 
 /**
- * Puts `value` at `path` in `doc` (mutated), as a pipeline `$set` does: missing parents are
- * created, a scalar parent is replaced by a document, an array parent gets the field in each of
- * its elements (paths through arrays are not supported, but mirrored as the server applies them).
+ * The facts the projection would have reported, computed from the whole before-image that a
+ * retried findAndModify is answered with (see retry-image.ts): the same expressions as
+ * `buildCommand`, evaluated as the server evaluates them (`$add` keeping the counter's type,
+ * `$isNumber`, exact `$gte`/`$max` across numeric types, `$in` with `$eq`), on the same
+ * pre-image the update ran on.
  */
-function place(doc: Document, segments: readonly string[], value: unknown): void {
-  const [head, ...rest] = segments;
-  if (head === undefined) return;
-  if (rest.length === 0) {
-    doc[head] = value;
-    return;
+function imageFacts(plan: Plan, image: Document): Facts {
+  const read = (path: string): unknown => {
+    const found = fieldPath(image, path);
+    return found === 'array'
+      ? cannotRecompute(PRIMITIVE, `a parent of "${path}" is an array`)
+      : found.value;
+  };
+  const sums = new Map<string, unknown>();
+  const counters = Object.entries(plan.inc).map(([path, amount]) => {
+    const sum = addStep(read(path), amount);
+    if (sum === undefined)
+      cannotRecompute(PRIMITIVE, `the counter "${path}" is not a modelled number`);
+    sums.set(path, sum);
+    return sum;
+  });
+  /** `$isNumber` or 0, as `numeric` in buildCommand. */
+  const numeric = (value: unknown): unknown => (isBsonNumber(value) ? value : 0);
+  const counterAfter = (path: string): unknown => {
+    if (sums.has(path)) return sums.get(path);
+    // A counter read through an array is an array to the server: not a number, so 0.
+    const found = fieldPath(image, path);
+    return numeric(found === 'array' ? undefined : found.value);
+  };
+  const atLeast = (value: unknown, threshold: number): boolean =>
+    (compareNumbers(value, threshold) ?? -1) >= 0;
+  /** `$ifNull: [array, []]`; any other non-array made the update fail, so no image exists. */
+  const arrayAt = (path: string): unknown[] => {
+    const value = read(path);
+    if (value === undefined || value === null) return [];
+    return Array.isArray(value) ? value : cannotRecompute(PRIMITIVE, `"${path}" is not an array`);
+  };
+
+  let facts: Facts = { before: image, counters };
+  if (plan.op !== undefined) {
+    facts = { ...facts, opIds: [...arrayAt(plan.op.field), plan.op.opId].slice(-plan.op.size) };
   }
-  const child = doc[head];
-  if (Array.isArray(child)) {
-    doc[head] = child.map((element: unknown) => {
-      if (Array.isArray(element)) return element;
-      const target: Document = isPlainObject(element) ? element : {};
-      place(target, rest, value);
-      return target;
-    });
-    return;
+  if (plan.level !== undefined) {
+    const before = numeric(read(plan.level.field));
+    const c = counterAfter(plan.level.counter);
+    const reached = plan.level.thresholds.filter((t) => atLeast(c, t)).length;
+    // `$max: [before, reached]` keeps the first operand unless a later one is greater.
+    const level = (compareNumbers(reached, before) ?? 0) > 0 ? reached : before;
+    facts = { ...facts, levelBefore: before, level };
   }
-  const target: Document = isPlainObject(child) ? child : {};
-  doc[head] = target;
-  place(target, rest, value);
+  if (plan.badges !== undefined) {
+    const had = arrayAt(plan.badges.field);
+    const earned = plan.badges.rules
+      .filter((rule) => atLeast(counterAfter(rule.counter), rule.atLeast))
+      .map((rule) => rule.badge)
+      .filter((badge) => !had.some((held) => bsonEquals(held, badge)));
+    facts = { ...facts, badges: [...had, ...earned], earned };
+  }
+  return facts;
 }
 
 function applied<TSchema extends Document>(plan: Plan, value: Document): ProgressApplied<TSchema> {
-  const facts = factsOf(plan, value);
+  const facts = isUnprojectedImage(value) ? imageFacts(plan, value) : projectedFacts(plan, value);
   const document = facts.before;
   // In the order the `$set` lists them, so new fields land in the same order as on the server.
   Object.keys(plan.inc).forEach((path, i) => {
-    place(document, path.split('.'), facts.counters[i]);
+    placeField(document, path, facts.counters[i]);
   });
-  if (plan.op !== undefined) place(document, plan.op.field.split('.'), facts.opIds);
+  if (plan.op !== undefined) placeField(document, plan.op.field, facts.opIds);
 
   const levelsGained: number[] = [];
   if (plan.level !== undefined) {
@@ -535,14 +607,14 @@ function applied<TSchema extends Document>(plan: Plan, value: Document): Progres
     const stored = numericValue(facts.levelBefore) as number;
     const before = Number.isNaN(stored) ? 0 : stored;
     const after = numericValue(facts.level) as number;
-    place(document, plan.level.field.split('.'), facts.level);
+    placeField(document, plan.level.field, facts.level);
     if (after > before) {
       for (let n = Math.max(1, Math.floor(before) + 1); n <= after; n++) levelsGained.push(n);
     }
   }
   let badgesEarned: string[] = [];
   if (plan.badges !== undefined) {
-    place(document, plan.badges.field.split('.'), facts.badges);
+    placeField(document, plan.badges.field, facts.badges);
     badgesEarned = facts.earned as string[];
   }
   return { outcome: 'applied', document: document as WithId<TSchema>, levelsGained, badgesEarned };

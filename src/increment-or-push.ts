@@ -22,6 +22,17 @@ import {
   opSeenExpression,
   type WithoutOpId,
 } from './op-log.js';
+import {
+  addStep,
+  bsonEquals,
+  cannotRecompute,
+  compareNumbers,
+  fieldPath,
+  isDocument,
+  isUnprojectedImage,
+  ownValue,
+  setOwn,
+} from './retry-image.js';
 import { describe, isPlainObject, type ScalarValue, validator } from './validate.js';
 
 const PRIMITIVE = 'incrementOrPushArrayItem';
@@ -159,6 +170,14 @@ const DEFAULT_INC: Readonly<Record<string, number>> = { quantity: 1 };
  * caller sees exactly what was decided, and the reply carries only the element, not the whole
  * parent document.
  *
+ * **Retried by the driver** (retryable writes: a network error or a retryable write concern
+ * error after the server applied the update): mongod does not run the command again, it
+ * answers from the stored before-image of the first execution and does not apply the
+ * projection (write_ops_retryability.cpp, SERVER-44151). The update applied once, and the
+ * outcome is then computed from that whole before-image with the server's semantics (`$eq`
+ * across numeric types, exact comparison with `max`, `$add` keeping the counter's BSON type):
+ * the same result the projection reports, and no extra round trip.
+ *
  * **Duplicates already present** (left by an older, racy implementation): all matching
  * elements are incremented (or, if any would pass a cap, none), and the first is reported.
  *
@@ -185,8 +204,10 @@ const DEFAULT_INC: Readonly<Record<string, number>> = { quantity: 1 };
  * @throws InvalidArgumentError for a bad argument (no command sent).
  * @throws the driver's error for server and network failures, including a type error when the
  *   path holds a non-array or a matching element's counter is not a number.
- * @throws MongoAtomicsError when a reply lacks the outcome projection; the update may have
- *   been applied (see `factsOf`).
+ * @throws MongoAtomicsError when a reply holds neither the outcome projection nor the stored
+ *   image (no MongoDB server answers so), or, on a retried command, when a counter's type is
+ *   one the recomputation does not model (a Date, an int32/int64 sum that overflows): the
+ *   update was applied, so do not repeat the call blindly.
  */
 export function incrementOrPushArrayItem<
   TSchema extends Document = Document,
@@ -233,7 +254,7 @@ export async function incrementOrPushArrayItem<
     }
     result = await run();
   }
-  return outcomeOf<TItem, TSchema>(result, newItem);
+  return outcomeOf<TItem, TSchema>(plan, result, newItem);
 }
 
 // =============================================================================================
@@ -296,6 +317,7 @@ function validate<TSchema extends Document>(
 
   const max = options.max === undefined ? {} : record(options.max, 'max');
   for (const [key, value] of Object.entries(max)) {
+    // Own keys only: `max: { toString: 5 }` must not find Object.prototype.toString in inc.
     const step = Object.hasOwn(inc, key) ? inc[key] : undefined;
     if (step === undefined) {
       v.fail(`max.${key}`, `must be a key of inc (${Object.keys(inc).join(', ')})`);
@@ -332,7 +354,10 @@ function validate<TSchema extends Document>(
  * Builds the update pipeline and the projection that reports the decision. Both start from the
  * same expressions over the same pre-image, so what the projection says is what the update did.
  */
-function buildCommand(plan: Omit<Plan<Document>, 'filter' | 'upsert' | 'session'>): {
+/** What the command (and the recomputation of its projection) depends on. */
+type CommandPlan = Omit<Plan<Document>, 'filter' | 'upsert' | 'session'>;
+
+function buildCommand(plan: CommandPlan): {
   pipeline: Document[];
   projection: Document;
   newItem: Document;
@@ -448,25 +473,82 @@ interface Facts {
   readonly document?: Document | null;
 }
 
-function factsOf(value: Document): Facts {
-  const facts = (value as { facts?: Partial<Facts> }).facts;
+/** The facts the projection reports, read from a reply that carries it. */
+function projectedFacts(value: Document): Facts {
+  const facts = ownValue(value, 'facts') as Partial<Facts> | undefined;
   if (
-    facts === undefined ||
+    !isPlainObject(facts) ||
     typeof facts.matched !== 'number' ||
     typeof facts.limited !== 'boolean' ||
     !isPlainObject(facts.item)
   ) {
-    // A server before 4.4 rejects the projection outright, so in practice this is a reply that
-    // lost its projection: possibly a retried findAndModify answered from the stored pre-image
-    // (not verified on mongod 6/7). The update may have been applied: say so, never retry.
+    // Neither the projection nor a stored image (which always holds `_id`): a server before
+    // 4.4 rejects the projection outright, so this is not a reply MongoDB sends.
     throw new MongoAtomicsError(
-      `${PRIMITIVE}: the server's reply did not include the outcome (the findAndModify projection was not applied); the update may have been applied, so do not repeat it blindly (pass an opId to make repeats safe)`,
+      `${PRIMITIVE}: the server's reply held neither the outcome projection nor the document; the update may have been applied, so do not repeat it blindly (pass an opId to make repeats safe)`,
     );
   }
   return facts as Facts;
 }
 
+/**
+ * The facts the projection would have reported, computed from the whole before-image that a
+ * retried findAndModify is answered with (see retry-image.ts): the same expressions as
+ * `buildCommand`, evaluated as the server evaluates them (`$eq` across numeric types, `$add`
+ * keeping the counter's type, `$gt` exact), on the same pre-image the update ran on.
+ */
+function imageFacts(plan: CommandPlan, image: Document): Facts {
+  const { array, match, inc, max, op } = plan;
+  const read = fieldPath(image, array);
+  if (read === 'array') return cannotRecompute(PRIMITIVE, `a parent of "${array}" is an array`);
+  // `$ifNull: [array, []]`; anything else but an array made the update fail (no image).
+  const items: unknown[] =
+    read.value === undefined || read.value === null ? [] : (read.value as unknown[]);
+  if (!Array.isArray(items)) return cannotRecompute(PRIMITIVE, `"${array}" is not an array`);
+
+  const isMatch = (el: unknown): el is Document =>
+    isDocument(el) &&
+    Object.entries(match).every(([key, value]) => bsonEquals(ownValue(el, key), value));
+  const counterPlus = (el: Document, key: string, step: number): unknown => {
+    const sum = addStep(ownValue(el, key), step);
+    if (sum === undefined)
+      cannotRecompute(PRIMITIVE, `the counter "${key}" is not a modelled number`);
+    return sum;
+  };
+  /** `$mergeObjects: [el, { counters }]`: own fields kept in place, new counters appended. */
+  const incremented = (el: Document): Document => {
+    const out: Document = { ...el };
+    for (const [key, step] of Object.entries(inc)) setOwn(out, key, counterPlus(el, key, step));
+    return out;
+  };
+  const matches = items.filter(isMatch);
+  const limited = matches.some((el) =>
+    Object.entries(max).some(([key, cap]) => {
+      const order = compareNumbers(counterPlus(el, key, inc[key] as number), cap);
+      return order === undefined
+        ? cannotRecompute(PRIMITIVE, `"${key}" is not a number`)
+        : order > 0;
+    }),
+  );
+  const first = matches[0];
+  const facts: Facts = {
+    matched: matches.length,
+    limited,
+    item: first === undefined ? {} : limited ? first : incremented(first),
+  };
+  if (op === undefined) return facts;
+
+  const log = fieldPath(image, op.field);
+  if (log === 'array') return cannotRecompute(PRIMITIVE, `a parent of "${op.field}" is an array`);
+  const ids: unknown[] =
+    log.value === undefined || log.value === null ? [] : (log.value as unknown[]);
+  if (!Array.isArray(ids)) return cannotRecompute(PRIMITIVE, `"${op.field}" is not an array`);
+  const seen = ids.some((id) => bsonEquals(id, op.opId));
+  return { ...facts, seen, document: seen ? image : null };
+}
+
 function outcomeOf<TItem extends Document, TSchema extends Document>(
+  plan: CommandPlan,
   result: Parameters<typeof modifyFacts<Document>>[0],
   newItem: Document,
 ): IncrementOrPushResult<TItem> | AlreadyApplied<TSchema> {
@@ -476,7 +558,7 @@ function outcomeOf<TItem extends Document, TSchema extends Document>(
       ? { outcome: 'pushed', item: newItem as TItem, created: true }
       : { outcome: 'notFound' };
   }
-  const facts = factsOf(value);
+  const facts = isUnprojectedImage(value) ? imageFacts(plan, value) : projectedFacts(value);
   if (facts.seen === true && isPlainObject(facts.document)) {
     return { outcome: 'alreadyApplied', document: facts.document as WithId<TSchema> };
   }

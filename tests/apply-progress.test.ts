@@ -8,7 +8,15 @@
  * The race tests below first show that under this file's harness, then show the primitive
  * holding under the same one.
  */
-import type { Collection, MongoClient, WithId } from 'mongodb';
+import {
+  BSON,
+  type Collection,
+  Decimal128,
+  type Document,
+  Long,
+  type MongoClient,
+  type WithId,
+} from 'mongodb';
 import { describe, expect, expectTypeOf, it } from 'vitest';
 import {
   type ApplyProgressOnceResult,
@@ -17,7 +25,9 @@ import {
   applyProgress,
 } from '../src/apply-progress.js';
 import { InvalidArgumentError, isInvalidArgumentError } from '../src/errors.js';
+import { placeField } from '../src/retry-image.js';
 import { rejectionOf } from './conformance/helpers.js';
+import { retryNextWrite, useFailPointClients } from './support/failpoints.js';
 import { useTestDatabase } from './support/mongo.js';
 import { barrier, useRaceClients } from './support/race.js';
 
@@ -34,9 +44,12 @@ interface Student {
   stats?: { xp?: number; submissions?: number };
   progress?: { level?: number; badges?: string[] };
   _opIds?: string[];
+  meta?: { ops?: string[] };
 }
 
 const t = useTestDatabase('apply_progress');
+
+type ProgressAppliedLike = { document?: Document } & Record<string, unknown>;
 const WORKERS = 50;
 const race = useRaceClients(WORKERS);
 
@@ -673,6 +686,278 @@ describe('exactly once with opId (double click, two devices, client retry)', () 
       level: 1,
       badges: ['first-submission'],
     });
+  });
+});
+
+describe('a retried findAndModify (retryable writes)', () => {
+  const failPoints = useFailPointClients(() => t.db, 'progressretry');
+
+  // The retry is answered from the stored pre-image of the first execution, WITHOUT the
+  // projection the outcome is normally read from (mongod write_ops_retryability.cpp,
+  // SERVER-44151; pinned in tests/conformance/retryable-writes).
+  const retryNextFindAndModify = (appName: string) =>
+    retryNextWrite(t.db, appName, 'findAndModify');
+
+  const cases: [
+    label: string,
+    seed: Student,
+    options: Omit<ApplyProgressOptions<Student>, 'filter'>,
+    expected: ApplyProgressOnceResult<Student>,
+  ][] = [
+    [
+      'counters only',
+      { _id: 's1', name: 'Ada', xp: 5 },
+      { inc: { xp: 10, submissions: 1 } },
+      {
+        outcome: 'applied',
+        document: { _id: 's1', name: 'Ada', xp: 15, submissions: 1 },
+        levelsGained: [],
+        badgesEarned: [],
+      },
+    ],
+    [
+      'levels and badges',
+      { _id: 's1', xp: 450, level: 1, submissions: 9, badges: ['first-submission'] },
+      { inc: { xp: 1000, submissions: 1 }, level: LEVEL, badges: BADGES },
+      {
+        outcome: 'applied',
+        document: {
+          _id: 's1',
+          xp: 1450,
+          level: 3,
+          submissions: 10,
+          badges: ['first-submission', 'ten-submissions'],
+        },
+        levelsGained: [2, 3],
+        badgesEarned: ['ten-submissions'],
+      },
+    ],
+    [
+      'levels and badges, dotted paths, nothing earned',
+      { _id: 's1', stats: { xp: 10 }, progress: { level: 0, badges: [] } },
+      {
+        inc: { 'stats.xp': 5, 'stats.submissions': 1 },
+        level: { field: 'progress.level', counter: 'stats.xp', thresholds: [100] },
+        badges: {
+          field: 'progress.badges',
+          rules: [{ badge: 'five', counter: 'stats.submissions', atLeast: 5 }],
+        },
+      },
+      {
+        outcome: 'applied',
+        document: {
+          _id: 's1',
+          stats: { xp: 15, submissions: 1 },
+          progress: { level: 0, badges: [] },
+        },
+        levelsGained: [],
+        badgesEarned: [],
+      },
+    ],
+    [
+      'levels and badges with an opId',
+      { _id: 's1', xp: 90, _opIds: ['older'] },
+      { inc: { xp: 10, submissions: 1 }, level: LEVEL, badges: BADGES, opId: 'req-1' },
+      {
+        outcome: 'applied',
+        document: {
+          _id: 's1',
+          xp: 100,
+          _opIds: ['older', 'req-1'],
+          submissions: 1,
+          level: 1,
+          badges: ['first-submission'],
+        },
+        levelsGained: [1],
+        badgesEarned: ['first-submission'],
+      },
+    ],
+    [
+      'an opId with a log kept to its size',
+      { _id: 's1', meta: { ops: ['a', 'b'] } },
+      { inc: { xp: 1 }, opId: 'c', opIdLog: { field: 'meta.ops', size: 2 } },
+      {
+        outcome: 'applied',
+        document: { _id: 's1', meta: { ops: ['b', 'c'] }, xp: 1 },
+        levelsGained: [],
+        badgesEarned: [],
+      },
+    ],
+  ];
+
+  it.each(cases)(
+    '%s: the retry is answered with the unprojected pre-image; the outcome is still reported, and the award applied once',
+    async (_label, seed, options, expected) => {
+      const { client, appName, commands } = await failPoints.appClient();
+      const coll = await students([seed]);
+      await retryNextFindAndModify(appName);
+      commands.reset();
+      const result = await applyProgress(via(client, coll), { filter: { _id: 's1' }, ...options });
+      expect(result).toEqual(expected);
+      const sent = commands.started.filter((event) => event.commandName === 'findAndModify');
+      expect(sent).toHaveLength(2);
+      expect(String(sent[1]?.command.txnNumber)).toBe(String(sent[0]?.command.txnNumber));
+      expect(commands.names()).toEqual(['findAndModify', 'findAndModify']);
+      expect(await coll.findOne({ _id: 's1' })).toEqual(expected.document);
+    },
+  );
+
+  it('stored values of every numeric type: the result from the retry image equals the one the projection reports', async () => {
+    const seeds: Record<string, unknown>[] = [
+      { xp: 99, level: 0 },
+      { xp: Long.fromNumber(99), level: Long.fromNumber(0) },
+      { xp: 99.5, level: 0.5 },
+      { xp: Decimal128.fromString('99.90'), level: Decimal128.fromString('1') },
+      { xp: null, level: Number.NaN, submissions: Decimal128.fromString('0.1') },
+      { level: 'gold', submissions: 'many' },
+    ];
+    const { client, appName } = await failPoints.appClient();
+    const coll = await students([]);
+    for (const [i, seed] of seeds.entries()) {
+      for (const amount of [1, 0.25]) {
+        await coll.insertMany([
+          { _id: `p${i}-${amount}`, ...seed },
+          { _id: `i${i}-${amount}`, ...seed },
+        ]);
+        const options = {
+          inc: { xp: amount },
+          level: { field: 'level', counter: 'xp', thresholds: [100, 100.2] },
+          badges: {
+            field: 'badges',
+            rules: [
+              { badge: 'xp', counter: 'xp', atLeast: 100 },
+              { badge: 'tenth', counter: 'submissions', atLeast: 0.1 },
+            ],
+          },
+        };
+        const projected = await applyProgress(coll, {
+          filter: { _id: `p${i}-${amount}` },
+          ...options,
+        });
+        await retryNextFindAndModify(appName);
+        const fromImage = await applyProgress(via(client, coll), {
+          filter: { _id: `i${i}-${amount}` },
+          ...options,
+        });
+        const { document: a, ...rest } = projected as unknown as ProgressAppliedLike;
+        const { document: b, ...restImage } = fromImage as unknown as ProgressAppliedLike;
+        expect({ seed, amount, ...restImage, document: { ...b, _id: 'x' } }).toEqual({
+          seed,
+          amount,
+          ...rest,
+          document: { ...a, _id: 'x' },
+        });
+      }
+    }
+  });
+});
+
+describe('a retry image, as mongod sends it (stub collection)', () => {
+  // Replies in the exact shape mongod answers a retried findAndModify with (the whole stored
+  // pre-image as the value, write_ops_retryability.cpp), to pin the server's comparison
+  // semantics where a JavaScript shortcut would differ.
+  function stub(preImage: Document): Collection<Student> {
+    return {
+      collectionName: 'stub',
+      async findOneAndUpdate() {
+        return preImage;
+      },
+    } as unknown as Collection<Student>;
+  }
+
+  it('a Decimal128 0.1 counter is below a 0.1 threshold (a double): no badge, as the server decides', async () => {
+    const result = await applyProgress(
+      stub({ _id: 's1', submissions: Decimal128.fromString('0.1') }),
+      {
+        filter: { _id: 's1' },
+        inc: { xp: 1 },
+        badges: {
+          field: 'badges',
+          rules: [{ badge: 'tenth', counter: 'submissions', atLeast: 0.1 }],
+        },
+      },
+    );
+    expect(result).toMatchObject({ outcome: 'applied', badgesEarned: [] });
+  });
+
+  it('a Long counter above 2^53 is added exactly', async () => {
+    const result = await applyProgress(
+      stub({ _id: 's1', xp: Long.fromString('9007199254740993') }),
+      {
+        filter: { _id: 's1' },
+        inc: { xp: 2 },
+      },
+    );
+    expect(result.document?.xp).toEqual(Long.fromString('9007199254740995'));
+  });
+
+  it('a rule counter named toString reads the field, not Object.prototype.toString', async () => {
+    const coll = await students([]);
+    await coll.insertOne({ _id: 's1', toString: 10 } as unknown as Student);
+    const options = {
+      filter: { _id: 's1' },
+      inc: { xp: 1 },
+      badges: { field: 'badges', rules: [{ badge: 'ten', counter: 'toString', atLeast: 10 }] },
+    };
+    expect(await applyProgress(coll, options)).toMatchObject({ badgesEarned: ['ten'] });
+    expect(await applyProgress(stub({ _id: 's2', toString: 10 }), options)).toMatchObject({
+      badgesEarned: ['ten'],
+    });
+  });
+});
+
+describe('rebuilding the returned document never reaches a prototype', () => {
+  /** A document as js-bson deserialises what mongod returns: `__proto__` is an own field. */
+  const fromServer = (json: string): Document => BSON.deserialize(BSON.serialize(JSON.parse(json)));
+  const prototypeNames = () => Object.getOwnPropertyNames(Object.prototype).sort();
+
+  it('placing along __proto__ segments writes the fields themselves; ({}).isAdmin stays undefined', () => {
+    const names = prototypeNames();
+    const doc = fromServer(
+      '{"_id":"s1","__proto__":{"isAdmin":0},"profile":{"__proto__":{"a":1}}}',
+    );
+    expect(Object.hasOwn(doc, '__proto__')).toBe(true);
+    placeField(doc, '__proto__.isAdmin', 1);
+    placeField(doc, 'profile.__proto__.isAdmin', 1);
+    placeField(doc, 'fresh.__proto__.isAdmin', 1);
+    placeField(doc, '__proto__', { isAdmin: 2 });
+    expect(({} as Document).isAdmin).toBeUndefined();
+    expect(prototypeNames()).toEqual(names);
+    expect(Object.getPrototypeOf(doc)).toBe(Object.prototype);
+    expect(JSON.stringify(BSON.deserialize(BSON.serialize(doc)))).toBe(
+      '{"_id":"s1","__proto__":{"isAdmin":2},"profile":{"__proto__":{"a":1,"isAdmin":1}},"fresh":{"__proto__":{"isAdmin":1}}}',
+    );
+  });
+
+  it('an inherited name on the path (constructor, toString) is a missing field, not the inherited member', () => {
+    const doc = fromServer('{"_id":"s1"}');
+    placeField(doc, 'constructor.prototype.isAdmin', 1);
+    placeField(doc, 'toString.x', 1);
+    expect(({} as Document).isAdmin).toBeUndefined();
+    expect((Object as unknown as Document).prototype.isAdmin).toBeUndefined();
+    expect(JSON.stringify(doc)).toBe(
+      '{"_id":"s1","constructor":{"prototype":{"isAdmin":1}},"toString":{"x":1}}',
+    );
+  });
+
+  it('applyProgress on a mongod reply whose document holds __proto__, constructor and prototype fields returns them as fields', async () => {
+    const names = prototypeNames();
+    const image = fromServer(
+      '{"_id":"s1","xp":1,"__proto__":{"isAdmin":true},"constructor":{"prototype":{"isAdmin":true}},"prototype":5}',
+    );
+    const coll = {
+      collectionName: 'stub',
+      async findOneAndUpdate() {
+        return image;
+      },
+    } as unknown as Collection<Student>;
+    const result = await applyProgress(coll, { filter: { _id: 's1' }, inc: { xp: 1 } });
+    expect(result.outcome).toBe('applied');
+    const document = result.document as Document;
+    expect(Object.hasOwn(document, '__proto__')).toBe(true);
+    expect(document.xp).toBe(2);
+    expect(({} as Document).isAdmin).toBeUndefined();
+    expect(prototypeNames()).toEqual(names);
   });
 });
 

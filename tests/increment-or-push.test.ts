@@ -8,7 +8,7 @@
  * holds duplicate lines. The race tests below first show that under this file's harness, then
  * show the primitive holding under the same one.
  */
-import type { Collection, Document, MongoClient } from 'mongodb';
+import { BSON, type Collection, Decimal128, type Document, Long, type MongoClient } from 'mongodb';
 import { describe, expect, it } from 'vitest';
 import { InvalidArgumentError, isInvalidArgumentError } from '../src/errors.js';
 import {
@@ -17,7 +17,7 @@ import {
   incrementOrPushArrayItem,
 } from '../src/increment-or-push.js';
 import { type Doc, rejectionOf } from './conformance/helpers.js';
-import { failCommand, useFailPointClients } from './support/failpoints.js';
+import { failCommand, retryNextWrite, useFailPointClients } from './support/failpoints.js';
 import { useTestDatabase } from './support/mongo.js';
 import { barrier, useRaceClients } from './support/race.js';
 
@@ -450,6 +450,9 @@ describe('invalid arguments: InvalidArgumentError naming the option, and no comm
     ['fields value undefined', { ...valid, fields: { title: undefined } }, 'fields.title'],
     ['max a number', { ...valid, max: 10 }, 'max'],
     ['max not a key of inc', { ...valid, max: { seats: 10 } }, 'max.seats'],
+    // Inherited names are not keys of inc: Object.prototype.toString is no increment.
+    ['max key inherited by inc (toString)', { ...valid, max: { toString: 10 } }, 'max.toString'],
+    ['max key inherited by inc (valueOf)', { ...valid, max: { valueOf: 10 } }, 'max.valueOf'],
     [
       'max below its increment',
       { ...valid, inc: { quantity: 5 }, max: { quantity: 3 } },
@@ -759,36 +762,256 @@ describe('upsert races', () => {
 describe('a retried findAndModify (retryable writes)', () => {
   const failPoints = useFailPointClients(() => t.db, 'incpushretry');
 
-  // Retryable writes spec: a write-concern error labelled RetryableWriteError makes the driver
-  // resend the command with the same lsid and txnNumber; the server applied it once and answers
-  // the retry from its record. The outcome must still be reported, and applied once. (On a real
-  // mongod this also checks that the answer to the retry keeps the projection the outcome is
-  // read from.)
-  it('after a write-concern error the driver retries: applied once, outcome still reported', async () => {
-    const { client, appName, commands } = await failPoints.appClient();
-    const coll = await carts('retried', [
-      { _id: 'cart', userId: 'u1', courses: [{ courseId: 'c1', quantity: 1 }] },
-    ]);
-    await failCommand(
-      t.db,
-      { times: 1 },
+  // The retry is answered from the stored pre-image of the first execution, WITHOUT the
+  // projection the outcome is normally read from (mongod write_ops_retryability.cpp,
+  // SERVER-44151; pinned in tests/conformance/retryable-writes).
+  const retryNextFindAndModify = (appName: string) =>
+    retryNextWrite(t.db, appName, 'findAndModify');
+
+  const cases: [
+    label: string,
+    seed: Doc,
+    extra: Partial<IncrementOrPushOptions<Doc>>,
+    result: IncrementOrPushResult | { outcome: 'alreadyApplied'; document: Doc },
+    stored: Doc,
+  ][] = [
+    [
+      'incremented',
+      { _id: 'cart', userId: 'u1', courses: [{ courseId: 'c1', quantity: 1, title: 'Intro' }] },
+      {},
+      { outcome: 'incremented', item: { courseId: 'c1', quantity: 2, title: 'Intro' } },
+      { _id: 'cart', userId: 'u1', courses: [{ courseId: 'c1', quantity: 2, title: 'Intro' }] },
+    ],
+    [
+      'pushed',
+      { _id: 'cart', userId: 'u1', courses: [{ courseId: 'c2', quantity: 1 }] },
+      { fields: { title: 'Intro' } },
+      { outcome: 'pushed', item: { courseId: 'c1', quantity: 1, title: 'Intro' }, created: false },
       {
-        failCommands: ['findAndModify'],
-        writeConcernError: { code: 91, errmsg: 'Replication is being shut down' },
-        appName,
+        _id: 'cart',
+        userId: 'u1',
+        courses: [
+          { courseId: 'c2', quantity: 1 },
+          { courseId: 'c1', quantity: 1, title: 'Intro' },
+        ],
       },
-    );
+    ],
+    [
+      'limitReached',
+      { _id: 'cart', userId: 'u1', courses: [{ courseId: 'c1', quantity: 3 }] },
+      { max: { quantity: 3 } },
+      { outcome: 'limitReached', item: { courseId: 'c1', quantity: 3 } },
+      { _id: 'cart', userId: 'u1', courses: [{ courseId: 'c1', quantity: 3 }] },
+    ],
+    [
+      'incremented with an opId',
+      { _id: 'cart', userId: 'u1', courses: [{ courseId: 'c1', quantity: 1 }] },
+      { opId: 'req-1' },
+      { outcome: 'incremented', item: { courseId: 'c1', quantity: 2 } },
+      { _id: 'cart', userId: 'u1', courses: [{ courseId: 'c1', quantity: 2 }], _opIds: ['req-1'] },
+    ],
+    [
+      'pushed with an opId',
+      { _id: 'cart', userId: 'u1', _opIds: ['older'] },
+      { opId: 'req-1', inc: { quantity: 2 } },
+      { outcome: 'pushed', item: { courseId: 'c1', quantity: 2 }, created: false },
+      {
+        _id: 'cart',
+        userId: 'u1',
+        _opIds: ['older', 'req-1'],
+        courses: [{ courseId: 'c1', quantity: 2 }],
+      },
+    ],
+    [
+      'alreadyApplied (the retried call was itself a repeat of the opId)',
+      { _id: 'cart', userId: 'u1', courses: [{ courseId: 'c1', quantity: 2 }], _opIds: ['req-1'] },
+      { opId: 'req-1' },
+      {
+        outcome: 'alreadyApplied',
+        document: {
+          _id: 'cart',
+          userId: 'u1',
+          courses: [{ courseId: 'c1', quantity: 2 }],
+          _opIds: ['req-1'],
+        },
+      },
+      { _id: 'cart', userId: 'u1', courses: [{ courseId: 'c1', quantity: 2 }], _opIds: ['req-1'] },
+    ],
+  ];
+
+  it.each(cases)(
+    '%s: the retry is answered with the unprojected pre-image; the outcome is still reported, and the update applied once',
+    async (_label, seed, extra, expected, stored) => {
+      const { client, appName, commands } = await failPoints.appClient();
+      const coll = await carts('retried', [seed]);
+      await retryNextFindAndModify(appName);
+      commands.reset();
+      const result = await incrementOrPushArrayItem(via(client, coll), {
+        filter: { userId: 'u1' },
+        array: 'courses',
+        match: { courseId: 'c1' },
+        ...extra,
+      });
+      expect(result).toEqual(expected);
+      // Two findAndModify: the first attempt and the driver's retry (same lsid and txnNumber).
+      const sent = commands.started.filter((event) => event.commandName === 'findAndModify');
+      expect(sent).toHaveLength(2);
+      expect(String(sent[1]?.command.txnNumber)).toBe(String(sent[0]?.command.txnNumber));
+      expect(await coll.findOne({ _id: 'cart' })).toEqual(stored);
+    },
+  );
+
+  // An upsert that inserted is answered on retry with lastErrorObject.upserted and value null
+  // (new: false), as on the first execution (write_ops_retryability.cpp).
+  it('upsert that created the parent: the retry still resolves pushed with created: true, one document', async () => {
+    const { client, appName, commands } = await failPoints.appClient();
+    const coll = await carts('retriedUpsert');
+    await retryNextFindAndModify(appName);
     commands.reset();
     const result = await incrementOrPushArrayItem(via(client, coll), {
-      filter: { userId: 'u1' },
+      filter: { userId: 'u9' },
+      array: 'courses',
+      match: { courseId: 'c1' },
+      upsert: true,
+    });
+    expect(result).toEqual({
+      outcome: 'pushed',
+      item: { courseId: 'c1', quantity: 1 },
+      created: true,
+    });
+    expect(commands.names()).toEqual(['findAndModify', 'findAndModify']);
+    const docs = await coll.find({}, { projection: { _id: 0 } }).toArray();
+    expect(docs).toEqual([{ userId: 'u9', courses: [{ courseId: 'c1', quantity: 1 }] }]);
+  });
+
+  it('counters of every numeric type: the outcome from the retry image equals the one the projection reports', async () => {
+    const seed = (id: string): Doc => ({
+      _id: id,
+      courses: [
+        { courseId: 'int', quantity: 1 },
+        { courseId: 'long', quantity: Long.fromString('9007199254740993') },
+        { courseId: 'double', quantity: 2.5 },
+        { courseId: 'decimal', quantity: Decimal128.fromString('1.10') },
+        { courseId: 'null', quantity: null },
+        { courseId: 'missing' },
+      ],
+    });
+    const { client, appName } = await failPoints.appClient();
+    const coll = await carts('retriedTypes', [seed('projected'), seed('image')]);
+    for (const courseId of ['int', 'long', 'double', 'decimal', 'null', 'missing']) {
+      for (const inc of [{ quantity: 1 }, { quantity: 0.25 }]) {
+        const options = { array: 'courses', match: { courseId }, inc };
+        const projected = await incrementOrPushArrayItem(coll, {
+          filter: { _id: 'projected' },
+          ...options,
+        });
+        await retryNextFindAndModify(appName);
+        const fromImage = await incrementOrPushArrayItem(via(client, coll), {
+          filter: { _id: 'image' },
+          ...options,
+        });
+        expect({ courseId, inc, result: fromImage }).toEqual({ courseId, inc, result: projected });
+      }
+    }
+    const docs = await coll.find().toArray();
+    expect(docs[1]?.courses).toEqual(docs[0]?.courses);
+  });
+});
+
+describe('a retry image, as mongod sends it (stub collection)', () => {
+  // The offline server's arithmetic is checked against the projection above; these replies are
+  // built in the exact shape mongod answers a retried findAndModify with (value: the whole
+  // stored pre-image; lastErrorObject { n: 1, updatedExisting: true }, write_ops_retryability.cpp)
+  // to pin the server's comparison semantics where a JavaScript shortcut would differ.
+  function stub(preImage: Document) {
+    const calls: Document[] = [];
+    const collection = {
+      collectionName: 'stub',
+      async findOneAndUpdate(_filter: Document, _update: Document[], options: Document) {
+        calls.push(options);
+        return { ok: 1, lastErrorObject: { n: 1, updatedExisting: true }, value: preImage };
+      },
+    } as unknown as Collection<Doc>;
+    return { collection, calls };
+  }
+
+  it('a cap is compared exactly: Decimal128 9.9 + 0.1 is 10.0000…, not over a max of 10 (a double sum would be)', async () => {
+    const { collection } = stub({
+      _id: 'cart',
+      courses: [{ courseId: 'c1', quantity: Decimal128.fromString('9.9') }],
+    });
+    const result = await incrementOrPushArrayItem(collection, {
+      filter: { _id: 'cart' },
+      array: 'courses',
+      match: { courseId: 'c1' },
+      inc: { quantity: 0.1 },
+      max: { quantity: 10 },
+    });
+    expect(result.outcome).toBe('incremented');
+    // A Decimal128 exactly 10 (its trailing zeros come from the double step's conversion).
+    expect(result.item?.quantity).toBeInstanceOf(Decimal128);
+    expect(String(result.item?.quantity)).toMatch(/^10\.0+$/);
+  });
+
+  it('identity values compare as the server does: a Decimal128 1.0 matches the number 1, a Long 7 matches 7, the string "1" does not match 1', async () => {
+    const { collection } = stub({
+      _id: 'cart',
+      courses: [
+        { courseId: '1', quantity: 5 },
+        { courseId: Decimal128.fromString('1.0'), size: Long.fromNumber(7), quantity: 1 },
+      ],
+    });
+    const result = await incrementOrPushArrayItem(collection, {
+      filter: { _id: 'cart' },
+      array: 'courses',
+      match: { courseId: 1, size: 7 },
+    });
+    expect(result).toEqual({
+      outcome: 'incremented',
+      item: { courseId: Decimal128.fromString('1.0'), size: Long.fromNumber(7), quantity: 2 },
+    });
+  });
+
+  it('a stored Decimal128 0.1 is not equal to the double 0.1 (the server compares exactly): a new element is pushed', async () => {
+    const { collection } = stub({
+      _id: 'cart',
+      courses: [{ courseId: Decimal128.fromString('0.1'), quantity: 1 }],
+    });
+    const result = await incrementOrPushArrayItem(collection, {
+      filter: { _id: 'cart' },
+      array: 'courses',
+      match: { courseId: 0.1 },
+    });
+    expect(result).toEqual({
+      outcome: 'pushed',
+      item: { courseId: 0.1, quantity: 1 },
+      created: false,
+    });
+  });
+
+  it('an element holding __proto__ as an ordinary field (as js-bson deserialises it) is reported without touching Object.prototype', async () => {
+    const preImage = BSON.deserialize(
+      BSON.serialize({ _id: 'cart', courses: [{ courseId: 'c1', quantity: 1 }] }),
+    );
+    const element = (preImage.courses as Document[])[0] as Document;
+    Object.defineProperty(element, '__proto__', {
+      value: { isAdmin: true },
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
+    const { collection } = stub(BSON.deserialize(BSON.serialize(preImage)));
+    const result = await incrementOrPushArrayItem(collection, {
+      filter: { _id: 'cart' },
       array: 'courses',
       match: { courseId: 'c1' },
     });
-    expect(result).toEqual({ outcome: 'incremented', item: { courseId: 'c1', quantity: 2 } });
-    expect(commands.names()).toEqual(['findAndModify', 'findAndModify']);
-    expect((await coll.findOne({ _id: 'cart' }))?.courses).toEqual([
-      { courseId: 'c1', quantity: 2 },
-    ]);
+    expect(result.outcome).toBe('incremented');
+    const item = result.item as Document;
+    expect(Object.hasOwn(item, '__proto__')).toBe(true);
+    expect(Object.getPrototypeOf(item)).toBe(Object.prototype);
+    expect(item.quantity).toBe(2);
+    expect(({} as Document).isAdmin).toBeUndefined();
   });
 });
 

@@ -351,6 +351,25 @@ const remove: Handler = (ctx) => {
   return withWriteErrors({ n }, writeErrors);
 };
 
+/**
+ * The answer mongod gives when a retryable findAndModify is retried (same lsid and txnNumber):
+ * it does not run the command again but rebuilds the reply from the stored image of the first
+ * execution, and does NOT apply `fields` (SERVER-44151). Source: mongod
+ * src/mongo/db/ops/write_ops_retryability.cpp, parseOplogEntryForFindAndModify: an update
+ * answers `lastErrorObject: { n: 1, updatedExisting: true }` and the pre- or post-image as
+ * stored; an upsert that inserted answers `{ n: 1, updatedExisting: false, upserted: _id }` and
+ * the inserted document only for `new: true` (else `value: null`); a remove answers `{ n: 1 }`
+ * and the deleted document. find_and_modify.cpp adds `retriedStmtId`. Attached to the reply of
+ * the first execution as a non-enumerable property, so it is never sent with that reply; the
+ * dispatcher records it for the replay (server.ts).
+ */
+export const RETRY_REPLY: unique symbol = Symbol('findAndModify retry reply');
+
+function withRetryReply(reply: Document, retry: Document): Document {
+  Object.defineProperty(reply, RETRY_REPLY, { value: { ...retry, retriedStmtId: 0 } });
+  return reply;
+}
+
 const findAndModify: Handler = (ctx) => {
   const name = typeof ctx.command.findAndModify === 'string' ? 'findAndModify' : 'findandmodify';
   const collection = ctx.storage.ensureCollection(ctx.db, collectionName(ctx, name));
@@ -380,7 +399,10 @@ const findAndModify: Handler = (ctx) => {
     const target = sorted(matching(ctx, collection, query), sort)[0];
     if (target === undefined) return { lastErrorObject: { n: 0 }, value: null };
     ctx.unit.write(collection, target[0], target[1], null);
-    return { lastErrorObject: { n: 1 }, value: project(target[1]) };
+    return withRetryReply(
+      { lastErrorObject: { n: 1 }, value: project(target[1]) },
+      { lastErrorObject: { n: 1 }, value: target[1] },
+    );
   }
   const u = ctx.command.update as unknown;
   if (u === null || typeof u !== 'object') {
@@ -403,12 +425,20 @@ const findAndModify: Handler = (ctx) => {
     updatedExisting: result.matched > 0,
   };
   if (result.upsertedId !== undefined) lastErrorObject.upserted = result.upsertedId;
-  const value = returnNew
-    ? project(result.after)
+  const image = returnNew
+    ? result.after
     : result.upsertedId !== undefined
-      ? null
-      : project(result.before);
-  return { lastErrorObject, value };
+      ? undefined
+      : result.before;
+  const reply = { lastErrorObject, value: project(image) };
+  if (lastErrorObject.n === 0) return reply;
+  return withRetryReply(reply, {
+    lastErrorObject:
+      result.upsertedId === undefined
+        ? { n: 1, updatedExisting: true }
+        : { n: 1, updatedExisting: false, upserted: result.upsertedId },
+    value: image ?? null,
+  });
 };
 
 const find: Handler = (ctx) => {

@@ -5,7 +5,7 @@
  */
 import { createServer, type Socket } from 'node:net';
 import { type Document, Long, ObjectId } from 'bson';
-import { expireTtlDocuments, HANDLERS, NOT_IN_TRANSACTION } from './commands.js';
+import { expireTtlDocuments, HANDLERS, NOT_IN_TRANSACTION, RETRY_REPLY } from './commands.js';
 import { CursorRegistry } from './cursors.js';
 import { codeName, ErrorCode, isServerError, ServerError } from './errors.js';
 import { FailPoint } from './failpoint.js';
@@ -44,7 +44,7 @@ interface SessionState {
   /** Highest txnNumber seen on this session (transactions and retryable writes share it). */
   txnNumber: number;
   transaction: Transaction | undefined;
-  /** Reply of the last retryable write, returned again when its txnNumber is retried. */
+  /** What the last retryable write's txnNumber is answered with when it is retried. */
   retryableReply: { txnNumber: number; reply: Document } | undefined;
 }
 
@@ -448,7 +448,7 @@ class Dispatcher {
         );
       }
       if (session.retryableReply?.txnNumber === txnNumber)
-        return { ...session.retryableReply.reply, retriedStmtIds: [0] };
+        return { ...session.retryableReply.reply };
       session.txnNumber = txnNumber;
     }
 
@@ -472,8 +472,15 @@ class Dispatcher {
         // A write error inside a transaction aborts it (e.g. DuplicateKey), as mongod does.
         if (txn !== undefined && Array.isArray(reply.writeErrors))
           this.storage.abort(txn, 'a write in it failed');
-        if (session !== undefined)
-          session.retryableReply = { txnNumber: command.txnNumber as number, reply };
+        if (session !== undefined) {
+          // What a retry of this txnNumber is answered with: a findAndModify's is rebuilt from
+          // its stored image, unprojected (see RETRY_REPLY); other writes repeat their reply.
+          const retry = (reply as { [RETRY_REPLY]?: Document })[RETRY_REPLY];
+          session.retryableReply = {
+            txnNumber: command.txnNumber as number,
+            reply: retry ?? { ...reply, retriedStmtIds: [0] },
+          };
+        }
         return reply;
       } catch (error) {
         if (error instanceof Blocked) {

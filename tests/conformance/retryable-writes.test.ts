@@ -7,10 +7,16 @@
  * (retryable error codes include ShutdownInProgress 91); server jstest
  * jstests/core/failcommand_failpoint.js ("This normally fails with RetryableWriteError label"
  * for an insert carrying txnNumber); server src/mongo/db/error_labels.cpp.
+ *
+ * A retried findAndModify is answered from the stored image of its first execution, and
+ * `fields` (the projection) is NOT applied to it: server src/mongo/db/ops/write_ops_retryability.cpp
+ * (parseOplogEntryForFindAndModify builds `value` from the stored pre- or post-image and
+ * `lastErrorObject` from the oplog entry; nothing there projects) and SERVER-44151. mongod 6.0+
+ * also adds `retriedStmtId` (find_and_modify.cpp); it is not asserted here, older servers omit it.
  */
-import { Long, type MongoClientOptions } from 'mongodb';
+import { type Db, type Document, Long, type MongoClientOptions } from 'mongodb';
 import { describe, expect, it } from 'vitest';
-import { failCommand, useFailPointClients } from '../support/failpoints.js';
+import { failCommand, retryNextWrite, useFailPointClients } from '../support/failpoints.js';
 import { useTestDatabase } from '../support/mongo.js';
 import { type Doc, serverError } from './helpers.js';
 
@@ -193,5 +199,134 @@ describe('retryable writes', () => {
     } finally {
       await session.endSession();
     }
+  });
+
+  describe('a retried findAndModify is answered from the stored image, without the projection', () => {
+    // Increasing across calls: a later call may reuse the pooled server session (same lsid),
+    // and a txnNumber it already used would be answered as a retry of that earlier write.
+    let txnNumber = 100;
+
+    /** Sends `command` twice with one lsid and txnNumber (a retry, as the driver sends it). */
+    async function sendTwice(db: Db, command: Document): Promise<[Document, Document]> {
+      txnNumber += 1;
+      const session = db.client.startSession();
+      try {
+        const stamped = () => ({ ...command, txnNumber: Long.fromNumber(txnNumber) });
+        const first = await db.command(stamped(), { session });
+        const second = await db.command(stamped(), { session });
+        return [first, second];
+      } finally {
+        await session.endSession();
+      }
+    }
+
+    it.each([
+      {
+        returnNew: false,
+        projected: { n: 0, doubled: 0 },
+        image: { _id: 'c', n: 0, other: 'kept' },
+      },
+      {
+        returnNew: true,
+        projected: { n: 1, doubled: 2 },
+        image: { _id: 'c', n: 1, other: 'kept' },
+      },
+    ])(
+      'an update with new: $returnNew: the first answer is projected, the retry carries the whole stored image',
+      async ({ returnNew, projected, image }) => {
+        const name = t.uniqueName('famUpdate');
+        const coll = t.db.collection<Doc>(name);
+        await coll.insertOne({ _id: 'c', n: 0, other: 'kept' });
+        const { client } = await appClient();
+        const [first, retry] = await sendTwice(client.db(t.db.databaseName), {
+          findAndModify: name,
+          query: { _id: 'c' },
+          update: { $inc: { n: 1 } },
+          new: returnNew,
+          fields: { _id: 0, n: 1, doubled: { $multiply: ['$n', 2] } },
+        });
+        expect(first).toMatchObject({ ok: 1, lastErrorObject: { n: 1, updatedExisting: true } });
+        expect(first.value).toEqual(projected);
+        expect(retry).toMatchObject({ ok: 1, lastErrorObject: { n: 1, updatedExisting: true } });
+        expect(retry.value).toEqual(image);
+        // Applied once: the retry did not run the update again.
+        expect(await coll.findOne({ _id: 'c' })).toEqual({ _id: 'c', n: 1, other: 'kept' });
+      },
+    );
+
+    it('an upsert that inserted: upserted _id, updatedExisting false; value null (new: false) or the whole inserted document (new: true)', async () => {
+      const name = t.uniqueName('famUpsert');
+      const coll = t.db.collection<Doc>(name);
+      const { client } = await appClient();
+      const db = client.db(t.db.databaseName);
+      const base = {
+        findAndModify: name,
+        update: { $inc: { n: 1 } },
+        upsert: true,
+        fields: { _id: 0 },
+      };
+      const [, before] = await sendTwice(db, { ...base, query: { _id: 'a' } });
+      expect(before).toMatchObject({
+        ok: 1,
+        lastErrorObject: { n: 1, updatedExisting: false, upserted: 'a' },
+        value: null,
+      });
+      const [first, after] = await sendTwice(db, { ...base, query: { _id: 'b' }, new: true });
+      expect(first.value).toEqual({ n: 1 });
+      expect(after).toMatchObject({
+        ok: 1,
+        lastErrorObject: { n: 1, updatedExisting: false, upserted: 'b' },
+      });
+      expect(after.value).toEqual({ _id: 'b', n: 1 });
+      expect(await coll.find().sort({ _id: 1 }).toArray()).toEqual([
+        { _id: 'a', n: 1 },
+        { _id: 'b', n: 1 },
+      ]);
+    });
+
+    it('a remove: the retry carries the whole deleted document', async () => {
+      const name = t.uniqueName('famRemove');
+      const coll = t.db.collection<Doc>(name);
+      await coll.insertMany([
+        { _id: 1, n: 5 },
+        { _id: 2, n: 6 },
+      ]);
+      const { client } = await appClient();
+      const [first, retry] = await sendTwice(client.db(t.db.databaseName), {
+        findAndModify: name,
+        query: {},
+        sort: { _id: 1 },
+        remove: true,
+        fields: { _id: 0 },
+      });
+      expect(first.value).toEqual({ n: 5 });
+      expect(retry).toMatchObject({ ok: 1, lastErrorObject: { n: 1 } });
+      expect(retry.value).toEqual({ _id: 1, n: 5 });
+      // The retry did not delete the next document.
+      expect(await coll.find().toArray()).toEqual([{ _id: 2, n: 6 }]);
+    });
+
+    // The same through the driver: a retryable write concern error (91, labelled
+    // RetryableWriteError by the server) makes findOneAndUpdate resend the command, and what the
+    // application receives is the unprojected pre-image, applied once.
+    it('findOneAndUpdate with a projection, retried after a write concern error 91, resolves to the whole pre-image', async () => {
+      const name = t.uniqueName('famWce');
+      const coll = t.db.collection<Doc>(name);
+      await coll.insertOne({ _id: 'c', n: 0, other: 'kept' });
+      const { client, appName, commands } = await appClient();
+      await retryNextWrite(t.db, appName, 'findAndModify');
+      const result = await client
+        .db(t.db.databaseName)
+        .collection<Doc>(name)
+        .findOneAndUpdate(
+          { _id: 'c' },
+          { $inc: { n: 1 } },
+          { projection: { _id: 0, n: 1 }, includeResultMetadata: true },
+        );
+      expect(commands.names().filter((n) => n === 'findAndModify')).toHaveLength(2);
+      expect(result.lastErrorObject).toMatchObject({ n: 1, updatedExisting: true });
+      expect(result.value).toEqual({ _id: 'c', n: 0, other: 'kept' });
+      expect(await coll.findOne({ _id: 'c' })).toEqual({ _id: 'c', n: 1, other: 'kept' });
+    });
   });
 });

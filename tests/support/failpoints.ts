@@ -25,6 +25,24 @@ export async function failCommand(db: Db, mode: FailPointMode, data?: Document):
   expect(reply.ok).toBe(1);
 }
 
+/**
+ * The next `commandName` sent by the client named `appName` is applied, then answered with a
+ * write concern error 91 (ShutdownInProgress). The server labels it RetryableWriteError
+ * (error_labels.cpp), so the driver resends the command with the same lsid and txnNumber, and
+ * the server answers that retry from its record of the first execution (retryable writes).
+ */
+export async function retryNextWrite(db: Db, appName: string, commandName: string): Promise<void> {
+  await failCommand(
+    db,
+    { times: 1 },
+    {
+      failCommands: [commandName],
+      writeConcernError: { code: 91, errmsg: 'Replication is being shut down' },
+      appName,
+    },
+  );
+}
+
 function lockPath(name: string): string {
   const server = createHash('sha256').update(testUri()).digest('hex').slice(0, 12);
   return join(tmpdir(), `mongo-atomics-conformance-${server}-${name}.lock`);
