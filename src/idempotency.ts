@@ -388,18 +388,6 @@ async function validateTransactionOptions(
   return value as WithRetryingTransactionOptions;
 }
 
-/**
- * The MongoClient a driver Collection belongs to: its internal `client` (driver 6 and 7 set it
- * from the Db), else its Db's public `client`. Undefined when the object does not say (a
- * wrapper): the ownership check is then skipped rather than guessed.
- */
-function clientOf(collection: unknown): unknown {
-  const candidate = collection as { client?: unknown; db?: { client?: unknown } };
-  if (typeof candidate.client === 'object' && candidate.client !== null) return candidate.client;
-  const viaDb = candidate.db?.client;
-  return typeof viaDb === 'object' && viaDb !== null ? viaDb : undefined;
-}
-
 async function validate(collection: unknown, options: unknown): Promise<Settings> {
   v.collection(collection as Collection);
   const o = v.options(options as Record<string, unknown>);
@@ -435,14 +423,8 @@ async function validate(collection: unknown, options: unknown): Promise<Settings
       v.fail('transaction', 'applies only with "client" (transaction mode)');
     }
   } else {
-    client = v.client(o.client as MongoClient);
-    const owner = clientOf(collection);
-    if (owner !== undefined && owner !== client) {
-      v.fail(
-        'client',
-        'is not the MongoClient that owns the collection: the transaction would run on another client than the records; pass the client the collection was obtained from',
-      );
-    }
+    // The transaction must run on the records' own client.
+    client = v.client(o.client as MongoClient, 'client', collection as Collection);
     transaction = await validateTransactionOptions(client, o.transaction);
   }
   return { key, fn, fingerprint, leaseMs, retentionMs, wait, client, transaction };

@@ -136,6 +136,19 @@ function structureProblem(root: unknown, option: string): string | undefined {
   return visit(root, option, 1);
 }
 
+/**
+ * The MongoClient a driver Collection belongs to: its `client` (internal in the driver's types,
+ * set from the Db by driver 6 and 7), else its Db's public `client`. Undefined when the object
+ * does not say (a wrapper that is not a driver Collection): ownership checks are then skipped
+ * rather than guessed.
+ */
+function clientOf(collection: object): unknown {
+  const candidate = collection as { client?: unknown; db?: { client?: unknown } };
+  if (typeof candidate.client === 'object' && candidate.client !== null) return candidate.client;
+  const viaDb = candidate.db?.client;
+  return typeof viaDb === 'object' && viaDb !== null ? viaDb : undefined;
+}
+
 /** Validation helpers bound to one primitive's name, for its error messages. */
 export function validator(primitive: string) {
   const fail = (option: string, problem: string): never => {
@@ -184,7 +197,12 @@ export function validator(primitive: string) {
       return value;
     },
 
-    client(value: MongoClient | undefined, option = 'client'): MongoClient {
+    /**
+     * A MongoClient; with `collection`, the one that collection belongs to: statements of a
+     * session of another client would run outside its transaction, or fail after earlier ones
+     * were written.
+     */
+    client(value: MongoClient | undefined, option = 'client', collection?: object): MongoClient {
       const candidate = value as Partial<MongoClient> | null | undefined;
       if (
         typeof candidate !== 'object' ||
@@ -192,6 +210,13 @@ export function validator(primitive: string) {
         typeof candidate.startSession !== 'function'
       ) {
         fail(option, `must be a connected MongoClient, got ${describe(value)}`);
+      }
+      const owner = collection === undefined ? undefined : clientOf(collection);
+      if (owner !== undefined && owner !== value) {
+        fail(
+          option,
+          'is not the MongoClient that owns the collection: pass the client the collection was obtained from',
+        );
       }
       return value as MongoClient;
     },
@@ -228,7 +253,7 @@ export function validator(primitive: string) {
       ) {
         fail(option, 'must be a ClientSession started by client.startSession(), not a look-alike');
       }
-      const collectionClient = (collection as { client?: unknown }).client;
+      const collectionClient = clientOf(collection);
       if (collectionClient !== undefined && collectionClient !== owner) {
         fail(
           option,
