@@ -79,8 +79,16 @@ function decrementStatement(filter: Document, field: string, amount: number, flo
 
 /** What can still be taken from `doc`: field − floor, never negative; 0 for a non-number. */
 function availableIn(doc: Document, field: string, floor: number): number {
-  const value = numericValue(getField(doc, field));
-  return value === undefined || Number.isNaN(value) ? 0 : Math.max(0, value - floor);
+  return availableFrom(getField(doc, field), floor);
+}
+
+/**
+ * `value − floor`, never negative; 0 for a non-number or NaN. Informational only (computed in
+ * floating point): the outcome is decided by the server.
+ */
+function availableFrom(value: unknown, floor: number): number {
+  const n = numericValue(value);
+  return n === undefined || Number.isNaN(n) ? 0 : Math.max(0, n - floor);
 }
 
 function validateCommon(v: Validator, options: { field: unknown; floor?: unknown }) {
@@ -428,9 +436,28 @@ async function inCallerTransaction<TSchema extends Document>(
   return { outcome: 'decremented' };
 }
 
+/** The server's verdict on `value >= threshold` as the update's filter `{ $gte: threshold }` has it. */
+function guardHolds(value: string, threshold: number): Document {
+  // The query's `$gte` matches only numbers (type bracketing), never NaN, and compares int,
+  // long, double and Decimal128 exactly (Decimal128("0.1") < 0.1 as a double); the
+  // aggregation's `$gte` orders values the same way once non-numbers are ruled out.
+  return { $and: [{ $isNumber: value }, { $gte: [value, threshold] }] };
+}
+
 /**
- * One `aggregate` that finds each item's document (a `$facet` branch per item), then the
- * shortfall, totalling items that name the same document. Undefined when every item suffices.
+ * One `aggregate` in which the SERVER decides, item by item, whether the guarded statement
+ * would apply, replaying the ordered statements with its own comparison and arithmetic:
+ * - a `$facet` branch per item finds its document and the field's value (`i<k>`);
+ * - then, per item, the value it sees (`s<k>`: the value after the latest earlier item on the
+ *   same document, the server telling documents apart by `_id`, else the stored value) and
+ *   the value it leaves (`r<k>`: `s<k> + (-amount)` when `s<k> >= floor + amount` holds, as
+ *   the update's `$inc` computes it, else `s<k>`);
+ * - last, per item: found, the guard's verdict, and the value seen (for `available`).
+ * Replaying in JavaScript instead would disagree with the update wherever the server's
+ * comparison is exact and JavaScript's is not (a Decimal128 stock against a double amount:
+ * Decimal128("0.1") >= 0.1 is false), making a short order look sufficient.
+ *
+ * Undefined when every item suffices.
  */
 async function diagnose<TSchema extends Document>(
   collection: Collection<TSchema>,
@@ -442,50 +469,66 @@ async function diagnose<TSchema extends Document>(
   const facets = Object.fromEntries(
     items.map((item, index) => [
       `i${index}`,
-      [{ $match: item.filter }, { $limit: 1 }, { $project: { [field]: 1 } }],
+      [{ $match: item.filter }, { $limit: 1 }, { $project: { v: `$${field}` } }],
     ]),
   );
-  const pipeline = [{ $match: { $or: items.map((item) => item.filter) } }, { $facet: facets }];
-  const [found = {}] = await collection
-    .aggregate<Record<string, WithId<Document>[]>>(pipeline, primaryRead(session))
-    .toArray();
+  const docOf = (index: number) => ({ $arrayElemAt: [`$i${index}`, 0] });
+  const replay = items.map((item, k) => {
+    const earlier = items
+      .slice(0, k)
+      .map((_, j) => k - 1 - j)
+      // biome-ignore lint/suspicious/noThenProperty: `then` is $switch's syntax, never awaited.
+      .map((j) => ({ case: { $eq: [`$d${j}._id`, `$d${k}._id`] }, then: `$r${j}` }));
+    const seen =
+      earlier.length === 0 ? `$d${k}.v` : { $switch: { branches: earlier, default: `$d${k}.v` } };
+    return {
+      $set: {
+        [`s${k}`]: seen,
+        [`r${k}`]: {
+          $let: {
+            vars: { s: seen },
+            in: {
+              $cond: [
+                guardHolds('$$s', floor + item.amount),
+                { $add: ['$$s', -item.amount] },
+                '$$s',
+              ],
+            },
+          },
+        },
+      },
+    };
+  });
+  const verdicts = Object.fromEntries(
+    items.flatMap((item, k) => [
+      [`f${k}`, { $gt: [{ $size: `$i${k}` }, 0] }],
+      [`ok${k}`, guardHolds(`$s${k}`, floor + item.amount)],
+      [`s${k}`, 1],
+    ]),
+  );
+  const pipeline = [
+    { $match: { $or: items.map((item) => item.filter) } },
+    { $facet: facets },
+    { $set: Object.fromEntries(items.map((_, k) => [`d${k}`, docOf(k)])) },
+    ...replay,
+    { $project: { _id: 0, ...verdicts } },
+  ];
+  const [verdict] = await collection.aggregate<Document>(pipeline, primaryRead(session)).toArray();
 
   const missing: number[] = [];
   const shortages: Shortage[] = [];
-  // Replay the guarded statements in order, with the server's own arithmetic
-  // (`value >= floor + amount`, then `value - amount`), so the verdict matches what the
-  // update did; items that name one document see each other's decrements.
-  const remaining = new Map<string, number | undefined>();
   items.forEach((item, index) => {
-    const doc = found[`i${index}`]?.[0];
-    if (doc === undefined) {
+    // No document at all ($match found none): every item is missing.
+    if (verdict === undefined || verdict[`f${index}`] !== true) {
       missing.push(index);
       return;
     }
-    const key = documentKey(doc._id);
-    const value = remaining.has(key) ? remaining.get(key) : numericValue(getField(doc, field));
-    if (value !== undefined && value >= floor + item.amount) {
-      remaining.set(key, value - item.amount);
-      return;
-    }
-    remaining.set(key, value);
-    const left = value === undefined || Number.isNaN(value) ? 0 : value - floor;
-    shortages.push({ index, requested: item.amount, available: Math.max(0, left) });
+    if (verdict[`ok${index}`] === true) return;
+    const seen = Object.hasOwn(verdict, `s${index}`) ? verdict[`s${index}`] : undefined;
+    shortages.push({ index, requested: item.amount, available: availableFrom(seen, floor) });
   });
   // With missing items the order cannot go through whatever the stock: `notFound` is reported
   // (and shortages, if any, are not).
   if (missing.length > 0) return { outcome: 'notFound', missing };
   return shortages.length === 0 ? undefined : { outcome: 'insufficient', shortages };
-}
-
-/** A string that tells documents apart by `_id` (ObjectId, string, number, Date or object). */
-function documentKey(id: unknown): string {
-  const type = (id as { _bsontype?: unknown } | null)?._bsontype;
-  if (type === 'Binary') {
-    const binary = id as { sub_type: number; buffer: Uint8Array };
-    return `Binary:${binary.sub_type}:${Buffer.from(binary.buffer).toString('hex')}`;
-  }
-  if (typeof type === 'string') return `${type}:${String(id)}`;
-  if (id instanceof Date) return `date:${id.getTime()}`;
-  return `${typeof id}:${typeof id === 'object' ? JSON.stringify(id) : String(id)}`;
 }
