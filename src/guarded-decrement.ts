@@ -437,7 +437,7 @@ async function inCallerTransaction<TSchema extends Document>(
 }
 
 /** The server's verdict on `value >= threshold` as the update's filter `{ $gte: threshold }` has it. */
-function guardHolds(value: string, threshold: number): Document {
+function guardHolds(value: string, threshold: string): Document {
   // The query's `$gte` matches only numbers (type bracketing), never NaN, and compares int,
   // long, double and Decimal128 exactly (Decimal128("0.1") < 0.1 as a double); the
   // aggregation's `$gte` orders values the same way once non-numbers are ruled out.
@@ -447,15 +447,15 @@ function guardHolds(value: string, threshold: number): Document {
 /**
  * One `aggregate` in which the SERVER decides, item by item, whether the guarded statement
  * would apply, replaying the ordered statements with its own comparison and arithmetic:
- * - a `$facet` branch per item finds its document and the field's value (`i<k>`);
- * - then, per item, the value it sees (`s<k>`: the value after the latest earlier item on the
- *   same document, the server telling documents apart by `_id`, else the stored value) and
- *   the value it leaves (`r<k>`: `s<k> + (-amount)` when `s<k> >= floor + amount` holds, as
- *   the update's `$inc` computes it, else `s<k>`);
- * - last, per item: found, the guard's verdict, and the value seen (for `available`).
- * Replaying in JavaScript instead would disagree with the update wherever the server's
- * comparison is exact and JavaScript's is not (a Decimal128 stock against a double amount:
- * Decimal128("0.1") >= 0.1 is false), making a short order look sufficient.
+ * - a `$facet` branch per item finds its document and the field's value;
+ * - a `$reduce` over the items, in order, computes for each the value it sees (the value the
+ *   latest earlier item on the same document left, the server telling documents apart by
+ *   `_id`; else the stored value), the guard's verdict on it (`seen >= floor + amount`, as the
+ *   update's filter), and the value it leaves (`seen + (-amount)` as the update's `$inc`
+ *   computes it, when the guard holds).
+ * Replaying in JavaScript instead disagreed with the update wherever the server's comparison
+ * is exact and JavaScript's is not (a Decimal128 stock against a double amount:
+ * Decimal128("0.1") >= 0.1 is false), so a short order looked sufficient.
  *
  * Undefined when every item suffices.
  */
@@ -472,59 +472,82 @@ async function diagnose<TSchema extends Document>(
       [{ $match: item.filter }, { $limit: 1 }, { $project: { v: `$${field}` } }],
     ]),
   );
-  const docOf = (index: number) => ({ $arrayElemAt: [`$i${index}`, 0] });
-  const replay = items.map((item, k) => {
-    const earlier = items
-      .slice(0, k)
-      .map((_, j) => k - 1 - j)
-      // biome-ignore lint/suspicious/noThenProperty: `then` is $switch's syntax, never awaited.
-      .map((j) => ({ case: { $eq: [`$d${j}._id`, `$d${k}._id`] }, then: `$r${j}` }));
-    const seen =
-      earlier.length === 0 ? `$d${k}.v` : { $switch: { branches: earlier, default: `$d${k}.v` } };
-    return {
-      $set: {
-        [`s${k}`]: seen,
-        [`r${k}`]: {
-          $let: {
-            vars: { s: seen },
-            in: {
+  const steps = items.map((item, index) => ({
+    found: { $gt: [{ $size: `$i${index}` }, 0] },
+    id: { $arrayElemAt: [`$i${index}._id`, 0] },
+    v: { $arrayElemAt: [`$i${index}.v`, 0] },
+    threshold: { $literal: floor + item.amount },
+    delta: { $literal: -item.amount },
+  }));
+  // `$$value`: the verdicts so far; `$$this`: the next step. A missing value stays missing.
+  const sameDocumentBefore = {
+    $filter: {
+      input: '$$value',
+      as: 'before',
+      cond: { $and: ['$$this.found', '$$before.found', { $eq: ['$$before.id', '$$this.id'] }] },
+    },
+  };
+  const verdict = {
+    $let: {
+      vars: { same: sameDocumentBefore },
+      in: {
+        $let: {
+          vars: {
+            seen: {
               $cond: [
-                guardHolds('$$s', floor + item.amount),
-                { $add: ['$$s', -item.amount] },
-                '$$s',
+                { $gt: [{ $size: '$$same' }, 0] },
+                { $let: { vars: { last: { $arrayElemAt: ['$$same', -1] } }, in: '$$last.left' } },
+                '$$this.v',
               ],
+            },
+          },
+          in: {
+            $let: {
+              vars: { ok: guardHolds('$$seen', '$$this.threshold') },
+              in: {
+                found: '$$this.found',
+                id: '$$this.id',
+                ok: '$$ok',
+                seen: '$$seen',
+                left: { $cond: ['$$ok', { $add: ['$$seen', '$$this.delta'] }, '$$seen'] },
+              },
             },
           },
         },
       },
-    };
-  });
-  const verdicts = Object.fromEntries(
-    items.flatMap((item, k) => [
-      [`f${k}`, { $gt: [{ $size: `$i${k}` }, 0] }],
-      [`ok${k}`, guardHolds(`$s${k}`, floor + item.amount)],
-      [`s${k}`, 1],
-    ]),
-  );
+    },
+  };
   const pipeline = [
     { $match: { $or: items.map((item) => item.filter) } },
     { $facet: facets },
-    { $set: Object.fromEntries(items.map((_, k) => [`d${k}`, docOf(k)])) },
-    ...replay,
-    { $project: { _id: 0, ...verdicts } },
+    {
+      $project: {
+        _id: 0,
+        verdicts: {
+          $reduce: {
+            input: steps,
+            initialValue: [],
+            in: { $concatArrays: ['$$value', [verdict]] },
+          },
+        },
+      },
+    },
   ];
-  const [verdict] = await collection.aggregate<Document>(pipeline, primaryRead(session)).toArray();
+  const [replayed] = await collection
+    .aggregate<{ verdicts: Document[] }>(pipeline, primaryRead(session))
+    .toArray();
 
   const missing: number[] = [];
   const shortages: Shortage[] = [];
   items.forEach((item, index) => {
-    // No document at all ($match found none): every item is missing.
-    if (verdict === undefined || verdict[`f${index}`] !== true) {
+    // No document matched at all: the pipeline returns nothing and every item is missing.
+    const verdict = replayed?.verdicts[index];
+    if (verdict?.found !== true) {
       missing.push(index);
       return;
     }
-    if (verdict[`ok${index}`] === true) return;
-    const seen = Object.hasOwn(verdict, `s${index}`) ? verdict[`s${index}`] : undefined;
+    if (verdict.ok === true) return;
+    const seen = Object.hasOwn(verdict, 'seen') ? verdict.seen : undefined;
     shortages.push({ index, requested: item.amount, available: availableFrom(seen, floor) });
   });
   // With missing items the order cannot go through whatever the stock: `notFound` is reported
