@@ -262,8 +262,15 @@ interface ItemPlan {
  * - **Own transaction (`client`)**: all guarded updates go as ONE `update` command, then
  *   `commitTransaction`: **2 round trips for any number of items**. If an item falls short,
  *   the transaction is aborted and one `aggregate` lists every short or missing item: 3 round
- *   trips (update, abortTransaction, aggregate). Transient conflicts with concurrent orders are
- *   retried by withRetryingTransaction. Needs a replica set.
+ *   trips (update, abortTransaction, aggregate). Transient conflicts with concurrent orders,
+ *   and a statement that waited while the connection pool was cleared, are retried by
+ *   withRetryingTransaction. If that `aggregate` finds every item sufficient (stock came back
+ *   meanwhile), the order is tried again, at most 5 rounds in all (then
+ *   RetryBudgetExhaustedError, reason `maxAttempts`). Needs a replica set.
+ * - **Shortages are decided by the server**: the `aggregate` replays the guarded statements in
+ *   order with the server's comparison (`field >= floor + amount`, exact across int, long,
+ *   double and Decimal128) and arithmetic (`$add`, as the update's `$inc`), so its verdict is
+ *   the update's. `available` alone is computed in JavaScript, for information.
  * - **Caller's transaction (`session`)**: one `aggregate` reads every item's document in the
  *   transaction's snapshot; if all suffice, ONE `update` command applies them: **2 round
  *   trips**, and on a shortage 1, with no write made, so the caller may still commit other
