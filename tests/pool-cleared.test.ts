@@ -233,6 +233,23 @@ describe('a statement inside the transaction waits for a connection while the po
   });
 });
 
+/**
+ * A one-connection client whose driver does not re-send a failed commit (driver 7's
+ * `maxAdaptiveRetries: 0`), so a pool-cleared commit error reaches the runner bare. Undefined
+ * on driver 6: it has no such option (it refuses unknown options, checked here) and always
+ * re-sends a commit that failed with a retryable error once, so the runner cannot see a bare
+ * pool-cleared commit error there (the test before this one covers driver 6).
+ */
+async function clientWithoutCommitRetry() {
+  try {
+    return await oneConnectionClient({ maxAdaptiveRetries: 0 });
+  } catch (error) {
+    expect(error).toMatchObject({ name: 'MongoParseError' });
+    expect(String((error as Error).message)).toMatch(/maxadaptiveretries/i);
+    return undefined;
+  }
+}
+
 describe('the commit waits for a connection while the pool is cleared', () => {
   it('the driver re-sends such a commit itself once: committed once, the runner sees nothing', async () => {
     const { client, commands } = await oneConnectionClient();
@@ -254,17 +271,8 @@ describe('the commit waits for a connection while the pool is cleared', () => {
   });
 
   it('when the driver does not re-send it (driver 7, maxAdaptiveRetries: 0), the runner re-sends the commit alone: callback ran once, committed once', async () => {
-    let app: Awaited<ReturnType<typeof oneConnectionClient>>;
-    try {
-      app = await oneConnectionClient({ maxAdaptiveRetries: 0 });
-    } catch (error) {
-      // Driver 6 has no such option (it refuses unknown options) and always re-sends a commit
-      // that failed with a retryable error, so a bare MongoPoolClearedError cannot reach the
-      // runner from its commit there; the previous test covers driver 6.
-      expect(error).toMatchObject({ name: 'MongoParseError' });
-      expect(String((error as Error).message)).toMatch(/maxadaptiveretries/i);
-      return;
-    }
+    const app = await clientWithoutCommitRetry();
+    if (app === undefined) return;
     const { client, commands } = app;
     const name = await freshCollection('commit-runner');
     const coll = client.db(t.db.databaseName).collection<Doc>(name);
@@ -286,5 +294,57 @@ describe('the commit waits for a connection while the pool is cleared', () => {
     // The first commit never left; the one the runner re-sent is the only one on the wire.
     expect(commands.names().filter((n) => n !== CLOSER)).toEqual(['insert', 'commitTransaction']);
     expect(await t.db.collection<Doc>(name).find({}).toArray()).toEqual([{ _id: 'a', run: 1 }]);
+  });
+  it('after an unknown commit result, a pool-cleared re-send that spends the budget gives up as commitOutcomeUnknown (the first send may have committed)', async () => {
+    const app = await clientWithoutCommitRetry();
+    if (app === undefined) return;
+    const { client, appName } = app;
+    const name = await freshCollection('commit-unknown');
+    const coll = client.db(t.db.databaseName).collection<Doc>(name);
+    // First the commit fails with an unknown result (explicit label: not retried by the driver).
+    await failCommand(
+      t.db,
+      { times: 1 },
+      {
+        failCommands: ['commitTransaction'],
+        errorCode: 6,
+        errorLabels: ['UnknownTransactionCommitResult'],
+        appName,
+      },
+    );
+    const log = retries();
+    const error = await rejectionOf(
+      withRetryingTransaction(
+        client,
+        async (session) => {
+          await coll.insertOne({ _id: 'a' }, { session });
+        },
+        {
+          maxAttempts: 2,
+          backoff: { initialDelayMs: 0, jitter: 'none' },
+          onRetry: async (event) => {
+            log.onRetry(event);
+            // Then the re-sent commit waits behind the closer: the closer's timer was set
+            // before the runner's (zero) backoff timer, so it takes the connection first.
+            await failCommand(
+              t.db,
+              { times: 1 },
+              { failCommands: [CLOSER], closeConnection: true, appName },
+            );
+            setTimeout(() => void clearPoolUnderNextStatement(client), 0);
+          },
+        },
+      ),
+    );
+    expect(log.reasons()).toEqual([
+      { attempt: 1, reason: TransactionRetryReason.UnknownCommitResult },
+    ]);
+    expect(error).toMatchObject({
+      name: 'RetryBudgetExhaustedError',
+      reason: 'commitOutcomeUnknown',
+      attempts: 2,
+    });
+    expect((error as Error).message).toMatch(/may have been committed/);
+    expect(poolCleared((error as { cause?: unknown }).cause)).toEqual(POOL_CLEARED);
   });
 });
