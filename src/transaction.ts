@@ -28,7 +28,10 @@
  * inside the callback adds 1 `abortTransaction` (only when the transaction reached the server)
  * and a full re-run; at commit it adds the re-run only (the server has already aborted it). An
  * unknown commit result adds 1 `commitTransaction` per retry; the driver itself sends a commit
- * that failed with a retryable error (RetryableWriteError) once more before we see it.
+ * that failed with a retryable error (RetryableWriteError) once more before we see it. A
+ * statement that waited while the pool was cleared was never sent: it adds 1
+ * `abortTransaction` (only when earlier statements reached the server) and a full re-run; a
+ * commit that waited so adds 1 `commitTransaction`.
  *
  * Why not `session.withTransaction`: the driver retries for 120 s with no attempt cap, no
  * backoff before 7.1, no retry hook, no AbortSignal, no attempt number for the callback to reset
