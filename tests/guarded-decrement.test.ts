@@ -775,24 +775,29 @@ describe("guardedDecrementAll's diagnosis is the server's guard, for every numer
 
       await coll.deleteMany({});
       await coll.insertMany(docs.map((doc) => ({ ...doc })) as never);
-      let result: GuardedDecrementAllResult;
-      if (useSession) {
+      const run = async (): Promise<GuardedDecrementAllResult> => {
+        if (!useSession) {
+          return guardedDecrementAll(coll, { client: t.client, field: 'stock', floor, items });
+        }
         const session = t.client.startSession();
         try {
           session.startTransaction();
-          result = await guardedDecrementAll(coll, { session, field: 'stock', floor, items });
+          const outcome = await guardedDecrementAll(coll, {
+            session,
+            field: 'stock',
+            floor,
+            items,
+          });
           await session.commitTransaction();
+          return outcome;
         } finally {
           await session.endSession();
         }
-      } else {
-        result = await guardedDecrementAll(coll, {
-          client: t.client,
-          field: 'stock',
-          floor,
-          items,
-        });
-      }
+      };
+      // A throw (the old JavaScript replay gave up or blamed the session) names its case too.
+      const result = await run().catch((error: unknown) => {
+        throw new Error(`${label}: threw ${String(error)}`, { cause: error });
+      });
 
       const contents = async (c: { find(): { toArray(): Promise<Document[]> } }) =>
         (await c.find().toArray()).map((doc) => `${doc._id}:${shown(doc.stock)}`).sort();
