@@ -517,8 +517,14 @@ export async function withRetryingTransaction<T>(
       } catch (error) {
         await abortIfOpen(session);
         if (isTransactionsUnsupported(error)) throw new TransactionsUnsupportedError(error);
-        // Never sent (see the module comment): the whole transaction can run again.
-        if (isPoolCleared(error)) {
+        // Never sent (see the module comment): the whole transaction can run again. Unless it
+        // is the commit the callback sent itself, re-sent by the driver after a first send
+        // that may have applied (it then also carries UnknownTransactionCommitResult): that
+        // is rethrown, as the specification says for a callback that committed (step 7.3).
+        if (
+          isPoolCleared(error) &&
+          !hasErrorLabel(error, ErrorLabel.UnknownTransactionCommitResult)
+        ) {
           abortedBeforeCommit = 0;
           await beforeRetry(TransactionRetryReason.PoolCleared, error);
           continue;

@@ -14,7 +14,13 @@
  * the closer holds the connection: from then on the next statement can only wait (the close
  * reaches the client through I/O, after the statement has queued).
  */
-import type { ClientSession, Document, MongoClient } from 'mongodb';
+import {
+  type ClientSession,
+  type Document,
+  type MongoClient,
+  MongoErrorLabel,
+  MongoNetworkError,
+} from 'mongodb';
 import { describe, expect, it } from 'vitest';
 import { guardedDecrementAll } from '../src/guarded-decrement.js';
 import { withIdempotencyKey } from '../src/idempotency.js';
@@ -251,6 +257,40 @@ async function clientWithoutCommitRetry() {
 }
 
 describe('the commit waits for a connection while the pool is cleared', () => {
+  it("the callback's own commit failing pool-cleared with UnknownTransactionCommitResult is rethrown, never re-run (it may have committed)", async () => {
+    const { client } = await oneConnectionClient();
+    const name = await freshCollection('own-commit');
+    const coll = client.db(t.db.databaseName).collection<Doc>(name);
+    // What the driver's commitTransaction throws when its first send failed with a retryable
+    // error (and may have applied) and its own re-send then met a cleared pool: the pool error
+    // with UnknownTransactionCommitResult added (driver src/sessions.ts). MongoPoolClearedError
+    // is not exported; it is a MongoNetworkError with this label, which is what is read.
+    const error = new MongoNetworkError('Connection pool for 127.0.0.1 was cleared');
+    // The driver's own spelling of the label (driver 6: PoolRequstedRetry).
+    const poolLabel = Object.values(MongoErrorLabel).find((label) => label.startsWith('PoolReq'));
+    expect(poolLabel).toMatch(/^PoolRequ?e?stedRetry$/);
+    error.addErrorLabel(poolLabel as string);
+    error.addErrorLabel('UnknownTransactionCommitResult');
+    const log = retries();
+    let runs = 0;
+    const thrown = await rejectionOf(
+      withRetryingTransaction(
+        client,
+        async (session) => {
+          runs += 1;
+          await coll.insertOne({ _id: 'a' }, { session });
+          await session.commitTransaction();
+          throw error;
+        },
+        { onRetry: log.onRetry },
+      ),
+    );
+    expect(thrown).toBe(error);
+    expect(runs).toBe(1);
+    expect(log.events).toEqual([]);
+    expect(await t.db.collection<Doc>(name).find({}).toArray()).toEqual([{ _id: 'a' }]);
+  });
+
   it('the driver re-sends such a commit itself once: committed once, the runner sees nothing', async () => {
     const { client, commands } = await oneConnectionClient();
     const name = await freshCollection('commit-driver');
