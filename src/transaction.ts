@@ -12,8 +12,10 @@
  *   sent again (the driver adds `w: "majority"` to a repeated commit), after a backoff.
  * - A cleared connection pool (the driver's MongoPoolClearedError, label `PoolRequestedRetry`,
  *   no TransientTransactionError): from the callback, the transaction is aborted and the WHOLE
- *   callback runs again; from the commit, ONLY the commit is sent again (below). Reason
- *   `poolCleared` in `onRetry`; it counts against the budget like any retry.
+ *   callback runs again (unless the error also says UnknownTransactionCommitResult: then it
+ *   comes from a commit the callback sent itself, which may have applied, and is rethrown);
+ *   from the commit, ONLY the commit is sent again (below). Reason `poolCleared` in `onRetry`;
+ *   it counts against the budget like any retry.
  * - Anything else from the callback: the transaction is aborted and the error is rethrown
  *   unchanged (the same object). From the commit: rethrown unchanged.
  * - Gives up with RetryBudgetExhaustedError (`cause`: the last error) when `maxAttempts` tries
