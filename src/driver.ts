@@ -22,6 +22,13 @@ export const ErrorLabel = {
 } as const;
 export type ErrorLabel = (typeof ErrorLabel)[keyof typeof ErrorLabel];
 
+/**
+ * The label the driver puts on `MongoPoolClearedError`. Driver 6 spells it `PoolRequstedRetry`
+ * (src/error.ts, `MongoErrorLabel.PoolRequstedRetry`), driver 7 `PoolRequestedRetry`: both are
+ * read, so the check works with either major and with two copies of the driver.
+ */
+const POOL_CLEARED_LABELS = ['PoolRequestedRetry', 'PoolRequstedRetry'] as const;
+
 interface ErrorShape {
   code?: unknown;
   message?: unknown;
@@ -40,6 +47,10 @@ export function errorCode(error: unknown): number | undefined {
 }
 
 export function hasErrorLabel(error: unknown, label: ErrorLabel): boolean {
+  return hasLabel(error, label);
+}
+
+function hasLabel(error: unknown, label: string): boolean {
   const candidate = shape(error);
   if (candidate === undefined) return false;
   if (typeof candidate.hasErrorLabel === 'function') return candidate.hasErrorLabel(label);
@@ -57,6 +68,19 @@ export function isMaxTimeMSExpired(error: unknown): boolean {
   const writeConcernError = (shape(error) as { writeConcernError?: unknown } | undefined)
     ?.writeConcernError;
   return errorCode(writeConcernError) === ServerCode.MaxTimeMSExpired;
+}
+
+/**
+ * The driver's `MongoPoolClearedError`: the command waited for a connection of a pool that was
+ * cleared meanwhile (another operation on the same client hit a network error or "shutting
+ * down"), so it was never sent. The driver retries it itself outside a transaction (it is a
+ * retryable error); inside one it raises it with no TransientTransactionError label, because
+ * the label is added only to errors of commands that were sent (driver src/sdam/server.ts: a
+ * checkout error is thrown before `decorateCommandError`). Recognised by its label, not its
+ * class.
+ */
+export function isPoolCleared(error: unknown): boolean {
+  return POOL_CLEARED_LABELS.some((label) => hasLabel(error, label));
 }
 
 /**

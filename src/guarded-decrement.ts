@@ -80,8 +80,16 @@ function decrementStatement(filter: Document, field: string, amount: number, flo
 
 /** What can still be taken from `doc`: field − floor, never negative; 0 for a non-number. */
 function availableIn(doc: Document, field: string, floor: number): number {
-  const value = numericValue(getField(doc, field));
-  return value === undefined || Number.isNaN(value) ? 0 : Math.max(0, value - floor);
+  return availableFrom(getField(doc, field), floor);
+}
+
+/**
+ * `value − floor`, never negative; 0 for a non-number or NaN. Informational only (computed in
+ * floating point): the outcome is decided by the server.
+ */
+function availableFrom(value: unknown, floor: number): number {
+  const n = numericValue(value);
+  return n === undefined || Number.isNaN(n) ? 0 : Math.max(0, n - floor);
 }
 
 function validateCommon(v: Validator, options: { field: unknown; floor?: unknown }) {
@@ -255,8 +263,15 @@ interface ItemPlan {
  * - **Own transaction (`client`)**: all guarded updates go as ONE `update` command, then
  *   `commitTransaction`: **2 round trips for any number of items**. If an item falls short,
  *   the transaction is aborted and one `aggregate` lists every short or missing item: 3 round
- *   trips (update, abortTransaction, aggregate). Transient conflicts with concurrent orders are
- *   retried by withRetryingTransaction. Needs a replica set.
+ *   trips (update, abortTransaction, aggregate). Transient conflicts with concurrent orders,
+ *   and a statement that waited while the connection pool was cleared, are retried by
+ *   withRetryingTransaction. If that `aggregate` finds every item sufficient (stock came back
+ *   meanwhile), the order is tried again, at most 5 rounds in all (then
+ *   RetryBudgetExhaustedError, reason `maxAttempts`). Needs a replica set.
+ * - **Shortages are decided by the server**: the `aggregate` replays the guarded statements in
+ *   order with the server's comparison (`field >= floor + amount`, exact across int, long,
+ *   double and Decimal128) and arithmetic (`$add`, as the update's `$inc`), so its verdict is
+ *   the update's. `available` alone is computed in JavaScript, for information.
  * - **Caller's transaction (`session`)**: one `aggregate` reads every item's document in the
  *   transaction's snapshot; if all suffice, ONE `update` command applies them: **2 round
  *   trips**, and on a shortage 1, with no write made, so the caller may still commit other
@@ -429,9 +444,28 @@ async function inCallerTransaction<TSchema extends Document>(
   return { outcome: 'decremented' };
 }
 
+/** The server's verdict on `value >= threshold` as the update's filter `{ $gte: threshold }` has it. */
+function guardHolds(value: string, threshold: string): Document {
+  // The query's `$gte` matches only numbers (type bracketing), never NaN, and compares int,
+  // long, double and Decimal128 exactly (Decimal128("0.1") < 0.1 as a double); the
+  // aggregation's `$gte` orders values the same way once non-numbers are ruled out.
+  return { $and: [{ $isNumber: value }, { $gte: [value, threshold] }] };
+}
+
 /**
- * One `aggregate` that finds each item's document (a `$facet` branch per item), then the
- * shortfall, totalling items that name the same document. Undefined when every item suffices.
+ * One `aggregate` in which the SERVER decides, item by item, whether the guarded statement
+ * would apply, replaying the ordered statements with its own comparison and arithmetic:
+ * - a `$facet` branch per item finds its document and the field's value;
+ * - a `$reduce` over the items, in order, computes for each the value it sees (the value the
+ *   latest earlier item on the same document left, the server telling documents apart by
+ *   `_id`; else the stored value), the guard's verdict on it (`seen >= floor + amount`, as the
+ *   update's filter), and the value it leaves (`seen + (-amount)` as the update's `$inc`
+ *   computes it, when the guard holds).
+ * Replaying in JavaScript instead disagreed with the update wherever the server's comparison
+ * is exact and JavaScript's is not (a Decimal128 stock against a double amount:
+ * Decimal128("0.1") >= 0.1 is false), so a short order looked sufficient.
+ *
+ * Undefined when every item suffices.
  */
 async function diagnose<TSchema extends Document>(
   collection: Collection<TSchema>,
@@ -443,50 +477,89 @@ async function diagnose<TSchema extends Document>(
   const facets = Object.fromEntries(
     items.map((item, index) => [
       `i${index}`,
-      [{ $match: item.filter }, { $limit: 1 }, { $project: { [field]: 1 } }],
+      [{ $match: item.filter }, { $limit: 1 }, { $project: { v: `$${field}` } }],
     ]),
   );
-  const pipeline = [{ $match: { $or: items.map((item) => item.filter) } }, { $facet: facets }];
-  const [found = {}] = await collection
-    .aggregate<Record<string, WithId<Document>[]>>(pipeline, primaryRead(session))
+  const steps = items.map((item, index) => ({
+    found: { $gt: [{ $size: `$i${index}` }, 0] },
+    id: { $arrayElemAt: [`$i${index}._id`, 0] },
+    v: { $arrayElemAt: [`$i${index}.v`, 0] },
+    threshold: { $literal: floor + item.amount },
+    delta: { $literal: -item.amount },
+  }));
+  // `$$value`: the verdicts so far; `$$this`: the next step. A missing value stays missing.
+  const sameDocumentBefore = {
+    $filter: {
+      input: '$$value',
+      as: 'before',
+      cond: { $and: ['$$this.found', '$$before.found', { $eq: ['$$before.id', '$$this.id'] }] },
+    },
+  };
+  const verdict = {
+    $let: {
+      vars: { same: sameDocumentBefore },
+      in: {
+        $let: {
+          vars: {
+            seen: {
+              $cond: [
+                { $gt: [{ $size: '$$same' }, 0] },
+                { $let: { vars: { last: { $arrayElemAt: ['$$same', -1] } }, in: '$$last.left' } },
+                '$$this.v',
+              ],
+            },
+          },
+          in: {
+            $let: {
+              vars: { ok: guardHolds('$$seen', '$$this.threshold') },
+              in: {
+                found: '$$this.found',
+                id: '$$this.id',
+                ok: '$$ok',
+                seen: '$$seen',
+                left: { $cond: ['$$ok', { $add: ['$$seen', '$$this.delta'] }, '$$seen'] },
+              },
+            },
+          },
+        },
+      },
+    },
+  };
+  const pipeline = [
+    { $match: { $or: items.map((item) => item.filter) } },
+    { $facet: facets },
+    {
+      $project: {
+        _id: 0,
+        verdicts: {
+          $reduce: {
+            input: steps,
+            initialValue: [],
+            in: { $concatArrays: ['$$value', [verdict]] },
+          },
+        },
+      },
+    },
+  ];
+  const [replayed] = await collection
+    .aggregate<{ verdicts: Document[] }>(pipeline, primaryRead(session))
     .toArray();
 
   const missing: number[] = [];
   const shortages: Shortage[] = [];
-  // Replay the guarded statements in order, with the server's own arithmetic
-  // (`value >= floor + amount`, then `value - amount`), so the verdict matches what the
-  // update did; items that name one document see each other's decrements.
-  const remaining = new Map<string, number | undefined>();
   items.forEach((item, index) => {
-    const doc = found[`i${index}`]?.[0];
-    if (doc === undefined) {
+    // No document matched at all: the pipeline returns nothing and every item is missing.
+    const verdict = replayed?.verdicts[index];
+    if (verdict?.found !== true) {
       missing.push(index);
       return;
     }
-    const key = documentKey(doc._id);
-    const value = remaining.has(key) ? remaining.get(key) : numericValue(getField(doc, field));
-    if (value !== undefined && value >= floor + item.amount) {
-      remaining.set(key, value - item.amount);
-      return;
-    }
-    remaining.set(key, value);
-    const left = value === undefined || Number.isNaN(value) ? 0 : value - floor;
-    shortages.push({ index, requested: item.amount, available: Math.max(0, left) });
+    if (verdict.ok === true) return;
+    const seen = Object.hasOwn(verdict, 'seen') ? verdict.seen : undefined;
+    shortages.push({ index, requested: item.amount, available: availableFrom(seen, floor) });
   });
   // With missing items the order cannot go through whatever the stock: `notFound` is reported
   // (and shortages, if any, are not).
   if (missing.length > 0) return { outcome: 'notFound', missing };
   return shortages.length === 0 ? undefined : { outcome: 'insufficient', shortages };
-}
-
-/** A string that tells documents apart by `_id` (ObjectId, string, number, Date or object). */
-function documentKey(id: unknown): string {
-  const type = (id as { _bsontype?: unknown } | null)?._bsontype;
-  if (type === 'Binary') {
-    const binary = id as { sub_type: number; buffer: Uint8Array };
-    return `Binary:${binary.sub_type}:${Buffer.from(binary.buffer).toString('hex')}`;
-  }
-  if (typeof type === 'string') return `${type}:${String(id)}`;
-  if (id instanceof Date) return `date:${id.getTime()}`;
-  return `${typeof id}:${typeof id === 'object' ? JSON.stringify(id) : String(id)}`;
 }

@@ -10,6 +10,12 @@
  *   if still open and the WHOLE callback runs again, after a backoff.
  * - UnknownTransactionCommitResult on commit, except MaxTimeMSExpired (50): ONLY the commit is
  *   sent again (the driver adds `w: "majority"` to a repeated commit), after a backoff.
+ * - A cleared connection pool (the driver's MongoPoolClearedError, label `PoolRequestedRetry`,
+ *   no TransientTransactionError): from the callback, the transaction is aborted and the WHOLE
+ *   callback runs again (unless the error also says UnknownTransactionCommitResult: then it
+ *   comes from a commit the callback sent itself, which may have applied, and is rethrown);
+ *   from the commit, ONLY the commit is sent again (below). Reason `poolCleared` in `onRetry`;
+ *   it counts against the budget like any retry.
  * - Anything else from the callback: the transaction is aborted and the error is rethrown
  *   unchanged (the same object). From the commit: rethrown unchanged.
  * - Gives up with RetryBudgetExhaustedError (`cause`: the last error) when `maxAttempts` tries
@@ -24,7 +30,10 @@
  * inside the callback adds 1 `abortTransaction` (only when the transaction reached the server)
  * and a full re-run; at commit it adds the re-run only (the server has already aborted it). An
  * unknown commit result adds 1 `commitTransaction` per retry; the driver itself sends a commit
- * that failed with a retryable error (RetryableWriteError) once more before we see it.
+ * that failed with a retryable error (RetryableWriteError) once more before we see it. A
+ * statement that waited while the pool was cleared was never sent: it adds 1
+ * `abortTransaction` (only when earlier statements reached the server) and a full re-run; a
+ * commit that waited so adds 1 `commitTransaction`.
  *
  * Why not `session.withTransaction`: the driver retries for 120 s with no attempt cap, no
  * backoff before 7.1, no retry hook, no AbortSignal, no attempt number for the callback to reset
@@ -39,6 +48,25 @@
  * in NoSuchTransaction stop this runner with reason `abortedBeforeCommit`. One is retried: a
  * failover or an administrator's killSessions ends a transaction the same way, once.
  *
+ * A cleared pool: when one operation on a client hits a network error (or "shutting down"), the
+ * driver clears that server's connection pool, and every command waiting for a connection of it
+ * fails with MongoPoolClearedError without having been sent. Outside a transaction the driver
+ * retries such a command itself; inside one it cannot (a transaction's statement must not be
+ * re-sent on its own), and the driver does not label it transient. Re-running the whole
+ * transaction is safe: the failed statement never reached the server, the earlier ones are
+ * discarded with the aborted transaction. On the commit the runner is more careful: the error
+ * says that THIS send of commitTransaction never left, not that no earlier one did (the driver
+ * re-sends a commit once after a retryable error, and the runner re-sends it after an unknown
+ * result), so the transaction may already be committed and re-running the callback could apply
+ * it twice. Re-sending the commit alone is safe in every case: if an earlier send committed,
+ * the server answers ok again for the same transaction; if none arrived, the transaction is
+ * still open and this commits it; if the server has aborted it meanwhile, it answers
+ * NoSuchTransaction (transient) and the whole callback runs again. Giving up then reports
+ * `commitOutcomeUnknown` only when an earlier send of the commit may have applied. (In
+ * practice the driver retries a pool-cleared commit itself once and labels a second failure
+ * UnknownTransactionCommitResult; the runner sees a bare one only when the driver made no
+ * retry, e.g. driver 7 with `maxAdaptiveRetries: 0`.)
+ *
  * Not supported by MongoDB: concurrent operations on the session inside the callback
  * (`Promise.all`, `Promise.race`…). Run the callback's commands one after another.
  *
@@ -50,6 +78,7 @@ import {
   hasErrorLabel,
   isMaxTimeMSExpired,
   isNoSuchTransaction,
+  isPoolCleared,
   isTransactionsUnsupported,
 } from './driver.js';
 import { GiveUpReason, RetryBudgetExhaustedError, TransactionsUnsupportedError } from './errors.js';
@@ -100,6 +129,13 @@ export const TransactionRetryReason = {
   TransientTransactionError: 'transientTransactionError',
   /** UnknownTransactionCommitResult on commit (network error, failover): the commit is re-sent. */
   UnknownCommitResult: 'unknownCommitResult',
+  /**
+   * The driver's MongoPoolClearedError (label `PoolRequestedRetry`): a command waited for a
+   * connection of a pool that another operation's network error cleared, so it never reached
+   * the server. From the callback: the whole callback runs again. From the commit: the commit
+   * alone is sent again (see the module comment).
+   */
+  PoolCleared: 'poolCleared',
 } as const;
 export type TransactionRetryReason =
   (typeof TransactionRetryReason)[keyof typeof TransactionRetryReason];
@@ -440,12 +476,16 @@ export async function withRetryingTransaction<T>(
    * Before try `attempt + 1`: throws when the budget is spent, else reports and waits.
    * `error` is what made try `attempt` fail.
    */
-  const beforeRetry = async (reason: TransactionRetryReason, error: unknown): Promise<void> => {
+  const beforeRetry = async (
+    reason: TransactionRetryReason,
+    error: unknown,
+    commitMayHaveApplied = false,
+  ): Promise<void> => {
     lastError = error;
     if (callerSignal?.aborted) throw callerSignal.reason;
     // Giving up on a commit whose outcome is unknown must not read as "nothing happened".
     const spent = (why: GiveUpReason, message: string) =>
-      reason === TransactionRetryReason.UnknownCommitResult
+      commitMayHaveApplied
         ? giveUp(
             GiveUpReason.CommitOutcomeUnknown,
             `${message}, while the outcome of the commit was unknown: the transaction may have been committed`,
@@ -479,6 +519,18 @@ export async function withRetryingTransaction<T>(
       } catch (error) {
         await abortIfOpen(session);
         if (isTransactionsUnsupported(error)) throw new TransactionsUnsupportedError(error);
+        // Never sent (see the module comment): the whole transaction can run again. Unless it
+        // is the commit the callback sent itself, re-sent by the driver after a first send
+        // that may have applied (it then also carries UnknownTransactionCommitResult): that
+        // is rethrown, as the specification says for a callback that committed (step 7.3).
+        if (
+          isPoolCleared(error) &&
+          !hasErrorLabel(error, ErrorLabel.UnknownTransactionCommitResult)
+        ) {
+          abortedBeforeCommit = 0;
+          await beforeRetry(TransactionRetryReason.PoolCleared, error);
+          continue;
+        }
         if (!hasErrorLabel(error, ErrorLabel.TransientTransactionError)) throw error;
         abortedBeforeCommit = isNoSuchTransaction(error) ? abortedBeforeCommit + 1 : 0;
         if (abortedBeforeCommit >= ABORTED_BEFORE_COMMIT_LIMIT) {
@@ -497,6 +549,8 @@ export async function withRetryingTransaction<T>(
       }
 
       // Steps 9-10: commit; while its outcome is unknown, send the commit alone again.
+      // Whether a send of this transaction's commit may have reached the server and applied.
+      let commitMayHaveApplied = false;
       for (;;) {
         try {
           await session.commitTransaction();
@@ -508,7 +562,16 @@ export async function withRetryingTransaction<T>(
             !isMaxTimeMSExpired(error)
           ) {
             abortedBeforeCommit = 0;
-            await beforeRetry(TransactionRetryReason.UnknownCommitResult, error);
+            commitMayHaveApplied = true;
+            await beforeRetry(TransactionRetryReason.UnknownCommitResult, error, true);
+            attempt += 1;
+            continue;
+          }
+          // This send never left; an earlier one may have committed: the commit alone again
+          // (module comment, "A cleared pool").
+          if (isPoolCleared(error) && !hasErrorLabel(error, ErrorLabel.TransientTransactionError)) {
+            abortedBeforeCommit = 0;
+            await beforeRetry(TransactionRetryReason.PoolCleared, error, commitMayHaveApplied);
             attempt += 1;
             continue;
           }

@@ -2,15 +2,26 @@
  * guardedDecrement and guardedDecrementAll: outcomes, round trips, argument validation,
  * transactions, and the inventory races of seeds 002 and 003 (oversell, partial orders).
  */
-import type { WithId } from 'mongodb';
+import {
+  type Collection,
+  Decimal128,
+  type Document,
+  Double,
+  Int32,
+  Long,
+  type MongoClient,
+  type WithId,
+} from 'mongodb';
 import { describe, expect, expectTypeOf, it } from 'vitest';
-import { InvalidArgumentError } from '../src/errors.js';
+import { GiveUpReason, InvalidArgumentError, isRetryBudgetExhaustedError } from '../src/errors.js';
 import {
   type GuardedDecrementAllResult,
   type GuardedDecrementResult,
   guardedDecrement,
   guardedDecrementAll,
 } from '../src/guarded-decrement.js';
+import { rejectionOf } from './support/async.js';
+import { failCommand, useFailPointClients } from './support/failpoints.js';
 import { useTestDatabase } from './support/mongo.js';
 import { barrier, useRaceClients } from './support/race.js';
 
@@ -32,6 +43,11 @@ async function products(docs: Product[]) {
   if (docs.length > 0) await coll.insertMany(docs);
   t.commands.reset();
   return coll;
+}
+
+/** The same collection, reached through another client (the one a fail point targets). */
+function appCollection(client: MongoClient, coll: Collection<Product>): Collection<Product> {
+  return client.db(coll.dbName).collection<Product>(coll.collectionName);
 }
 
 async function stockOf(
@@ -545,6 +561,271 @@ describe('competing multi-item orders for the last units (seed 003)', () => {
     expect(results.filter((r) => r.outcome === 'decremented')).toHaveLength(5);
     expect((await coll.find().toArray()).map((p) => p.stock)).toEqual([0, 0]);
   });
+});
+
+describe('guardedDecrementAll: stock that changes between a short attempt and its diagnosis', () => {
+  const failPoints = useFailPointClients(() => t.db, 'gdall');
+
+  /** Runs `write` (on the test's own client) whenever the app client starts `command`. */
+  function onCommand(client: MongoClient, command: string, write: () => Promise<unknown>) {
+    const writes: Promise<unknown>[] = [];
+    client.on('commandStarted', (event) => {
+      if (event.commandName === command) writes.push(write());
+    });
+    return writes;
+  }
+
+  it('stock back before the diagnosis reads it: the order is tried again and taken (update, abort, aggregate, update, commit)', async () => {
+    const { client, appName, commands } = await failPoints.appClient();
+    const coll = await products([{ _id: 'a', stock: 1 }]);
+    // The diagnosis waits on the server; the restock, sent when it starts, lands first.
+    await failCommand(
+      t.db,
+      { times: 1 },
+      { failCommands: ['aggregate'], blockConnection: true, blockTimeMS: 500, appName },
+    );
+    const restocks = onCommand(client, 'aggregate', () =>
+      coll.updateOne({ _id: 'a' }, { $set: { stock: 5 } }),
+    );
+    commands.reset();
+    const result = await guardedDecrementAll(appCollection(client, coll), {
+      client,
+      field: 'stock',
+      items: [{ filter: { _id: 'a' }, amount: 2 }],
+    });
+    await Promise.all(restocks);
+    expect(restocks).toHaveLength(1);
+    expect(result).toEqual({ outcome: 'decremented' });
+    expect(commands.names()).toEqual([
+      'update',
+      'abortTransaction',
+      'aggregate',
+      'update',
+      'commitTransaction',
+    ]);
+    expect(await stockOf(coll, 'a')).toBe(3);
+  });
+
+  it('every attempt short, every diagnosis finding enough: gives up after exactly 5 rounds (RetryBudgetExhaustedError, maxAttempts)', async () => {
+    const { client, appName, commands } = await failPoints.appClient();
+    const coll = await products([{ _id: 'a', stock: 1 }]);
+    // Both commands wait on the server while the stock flips: low under every update, high
+    // under every diagnosis.
+    await failCommand(t.db, 'alwaysOn', {
+      failCommands: ['update', 'aggregate'],
+      blockConnection: true,
+      blockTimeMS: 300,
+      appName,
+    });
+    const flips = [
+      ...onCommand(client, 'update', () => coll.updateOne({ _id: 'a' }, { $set: { stock: 1 } })),
+      ...onCommand(client, 'aggregate', () => coll.updateOne({ _id: 'a' }, { $set: { stock: 5 } })),
+    ];
+    commands.reset();
+    const error = await rejectionOf(
+      guardedDecrementAll(appCollection(client, coll), {
+        client,
+        field: 'stock',
+        items: [{ filter: { _id: 'a' }, amount: 2 }],
+      }),
+    );
+    await Promise.all(flips);
+    expect(isRetryBudgetExhaustedError(error)).toBe(true);
+    expect(error).toMatchObject({ reason: GiveUpReason.MaxAttempts, attempts: 5 });
+    expect((error as Error).message).toMatch(/changing faster than orders can be checked/);
+    expect(commands.names()).toEqual(
+      Array.from({ length: 5 }, () => ['update', 'abortTransaction', 'aggregate']).flat(),
+    );
+    // Nothing was taken: the last flip set 5, and no update matched.
+    expect(await stockOf(coll, 'a')).toBe(5);
+  });
+});
+
+/** A small seeded generator (mulberry32): the same cases on every run and every machine. */
+function seeded(seed: number) {
+  let state = seed >>> 0;
+  const next = () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let x = state;
+    x = Math.imul(x ^ (x >>> 15), x | 1);
+    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
+  };
+  const int = (min: number, max: number) => min + Math.floor(next() * (max - min + 1));
+  const pick = <T>(values: readonly T[]): T => values[int(0, values.length - 1)] as T;
+  return { next, int, pick };
+}
+
+type Rng = ReturnType<typeof seeded>;
+
+/** A stock value of any numeric BSON type (int, long, double, Decimal128), or not a number. */
+function stockValue(rng: Rng): unknown {
+  const tenths = rng.int(-2, 30);
+  switch (rng.int(0, 9)) {
+    case 0:
+    case 1:
+      return new Int32(rng.int(-2, 8));
+    case 2:
+    case 3:
+      return Long.fromNumber(rng.int(-2, 8));
+    case 4:
+    case 5:
+      return new Double(rng.pick([tenths / 10, rng.int(0, 8), Number.NaN]));
+    case 6:
+    case 7:
+    case 8:
+      return Decimal128.fromString(
+        rng.pick([(tenths / 10).toFixed(1), (tenths / 10).toFixed(2), String(rng.int(0, 8))]),
+      );
+    default:
+      return rng.pick([undefined, null, '5']);
+  }
+}
+
+/** An amount: a whole number (int32 on the wire) or a fraction (a double). */
+const amountValue = (rng: Rng) => rng.pick([rng.int(1, 4), rng.int(1, 15) / 10]);
+const floorValue = (rng: Rng) => rng.pick([0, 0, 0, -1, 1, 0.1, 0.2, 0.5]);
+
+/**
+ * A value as it reads back: numbers by value (the driver returns int, long and double as JS
+ * numbers), Decimal128 by its digits, anything else as JSON.
+ */
+function shown(value: unknown): string {
+  if (value === undefined) return 'missing';
+  const type = (value as { _bsontype?: unknown } | null)?._bsontype;
+  if (type === 'Decimal128') return `Decimal128(${String(value)})`;
+  if (typeof value === 'number' || type === 'Double' || type === 'Int32' || type === 'Long') {
+    return `number(${String(Number(value))})`;
+  }
+  return JSON.stringify(value);
+}
+
+describe("guardedDecrementAll's diagnosis is the server's guard, for every numeric type", () => {
+  it('a Decimal128 stock of 0.1 and an amount of 0.1: insufficient in both modes (the server: Decimal128 0.1 < double 0.1), not 5 rounds and a throw', async () => {
+    const coll = await products([{ _id: 'a' }]);
+    await coll.updateOne({ _id: 'a' }, { $set: { stock: Decimal128.fromString('0.1') as never } });
+    // What the update's guard sees (MongoDB compares Decimal128 and double exactly, docs:
+    // "Comparison/Sort Order"; ../shared/MONGODB.md): no match for 0.1, a match for 0.09.
+    expect(await coll.countDocuments({ _id: 'a', stock: { $gte: 0.1 } })).toBe(0);
+    expect(await coll.countDocuments({ _id: 'a', stock: { $gte: 0.09 } })).toBe(1);
+    t.commands.reset();
+    const own = await guardedDecrementAll(coll, {
+      client: t.client,
+      field: 'stock',
+      items: [{ filter: { _id: 'a' }, amount: 0.1 }],
+    });
+    const expected = {
+      outcome: 'insufficient',
+      shortages: [{ index: 0, requested: 0.1, available: 0.1 }],
+    };
+    expect(own).toEqual(expected);
+    expect(t.commands.names()).toEqual(['update', 'abortTransaction', 'aggregate']);
+
+    const session = t.client.startSession();
+    try {
+      session.startTransaction();
+      t.commands.reset();
+      const joined = await guardedDecrementAll(coll, {
+        session,
+        field: 'stock',
+        items: [{ filter: { _id: 'a' }, amount: 0.1 }],
+      });
+      expect(joined).toEqual(expected);
+      expect(t.commands.names()).toEqual(['aggregate']);
+      await session.abortTransaction();
+    } finally {
+      await session.endSession();
+    }
+    const stored = await coll.findOne({ _id: 'a' });
+    expect(String(stored?.stock)).toBe('0.1');
+  });
+
+  it('300 seeded random cases (int, long, double, Decimal128 stocks; whole and fractional amounts; floors; items sharing a document): outcome and shortages match what the update filter does on a copy', async () => {
+    const SEED = 0x5eed07;
+    const rng = seeded(SEED);
+    const coll = await products([]);
+    const oracle = t.db.collection<{ _id: string; stock?: unknown }>(t.uniqueName('oracle'));
+    await t.db.createCollection(oracle.collectionName);
+    const verdicts = { decremented: 0, insufficient: 0 };
+    for (let n = 0; n < 300; n++) {
+      const ids = ['a', 'b'];
+      const docs = ids.map((_id) => {
+        const value = stockValue(rng);
+        return value === undefined ? { _id } : { _id, stock: value };
+      });
+      const floor = floorValue(rng);
+      const items = Array.from({ length: rng.int(1, 3) }, () => ({
+        filter: { _id: rng.pick(ids) },
+        amount: amountValue(rng),
+      }));
+      const useSession = rng.next() < 0.5;
+      const label = `seed ${SEED}, case ${n}: ${JSON.stringify({ docs: docs.map((d) => ({ _id: d._id, stock: shown(d.stock) })), floor, items, useSession })}`;
+
+      // The oracle: the guarded statements themselves, in order, on a copy of the documents.
+      await oracle.deleteMany({});
+      await oracle.insertMany(docs.map((doc) => ({ ...doc })) as never);
+      const short: number[] = [];
+      for (const [index, item] of items.entries()) {
+        const applied = await oracle.updateOne(
+          { $and: [item.filter, { stock: { $gte: floor + item.amount } }] },
+          { $inc: { stock: -item.amount } } as Document,
+        );
+        if (applied.matchedCount === 0) short.push(index);
+      }
+
+      await coll.deleteMany({});
+      await coll.insertMany(docs.map((doc) => ({ ...doc })) as never);
+      const run = async (): Promise<GuardedDecrementAllResult> => {
+        if (!useSession) {
+          return guardedDecrementAll(coll, { client: t.client, field: 'stock', floor, items });
+        }
+        const session = t.client.startSession();
+        try {
+          session.startTransaction();
+          const outcome = await guardedDecrementAll(coll, {
+            session,
+            field: 'stock',
+            floor,
+            items,
+          });
+          await session.commitTransaction();
+          return outcome;
+        } finally {
+          await session.endSession();
+        }
+      };
+      // A throw (the old JavaScript replay gave up or blamed the session) names its case too.
+      const result = await run().catch((error: unknown) => {
+        throw new Error(`${label}: threw ${String(error)}`, { cause: error });
+      });
+
+      const contents = async (c: { find(): { toArray(): Promise<Document[]> } }) =>
+        (await c.find().toArray()).map((doc) => `${doc._id}:${shown(doc.stock)}`).sort();
+      if (short.length === 0) {
+        verdicts.decremented += 1;
+        expect(result, label).toEqual({ outcome: 'decremented' });
+        expect(await contents(coll), label).toEqual(await contents(oracle));
+      } else {
+        verdicts.insufficient += 1;
+        expect(result.outcome, label).toBe('insufficient');
+        expect(
+          result.shortages?.map((s) => s.index),
+          label,
+        ).toEqual(short);
+        expect(
+          result.shortages?.map((s) => s.requested),
+          label,
+        ).toEqual(short.map((index) => items[index]?.amount));
+        // Nothing taken.
+        expect(await contents(coll), label).toEqual(
+          docs.map((doc) => `${doc._id}:${shown(doc.stock)}`).sort(),
+        );
+      }
+    }
+    // The cases exercise both verdicts, not just one.
+    expect(verdicts.decremented).toBeGreaterThan(30);
+    expect(verdicts.insufficient).toBeGreaterThan(30);
+  }, 120_000);
 });
 
 describe('guardedDecrement types', () => {

@@ -516,6 +516,121 @@ describe('retries, with fail points', () => {
     expect(runs).toBe(1);
     expect(await t.db.collection<Account>(name).countDocuments()).toBe(0);
   });
+
+  // The "two NoSuchTransaction in a row" guard counts consecutive attempts only: any other
+  // transient error in between resets it, since a failover or killSessions can each end one
+  // transaction with NoSuchTransaction. onRetry (awaited before the next try) sets the fault
+  // the next try meets.
+  const noSuchTransaction = {
+    errorCode: 251,
+    errorLabels: ['TransientTransactionError'],
+  };
+  const writeConflict = { errorCode: 112, errorLabels: ['TransientTransactionError'] };
+
+  it('callback path: NoSuchTransaction, WriteConflict, NoSuchTransaction is not "twice in a row": retried to success, written once', async () => {
+    const { client, appName } = await failPoints.appClient();
+    const name = await fresh('nst-callback');
+    const next = [writeConflict, noSuchTransaction];
+    const arm = async (fault: Document) =>
+      failCommand(t.db, { times: 1 }, { failCommands: ['insert'], appName, ...fault });
+    await arm(noSuchTransaction);
+    const log = retries();
+    const result = await withRetryingTransaction(
+      client,
+      async (session, { attempt }) => {
+        await collOf(client, name).insertOne(
+          { _id: 'once', by: `attempt ${attempt}` },
+          { session },
+        );
+        return attempt;
+      },
+      {
+        onRetry: async (event) => {
+          log.onRetry(event);
+          const fault = next.shift();
+          if (fault !== undefined) await arm(fault);
+        },
+      },
+    );
+    expect(result).toBe(4);
+    expect(log.events.map((event) => (event.error as MongoServerError).code)).toEqual([
+      251, 112, 251,
+    ]);
+    expect(new Set(log.events.map((event) => event.reason))).toEqual(
+      new Set([TransactionRetryReason.TransientTransactionError]),
+    );
+    expect(await t.db.collection<Account>(name).find({}).toArray()).toEqual([
+      { _id: 'once', by: 'attempt 4' },
+    ]);
+  });
+
+  it('commit path: NoSuchTransaction, WriteConflict, NoSuchTransaction at commit is not "twice in a row": retried to success, written once', async () => {
+    const { client, appName, commands } = await failPoints.appClient();
+    const name = await fresh('nst-commit');
+    const next = [writeConflict, noSuchTransaction];
+    const arm = async (fault: Document) =>
+      failCommand(t.db, { times: 1 }, { failCommands: ['commitTransaction'], appName, ...fault });
+    await arm(noSuchTransaction);
+    const log = retries();
+    commands.reset();
+    const result = await withRetryingTransaction(
+      client,
+      async (session, { attempt }) => {
+        await collOf(client, name).insertOne(
+          { _id: 'once', by: `attempt ${attempt}` },
+          { session },
+        );
+        return attempt;
+      },
+      {
+        onRetry: async (event) => {
+          log.onRetry(event);
+          const fault = next.shift();
+          if (fault !== undefined) await arm(fault);
+        },
+      },
+    );
+    expect(result).toBe(4);
+    expect(log.events.map((event) => (event.error as MongoServerError).code)).toEqual([
+      251, 112, 251,
+    ]);
+    expect(new Set(log.events.map((event) => event.reason))).toEqual(
+      new Set([TransactionRetryReason.TransientTransactionError]),
+    );
+    expect(commands.names()).toEqual(
+      Array.from({ length: 4 }, () => ['insert', 'commitTransaction']).flat(),
+    );
+    expect(await t.db.collection<Account>(name).find({}).toArray()).toEqual([
+      { _id: 'once', by: 'attempt 4' },
+    ]);
+  });
+
+  it("the caller aborts during the callback, whose next command then fails transiently: rejects with the signal's reason, no onRetry, no second run", async () => {
+    const { client, appName, commands } = await failPoints.appClient();
+    const name = await fresh('abort-transient');
+    await failCommand(t.db, { times: 1 }, { failCommands: ['insert'], appName, ...writeConflict });
+    const controller = new AbortController();
+    const reason = new Error('request cancelled');
+    const log = retries();
+    let runs = 0;
+    commands.reset();
+    const error = await rejectionOf(
+      withRetryingTransaction(
+        client,
+        async (session) => {
+          runs += 1;
+          controller.abort(reason);
+          await collOf(client, name).insertOne({ _id: 1 }, { session });
+        },
+        { signal: controller.signal, onRetry: log.onRetry },
+      ),
+    );
+    expect(error).toBe(reason);
+    expect(log.events).toEqual([]);
+    expect(runs).toBe(1);
+    expect(commands.names()).toEqual(['insert', 'abortTransaction']);
+    expect(await t.db.collection<Account>(name).countDocuments()).toBe(0);
+  });
 });
 
 describe('cancellation and the time budget', () => {

@@ -45,7 +45,7 @@ describe('withRetryingTransaction types', () => {
 
   it('the retry event and its reason are closed unions', () => {
     expectTypeOf<TransactionRetryEvent['reason']>().toEqualTypeOf<
-      'transientTransactionError' | 'unknownCommitResult'
+      'transientTransactionError' | 'unknownCommitResult' | 'poolCleared'
     >();
     expectTypeOf(TransactionRetryReason.UnknownCommitResult).toEqualTypeOf<'unknownCommitResult'>();
     expectTypeOf<TransactionRetryEvent['attempt']>().toEqualTypeOf<number>();
