@@ -198,7 +198,10 @@ export interface GuardedDecrementAllInTransaction<TSchema extends Document = Doc
 /** Run in a transaction of its own, retried through withRetryingTransaction. */
 export interface GuardedDecrementAllOwnTransaction<TSchema extends Document = Document>
   extends DecrementAllCommon<TSchema> {
-  /** The client to start the transaction on (the collection's client). */
+  /**
+   * The client to start the transaction on: the collection's own client (another one is refused
+   * with InvalidArgumentError before anything is sent).
+   */
   readonly client: MongoClient;
   /** Retry budget, backoff, hooks and signal of the transaction runner. */
   readonly transaction?: WithRetryingTransactionOptions;
@@ -329,7 +332,7 @@ export async function guardedDecrementAll<TSchema extends Document = Document>(
   }
   if (options.client === undefined)
     v.fail('client', 'or "session" is required: all-or-nothing needs a transaction');
-  const client = v.client(options.client);
+  const client = v.client(options.client, 'client', collection);
   if (options.transaction !== undefined) v.fields(options.transaction, 'transaction');
   return inOwnTransaction(collection, items, field, floor, client, options.transaction);
 }

@@ -644,4 +644,29 @@ describe('what stays accepted, and reads that never follow inherited properties'
       await session.endSession();
     }
   });
+
+  it('guardedDecrementAll with a client that does not own the collection: InvalidArgumentError on "client", nothing sent on either client', async () => {
+    const products = t.db.collection<Doc>(t.uniqueName('products'));
+    await products.insertOne({ _id: 'a', stock: 5 } as never);
+    const seen: string[] = [];
+    const onOther = (event: { commandName: string }) => seen.push(event.commandName);
+    other.on('commandStarted', onOther);
+    t.commands.reset();
+    try {
+      const error = await rejectionOf(
+        guardedDecrementAll(products, {
+          client: other,
+          field: 'stock',
+          items: [{ filter: { _id: 'a' }, amount: 1 }],
+        }),
+      );
+      expect(error).toBeInstanceOf(InvalidArgumentError);
+      expect(error).toMatchObject({ primitive: 'guardedDecrementAll', option: 'client' });
+      expect(t.commands.names()).toEqual([]);
+      expect(seen.filter((name) => name !== 'hello' && name !== 'ping')).toEqual([]);
+    } finally {
+      other.off('commandStarted', onOther);
+    }
+    expect(await products.findOne({ _id: 'a' } as never)).toEqual({ _id: 'a', stock: 5 });
+  });
 });
