@@ -264,4 +264,28 @@ describe('BSON round-trips', () => {
     // Numbers compare across BSON numeric types: 1.5 (double) equals Decimal128 1.5.
     expect(await coll.countDocuments({ price: 1.5 })).toBe(1);
   });
+
+  // Manual: reference/bson-type-comparison-order ("numeric types … compared by value") and
+  // MONGODB.md: Decimal128 and double are compared exactly, the double NOT rounded to a
+  // decimal first. The double 0.1 is 0.1000000000000000055…, so Decimal128("0.1") is below it;
+  // guardedDecrementAll's diagnosis relies on the server deciding this, not JavaScript.
+  it('Decimal128 and double compare exactly: Decimal128("0.1") < 0.1, in filters and in $expr', async () => {
+    const coll = t.db.collection<Doc>(t.uniqueName('exact'));
+    await coll.insertMany([
+      { _id: 'dec', v: Decimal128.fromString('0.1') },
+      { _id: 'half', v: Decimal128.fromString('0.5') },
+    ]);
+    const ids = async (filter: Document) =>
+      (await coll.find(filter).sort({ _id: 1 }).toArray()).map((doc) => doc._id);
+    expect(await ids({ v: { $gte: 0.1 } })).toEqual(['half']);
+    expect(await ids({ v: { $lt: 0.1 } })).toEqual(['dec']);
+    expect(await ids({ v: 0.1 })).toEqual([]);
+    // 0.5 is exact in both types: equal.
+    expect(await ids({ v: 0.5 })).toEqual(['half']);
+    expect(await ids({ $expr: { $gte: ['$v', 0.1] } })).toEqual(['half']);
+    expect(await ids({ $expr: { $gte: ['$v', Decimal128.fromString('0.1')] } })).toEqual([
+      'dec',
+      'half',
+    ]);
+  });
 });
