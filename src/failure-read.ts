@@ -11,7 +11,8 @@
  * the wrong outcome. Numbers are compared by the server too, so Decimal128 and double are
  * compared exactly (a JavaScript replay would round the decimal to a double first).
  *
- * No extra round trip: it is the one `find` the failure path already made.
+ * No extra round trip: it is the one `find` the failure path already made. Needs MongoDB 4.4+
+ * (expressions in find projections).
  */
 import type { ClientSession, Collection, Document, Filter, WithId } from 'mongodb';
 import { primaryRead } from './driver.js';
@@ -60,7 +61,8 @@ export async function readWithVerdicts<TSchema extends Document, Q extends Quest
     !isPlainObject(verdicts) ||
     !asked.every(([key]) => Object.hasOwn(verdicts, key) && typeof verdicts[key] === 'boolean')
   ) {
-    // Only a server that does not evaluate projection expressions (before 4.4) answers so.
+    // A server before 4.4 refuses expressions in a find projection (its error passes through);
+    // a reply without the verdicts asked for is no MongoDB reply to trust either.
     throw new MongoAtomicsError(
       `${primitive}: the server did not evaluate the find projection (MongoDB 4.4+ is required)`,
     );
@@ -69,11 +71,6 @@ export async function readWithVerdicts<TSchema extends Document, Q extends Quest
     document: document as WithId<TSchema>,
     verdicts: verdicts as { readonly [K in keyof Q]: boolean },
   };
-}
-
-/** Expression: the value at `path` equals `value` (the collection's collation applies). */
-export function equalsExpression(path: string, value: unknown): Document {
-  return { $eq: [`$${path}`, { $literal: value }] };
 }
 
 /**

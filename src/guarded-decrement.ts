@@ -155,6 +155,17 @@ export async function guardedDecrement<TSchema extends Document = Document>(
   );
   if (updated !== null) return { outcome: 'decremented', document: updated };
 
+  if (op === undefined) {
+    // No comparison tells `insufficient` from `notFound`: the field alone is read.
+    const current = await collection.findOne(filter as Filter<TSchema>, {
+      projection: { [field]: 1 },
+      ...primaryRead(session),
+    });
+    if (current === null) return { outcome: 'notFound' };
+    return { outcome: 'insufficient', available: availableIn(current, field, floor) };
+  }
+  // With an opId the server says whether the id is recorded (see failure-read.ts), and the
+  // whole document is read: `alreadyApplied` returns it.
   const read = await readWithVerdicts(
     'guardedDecrement',
     collection,

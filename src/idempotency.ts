@@ -391,7 +391,7 @@ async function validateTransactionOptions(
 async function validate(collection: unknown, options: unknown): Promise<Settings> {
   v.collection(collection as Collection);
   const o = v.options(options as Record<string, unknown>);
-  if ('session' in o) {
+  if (Object.hasOwn(o, 'session')) {
     v.fail(
       'session',
       'is not accepted: the claim must commit before fn runs, outside any transaction; pass "client" to run fn in a transaction whose session fn receives',
@@ -507,7 +507,10 @@ export async function withIdempotencyKey<T>(
         throw new IdempotencyKeyConflictError(s.key);
       }
       if (record.state === IdempotencyState.Completed) {
-        return { outcome: 'replayed', value: ('value' in record ? record.value : undefined) as T };
+        return {
+          outcome: 'replayed',
+          value: (Object.hasOwn(record, 'value') ? record.value : undefined) as T,
+        };
       }
       const leaseUntil = record.leaseUntil instanceof Date ? record.leaseUntil : new Date(0);
       if (leaseUntil.getTime() > Date.now()) {

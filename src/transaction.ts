@@ -328,7 +328,7 @@ function validate(
   v.client(client as MongoClient);
   v.function(fn, 'fn');
   const o = options === undefined ? {} : v.options(options);
-  if ('session' in o) {
+  if (Object.hasOwn(o, 'session')) {
     v.fail(
       'session',
       `is not accepted: ${PRIMITIVE} starts, owns and ends its own session; use the session it passes to the callback`,

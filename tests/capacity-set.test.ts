@@ -450,7 +450,7 @@ function churning(coll: Collection<Event>, losses: number) {
 describe('addToSetWithCapacity under churn: never full while its read shows a place', () => {
   const lastPlace = { _id: 'e1', capacity: 1, tickets_sold: 0, registration_ids: [] };
 
-  it('two tries lose (no place at the update, one at the read): the third adds; 6 round trips', async () => {
+  it('two tries lose (no place at the update, one at the read): the third adds; 5 round trips', async () => {
     const coll = await events([lastPlace]);
     const { proxy, tries } = churning(coll, 2);
     const result = await addToSetWithCapacity(proxy, {

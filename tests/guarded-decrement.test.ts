@@ -29,6 +29,7 @@ interface Product {
   _id: string;
   stock?: number;
   inventory?: { available: number };
+  name?: string;
 }
 
 const t = useTestDatabase('guarded_decrement');
@@ -150,6 +151,17 @@ describe('guardedDecrement round trips', () => {
     await guardedDecrement(coll, { filter: { _id: 'p1' }, field: 'stock', amount: 1 });
     await guardedDecrement(coll, { filter: { _id: 'p2' }, field: 'stock', amount: 1 });
     expect(t.commands.names()).toEqual(['findAndModify', 'find', 'findAndModify', 'find']);
+  });
+
+  it('without an opId the failure read fetches the field alone; with one, the document and the server verdict', async () => {
+    const coll = await products([{ _id: 'p1', stock: 0, name: 'x'.repeat(1000) }]);
+    await guardedDecrement(coll, { filter: { _id: 'p1' }, field: 'stock', amount: 1 });
+    await guardedDecrement(coll, { filter: { _id: 'p1' }, field: 'stock', amount: 1, opId: 'r1' });
+    const reads = t.commands.started.filter((event) => event.commandName === 'find');
+    expect(reads.map((event) => event.command.projection)).toEqual([
+      { stock: 1 },
+      expect.objectContaining({ document: '$$ROOT' }),
+    ]);
   });
 });
 

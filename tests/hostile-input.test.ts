@@ -563,10 +563,9 @@ describe('hostile input: InvalidArgumentError naming the option, no command sent
 });
 
 describe('what stays accepted, and reads that never follow inherited properties', () => {
-  // The callback skips (returns null), so that nothing but the read is involved: the offline
-  // server itself still resolves `$inc` on "toString" through Object.prototype (its own
-  // prototype handling is fixed separately); a real mongod stores "toString" as any field.
-  it('updateWithVersion with versionField "toString" reads a missing field as version 0, not Object.prototype.toString', async () => {
+  // MongoDB stores "toString" as any other field name (the offline server too, see
+  // tests/conformance/field-names.test.ts): a missing one is version 0, then 1 after the write.
+  it('updateWithVersion with versionField "toString" reads a missing field as version 0, not Object.prototype.toString, and writes version 1', async () => {
     const versions = t.db.collection<Doc>(t.uniqueName('versions'));
     await versions.insertOne({ _id: 's1', a: 0 });
     t.commands.reset();
@@ -576,12 +575,13 @@ describe('what stays accepted, and reads that never follow inherited properties'
       versionField: 'toString',
       update: () => {
         calls += 1;
-        return null;
+        return { $inc: { a: 1 } };
       },
     });
-    expect(result.outcome).toBe('skipped');
+    expect(result).toMatchObject({ outcome: 'updated', attempts: 1 });
     expect(calls).toBe(1);
-    expect(t.commands.names()).toEqual(['find']);
+    expect(t.commands.names()).toEqual(['find', 'findAndModify']);
+    expect(await versions.findOne({ _id: 's1' })).toEqual({ _id: 's1', a: 1, toString: 1 });
   });
 
   it.each([

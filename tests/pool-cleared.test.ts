@@ -17,7 +17,8 @@
 import {
   type ClientSession,
   type Document,
-  type MongoClient,
+  MongoClient,
+  type MongoClientOptions,
   MongoErrorLabel,
   MongoNetworkError,
 } from 'mongodb';
@@ -246,10 +247,28 @@ describe('a statement inside the transaction waits for a connection while the po
  * re-sends a commit that failed with a retryable error once, so the runner cannot see a bare
  * pool-cleared commit error there (the test before this one covers driver 6).
  */
+/**
+ * Driver 7 lets a client turn off its own re-send of a commit (`maxAdaptiveRetries: 0`), so
+ * the runner's commit path can be reached; driver 6 refuses the option when parsing the
+ * options, and always re-sends the commit itself. Under driver 6 the two commit-path tests
+ * below say so in their names and check that refusal instead.
+ */
+const COMMIT_RETRY_CAN_BE_OFF = (() => {
+  try {
+    new MongoClient('mongodb://127.0.0.1:1', { maxAdaptiveRetries: 0 } as MongoClientOptions);
+    return true;
+  } catch (error) {
+    if ((error as Error).name !== 'MongoParseError') throw error;
+    return false;
+  }
+})();
+const DRIVER_6_NOTE = 'driver 6 refuses maxAdaptiveRetries (it always re-sends a commit itself)';
+
 async function clientWithoutCommitRetry() {
   try {
     return await oneConnectionClient({ maxAdaptiveRetries: 0 });
   } catch (error) {
+    expect(COMMIT_RETRY_CAN_BE_OFF).toBe(false);
     expect(error).toMatchObject({ name: 'MongoParseError' });
     expect(String((error as Error).message)).toMatch(/maxadaptiveretries/i);
     return undefined;
@@ -310,81 +329,91 @@ describe('the commit waits for a connection while the pool is cleared', () => {
     expect(await t.db.collection<Doc>(name).find({}).toArray()).toEqual([{ _id: 'a' }]);
   });
 
-  it('when the driver does not re-send it (driver 7, maxAdaptiveRetries: 0), the runner re-sends the commit alone: callback ran once, committed once', async () => {
-    const app = await clientWithoutCommitRetry();
-    if (app === undefined) return;
-    const { client, commands } = app;
-    const name = await freshCollection('commit-runner');
-    const coll = client.db(t.db.databaseName).collection<Doc>(name);
-    const log = retries();
-    let runs = 0;
-    commands.reset();
-    await withRetryingTransaction(
-      client,
-      async (session) => {
-        runs += 1;
-        await coll.insertOne({ _id: 'a', run: runs }, { session });
-        if (runs === 1) await clearPoolUnderNextStatement(client);
-      },
-      { onRetry: log.onRetry },
-    );
-    expect(runs).toBe(1);
-    expect(log.reasons()).toEqual([{ attempt: 1, reason: TransactionRetryReason.PoolCleared }]);
-    expect(poolCleared(log.events[0]?.error)).toEqual(POOL_CLEARED);
-    // The first commit never left; the one the runner re-sent is the only one on the wire.
-    expect(commands.names().filter((n) => n !== CLOSER)).toEqual(['insert', 'commitTransaction']);
-    expect(await t.db.collection<Doc>(name).find({}).toArray()).toEqual([{ _id: 'a', run: 1 }]);
-  });
-  it('after an unknown commit result, a pool-cleared re-send that spends the budget gives up as commitOutcomeUnknown (the first send may have committed)', async () => {
-    const app = await clientWithoutCommitRetry();
-    if (app === undefined) return;
-    const { client, appName } = app;
-    const name = await freshCollection('commit-unknown');
-    const coll = client.db(t.db.databaseName).collection<Doc>(name);
-    // First the commit fails with an unknown result (explicit label: not retried by the driver).
-    await failCommand(
-      t.db,
-      { times: 1 },
-      {
-        failCommands: ['commitTransaction'],
-        errorCode: 6,
-        errorLabels: ['UnknownTransactionCommitResult'],
-        appName,
-      },
-    );
-    const log = retries();
-    const error = await rejectionOf(
-      withRetryingTransaction(
+  it(
+    COMMIT_RETRY_CAN_BE_OFF
+      ? 'when the driver does not re-send it (maxAdaptiveRetries: 0), the runner re-sends the commit alone: callback ran once, committed once'
+      : `${DRIVER_6_NOTE}: the runner's commit re-send is exercised under driver 7`,
+    async () => {
+      const app = await clientWithoutCommitRetry();
+      if (app === undefined) return;
+      const { client, commands } = app;
+      const name = await freshCollection('commit-runner');
+      const coll = client.db(t.db.databaseName).collection<Doc>(name);
+      const log = retries();
+      let runs = 0;
+      commands.reset();
+      await withRetryingTransaction(
         client,
         async (session) => {
-          await coll.insertOne({ _id: 'a' }, { session });
+          runs += 1;
+          await coll.insertOne({ _id: 'a', run: runs }, { session });
+          if (runs === 1) await clearPoolUnderNextStatement(client);
         },
+        { onRetry: log.onRetry },
+      );
+      expect(runs).toBe(1);
+      expect(log.reasons()).toEqual([{ attempt: 1, reason: TransactionRetryReason.PoolCleared }]);
+      expect(poolCleared(log.events[0]?.error)).toEqual(POOL_CLEARED);
+      // The first commit never left; the one the runner re-sent is the only one on the wire.
+      expect(commands.names().filter((n) => n !== CLOSER)).toEqual(['insert', 'commitTransaction']);
+      expect(await t.db.collection<Doc>(name).find({}).toArray()).toEqual([{ _id: 'a', run: 1 }]);
+    },
+  );
+  it(
+    COMMIT_RETRY_CAN_BE_OFF
+      ? 'after an unknown commit result, a pool-cleared re-send that spends the budget gives up as commitOutcomeUnknown (the first send may have committed)'
+      : `${DRIVER_6_NOTE}: giving up as commitOutcomeUnknown is exercised under driver 7`,
+    async () => {
+      const app = await clientWithoutCommitRetry();
+      if (app === undefined) return;
+      const { client, appName } = app;
+      const name = await freshCollection('commit-unknown');
+      const coll = client.db(t.db.databaseName).collection<Doc>(name);
+      // First the commit fails with an unknown result (explicit label: not retried by the driver).
+      await failCommand(
+        t.db,
+        { times: 1 },
         {
-          maxAttempts: 2,
-          backoff: { initialDelayMs: 0, jitter: 'none' },
-          onRetry: async (event) => {
-            log.onRetry(event);
-            // Then the re-sent commit waits behind the closer: the closer's timer was set
-            // before the runner's (zero) backoff timer, so it takes the connection first.
-            await failCommand(
-              t.db,
-              { times: 1 },
-              { failCommands: [CLOSER], closeConnection: true, appName },
-            );
-            setTimeout(() => void clearPoolUnderNextStatement(client), 0);
-          },
+          failCommands: ['commitTransaction'],
+          errorCode: 6,
+          errorLabels: ['UnknownTransactionCommitResult'],
+          appName,
         },
-      ),
-    );
-    expect(log.reasons()).toEqual([
-      { attempt: 1, reason: TransactionRetryReason.UnknownCommitResult },
-    ]);
-    expect(error).toMatchObject({
-      name: 'RetryBudgetExhaustedError',
-      reason: 'commitOutcomeUnknown',
-      attempts: 2,
-    });
-    expect((error as Error).message).toMatch(/may have been committed/);
-    expect(poolCleared((error as { cause?: unknown }).cause)).toEqual(POOL_CLEARED);
-  });
+      );
+      const log = retries();
+      const error = await rejectionOf(
+        withRetryingTransaction(
+          client,
+          async (session) => {
+            await coll.insertOne({ _id: 'a' }, { session });
+          },
+          {
+            maxAttempts: 2,
+            backoff: { initialDelayMs: 0, jitter: 'none' },
+            onRetry: async (event) => {
+              log.onRetry(event);
+              // Then the re-sent commit waits behind the closer: the closer's timer was set
+              // before the runner's (zero) backoff timer, so it takes the connection first.
+              await failCommand(
+                t.db,
+                { times: 1 },
+                { failCommands: [CLOSER], closeConnection: true, appName },
+              );
+              setTimeout(() => void clearPoolUnderNextStatement(client), 0);
+            },
+          },
+        ),
+      );
+      expect(log.reasons()).toEqual([
+        { attempt: 1, reason: TransactionRetryReason.UnknownCommitResult },
+      ]);
+      expect(error).toMatchObject({
+        name: 'RetryBudgetExhaustedError',
+        reason: 'commitOutcomeUnknown',
+        attempts: 2,
+      });
+      expect((error as Error).message).toMatch(/may have been committed/);
+      expect(poolCleared((error as { cause?: unknown }).cause)).toEqual(POOL_CLEARED);
+    },
+  );
 });

@@ -296,7 +296,7 @@ function typeTest(spec: unknown): ValueTest {
   const names = (Array.isArray(spec) ? spec : [spec]).map((t): string => {
     if (t === 'number') return 'number';
     if (typeof t === 'string') {
-      if (!(t in TYPE_ALIASES)) throw badValue(`Unknown type name alias: ${t}`);
+      if (!Object.hasOwn(TYPE_ALIASES, t)) throw badValue(`Unknown type name alias: ${t}`);
       return t;
     }
     if (isNumeric(t)) {

@@ -263,3 +263,25 @@ describe('server parameters', () => {
     }
   });
 });
+
+describe('names that are not field names are looked up as the server does', () => {
+  // Manual: reference/operator/query/type ("available types" and their aliases); mongod parses
+  // the alias in MatcherTypeSet::parse and answers BadValue "Unknown type name alias: <name>"
+  // for any other string, including names JavaScript objects inherit.
+  it('$type with an alias named like an Object.prototype member is BadValue, not an empty match', async () => {
+    const coll = t.db.collection<Doc>(t.uniqueName('types'));
+    await coll.insertOne({ _id: 1, v: 'x' });
+    for (const alias of ['constructor', 'toString', '__proto__']) {
+      const error = await coll
+        .find({ v: { $type: alias } } as Document)
+        .toArray()
+        .then(
+          () => undefined,
+          (e: unknown) => e as { code?: number; message?: string },
+        );
+      expect(error?.code).toBe(2);
+      expect(error?.message).toContain(`Unknown type name alias: ${alias}`);
+    }
+    expect(await coll.countDocuments({ v: { $type: 'string' } })).toBe(1);
+  });
+});
