@@ -923,6 +923,22 @@ describe('a retried findAndModify (retryable writes)', () => {
     expect(new Set(lsids).size).toBe(1);
   });
 
+  it('an image holding $-prefixed and dotted field names: $literal sends it back as data, never as an expression', async () => {
+    const { client, appName, commands } = await failPoints.appClient();
+    // Stored as given by MongoDB 5.0+ (`fields` values are never interpreted).
+    const line = { courseId: 'c1', quantity: 1, meta: { $inc: { quantity: 5 }, 'a.b': '$price' } };
+    const coll = await carts('retriedDollar', [{ _id: 'cart', userId: 'u1', courses: [line] }]);
+    await retryNextFindAndModify(appName);
+    commands.reset();
+    const result = await incrementOrPushArrayItem(via(client, coll), {
+      filter: { userId: 'u1' },
+      array: 'courses',
+      match: { courseId: 'c1' },
+    });
+    expect(result).toEqual({ outcome: 'incremented', item: { ...line, quantity: 2 } });
+    expect(commands.names()).toEqual(['findAndModify', 'findAndModify', 'aggregate']);
+  });
+
   it('an element holding __proto__ as an ordinary field: the image goes back through $literal and is reported without touching Object.prototype', async () => {
     const { client, appName } = await failPoints.appClient();
     // As js-bson deserialises what mongod stores: `__proto__` an own field of the element.
