@@ -25,19 +25,9 @@ import {
   opRecordExpression,
   type WithoutOpId,
 } from './op-log.js';
-import {
-  addStep,
-  bsonEquals,
-  cannotRecompute,
-  compareNumbers,
-  fieldPath,
-  isBsonNumber,
-  isUnprojectedImage,
-  ownValue,
-  placeField,
-} from './retry-image.js';
+import { isUnprojectedImage, projectRetryImage } from './retry-image.js';
 import { describe, isPlainObject, validator } from './validate.js';
-import { numericValue } from './values.js';
+import { getField, numericValue } from './values.js';
 
 const PRIMITIVE = 'applyProgress';
 
@@ -175,18 +165,21 @@ const RULE_KEYS = ['badge', 'counter', 'atLeast'] as const;
  * **What this call earned**: the command returns the before-image through a projection that
  * evaluates the same expressions again (same pre-image, same command, same server
  * arithmetic): the previous and new level and the badges added. `document` is the before-image
- * with the values the update wrote put in place; nothing is recomputed on the client (except
- * after a retry, below). Because each call's before→after is one step of the document's serial
+ * with the values the update wrote put in place; nothing is recomputed on the client, not
+ * even after a retry (below). Because each call's before→after is one step of the document's serial
  * history, the levels and badges reported by concurrent calls partition the document's gains
  * exactly: none twice, none lost.
  *
  * **Retried by the driver** (retryable writes: a network error or a retryable write concern
  * error after the server applied the award): mongod does not run the command again, it answers
  * from the stored before-image of the first execution and does not apply the projection
- * (write_ops_retryability.cpp, SERVER-44151). The award applied once; what it earned is then
- * computed from that whole before-image with the server's semantics (`$add` keeping the
- * counter's BSON type, `$isNumber`, exact comparisons across int, long, double and Decimal128):
- * the same result the projection reports, and no extra round trip.
+ * (write_ops_retryability.cpp, SERVER-44151). The award applied once. What it earned is then
+ * evaluated by the server, not recomputed in JavaScript: one `aggregate` on the same collection
+ * (same session, from the primary) applies the same projection to that image
+ * (`$replaceWith: { $literal: image }`), so badges are compared with `$in` under the
+ * collection's default collation and counters with the server's own arithmetic, exactly as
+ * the update did: a held badge `'gold'` that the server counted as the rule's `'Gold'`
+ * (case-insensitive collation) is not reported as earned again.
  *
  * **Field names**: `document` is rebuilt with defined own properties along own properties
  * only, so a stored field named `__proto__`, `constructor` or `prototype` stays a field and
@@ -197,11 +190,13 @@ const RULE_KEYS = ['badge', 'counter', 'atLeast'] as const;
  *
  * **Round trips**: success: 1 (`findAndModify`). `notFound` without `opId`: 1 (nothing else can
  * make the update match nothing). With `opId`, a failed update is followed by one `find` that
- * tells `alreadyApplied` (the document, as read) from `notFound`: 2. Invalid options throw
+ * tells `alreadyApplied` (the document, as read) from `notFound`: 2. When the driver retried
+ * the `findAndModify` and the answer is the stored image, one `aggregate` more: 2 commands
+ * of this function (3 on the wire, with the driver's retry). Invalid options throw
  * `InvalidArgumentError` naming the option before anything is sent.
  *
- * **Needs**: MongoDB 4.4+ (pipeline updates: 4.2; expressions in a findAndModify projection
- * and `$isNumber`: 4.4). No replica set, unless `session` carries a transaction.
+ * **Needs**: MongoDB 4.4+ (pipeline updates and `$replaceWith`: 4.2; expressions in a
+ * findAndModify projection and `$isNumber`: 4.4). No replica set, unless `session` carries a transaction.
  *
  * **Limits**: paths must go through embedded documents (or missing fields), not arrays. A
  * counter holding a non-number makes `$add` fail (server error, nothing written). A stored
@@ -211,8 +206,9 @@ const RULE_KEYS = ['badge', 'counter', 'atLeast'] as const;
  * @throws the driver's error for server and network failures (e.g. a counter holding a string,
  *   or a badges field holding a non-array: nothing is written).
  * @throws MongoAtomicsError when the server did not evaluate the projection (before 4.4), or,
- *   on a retried command, when a counter's type is one the recomputation does not model (a
- *   Date, an int32/int64 sum that overflows): the award was applied, so do not repeat it blindly.
+ *   on a retried command, when the outcome could not be read from the image (the document was
+ *   deleted before the `aggregate` ran, or the `aggregate` failed: its error is the `cause`):
+ *   the award was applied, so do not repeat it blindly.
  */
 export function applyProgress<TSchema extends Document = Document>(
   collection: Collection<TSchema>,
@@ -235,7 +231,14 @@ export async function applyProgress<TSchema extends Document = Document>(
     projection,
     ...sessionOption,
   });
-  if (value !== null) return applied<TSchema>(plan, value);
+  if (value !== null) {
+    // A retried command is answered with the whole before-image, unprojected: the server
+    // evaluates the same projection over it (one more command, on this path only).
+    const projected = isUnprojectedImage(value)
+      ? await projectRetryImage(PRIMITIVE, collection, value, projection, plan.session)
+      : value;
+    return applied<TSchema>(plan, projected);
+  }
 
   // Without an opId only `filter` guards the update: nothing matched, nothing to read.
   if (plan.op === undefined) return { outcome: 'notFound' };
@@ -506,8 +509,8 @@ interface Facts {
 
 /** The facts the projection reports, read from a reply that carries it. */
 function projectedFacts(plan: Plan, value: Document): Facts {
-  const before = ownValue(value, 'before');
-  const facts = ownValue(value, 'facts') as Partial<Facts> | undefined;
+  const before = getField(value, 'before');
+  const facts = getField(value, 'facts') as Partial<Facts> | undefined;
   const fine =
     isPlainObject(before) &&
     isPlainObject(facts) &&
@@ -529,70 +532,9 @@ function projectedFacts(plan: Plan, value: Document): Facts {
   return { ...(facts as Facts), before };
 }
 
-/**
- * The facts the projection would have reported, computed from the whole before-image that a
- * retried findAndModify is answered with (see retry-image.ts): the same expressions as
- * `buildCommand`, evaluated as the server evaluates them (`$add` keeping the counter's type,
- * `$isNumber`, exact `$gte`/`$max` across numeric types, `$in` with `$eq`), on the same
- * pre-image the update ran on.
- */
-function imageFacts(plan: Plan, image: Document): Facts {
-  const read = (path: string): unknown => {
-    const found = fieldPath(image, path);
-    return found === 'array'
-      ? cannotRecompute(PRIMITIVE, `a parent of "${path}" is an array`)
-      : found.value;
-  };
-  const sums = new Map<string, unknown>();
-  const counters = Object.entries(plan.inc).map(([path, amount]) => {
-    const sum = addStep(read(path), amount);
-    if (sum === undefined)
-      cannotRecompute(PRIMITIVE, `the counter "${path}" is not a modelled number`);
-    sums.set(path, sum);
-    return sum;
-  });
-  /** `$isNumber` or 0, as `numeric` in buildCommand. */
-  const numeric = (value: unknown): unknown => (isBsonNumber(value) ? value : 0);
-  const counterAfter = (path: string): unknown => {
-    if (sums.has(path)) return sums.get(path);
-    // A counter read through an array is an array to the server: not a number, so 0.
-    const found = fieldPath(image, path);
-    return numeric(found === 'array' ? undefined : found.value);
-  };
-  const atLeast = (value: unknown, threshold: number): boolean =>
-    (compareNumbers(value, threshold) ?? -1) >= 0;
-  /** `$ifNull: [array, []]`; any other non-array made the update fail, so no image exists. */
-  const arrayAt = (path: string): unknown[] => {
-    const value = read(path);
-    if (value === undefined || value === null) return [];
-    return Array.isArray(value) ? value : cannotRecompute(PRIMITIVE, `"${path}" is not an array`);
-  };
-
-  let facts: Facts = { before: image, counters };
-  if (plan.op !== undefined) {
-    facts = { ...facts, opIds: [...arrayAt(plan.op.field), plan.op.opId].slice(-plan.op.size) };
-  }
-  if (plan.level !== undefined) {
-    const before = numeric(read(plan.level.field));
-    const c = counterAfter(plan.level.counter);
-    const reached = plan.level.thresholds.filter((t) => atLeast(c, t)).length;
-    // `$max: [before, reached]` keeps the first operand unless a later one is greater.
-    const level = (compareNumbers(reached, before) ?? 0) > 0 ? reached : before;
-    facts = { ...facts, levelBefore: before, level };
-  }
-  if (plan.badges !== undefined) {
-    const had = arrayAt(plan.badges.field);
-    const earned = plan.badges.rules
-      .filter((rule) => atLeast(counterAfter(rule.counter), rule.atLeast))
-      .map((rule) => rule.badge)
-      .filter((badge) => !had.some((held) => bsonEquals(held, badge)));
-    facts = { ...facts, badges: [...had, ...earned], earned };
-  }
-  return facts;
-}
-
+/** The result of an award that applied, from the projected reply (before-image and facts). */
 function applied<TSchema extends Document>(plan: Plan, value: Document): ProgressApplied<TSchema> {
-  const facts = isUnprojectedImage(value) ? imageFacts(plan, value) : projectedFacts(plan, value);
+  const facts = projectedFacts(plan, value);
   const document = facts.before;
   // In the order the `$set` lists them, so new fields land in the same order as on the server.
   Object.keys(plan.inc).forEach((path, i) => {
@@ -618,4 +560,56 @@ function applied<TSchema extends Document>(plan: Plan, value: Document): Progres
     badgesEarned = facts.earned as string[];
   }
   return { outcome: 'applied', document: document as WithId<TSchema>, levelsGained, badgesEarned };
+}
+
+// =============================================================================================
+// Rebuilding the document
+
+/**
+ * Puts `value` at the dotted `path` in `doc` (mutated), as a pipeline `$set` does: missing
+ * parents are created, a scalar parent is replaced by a document, an array parent gets the field
+ * in each of its document elements. Every write defines an own property and every read follows
+ * own properties only (`getField`), so a path segment `__proto__` (an ordinary field name to
+ * MongoDB, an own property in what js-bson deserialises) names that field and never reaches a
+ * prototype.
+ */
+export function placeField(doc: Document, path: string, value: unknown): void {
+  place(doc, path.split('.'), value);
+}
+
+function place(doc: Document, segments: readonly string[], value: unknown): void {
+  const [head, ...rest] = segments;
+  if (head === undefined) return;
+  if (rest.length === 0) {
+    setOwn(doc, head, value);
+    return;
+  }
+  // One segment (no dot): getField reads that own property.
+  const child = getField(doc, head);
+  if (Array.isArray(child)) {
+    setOwn(
+      doc,
+      head,
+      child.map((element: unknown) => {
+        if (Array.isArray(element)) return element;
+        const target: Document = isPlainObject(element) ? element : {};
+        place(target, rest, value);
+        return target;
+      }),
+    );
+    return;
+  }
+  const target: Document = isPlainObject(child) ? child : {};
+  setOwn(doc, head, target);
+  place(target, rest, value);
+}
+
+/** Sets an own, enumerable property, even for `__proto__` (a plain assignment would set the prototype). */
+function setOwn(target: Document, key: string, value: unknown): void {
+  Object.defineProperty(target, key, {
+    value,
+    writable: true,
+    enumerable: true,
+    configurable: true,
+  });
 }

@@ -22,18 +22,9 @@ import {
   opSeenExpression,
   type WithoutOpId,
 } from './op-log.js';
-import {
-  addStep,
-  bsonEquals,
-  cannotRecompute,
-  compareNumbers,
-  fieldPath,
-  isDocument,
-  isUnprojectedImage,
-  ownValue,
-  setOwn,
-} from './retry-image.js';
+import { isUnprojectedImage, projectRetryImage } from './retry-image.js';
 import { describe, isPlainObject, type ScalarValue, validator } from './validate.js';
+import { getField } from './values.js';
 
 const PRIMITIVE = 'incrementOrPushArrayItem';
 const v = validator(PRIMITIVE);
@@ -173,11 +164,14 @@ const DEFAULT_INC: Readonly<Record<string, number>> = { quantity: 1 };
  * **Retried by the driver** (retryable writes: a network error or a retryable write concern
  * error after the server applied the update): mongod does not run the command again, it
  * answers from the stored before-image of the first execution and does not apply the
- * projection (write_ops_retryability.cpp, SERVER-44151). The update applied once, and the
- * outcome is then computed from that whole before-image with the server's semantics (`$eq`
- * across numeric types, exact comparison with `max`, `$add` keeping the counter's BSON type):
- * the same result the projection reports, and no extra round trip.
- *
+ * projection (write_ops_retryability.cpp, SERVER-44151). The update applied once. The outcome
+ * is then evaluated by the server, not recomputed in JavaScript: one `aggregate` on the same
+ * collection (same session, from the primary) applies the same projection to that image
+ * (`$replaceWith: { $literal: image }`), so `$eq` uses the collection's default collation and
+ * the counters the server's arithmetic, exactly as the update did: a `match` of `'c1'` that
+ * the server matched against a stored `'C1'` (case-insensitive collation) is reported
+ * `incremented`, as it was.
+
  * **Duplicates already present** (left by an older, racy implementation): all matching
  * elements are incremented (or, if any would pass a cap, none), and the first is reported.
  *
@@ -194,20 +188,24 @@ const DEFAULT_INC: Readonly<Record<string, number>> = { quantity: 1 };
  * TransientTransactionError label, so create the parent before the transaction starts.
  *
  * **Round trips**: one `findAndModify` on every path (incremented, pushed, created,
- * limitReached, notFound); two when an upsert loses the race above. Invalid options throw
+ * limitReached, notFound); two when an upsert loses the race above. When the driver retried
+ * the `findAndModify` and the answer is the stored image, one `aggregate` more: 2 commands of
+ * this function (3 on the wire, with the driver's retry); an upsert that created the parent
+ * is answered without an image and needs none. Invalid options throw
  * `InvalidArgumentError` naming the option before anything is sent.
  *
- * **Needs**: MongoDB 4.4+ (pipeline updates: 4.2; aggregation expressions in a findAndModify
- * projection: 4.4). No replica set, unless `session` carries a transaction. Field names that
+ * **Needs**: MongoDB 4.4+ (pipeline updates and `$replaceWith`: 4.2; aggregation expressions
+ * in a findAndModify projection: 4.4). No replica set, unless `session` carries a transaction. Field names that
  * start with `$` inside `fields` values can only be stored on MongoDB 5.0+.
  *
  * @throws InvalidArgumentError for a bad argument (no command sent).
  * @throws the driver's error for server and network failures, including a type error when the
  *   path holds a non-array or a matching element's counter is not a number.
  * @throws MongoAtomicsError when a reply holds neither the outcome projection nor the stored
- *   image (no MongoDB server answers so), or, on a retried command, when a counter's type is
- *   one the recomputation does not model (a Date, an int32/int64 sum that overflows): the
- *   update was applied, so do not repeat the call blindly.
+ *   image (no MongoDB server answers so), or, on a retried command, when the outcome could
+ *   not be read from the image (the document was deleted before the `aggregate` ran, or the
+ *   `aggregate` failed: its error is the `cause`): the update was applied, so do not repeat
+ *   the call blindly.
  */
 export function incrementOrPushArrayItem<
   TSchema extends Document = Document,
@@ -254,7 +252,18 @@ export async function incrementOrPushArrayItem<
     }
     result = await run();
   }
-  return outcomeOf<TItem, TSchema>(plan, result, newItem);
+  const { value, upserted } = modifyFacts(result);
+  if (value === null) {
+    return upserted
+      ? { outcome: 'pushed', item: newItem as TItem, created: true }
+      : { outcome: 'notFound' };
+  }
+  // A retried command is answered with the whole before-image, unprojected: the server
+  // evaluates the same projection over it (one more command, on this path only).
+  const projected = isUnprojectedImage(value)
+    ? await projectRetryImage(PRIMITIVE, collection, value, projection, plan.session)
+    : value;
+  return outcomeOf<TItem, TSchema>(projectedFacts(projected), newItem);
 }
 
 // =============================================================================================
@@ -350,13 +359,15 @@ function validate<TSchema extends Document>(
 // =============================================================================================
 // The command
 
+/** What the command depends on. */
+type CommandPlan = Omit<Plan<Document>, 'filter' | 'upsert' | 'session'>;
+
 /**
  * Builds the update pipeline and the projection that reports the decision. Both start from the
  * same expressions over the same pre-image, so what the projection says is what the update did.
+ * On a retried command the same projection is evaluated by the server over the returned image
+ * (retry-image.ts), so it must only read the document (`$$ROOT`, field paths) and literals.
  */
-/** What the command (and the recomputation of its projection) depends on. */
-type CommandPlan = Omit<Plan<Document>, 'filter' | 'upsert' | 'session'>;
-
 function buildCommand(plan: CommandPlan): {
   pipeline: Document[];
   projection: Document;
@@ -475,7 +486,7 @@ interface Facts {
 
 /** The facts the projection reports, read from a reply that carries it. */
 function projectedFacts(value: Document): Facts {
-  const facts = ownValue(value, 'facts') as Partial<Facts> | undefined;
+  const facts = getField(value, 'facts') as Partial<Facts> | undefined;
   if (
     !isPlainObject(facts) ||
     typeof facts.matched !== 'number' ||
@@ -491,74 +502,11 @@ function projectedFacts(value: Document): Facts {
   return facts as Facts;
 }
 
-/**
- * The facts the projection would have reported, computed from the whole before-image that a
- * retried findAndModify is answered with (see retry-image.ts): the same expressions as
- * `buildCommand`, evaluated as the server evaluates them (`$eq` across numeric types, `$add`
- * keeping the counter's type, `$gt` exact), on the same pre-image the update ran on.
- */
-function imageFacts(plan: CommandPlan, image: Document): Facts {
-  const { array, match, inc, max, op } = plan;
-  const read = fieldPath(image, array);
-  if (read === 'array') return cannotRecompute(PRIMITIVE, `a parent of "${array}" is an array`);
-  // `$ifNull: [array, []]`; anything else but an array made the update fail (no image).
-  const items: unknown[] =
-    read.value === undefined || read.value === null ? [] : (read.value as unknown[]);
-  if (!Array.isArray(items)) return cannotRecompute(PRIMITIVE, `"${array}" is not an array`);
-
-  const isMatch = (el: unknown): el is Document =>
-    isDocument(el) &&
-    Object.entries(match).every(([key, value]) => bsonEquals(ownValue(el, key), value));
-  const counterPlus = (el: Document, key: string, step: number): unknown => {
-    const sum = addStep(ownValue(el, key), step);
-    if (sum === undefined)
-      cannotRecompute(PRIMITIVE, `the counter "${key}" is not a modelled number`);
-    return sum;
-  };
-  /** `$mergeObjects: [el, { counters }]`: own fields kept in place, new counters appended. */
-  const incremented = (el: Document): Document => {
-    const out: Document = { ...el };
-    for (const [key, step] of Object.entries(inc)) setOwn(out, key, counterPlus(el, key, step));
-    return out;
-  };
-  const matches = items.filter(isMatch);
-  const limited = matches.some((el) =>
-    Object.entries(max).some(([key, cap]) => {
-      const order = compareNumbers(counterPlus(el, key, inc[key] as number), cap);
-      return order === undefined
-        ? cannotRecompute(PRIMITIVE, `"${key}" is not a number`)
-        : order > 0;
-    }),
-  );
-  const first = matches[0];
-  const facts: Facts = {
-    matched: matches.length,
-    limited,
-    item: first === undefined ? {} : limited ? first : incremented(first),
-  };
-  if (op === undefined) return facts;
-
-  const log = fieldPath(image, op.field);
-  if (log === 'array') return cannotRecompute(PRIMITIVE, `a parent of "${op.field}" is an array`);
-  const ids: unknown[] =
-    log.value === undefined || log.value === null ? [] : (log.value as unknown[]);
-  if (!Array.isArray(ids)) return cannotRecompute(PRIMITIVE, `"${op.field}" is not an array`);
-  const seen = ids.some((id) => bsonEquals(id, op.opId));
-  return { ...facts, seen, document: seen ? image : null };
-}
-
+/** The outcome of an update that matched a document, from the facts its projection reports. */
 function outcomeOf<TItem extends Document, TSchema extends Document>(
-  plan: CommandPlan,
-  result: Parameters<typeof modifyFacts<Document>>[0],
+  facts: Facts,
   newItem: Document,
 ): IncrementOrPushResult<TItem> | AlreadyApplied<TSchema> {
-  const { value, upserted } = modifyFacts(result);
-  if (value === null) {
-    return upserted
-      ? { outcome: 'pushed', item: newItem as TItem, created: true }
-      : { outcome: 'notFound' };
-  }
-  const facts = isUnprojectedImage(value) ? imageFacts(plan, value) : projectedFacts(value);
   if (facts.seen === true && isPlainObject(facts.document)) {
     return { outcome: 'alreadyApplied', document: facts.document as WithId<TSchema> };
   }

@@ -23,10 +23,15 @@ import {
   type ApplyProgressOptions,
   type ApplyProgressResult,
   applyProgress,
+  placeField,
 } from '../src/apply-progress.js';
-import { InvalidArgumentError, isInvalidArgumentError } from '../src/errors.js';
-import { placeField } from '../src/retry-image.js';
+import {
+  InvalidArgumentError,
+  isInvalidArgumentError,
+  isMongoAtomicsError,
+} from '../src/errors.js';
 import { rejectionOf } from './conformance/helpers.js';
+import { caseInsensitiveCollection } from './support/case-insensitive.js';
 import { retryNextWrite, useFailPointClients } from './support/failpoints.js';
 import { useTestDatabase } from './support/mongo.js';
 import { barrier, useRaceClients } from './support/race.js';
@@ -794,10 +799,19 @@ describe('a retried findAndModify (retryable writes)', () => {
       commands.reset();
       const result = await applyProgress(via(client, coll), { filter: { _id: 's1' }, ...options });
       expect(result).toEqual(expected);
-      const sent = commands.started.filter((event) => event.commandName === 'findAndModify');
-      expect(sent).toHaveLength(2);
-      expect(String(sent[1]?.command.txnNumber)).toBe(String(sent[0]?.command.txnNumber));
-      expect(commands.names()).toEqual(['findAndModify', 'findAndModify']);
+      // The first attempt, the driver's retry (same lsid and txnNumber), answered with the
+      // image, then one aggregate that has the server evaluate the very same projection over
+      // that image, on a document of this collection (so under its default collation).
+      expect(commands.names()).toEqual(['findAndModify', 'findAndModify', 'aggregate']);
+      const [first, retry, aggregate] = commands.started;
+      expect(String(retry?.command.txnNumber)).toBe(String(first?.command.txnNumber));
+      expect(aggregate?.command.aggregate).toBe(coll.collectionName);
+      expect(aggregate?.command.pipeline).toEqual([
+        { $match: { _id: 's1' } },
+        { $limit: 1 },
+        { $replaceWith: { $literal: seed } },
+        { $project: first?.command.fields },
+      ]);
       expect(await coll.findOne({ _id: 's1' })).toEqual(expected.document);
     },
   );
@@ -810,6 +824,7 @@ describe('a retried findAndModify (retryable writes)', () => {
       { xp: Decimal128.fromString('99.90'), level: Decimal128.fromString('1') },
       { xp: null, level: Number.NaN, submissions: Decimal128.fromString('0.1') },
       { level: 'gold', submissions: 'many' },
+      { xp: Long.fromString('9007199254740993') },
     ];
     const { client, appName } = await failPoints.appClient();
     const coll = await students([]);
@@ -850,59 +865,86 @@ describe('a retried findAndModify (retryable writes)', () => {
       }
     }
   });
-});
-
-describe('a retry image, as mongod sends it (stub collection)', () => {
-  // Replies in the exact shape mongod answers a retried findAndModify with (the whole stored
-  // pre-image as the value, write_ops_retryability.cpp), to pin the server's comparison
-  // semantics where a JavaScript shortcut would differ.
-  function stub(preImage: Document): Collection<Student> {
-    return {
-      collectionName: 'stub',
-      async findOneAndUpdate() {
-        return preImage;
-      },
-    } as unknown as Collection<Student>;
-  }
-
-  it('a Decimal128 0.1 counter is below a 0.1 threshold (a double): no badge, as the server decides', async () => {
-    const result = await applyProgress(
-      stub({ _id: 's1', submissions: Decimal128.fromString('0.1') }),
-      {
-        filter: { _id: 's1' },
-        inc: { xp: 1 },
-        badges: {
-          field: 'badges',
-          rules: [{ badge: 'tenth', counter: 'submissions', atLeast: 0.1 }],
-        },
-      },
-    );
-    expect(result).toMatchObject({ outcome: 'applied', badgesEarned: [] });
-  });
-
-  it('a Long counter above 2^53 is added exactly', async () => {
-    const result = await applyProgress(
-      stub({ _id: 's1', xp: Long.fromString('9007199254740993') }),
-      {
-        filter: { _id: 's1' },
-        inc: { xp: 2 },
-      },
-    );
-    expect(result.document?.xp).toEqual(Long.fromString('9007199254740995'));
-  });
 
   it('a rule counter named toString reads the field, not Object.prototype.toString', async () => {
+    const { client, appName } = await failPoints.appClient();
     const coll = await students([]);
     await coll.insertOne({ _id: 's1', toString: 10 } as unknown as Student);
-    const options = {
+    await retryNextFindAndModify(appName);
+    const result = await applyProgress(via(client, coll), {
       filter: { _id: 's1' },
       inc: { xp: 1 },
       badges: { field: 'badges', rules: [{ badge: 'ten', counter: 'toString', atLeast: 10 }] },
-    };
-    expect(await applyProgress(coll, options)).toMatchObject({ badgesEarned: ['ten'] });
-    expect(await applyProgress(stub({ _id: 's2', toString: 10 }), options)).toMatchObject({
-      badgesEarned: ['ten'],
     });
+    expect(result).toMatchObject({ outcome: 'applied', badgesEarned: ['ten'] });
+  });
+
+  it('a document holding __proto__, constructor and prototype fields: returned as fields, Object.prototype untouched', async () => {
+    const names = Object.getOwnPropertyNames(Object.prototype).sort();
+    const { client, appName } = await failPoints.appClient();
+    const coll = await students([]);
+    // As js-bson deserialises what mongod stores: `__proto__` is an own field.
+    const stored = BSON.deserialize(
+      BSON.serialize(
+        JSON.parse(
+          '{"_id":"s1","xp":1,"__proto__":{"isAdmin":true},"constructor":{"prototype":{"isAdmin":true}},"prototype":5}',
+        ),
+      ),
+    );
+    await coll.insertOne(stored as Student);
+    await retryNextFindAndModify(appName);
+    const result = await applyProgress(via(client, coll), {
+      filter: { _id: 's1' },
+      inc: { xp: 1 },
+    });
+    expect(result.outcome).toBe('applied');
+    const document = result.document as Document;
+    expect(Object.hasOwn(document, '__proto__')).toBe(true);
+    expect(Object.getPrototypeOf(document)).toBe(Object.prototype);
+    expect(document.xp).toBe(2);
+    expect(({} as Document).isAdmin).toBeUndefined();
+    expect(Object.getOwnPropertyNames(Object.prototype).sort()).toEqual(names);
+  });
+});
+
+describe('a retried findAndModify on a collection with a case-insensitive default collation (stub of mongod)', () => {
+  // The offline server has no collation (its README). The stub answers as mongod does for a
+  // collection created with `{ collation: { locale: 'en', strength: 2 } }`: the retried
+  // findAndModify with the stored before-image, unprojected (write_ops_retryability.cpp,
+  // SERVER-44151), and the aggregate evaluated with the strings compared case-insensitively
+  // (support/case-insensitive.ts).
+  const badges = { field: 'badges', rules: [{ badge: 'Gold', counter: 'xp', atLeast: 100 }] };
+  const preImage: Student = { _id: 's1', xp: 90, badges: ['gold'] };
+
+  it("a held badge 'gold' is the rule's 'Gold' to the server: the retry does not report it as earned again", async () => {
+    // What the first execution left: `$in` found 'Gold' in ['gold'], so nothing was added.
+    const { collection, calls, aggregateOptions } = caseInsensitiveCollection(
+      [{ ...preImage, xp: 100 }],
+      { retriedImage: preImage },
+    );
+    const result = await applyProgress(collection, {
+      filter: { _id: 's1' },
+      inc: { xp: 10 },
+      badges,
+    });
+    expect(result).toEqual({
+      outcome: 'applied',
+      document: { _id: 's1', xp: 100, badges: ['gold'] },
+      levelsGained: [],
+      badgesEarned: [],
+    });
+    expect(calls).toEqual(['findAndModify', 'aggregate']);
+    expect(aggregateOptions).toEqual([{ readPreference: 'primary' }]);
+  });
+
+  it('the document was deleted before the aggregate: a MongoAtomicsError that says the award was applied', async () => {
+    const { collection, calls } = caseInsensitiveCollection([], { retriedImage: preImage });
+    const error = await rejectionOf(
+      applyProgress(collection, { filter: { _id: 's1' }, inc: { xp: 10 }, badges }),
+    );
+    expect(isMongoAtomicsError(error)).toBe(true);
+    expect((error as Error).message).toMatch(/the update was applied.*deleted/);
+    expect(calls).toEqual(['findAndModify', 'aggregate']);
   });
 });
 
@@ -938,26 +980,6 @@ describe('rebuilding the returned document never reaches a prototype', () => {
     expect(JSON.stringify(doc)).toBe(
       '{"_id":"s1","constructor":{"prototype":{"isAdmin":1}},"toString":{"x":1}}',
     );
-  });
-
-  it('applyProgress on a mongod reply whose document holds __proto__, constructor and prototype fields returns them as fields', async () => {
-    const names = prototypeNames();
-    const image = fromServer(
-      '{"_id":"s1","xp":1,"__proto__":{"isAdmin":true},"constructor":{"prototype":{"isAdmin":true}},"prototype":5}',
-    );
-    const coll = {
-      collectionName: 'stub',
-      async findOneAndUpdate() {
-        return image;
-      },
-    } as unknown as Collection<Student>;
-    const result = await applyProgress(coll, { filter: { _id: 's1' }, inc: { xp: 1 } });
-    expect(result.outcome).toBe('applied');
-    const document = result.document as Document;
-    expect(Object.hasOwn(document, '__proto__')).toBe(true);
-    expect(document.xp).toBe(2);
-    expect(({} as Document).isAdmin).toBeUndefined();
-    expect(prototypeNames()).toEqual(names);
   });
 });
 

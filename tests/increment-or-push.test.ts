@@ -10,13 +10,18 @@
  */
 import { BSON, type Collection, Decimal128, type Document, Long, type MongoClient } from 'mongodb';
 import { describe, expect, it } from 'vitest';
-import { InvalidArgumentError, isInvalidArgumentError } from '../src/errors.js';
+import {
+  InvalidArgumentError,
+  isInvalidArgumentError,
+  isMongoAtomicsError,
+} from '../src/errors.js';
 import {
   type IncrementOrPushOptions,
   type IncrementOrPushResult,
   incrementOrPushArrayItem,
 } from '../src/increment-or-push.js';
 import { type Doc, rejectionOf } from './conformance/helpers.js';
+import { caseInsensitiveCollection } from './support/case-insensitive.js';
 import { failCommand, retryNextWrite, useFailPointClients } from './support/failpoints.js';
 import { useTestDatabase } from './support/mongo.js';
 import { barrier, useRaceClients } from './support/race.js';
@@ -853,10 +858,19 @@ describe('a retried findAndModify (retryable writes)', () => {
         ...extra,
       });
       expect(result).toEqual(expected);
-      // Two findAndModify: the first attempt and the driver's retry (same lsid and txnNumber).
-      const sent = commands.started.filter((event) => event.commandName === 'findAndModify');
-      expect(sent).toHaveLength(2);
-      expect(String(sent[1]?.command.txnNumber)).toBe(String(sent[0]?.command.txnNumber));
+      // The first attempt, the driver's retry (same lsid and txnNumber), answered with the
+      // image, then one aggregate that has the server evaluate the very same projection over
+      // that image, on a document of this collection (so under its default collation).
+      expect(commands.names()).toEqual(['findAndModify', 'findAndModify', 'aggregate']);
+      const [first, retry, aggregate] = commands.started;
+      expect(String(retry?.command.txnNumber)).toBe(String(first?.command.txnNumber));
+      expect(aggregate?.command.aggregate).toBe(coll.collectionName);
+      expect(aggregate?.command.pipeline).toEqual([
+        { $match: { _id: 'cart' } },
+        { $limit: 1 },
+        { $replaceWith: { $literal: seed } },
+        { $project: first?.command.fields },
+      ]);
       expect(await coll.findOne({ _id: 'cart' })).toEqual(stored);
     },
   );
@@ -879,9 +893,77 @@ describe('a retried findAndModify (retryable writes)', () => {
       item: { courseId: 'c1', quantity: 1 },
       created: true,
     });
+    // No image to evaluate (value null, lastErrorObject.upserted): no aggregate.
     expect(commands.names()).toEqual(['findAndModify', 'findAndModify']);
     const docs = await coll.find({}, { projection: { _id: 0 } }).toArray();
     expect(docs).toEqual([{ userId: 'u9', courses: [{ courseId: 'c1', quantity: 1 }] }]);
+  });
+
+  it('with an explicit session: the aggregate runs in that session, after the retried write', async () => {
+    const { client, appName, commands } = await failPoints.appClient();
+    const coll = await carts('retriedSession', [
+      { _id: 'cart', userId: 'u1', courses: [{ courseId: 'c1', quantity: 1 }] },
+    ]);
+    await retryNextFindAndModify(appName);
+    commands.reset();
+    const session = client.startSession();
+    try {
+      const result = await incrementOrPushArrayItem(via(client, coll), {
+        filter: { userId: 'u1' },
+        array: 'courses',
+        match: { courseId: 'c1' },
+        session,
+      });
+      expect(result).toEqual({ outcome: 'incremented', item: { courseId: 'c1', quantity: 2 } });
+    } finally {
+      await session.endSession();
+    }
+    expect(commands.names()).toEqual(['findAndModify', 'findAndModify', 'aggregate']);
+    const lsids = commands.started.map((event) => BSON.EJSON.stringify(event.command.lsid));
+    expect(new Set(lsids).size).toBe(1);
+  });
+
+  it('an image holding $-prefixed and dotted field names: $literal sends it back as data, never as an expression', async () => {
+    const { client, appName, commands } = await failPoints.appClient();
+    // Stored as given by MongoDB 5.0+ (`fields` values are never interpreted).
+    const line = { courseId: 'c1', quantity: 1, meta: { $inc: { quantity: 5 }, 'a.b': '$price' } };
+    const coll = await carts('retriedDollar', [{ _id: 'cart', userId: 'u1', courses: [line] }]);
+    await retryNextFindAndModify(appName);
+    commands.reset();
+    const result = await incrementOrPushArrayItem(via(client, coll), {
+      filter: { userId: 'u1' },
+      array: 'courses',
+      match: { courseId: 'c1' },
+    });
+    expect(result).toEqual({ outcome: 'incremented', item: { ...line, quantity: 2 } });
+    expect(commands.names()).toEqual(['findAndModify', 'findAndModify', 'aggregate']);
+  });
+
+  it('an element holding __proto__ as an ordinary field: the image goes back through $literal and is reported without touching Object.prototype', async () => {
+    const { client, appName } = await failPoints.appClient();
+    // As js-bson deserialises what mongod stores: `__proto__` an own field of the element.
+    const cart = BSON.deserialize(
+      BSON.serialize({ _id: 'cart', userId: 'u1', courses: [{ courseId: 'c1', quantity: 1 }] }),
+    );
+    Object.defineProperty((cart.courses as Document[])[0], '__proto__', {
+      value: { isAdmin: true },
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
+    const coll = await carts('retriedProto', [cart]);
+    await retryNextFindAndModify(appName);
+    const result = await incrementOrPushArrayItem(via(client, coll), {
+      filter: { userId: 'u1' },
+      array: 'courses',
+      match: { courseId: 'c1' },
+    });
+    expect(result.outcome).toBe('incremented');
+    const item = result.item as Document;
+    expect(Object.hasOwn(item, '__proto__')).toBe(true);
+    expect(Object.getPrototypeOf(item)).toBe(Object.prototype);
+    expect(item.quantity).toBe(2);
+    expect(({} as Document).isAdmin).toBeUndefined();
   });
 
   it('counters of every numeric type: the outcome from the retry image equals the one the projection reports', async () => {
@@ -918,100 +1000,82 @@ describe('a retried findAndModify (retryable writes)', () => {
   });
 });
 
-describe('a retry image, as mongod sends it (stub collection)', () => {
-  // The offline server's arithmetic is checked against the projection above; these replies are
-  // built in the exact shape mongod answers a retried findAndModify with (value: the whole
-  // stored pre-image; lastErrorObject { n: 1, updatedExisting: true }, write_ops_retryability.cpp)
-  // to pin the server's comparison semantics where a JavaScript shortcut would differ.
-  function stub(preImage: Document) {
-    const calls: Document[] = [];
+describe('a retried findAndModify on a collection with a case-insensitive default collation (stub of mongod)', () => {
+  // The offline server has no collation (its README). The stub answers as mongod does for a
+  // collection created with `{ collation: { locale: 'en', strength: 2 } }`: the retried
+  // findAndModify with the stored before-image, unprojected (write_ops_retryability.cpp,
+  // SERVER-44151), and the aggregate evaluated with the strings compared case-insensitively
+  // (support/case-insensitive.ts). The update itself, on the first execution, matched `'C1'`
+  // for `'c1'` and incremented it: the outcome must say so.
+  const preImage = { _id: 'cart', userId: 'u1', courses: [{ courseId: 'C1', quantity: 1 }] };
+
+  it("match 'c1' against a stored 'C1': the server matched it, so the retry reports incremented (the stored element), not pushed", async () => {
+    const { collection, calls, aggregateOptions } = caseInsensitiveCollection(
+      [{ ...preImage, courses: [{ courseId: 'C1', quantity: 2 }] }],
+      { retriedImage: preImage },
+    );
+    const result = await incrementOrPushArrayItem(collection, {
+      filter: { userId: 'u1' },
+      array: 'courses',
+      match: { courseId: 'c1' },
+    });
+    expect(result).toEqual({ outcome: 'incremented', item: { courseId: 'C1', quantity: 2 } });
+    // The driver's retry is inside the one findOneAndUpdate call; then one aggregate, read
+    // from the primary (no session was given).
+    expect(calls).toEqual(['findAndModify', 'aggregate']);
+    expect(aggregateOptions).toEqual([{ readPreference: 'primary' }]);
+  });
+
+  it("an opId 'req-1' after a recorded 'REQ-1': the server saw it as applied, so the retry reports alreadyApplied", async () => {
+    const image = { ...preImage, _opIds: ['REQ-1'] };
+    const { collection } = caseInsensitiveCollection([image], { retriedImage: image });
+    const result = await incrementOrPushArrayItem(collection, {
+      filter: { userId: 'u1' },
+      array: 'courses',
+      match: { courseId: 'C1' },
+      opId: 'req-1',
+    });
+    expect(result).toEqual({ outcome: 'alreadyApplied', document: image });
+  });
+
+  it('the document was deleted before the aggregate: a MongoAtomicsError that says the update was applied', async () => {
+    const { collection, calls } = caseInsensitiveCollection([], { retriedImage: preImage });
+    const error = await rejectionOf(
+      incrementOrPushArrayItem(collection, {
+        filter: { userId: 'u1' },
+        array: 'courses',
+        match: { courseId: 'C1' },
+      }),
+    );
+    expect(isMongoAtomicsError(error)).toBe(true);
+    expect((error as Error).message).toMatch(/the update was applied.*deleted/);
+    expect(calls).toEqual(['findAndModify', 'aggregate']);
+  });
+});
+
+describe('a retried findAndModify whose aggregate fails', () => {
+  it('rejects with a MongoAtomicsError that says the update was applied, the aggregate error as its cause', async () => {
+    const failure = new Error('connection reset');
     const collection = {
       collectionName: 'stub',
-      async findOneAndUpdate(_filter: Document, _update: Document[], options: Document) {
-        calls.push(options);
-        return { ok: 1, lastErrorObject: { n: 1, updatedExisting: true }, value: preImage };
+      // A reply in the shape mongod answers a retried findAndModify with.
+      async findOneAndUpdate() {
+        return { ok: 1, lastErrorObject: { n: 1, updatedExisting: true }, value: { _id: 'cart' } };
+      },
+      aggregate() {
+        return { toArray: () => Promise.reject(failure) };
       },
     } as unknown as Collection<Doc>;
-    return { collection, calls };
-  }
-
-  it('a cap is compared exactly: Decimal128 9.9 + 0.1 is 10.0000…, not over a max of 10 (a double sum would be)', async () => {
-    const { collection } = stub({
-      _id: 'cart',
-      courses: [{ courseId: 'c1', quantity: Decimal128.fromString('9.9') }],
-    });
-    const result = await incrementOrPushArrayItem(collection, {
-      filter: { _id: 'cart' },
-      array: 'courses',
-      match: { courseId: 'c1' },
-      inc: { quantity: 0.1 },
-      max: { quantity: 10 },
-    });
-    expect(result.outcome).toBe('incremented');
-    // A Decimal128 exactly 10 (its trailing zeros come from the double step's conversion).
-    expect(result.item?.quantity).toBeInstanceOf(Decimal128);
-    expect(String(result.item?.quantity)).toMatch(/^10\.0+$/);
-  });
-
-  it('identity values compare as the server does: a Decimal128 1.0 matches the number 1, a Long 7 matches 7, the string "1" does not match 1', async () => {
-    const { collection } = stub({
-      _id: 'cart',
-      courses: [
-        { courseId: '1', quantity: 5 },
-        { courseId: Decimal128.fromString('1.0'), size: Long.fromNumber(7), quantity: 1 },
-      ],
-    });
-    const result = await incrementOrPushArrayItem(collection, {
-      filter: { _id: 'cart' },
-      array: 'courses',
-      match: { courseId: 1, size: 7 },
-    });
-    expect(result).toEqual({
-      outcome: 'incremented',
-      item: { courseId: Decimal128.fromString('1.0'), size: Long.fromNumber(7), quantity: 2 },
-    });
-  });
-
-  it('a stored Decimal128 0.1 is not equal to the double 0.1 (the server compares exactly): a new element is pushed', async () => {
-    const { collection } = stub({
-      _id: 'cart',
-      courses: [{ courseId: Decimal128.fromString('0.1'), quantity: 1 }],
-    });
-    const result = await incrementOrPushArrayItem(collection, {
-      filter: { _id: 'cart' },
-      array: 'courses',
-      match: { courseId: 0.1 },
-    });
-    expect(result).toEqual({
-      outcome: 'pushed',
-      item: { courseId: 0.1, quantity: 1 },
-      created: false,
-    });
-  });
-
-  it('an element holding __proto__ as an ordinary field (as js-bson deserialises it) is reported without touching Object.prototype', async () => {
-    const preImage = BSON.deserialize(
-      BSON.serialize({ _id: 'cart', courses: [{ courseId: 'c1', quantity: 1 }] }),
+    const error = await rejectionOf(
+      incrementOrPushArrayItem(collection, {
+        filter: { _id: 'cart' },
+        array: 'courses',
+        match: { courseId: 'c1' },
+      }),
     );
-    const element = (preImage.courses as Document[])[0] as Document;
-    Object.defineProperty(element, '__proto__', {
-      value: { isAdmin: true },
-      enumerable: true,
-      writable: true,
-      configurable: true,
-    });
-    const { collection } = stub(BSON.deserialize(BSON.serialize(preImage)));
-    const result = await incrementOrPushArrayItem(collection, {
-      filter: { _id: 'cart' },
-      array: 'courses',
-      match: { courseId: 'c1' },
-    });
-    expect(result.outcome).toBe('incremented');
-    const item = result.item as Document;
-    expect(Object.hasOwn(item, '__proto__')).toBe(true);
-    expect(Object.getPrototypeOf(item)).toBe(Object.prototype);
-    expect(item.quantity).toBe(2);
-    expect(({} as Document).isAdmin).toBeUndefined();
+    expect(isMongoAtomicsError(error)).toBe(true);
+    expect((error as Error).message).toMatch(/the update was applied/);
+    expect((error as Error).cause).toBe(failure);
   });
 });
 
