@@ -26,7 +26,7 @@ import {
   type WithoutOpId,
 } from './op-log.js';
 import { isUnprojectedImage, projectRetryImage } from './retry-image.js';
-import { describe, isPlainObject, validator } from './validate.js';
+import { describe, isPlainObject, MAX_NAME_LENGTH, validator } from './validate.js';
 import { getField, numericValue } from './values.js';
 
 const PRIMITIVE = 'applyProgress';
@@ -367,10 +367,10 @@ function validate<TSchema extends Document>(collection: Collection<TSchema>, raw
     const rules = list.map((item: unknown, i): BadgeRule => {
       const rule = object(item, `badges.rules.${i}`, RULE_KEYS);
       const badge = rule.badge;
-      if (typeof badge !== 'string' || badge.length === 0) {
+      if (typeof badge !== 'string' || badge.length === 0 || badge.length > MAX_NAME_LENGTH) {
         return v.fail(
           `badges.rules.${i}.badge`,
-          `must be a non-empty string, got ${describe(badge)}`,
+          `must be a non-empty string of at most ${MAX_NAME_LENGTH} characters, got ${describe(badge)}`,
         );
       }
       if (names.has(badge)) {

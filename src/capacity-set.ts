@@ -40,9 +40,9 @@ export interface RemoveFromSetWithCapacityOptions<TSchema extends Document = Doc
    */
   readonly array: string;
   /**
-   * The member: a string, finite number, boolean, Date, ObjectId, Decimal128, Long or
-   * UUID/Binary. Objects and arrays are rejected, so a request body cannot smuggle in query
-   * operators. Compared by value (an ObjectId equals another with the same hex string).
+   * The member: a string (at most 1024 characters), finite number, boolean, Date, ObjectId,
+   * Decimal128, Long or UUID/Binary. Objects and arrays are rejected, so a request body cannot
+   * smuggle in query operators. Compared by value (an ObjectId equals another with the same hex string).
    */
   readonly member: ScalarValue;
   /**

@@ -34,7 +34,12 @@ export interface ClaimOnceOptions<TSchema extends Document = Document> extends O
    * @default anything other than `to`, including a missing field
    */
   readonly from?: ScalarValue | null | readonly (ScalarValue | null)[];
-  /** Extra fields written together with the claim, e.g. `{ paidAt: new Date(), paymentId }`. */
+  /**
+   * Extra fields written together with the claim, e.g. `{ paidAt: new Date(), paymentId }`.
+   * Values are stored as given; functions, Symbols, invalid Dates and class instances that are
+   * not BSON values (which the driver would drop or mangle) and keys named `__proto__`,
+   * `constructor` or `prototype` at any depth are refused.
+   */
   readonly set?: Readonly<Record<string, unknown>>;
   /** An extra condition that must also hold, e.g. `{ isPaid: true }` before finalizing. */
   readonly requires?: Filter<TSchema>;
@@ -118,7 +123,7 @@ export async function claimOnce<TSchema extends Document = Document>(
     });
     from = [...list];
   }
-  const set = options.set === undefined ? {} : v.fields(options.set, 'set');
+  const set = options.set === undefined ? {} : v.storedFields(options.set, 'set');
   const setKeys = Object.keys(set);
   for (const key of setKeys) {
     v.writablePath(key, `set.${key}`);

@@ -392,10 +392,18 @@ async function inOwnTransaction<TSchema extends Document>(
   // One time budget across rounds: a later round gets what the earlier ones left.
   const started = performance.now();
   for (let round = 1; ; round++) {
-    // The runner validated `transaction` in round 1, so its timeoutMs is a number here.
-    const budgetMs = transaction?.timeoutMs ?? 120_000;
-    const remaining = Math.max(1, Math.round(budgetMs - (performance.now() - started)));
-    const options = round === 1 ? transaction : { ...transaction, timeoutMs: remaining };
+    // Round 1 passes `transaction` as given, for the runner to validate before anything is
+    // sent; from round 2 on its timeoutMs is known to be a number.
+    const options =
+      round === 1
+        ? transaction
+        : {
+            ...transaction,
+            timeoutMs: Math.max(
+              1,
+              Math.round((transaction?.timeoutMs ?? 120_000) - (performance.now() - started)),
+            ),
+          };
     try {
       await withRetryingTransaction(
         client,

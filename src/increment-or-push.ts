@@ -63,6 +63,9 @@ export interface IncrementOrPushOptions<TSchema extends Document = Document> ext
   /**
    * Extra fields written only into a newly pushed element (name, price, …), stored as given
    * (values are never interpreted as expressions). Keys must not repeat `match` or `inc` keys.
+   * Functions, Symbols, invalid Dates and class instances that are not BSON values (which the
+   * driver would drop or mangle) and keys named `__proto__`, `constructor` or `prototype` at
+   * any depth are refused.
    */
   readonly fields?: Readonly<Record<string, unknown>>;
   /**
@@ -316,7 +319,7 @@ function validate<TSchema extends Document>(
     v.positiveNumber(value, `inc.${key}`);
   }
 
-  const fields = options.fields === undefined ? {} : record(options.fields, 'fields');
+  const fields = options.fields === undefined ? {} : v.storedFields(options.fields, 'fields');
   for (const [key, value] of Object.entries(fields)) {
     v.fieldName(key, `fields.${key}`);
     if (Object.hasOwn(match, key)) v.fail(`fields.${key}`, 'is also a key of match');

@@ -82,7 +82,7 @@ import {
   isTransactionsUnsupported,
 } from './driver.js';
 import { GiveUpReason, RetryBudgetExhaustedError, TransactionsUnsupportedError } from './errors.js';
-import { describe, isPlainObject, type Validator, validator } from './validate.js';
+import { describe, isPlainObject, MAX_NAME_LENGTH, type Validator, validator } from './validate.js';
 
 const PRIMITIVE = 'withRetryingTransaction';
 const v = validator(PRIMITIVE);
@@ -196,7 +196,12 @@ export interface WithRetryingTransactionOptions {
   readonly onRetry?: (event: TransactionRetryEvent) => void | Promise<void>;
   /** Cancels the call between tries (see TransactionAttempt.signal for inside the callback). */
   readonly signal?: AbortSignal;
-  /** readConcern, writeConcern, readPreference (must be primary), maxCommitTimeMS. */
+  /**
+   * readConcern (`'local'`, `'majority'` or `'snapshot'`, the levels a transaction takes, or
+   * `{ level }`), writeConcern (`{ w, j, journal, fsync, wtimeout, wtimeoutMS }` only; `w` ≥ 1
+   * or a mode name: a session refuses an unacknowledged write concern), readPreference (must be
+   * primary), maxCommitTimeMS.
+   */
   readonly transactionOptions?: RetryingTransactionOptions;
 }
 
@@ -218,6 +223,9 @@ const KNOWN_OPTIONS = [
   'transactionOptions',
 ] as const;
 const KNOWN_BACKOFF = ['initialDelayMs', 'factor', 'maxDelayMs', 'jitter'] as const;
+const TRANSACTION_READ_CONCERNS = ['local', 'majority', 'snapshot'] as const;
+/** The write concern settings the driver reads (WriteConcernSettings, drivers 6 and 7). */
+const WRITE_CONCERN_KEYS = ['w', 'j', 'journal', 'wtimeout', 'wtimeoutMS', 'fsync'] as const;
 const KNOWN_TRANSACTION_OPTIONS = [
   'readConcern',
   'writeConcern',
@@ -245,7 +253,8 @@ export function validateBackoff(vv: Validator, value: unknown): Required<Transac
       ? DEFAULT_BACKOFF.factor
       : vv.finiteNumber(value.factor, 'backoff.factor');
   if (factor < 1) vv.fail('backoff.factor', `must be ≥ 1, got ${describe(value.factor)}`);
-  const jitter = value.jitter ?? DEFAULT_BACKOFF.jitter;
+  // `=== undefined`, not `??`: a null jitter is a bad value, not an absent one.
+  const jitter = value.jitter === undefined ? DEFAULT_BACKOFF.jitter : value.jitter;
   if (jitter !== 'full' && jitter !== 'none') {
     vv.fail('backoff.jitter', `must be 'full' or 'none', got ${describe(jitter)}`);
   }
@@ -278,6 +287,26 @@ function modeOf(value: unknown): unknown {
   return typeof value === 'object' && value !== null ? (value as { mode?: unknown }).mode : value;
 }
 
+/**
+ * The values of a transaction's write concern. `w` is a number of members (≥ 1: the driver
+ * refuses an unacknowledged write concern with a session, DRIVERS-456) or a mode name
+ * ('majority', a tag set); the timeouts are whole milliseconds ≥ 0 (0: no timeout, so -0 is
+ * 0); the flags are booleans (the driver also takes `fsync: 1`).
+ */
+function validateWriteConcern(writeConcern: Record<string, unknown>): void {
+  const option = (key: string) => `transactionOptions.writeConcern.${key}`;
+  const { w, j, journal, fsync, wtimeout, wtimeoutMS } = writeConcern;
+  if (w !== undefined && typeof w !== 'string') v.integer(w, option('w'), 1);
+  if (typeof w === 'string' && (w.length === 0 || w.length > MAX_NAME_LENGTH)) {
+    v.fail(option('w'), `must be a non-empty mode name of at most ${MAX_NAME_LENGTH} characters`);
+  }
+  if (j !== undefined) v.boolean(j, option('j'));
+  if (journal !== undefined) v.boolean(journal, option('journal'));
+  if (fsync !== undefined && fsync !== 1) v.boolean(fsync, option('fsync'));
+  if (wtimeout !== undefined) v.integer(wtimeout, option('wtimeout'), 0);
+  if (wtimeoutMS !== undefined) v.integer(wtimeoutMS, option('wtimeoutMS'), 0);
+}
+
 function validateTransactionOptions(value: unknown): RetryingTransactionOptions | undefined {
   if (value === undefined) return undefined;
   if (!isPlainObject(value)) {
@@ -297,15 +326,29 @@ function validateTransactionOptions(value: unknown): RetryingTransactionOptions 
       typeof readConcern === 'object' && readConcern !== null
         ? (readConcern as { level?: unknown }).level
         : readConcern;
-    if (typeof level !== 'string') {
+    // MongoDB manual, transactions and read concern: a transaction takes "local", "majority"
+    // or "snapshot"; any other level fails on the server, after the session started.
+    if (
+      typeof level !== 'string' ||
+      !(TRANSACTION_READ_CONCERNS as readonly string[]).includes(level)
+    ) {
       v.fail(
         'transactionOptions.readConcern',
-        `must be a read concern level or { level }, got ${describe(readConcern)}`,
+        `must be ${TRANSACTION_READ_CONCERNS.map((l) => `'${l}'`).join(', ')} or { level }, got ${describe(readConcern)}`,
       );
     }
   }
-  if (writeConcern !== undefined && (typeof writeConcern !== 'object' || writeConcern === null)) {
-    v.fail('transactionOptions.writeConcern', `must be an object, got ${describe(writeConcern)}`);
+  if (writeConcern !== undefined) {
+    if (!isPlainObject(writeConcern)) {
+      return v.fail(
+        'transactionOptions.writeConcern',
+        `must be an object, got ${describe(writeConcern)}`,
+      );
+    }
+    // The driver reads only these keys: anything else (`$gt`, `__proto__`) would be dropped
+    // silently and the transaction committed with the default write concern.
+    v.knownKeys(writeConcern, WRITE_CONCERN_KEYS, 'transactionOptions.writeConcern');
+    validateWriteConcern(writeConcern);
   }
   // MongoDB manual, transactions: "Multi-document transactions that contain read operations
   // must use read preference primary." Anything else fails at the callback's first read.

@@ -105,28 +105,78 @@ export function isScalar(value: unknown): boolean {
 }
 
 /**
- * The problem with an option's value as a whole, or undefined: walks plain objects and arrays
- * (BSON values, Dates, sessions and other class instances are leaves) looking for a cycle,
- * nesting deeper than MAX_DEPTH, a key holding a NUL byte (BSON keys are NUL-terminated) and
- * plain objects that carry a `_bsontype` key (a JSON body posing as a BSON value).
+ * The longest string taken as a path, a field name or an identity (`member`, a state, a `match`
+ * value). MongoDB sets no smaller limit than the 16 MB document, but no real field path or id
+ * comes near this: a longer one is a request trying to bloat the document (it is stored in
+ * it) or the command, and is refused like the 200-character `opId` and 512-character `key`.
  */
-function structureProblem(root: unknown, option: string): string | undefined {
+export const MAX_NAME_LENGTH = 1024;
+
+/**
+ * Whether a leaf of a value sent as BSON (a filter, a stored value) can be serialised as what
+ * it looks like. The driver drops functions silently (a filter `{ _id: id, owner: fn }`
+ * becomes `{ _id: id }`, matching more), writes an invalid Date as 1970-01-01, and serialises
+ * any other class instance (a ClientSession, a Map) as its enumerable fields.
+ */
+function bsonLeafProblem(value: unknown, at: string): string | undefined {
+  if (typeof value === 'function' || typeof value === 'symbol') {
+    return `holds a ${typeof value} at ${at}, which is not a BSON value (the driver would drop or mangle it)`;
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value) || isPlainObject(value))
+    return undefined;
+  if (value instanceof Date) {
+    return Number.isNaN(value.getTime())
+      ? `holds an invalid Date at ${at} (the driver would store it as 1970-01-01)`
+      : undefined;
+  }
+  if (value instanceof RegExp || ArrayBuffer.isView(value) || bsonType(value) !== undefined)
+    return undefined;
+  return `holds ${describe(value)} of class ${value.constructor?.name ?? 'unknown'} at ${at}, which is not a BSON value (use plain objects, arrays, Dates and the driver's BSON classes)`;
+}
+
+/**
+ * The problem with an option's value as a whole, with where it lies (`at`, e.g.
+ * `level.field` or `filter._id`), or undefined: walks plain objects and arrays (BSON values,
+ * Dates, sessions and other class instances are leaves) looking for a cycle, nesting deeper
+ * than MAX_DEPTH, a key holding a NUL byte (BSON keys are NUL-terminated) and plain objects
+ * that carry a `_bsontype` key (a JSON body posing as a BSON value). With `bson` (a value sent
+ * to the server as it is: a filter, a stored value), also leaves that are no BSON value (see
+ * `bsonLeafProblem`).
+ */
+function structureProblem(
+  root: unknown,
+  option: string,
+  bson = false,
+): { at: string; problem: string } | undefined {
   const ancestors = new Set<object>();
-  const visit = (value: unknown, at: string, depth: number): string | undefined => {
+  const visit = (
+    value: unknown,
+    at: string,
+    depth: number,
+  ): { at: string; problem: string } | undefined => {
+    if (bson) {
+      const problem = bsonLeafProblem(value, at);
+      if (problem !== undefined) return { at, problem };
+    }
     if (typeof value !== 'object' || value === null) return undefined;
     const array = Array.isArray(value);
     if (!array && !isPlainObject(value)) return undefined;
-    if (ancestors.has(value)) return `is cyclic (${at} refers back to an enclosing object)`;
-    if (depth > MAX_DEPTH) return `nests deeper than ${MAX_DEPTH} levels (at ${at})`;
+    if (ancestors.has(value))
+      return { at, problem: `is cyclic (${at} refers back to an enclosing object)` };
+    if (depth > MAX_DEPTH)
+      return { at, problem: `nests deeper than ${MAX_DEPTH} levels (at ${at})` };
     if (!array && Object.hasOwn(value, '_bsontype')) {
-      return `holds a plain object with a "_bsontype" key at ${at}, which is not a BSON value (build BSON values with the driver's classes)`;
+      return {
+        at,
+        problem: `holds a plain object with a "_bsontype" key at ${at}, which is not a BSON value (build BSON values with the driver's classes)`,
+      };
     }
     ancestors.add(value);
     try {
       for (const key of Object.keys(value)) {
-        if (key.includes('\0')) return `has a field name with a NUL byte at ${at}`;
-        const problem = visit((value as Record<string, unknown>)[key], `${at}.${key}`, depth + 1);
-        if (problem !== undefined) return problem;
+        if (key.includes('\0')) return { at, problem: `has a field name with a NUL byte at ${at}` };
+        const found = visit((value as Record<string, unknown>)[key], `${at}.${key}`, depth + 1);
+        if (found !== undefined) return found;
       }
     } finally {
       ancestors.delete(value);
@@ -167,19 +217,10 @@ export function validator(primitive: string) {
     options<T>(value: T): NonNullable<T> {
       if (!isPlainObject(value)) fail('options', `must be an object, got ${describe(value)}`);
       for (const [key, inner] of Object.entries(value as object)) {
-        // Name `items.0.filter` rather than `items`: an element's keys are options too.
-        if (Array.isArray(inner)) {
-          for (const [index, element] of inner.entries()) {
-            if (!isPlainObject(element)) continue;
-            for (const [elementKey, member] of Object.entries(element)) {
-              const option = `${key}.${index}.${elementKey}`;
-              const problem = structureProblem(member, option);
-              if (problem !== undefined) fail(option, problem);
-            }
-          }
-        }
-        const problem = structureProblem(inner, key);
-        if (problem !== undefined) fail(key, problem);
+        // Named where it lies (`level.field`, `items.0.filter._id`): a nested key is an option
+        // too, or a field inside one.
+        const found = structureProblem(inner, key);
+        if (found !== undefined) fail(found.at, found.problem);
       }
       return value as NonNullable<T>;
     },
@@ -272,8 +313,8 @@ export function validator(primitive: string) {
       if (Object.keys(value).length === 0) {
         fail(option, 'must not be empty: it selects the document to change');
       }
-      const problem = structureProblem(value, option);
-      if (problem !== undefined) fail(option, problem);
+      const found = structureProblem(value, option, true);
+      if (found !== undefined) fail(found.at, found.problem);
       return value;
     },
 
@@ -282,9 +323,37 @@ export function validator(primitive: string) {
       if (!isPlainObject(value)) {
         return fail(option, `must be an object of fields, got ${describe(value)}`);
       }
-      const problem = structureProblem(value, option);
-      if (problem !== undefined) fail(option, problem);
+      const found = structureProblem(value, option);
+      if (found !== undefined) fail(found.at, found.problem);
       return value;
+    },
+
+    /**
+     * A plain object of fields whose values are stored as given (`set` of claimOnce, `fields`
+     * of incrementOrPush): as `fields`, every value a BSON value (see `bsonLeafProblem`), and no
+     * key inside a value that `safeSegments` refuses: `set: { a: { __proto__: … } }` writes the
+     * same field `a.__proto__` as the dotted path that `path` refuses. Keys starting with `$`
+     * are data here (the guides promise `{ $inc: 1 }` is stored as given).
+     */
+    storedFields(value: unknown, option: string): Record<string, unknown> {
+      const fields = this.fields(value, option);
+      const found = structureProblem(fields, option, true);
+      if (found !== undefined) fail(found.at, found.problem);
+      const visit = (inner: unknown, at: string): void => {
+        if (
+          typeof inner !== 'object' ||
+          inner === null ||
+          !(Array.isArray(inner) || isPlainObject(inner))
+        )
+          return;
+        for (const key of Object.keys(inner)) {
+          const where = `${at}.${key}`;
+          if (!Array.isArray(inner)) this.safeSegments(key, where);
+          visit((inner as Record<string, unknown>)[key], where);
+        }
+      };
+      for (const [key, inner] of Object.entries(fields)) visit(inner, `${option}.${key}`);
+      return fields;
     },
 
     /**
@@ -293,8 +362,9 @@ export function validator(primitive: string) {
      * value. Option objects are checked by `options` already.
      */
     serialisable<T>(value: T, option: string): T {
-      const problem = structureProblem(value, option);
-      if (problem !== undefined) fail(option, problem);
+      const found = structureProblem(value, option, true);
+      // Named as the option: the value comes from the caller's callback, not from an option key.
+      if (found !== undefined) fail(option, found.problem);
       return value;
     },
 
@@ -306,6 +376,8 @@ export function validator(primitive: string) {
       if (typeof value !== 'string' || value.length === 0) {
         return fail(option, `must be a non-empty field path string, got ${describe(value)}`);
       }
+      if (value.length > MAX_NAME_LENGTH)
+        fail(option, `must be at most ${MAX_NAME_LENGTH} characters, got ${value.length}`);
       for (const segment of value.split('.')) {
         if (segment.length === 0) fail(option, `has an empty segment: ${JSON.stringify(value)}`);
         if (segment.startsWith('$'))
@@ -351,10 +423,16 @@ export function validator(primitive: string) {
       if (value.length === 0 || value.includes('.') || value.startsWith('$')) {
         fail(option, 'must be a plain field name (no ".", no leading "$")');
       }
+      if (value.length > MAX_NAME_LENGTH)
+        fail(option, `must be at most ${MAX_NAME_LENGTH} characters, got ${value.length}`);
       return this.safeSegments(value, option);
     },
 
+    /** An identity or a state: see `isScalar`; a string of at most MAX_NAME_LENGTH characters. */
     scalar(value: unknown, option: string): unknown {
+      if (typeof value === 'string' && value.length > MAX_NAME_LENGTH) {
+        fail(option, `must be at most ${MAX_NAME_LENGTH} characters, got ${value.length}`);
+      }
       if (!isScalar(value)) {
         fail(
           option,

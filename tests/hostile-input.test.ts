@@ -537,6 +537,14 @@ const OTHER_ROWS: Row[] = [
 
 const ROWS: Row[] = [...PRIMITIVES.flatMap(rowsOf), ...OTHER_ROWS];
 
+/**
+ * An error names the option when it names it or a place inside it: `level.$gt` for a bad key
+ * of `level`, `filter._id` for a fake ObjectId in the filter.
+ */
+function namesOption(named: string, option: string): boolean {
+  return named === option || named.startsWith(`${option}.`);
+}
+
 describe('hostile input: InvalidArgumentError naming the option, no command sent, no pollution', () => {
   it('covers every public primitive', async () => {
     const index = await import('../src/index.js');
@@ -555,7 +563,10 @@ describe('hostile input: InvalidArgumentError naming the option, no command sent
     const error = await rejectionOf(call());
     expect(error).toBeInstanceOf(InvalidArgumentError);
     expect(isInvalidArgumentError(error)).toBe(true);
-    expect(error).toMatchObject({ primitive, option });
+    expect(error).toMatchObject({ primitive });
+    expect((error as InvalidArgumentError).option).toSatisfy((named: string) =>
+      namesOption(named, option),
+    );
     expect(t.commands.names()).toEqual([]);
     expect(Object.getOwnPropertyNames(Object.prototype).sort()).toEqual(PROTOTYPE_NAMES);
     expect(({} as Record<string, unknown>).isAdmin).toBeUndefined();
@@ -668,5 +679,660 @@ describe('what stays accepted, and reads that never follow inherited properties'
       other.off('commandStarted', onOther);
     }
     expect(await products.findOne({ _id: 'a' } as never)).toEqual({ _id: 'a', stock: 5 });
+  });
+});
+
+// =============================================================================================
+// The option matrix (issue 8): EVERY option of EVERY primitive × EVERY hostile value.
+//
+// Each option has a kind; each kind lists the hostile values it legitimately takes (a dotted
+// string is a fine path, a function is a fine callback, -0 is a fine floor). Every other pair
+// is a row that must be refused on entry, naming the option (or a key inside it), with nothing
+// sent and Object.prototype untouched; every accepted pair is a row too, which must NOT be
+// refused as invalid. A coverage test asks each validator for the keys it knows (an unknown
+// key's error lists them) and fails when an option has no rows.
+
+/** The hostile values a request can carry, each built fresh per row. */
+const HOSTILE = {
+  null: () => null,
+  true: () => true,
+  'the number 1': () => 1,
+  'the string "x"': () => 'x',
+  'an array ["x"]': () => ['x'],
+  'an empty object': () => ({}),
+  NaN: () => Number.NaN,
+  Infinity: () => Number.POSITIVE_INFINITY,
+  '-Infinity': () => Number.NEGATIVE_INFINITY,
+  '-0': () => -0,
+  'the numeric string "3"': () => '3',
+  'Double(NaN)': () => new Double(Number.NaN),
+  "Decimal128('NaN')": () => Decimal128.fromString('NaN'),
+  "Decimal128('-Infinity')": () => Decimal128.fromString('-Infinity'),
+  'a JSON {"_bsontype":"ObjectId"}': fakeObjectId,
+  'a string with a NUL byte': () => 'a\0b',
+  "{ $gt: '' }": () => ({ $gt: '' }),
+  '{ $ne: null }': () => ({ $ne: null }),
+  'an own "__proto__" key': () => own([['__proto__', { isAdmin: true }]]),
+  'a "constructor" key': () => own([['constructor', { prototype: { isAdmin: true } }]]),
+  'the string "__proto__"': () => '__proto__',
+  'the dotted string "a.b"': () => 'a.b',
+  'the string "$x"': () => '$x',
+  'a 1 MB string': () => 'x'.repeat(1 << 20),
+  'a BigInt': () => 10n,
+  'a Symbol': () => Symbol('x'),
+  'a function': () => () => null,
+  'an invalid Date': () => new Date(Number.NaN),
+  'a look-alike session': () => ({
+    inTransaction: () => true,
+    endSession: async () => undefined,
+    hasEnded: false,
+  }),
+  'a session of another MongoClient': () => {
+    const session = other.startSession();
+    session.startTransaction();
+    return session;
+  },
+} as const satisfies Record<string, () => unknown>;
+type Hostile = keyof typeof HOSTILE;
+
+/**
+ * What each kind of option legitimately takes among the hostile values. Everything else must
+ * be refused. The reasons are the contract:
+ * - `-0` is taken where 0 itself is valid and the sign cannot matter (a floor, a threshold, a
+ *   delay, an identity: MongoDB compares -0 equal to 0); refused wherever 0 is refused.
+ * - a string with a NUL byte is a fine string VALUE (BSON strings carry their length) but never
+ *   a path or field name (BSON names end at the first NUL);
+ * - operator objects and `__proto__` keys are fine INSIDE a filter or a stored value (the
+ *   library sends them as given and never rebuilds them in JavaScript; `{ _id: { $ne: null } }`
+ *   is the caller's query); never as an identity, a state or an amount.
+ */
+const KINDS = {
+  /** A dotted field path (also a path the primitive writes). */
+  path: ['the string "x"', 'the numeric string "3"', 'the dotted string "a.b"'],
+  /** A whole number ≥ 1 or a path (addToSetWithCapacity's capacity). */
+  capacity: ['the number 1', 'the string "x"', 'the numeric string "3"', 'the dotted string "a.b"'],
+  /** An identity or a state: a BSON scalar. */
+  scalar: [
+    'true',
+    'the number 1',
+    'the string "x"',
+    '-0',
+    'the numeric string "3"',
+    'a string with a NUL byte',
+    'the string "__proto__"',
+    'the dotted string "a.b"',
+    'the string "$x"',
+  ],
+  /** An element of claimOnce's `from`: a scalar, or null (the field is missing or null). */
+  state: [
+    'null',
+    'true',
+    'the number 1',
+    'the string "x"',
+    '-0',
+    'the numeric string "3"',
+    'a string with a NUL byte',
+    'the string "__proto__"',
+    'the dotted string "a.b"',
+    'the string "$x"',
+  ],
+  /** claimOnce's `from`: a scalar or a non-empty list of them (null = field missing). */
+  states: [
+    'null',
+    'true',
+    'the number 1',
+    'the string "x"',
+    'an array ["x"]',
+    '-0',
+    'the numeric string "3"',
+    'a string with a NUL byte',
+    'the string "__proto__"',
+    'the dotted string "a.b"',
+    'the string "$x"',
+  ],
+  /** A finite number > 0 (amounts, increments, timeouts, caps). */
+  positive: ['the number 1'],
+  /** A whole number ≥ 1. */
+  count: ['the number 1'],
+  /** withRetryingTransaction's maxAttempts: a whole number ≥ 1, or Infinity (the time budget alone bounds the attempts). */
+  attempts: ['the number 1', 'Infinity'],
+  /** Any finite number (a floor, a threshold, a badge's atLeast). */
+  finite: ['the number 1', '-0'],
+  /** A write concern's fsync: a boolean, or 1 (the driver's type takes it). */
+  fsync: ['true', 'the number 1'],
+  /** Whole milliseconds ≥ 0, 0 meaning none (a write concern timeout). */
+  millis: ['the number 1', '-0'],
+  /** A write concern's w: a number of members ≥ 1, or a mode name ('majority', a tag set). */
+  w: [
+    'the number 1',
+    'the string "x"',
+    'the numeric string "3"',
+    'a string with a NUL byte',
+    'the string "__proto__"',
+    'the dotted string "a.b"',
+    'the string "$x"',
+  ],
+  /** A finite number ≥ 0 (a backoff delay). */
+  delay: ['the number 1', '-0'],
+  /** backoff.factor: a finite number ≥ 1. */
+  factor: ['the number 1'],
+  /** A non-empty string of bounded length (opId, key, fingerprint, a badge name). */
+  text: [
+    'the string "x"',
+    'the numeric string "3"',
+    'a string with a NUL byte',
+    'the string "__proto__"',
+    'the dotted string "a.b"',
+    'the string "$x"',
+  ],
+  /** A query filter: a non-empty plain object; operators inside are the caller's query. */
+  filter: ["{ $gt: '' }", '{ $ne: null }', 'an own "__proto__" key', 'a "constructor" key'],
+  /**
+   * A value stored as given (claimOnce set.x, incrementOrPush fields.x): any BSON value, NaN
+   * and a 1 MB string included (it is the caller's data; the 16 MB document limit applies);
+   * a BigInt is stored as a 64-bit integer; `$` keys are data (incrementOrPush documents that
+   * `{ $inc: 1 }` is stored as given). Never a function, Symbol, invalid Date or class instance
+   * (the driver would drop or mangle it), nor an object with a prototype-named key (the stored
+   * field `a.__proto__` that a path refuses).
+   */
+  value: [
+    'null',
+    'true',
+    'the number 1',
+    'the string "x"',
+    'an array ["x"]',
+    'an empty object',
+    'NaN',
+    'Infinity',
+    '-Infinity',
+    '-0',
+    'the numeric string "3"',
+    'Double(NaN)',
+    "Decimal128('NaN')",
+    "Decimal128('-Infinity')",
+    'a string with a NUL byte',
+    "{ $gt: '' }",
+    '{ $ne: null }',
+    'the string "__proto__"',
+    'the dotted string "a.b"',
+    'the string "$x"',
+    'a 1 MB string',
+    'a BigInt',
+  ],
+  /** An object of options or fields whose keys are checked (empty allowed). */
+  object: ['an empty object'],
+  /** An object that must name at least one key. */
+  nonEmptyObject: [],
+  /** A non-empty array. */
+  list: [],
+  /** A callback. */
+  function: ['a function'],
+  boolean: ['true'],
+  /** Anything but what these options want: sessions, clients, collections, signals, enums. */
+  none: [],
+} as const satisfies Record<string, readonly Hostile[]>;
+type Kind = keyof typeof KINDS;
+
+/** An option of a primitive: its name, kind, and the call with that option set to `value`. */
+type OptionSpec = readonly [option: string, kind: Kind, call: (value: unknown) => Promise<unknown>];
+
+const op = 'req-1';
+const withOpIdLog = (
+  base: () => Record<string, unknown>,
+  call: (o: Record<string, unknown>) => Promise<unknown>,
+): OptionSpec[] => [
+  ['opId', 'text', (x) => call({ ...base(), opId: x })],
+  ['opIdLog', 'object', (x) => call({ ...base(), opId: op, opIdLog: x })],
+  ['opIdLog.field', 'path', (x) => call({ ...base(), opId: op, opIdLog: { field: x } })],
+  ['opIdLog.size', 'count', (x) => call({ ...base(), opId: op, opIdLog: { size: x } })],
+];
+/** Every collection-taking primitive refuses the same look-alikes of a collection. */
+const collectionSpec = (call: (c: unknown) => Promise<unknown>): OptionSpec => [
+  'collection',
+  'none',
+  call,
+];
+const backoffSpecs = (set: (backoff: unknown) => Promise<unknown>, prefix = ''): OptionSpec[] => [
+  [`${prefix}backoff`, 'object', set],
+  [`${prefix}backoff.initialDelayMs`, 'delay', (x) => set({ initialDelayMs: x })],
+  [`${prefix}backoff.factor`, 'factor', (x) => set({ factor: x })],
+  [`${prefix}backoff.maxDelayMs`, 'delay', (x) => set({ maxDelayMs: x })],
+  [`${prefix}backoff.jitter`, 'none', (x) => set({ jitter: x })],
+];
+/** withRetryingTransaction's options, also reachable as withIdempotencyKey's `transaction.*`. */
+const runnerSpecs = (
+  call: (options: Record<string, unknown>) => Promise<unknown>,
+  prefix = '',
+): OptionSpec[] => [
+  [`${prefix}timeoutMs`, 'positive', (x) => call({ timeoutMs: x })],
+  [`${prefix}maxAttempts`, 'attempts', (x) => call({ maxAttempts: x })],
+  ...backoffSpecs((x) => call({ backoff: x }), prefix),
+  [`${prefix}onRetry`, 'function', (x) => call({ onRetry: x })],
+  [`${prefix}signal`, 'none', (x) => call({ signal: x })],
+  [`${prefix}transactionOptions`, 'object', (x) => call({ transactionOptions: x })],
+  [
+    `${prefix}transactionOptions.readConcern`,
+    'none',
+    (x) => call({ transactionOptions: { readConcern: x } }),
+  ],
+  [
+    `${prefix}transactionOptions.writeConcern`,
+    'object',
+    (x) => call({ transactionOptions: { writeConcern: x } }),
+  ],
+  ...(
+    [
+      ['w', 'w'],
+      ['j', 'boolean'],
+      ['journal', 'boolean'],
+      ['fsync', 'fsync'],
+      ['wtimeout', 'millis'],
+      ['wtimeoutMS', 'millis'],
+    ] as const
+  ).map(
+    ([key, kind]): OptionSpec => [
+      `${prefix}transactionOptions.writeConcern.${key}`,
+      kind,
+      (x) => call({ transactionOptions: { writeConcern: { [key]: x } } }),
+    ],
+  ),
+  [
+    `${prefix}transactionOptions.readPreference`,
+    'none',
+    (x) => call({ transactionOptions: { readPreference: x } }),
+  ],
+  [
+    `${prefix}transactionOptions.maxCommitTimeMS`,
+    'count',
+    (x) => call({ transactionOptions: { maxCommitTimeMS: x } }),
+  ],
+];
+
+const matrixColl = () => t.db.collection('hostile_matrix');
+let keySeq = 0;
+const freshKey = () => {
+  keySeq += 1;
+  return `k-${keySeq}`;
+};
+
+/** Per primitive: every option it takes (arguments included) with its kind and a call. */
+const OPTION_SPECS: Record<string, () => OptionSpec[]> = {
+  applyProgress: () => {
+    const call = (o: Record<string, unknown>) => applyProgress(matrixColl(), o as never);
+    const base = () => ({ filter: { _id: 's1' }, inc: { xp: 10 } });
+    const level = (o: Record<string, unknown>) => call({ ...base(), level: { ...LEVEL, ...o } });
+    const badges = (o: Record<string, unknown>) => call({ ...base(), badges: { ...BADGES, ...o } });
+    const rule = (o: Record<string, unknown>) => badges({ rules: [{ ...BADGES.rules[0], ...o }] });
+    return [
+      collectionSpec((c) => applyProgress(c as never, base() as never)),
+      ['filter', 'filter', (x) => call({ ...base(), filter: x })],
+      ['inc', 'nonEmptyObject', (x) => call({ ...base(), inc: x })],
+      ['inc.xp', 'positive', (x) => call({ ...base(), inc: { xp: x } })],
+      ['level', 'nonEmptyObject', (x) => call({ ...base(), level: x })],
+      ['level.field', 'path', (x) => level({ field: x })],
+      ['level.counter', 'path', (x) => level({ counter: x })],
+      ['level.thresholds', 'list', (x) => level({ thresholds: x })],
+      ['level.thresholds.0', 'finite', (x) => level({ thresholds: [x] })],
+      ['badges', 'nonEmptyObject', (x) => call({ ...base(), badges: x })],
+      ['badges.field', 'path', (x) => badges({ field: x })],
+      ['badges.rules', 'list', (x) => badges({ rules: x })],
+      ['badges.rules.0', 'nonEmptyObject', (x) => badges({ rules: [x] })],
+      ['badges.rules.0.badge', 'text', (x) => rule({ badge: x })],
+      ['badges.rules.0.counter', 'path', (x) => rule({ counter: x })],
+      ['badges.rules.0.atLeast', 'finite', (x) => rule({ atLeast: x })],
+      ['session', 'none', (x) => call({ ...base(), session: x })],
+      ...withOpIdLog(base, call),
+    ];
+  },
+  addToSetWithCapacity: () => {
+    const call = (o: Record<string, unknown>) => addToSetWithCapacity(matrixColl(), o as never);
+    const base = () => ({ ...seats, capacity: 5 });
+    return [
+      collectionSpec((c) => addToSetWithCapacity(c as never, base() as never)),
+      ['filter', 'filter', (x) => call({ ...base(), filter: x })],
+      ['array', 'path', (x) => call({ ...base(), array: x })],
+      ['member', 'scalar', (x) => call({ ...base(), member: x })],
+      ['counter', 'path', (x) => call({ ...base(), counter: x })],
+      ['capacity', 'capacity', (x) => call({ ...base(), capacity: x })],
+      ['session', 'none', (x) => call({ ...base(), session: x })],
+      ...withOpIdLog(base, call),
+    ];
+  },
+  removeFromSetWithCapacity: () => {
+    const call = (o: Record<string, unknown>) =>
+      removeFromSetWithCapacity(matrixColl(), o as never);
+    const base = () => ({ ...seats });
+    return [
+      collectionSpec((c) => removeFromSetWithCapacity(c as never, base() as never)),
+      ['filter', 'filter', (x) => call({ ...base(), filter: x })],
+      ['array', 'path', (x) => call({ ...base(), array: x })],
+      ['member', 'scalar', (x) => call({ ...base(), member: x })],
+      ['counter', 'path', (x) => call({ ...base(), counter: x })],
+      ['session', 'none', (x) => call({ ...base(), session: x })],
+      ...withOpIdLog(base, call),
+    ];
+  },
+  claimOnce: () => {
+    const call = (o: Record<string, unknown>) => claimOnce(matrixColl(), o as never);
+    const base = () => ({ ...claim });
+    return [
+      collectionSpec((c) => claimOnce(c as never, base() as never)),
+      ['filter', 'filter', (x) => call({ ...base(), filter: x })],
+      ['field', 'path', (x) => call({ ...base(), field: x })],
+      ['to', 'scalar', (x) => call({ ...base(), to: x })],
+      ['from', 'states', (x) => call({ ...base(), from: x })],
+      ['from.0', 'state', (x) => call({ ...base(), from: [x] })],
+      ['set', 'object', (x) => call({ ...base(), set: x })],
+      ['set.paidWith', 'value', (x) => call({ ...base(), set: { paidWith: x } })],
+      ['requires', 'filter', (x) => call({ ...base(), requires: x })],
+      ['session', 'none', (x) => call({ ...base(), session: x })],
+      ...withOpIdLog(base, call),
+    ];
+  },
+  guardedDecrement: () => {
+    const call = (o: Record<string, unknown>) => guardedDecrement(matrixColl(), o as never);
+    const base = () => ({ ...decrement });
+    return [
+      collectionSpec((c) => guardedDecrement(c as never, base() as never)),
+      ['filter', 'filter', (x) => call({ ...base(), filter: x })],
+      ['field', 'path', (x) => call({ ...base(), field: x })],
+      ['amount', 'positive', (x) => call({ ...base(), amount: x })],
+      ['floor', 'finite', (x) => call({ ...base(), floor: x })],
+      ['session', 'none', (x) => call({ ...base(), session: x })],
+      ...withOpIdLog(base, call),
+    ];
+  },
+  guardedDecrementAll: () => {
+    const call = (o: Record<string, unknown>) => guardedDecrementAll(matrixColl(), o as never);
+    const item = { filter: { _id: 'a' }, amount: 1 };
+    const base = () => ({ field: 'stock', items: [item], client: t.client });
+    const inTransaction = (o: Record<string, unknown>) => call({ ...base(), transaction: o });
+    return [
+      collectionSpec((c) => guardedDecrementAll(c as never, base() as never)),
+      ['items', 'list', (x) => call({ ...base(), items: x })],
+      ['items.0', 'nonEmptyObject', (x) => call({ ...base(), items: [x] })],
+      ['items.0.filter', 'filter', (x) => call({ ...base(), items: [{ ...item, filter: x }] })],
+      ['items.0.amount', 'positive', (x) => call({ ...base(), items: [{ ...item, amount: x }] })],
+      ['field', 'path', (x) => call({ ...base(), field: x })],
+      ['floor', 'finite', (x) => call({ ...base(), floor: x })],
+      ['session', 'none', (x) => call({ field: 'stock', items: [item], session: x })],
+      ['client', 'none', (x) => call({ ...base(), client: x })],
+      ['transaction', 'object', (x) => call({ ...base(), transaction: x })],
+      ...runnerSpecs(inTransaction, 'transaction.'),
+    ];
+  },
+  incrementOrPushArrayItem: () => {
+    const call = (o: Record<string, unknown>) => incrementOrPushArrayItem(matrixColl(), o as never);
+    const base = () => ({ ...cart });
+    return [
+      collectionSpec((c) => incrementOrPushArrayItem(c as never, base() as never)),
+      ['filter', 'filter', (x) => call({ ...base(), filter: x })],
+      ['array', 'path', (x) => call({ ...base(), array: x })],
+      ['match', 'nonEmptyObject', (x) => call({ ...base(), match: x })],
+      ['match.courseId', 'scalar', (x) => call({ ...base(), match: { courseId: x } })],
+      ['inc', 'nonEmptyObject', (x) => call({ ...base(), inc: x })],
+      ['inc.quantity', 'positive', (x) => call({ ...base(), inc: { quantity: x } })],
+      ['fields', 'object', (x) => call({ ...base(), fields: x })],
+      ['fields.title', 'value', (x) => call({ ...base(), fields: { title: x } })],
+      ['max', 'object', (x) => call({ ...base(), max: x })],
+      ['max.quantity', 'positive', (x) => call({ ...base(), max: { quantity: x } })],
+      ['upsert', 'boolean', (x) => call({ ...base(), upsert: x })],
+      ['session', 'none', (x) => call({ ...base(), session: x })],
+      ...withOpIdLog(base, call),
+    ];
+  },
+  updateWithVersion: () => {
+    const call = (o: Record<string, unknown>) => updateWithVersion(matrixColl(), o as never);
+    const base = () => ({ filter: { _id: 's1' }, update: () => null });
+    return [
+      collectionSpec((c) => updateWithVersion(c as never, base() as never)),
+      ['filter', 'filter', (x) => call({ ...base(), filter: x })],
+      ['update', 'function', (x) => call({ ...base(), update: x })],
+      ['versionField', 'path', (x) => call({ ...base(), versionField: x })],
+      ['maxAttempts', 'count', (x) => call({ ...base(), maxAttempts: x })],
+      ...backoffSpecs((x) => call({ ...base(), backoff: x })),
+      ['onConflict', 'function', (x) => call({ ...base(), onConflict: x })],
+      ['signal', 'none', (x) => call({ ...base(), signal: x })],
+      ['session', 'none', (x) => call({ ...base(), session: x })],
+      ...withOpIdLog(base, call),
+    ];
+  },
+  withIdempotencyKey: () => {
+    const call = (o: Record<string, unknown>) => withIdempotencyKey(matrixColl(), o as never);
+    const base = () => ({ key: freshKey(), fn: async () => 1 });
+    const inTransaction = (o: Record<string, unknown>) =>
+      call({ ...base(), client: t.client, transaction: o });
+    return [
+      collectionSpec((c) => withIdempotencyKey(c as never, base() as never)),
+      ['key', 'text', (x) => call({ ...base(), key: x })],
+      ['fn', 'function', (x) => call({ ...base(), fn: x })],
+      ['fingerprint', 'text', (x) => call({ ...base(), fingerprint: x })],
+      ['leaseMs', 'positive', (x) => call({ ...base(), leaseMs: x })],
+      ['retentionMs', 'positive', (x) => call({ ...base(), leaseMs: 0.5, retentionMs: x })],
+      ['wait', 'nonEmptyObject', (x) => call({ ...base(), wait: x })],
+      ['wait.timeoutMs', 'positive', (x) => call({ ...base(), wait: { timeoutMs: x } })],
+      [
+        'wait.intervalMs',
+        'positive',
+        (x) => call({ ...base(), wait: { timeoutMs: 1000, intervalMs: x } }),
+      ],
+      ['client', 'none', (x) => call({ ...base(), client: x })],
+      ['transaction', 'object', (x) => call({ ...base(), client: t.client, transaction: x })],
+      ...runnerSpecs(inTransaction, 'transaction.'),
+      // Refused whatever it holds: the claim must commit outside any caller's transaction.
+      ['session', 'none', (x) => call({ ...base(), session: x })],
+    ];
+  },
+  ensureIdempotencyIndexes: () => [collectionSpec((c) => ensureIdempotencyIndexes(c as never))],
+  withRetryingTransaction: () => {
+    const fnOk = async () => undefined;
+    return [
+      ['client', 'none', (x) => withRetryingTransaction(x as never, fnOk)],
+      ['fn', 'function', (x) => withRetryingTransaction(t.client, x as never)],
+      ...runnerSpecs((o) => withRetryingTransaction(t.client, fnOk, o as never)),
+      // Refused whatever it holds: the runner owns its session.
+      ['session', 'none', (x) => withRetryingTransaction(t.client, fnOk, { session: x } as never)],
+    ];
+  },
+};
+
+interface MatrixRow {
+  readonly primitive: string;
+  readonly option: string;
+  readonly value: Hostile;
+  readonly accepted: boolean;
+  readonly call: () => Promise<unknown>;
+}
+
+function matrixRows(): MatrixRow[] {
+  const rows: MatrixRow[] = [];
+  for (const [primitive, specs] of Object.entries(OPTION_SPECS)) {
+    for (const [option, kind, call] of specs()) {
+      const accepted: readonly Hostile[] = KINDS[kind];
+      for (const value of Object.keys(HOSTILE) as Hostile[]) {
+        rows.push({
+          primitive,
+          option,
+          value,
+          accepted: accepted.includes(value),
+          call: () => call(HOSTILE[value]()),
+        });
+      }
+    }
+  }
+  return rows;
+}
+
+const MATRIX = matrixRows();
+
+describe('hostile input matrix: every option × every hostile value', () => {
+  const refused = MATRIX.filter((row) => !row.accepted);
+  const accepted = MATRIX.filter((row) => row.accepted);
+
+  it.each(refused.map((row) => [row.primitive, row.option, row.value, row] as const))(
+    '%s: %s = %s → InvalidArgumentError naming it, nothing sent',
+    async (primitive, option, _value, row) => {
+      t.commands.reset();
+      const error = await rejectionOf(row.call());
+      expect(error).toBeInstanceOf(InvalidArgumentError);
+      const { primitive: named, option: namedOption } = error as InvalidArgumentError;
+      expect(named).toBe(primitive);
+      expect(namedOption, (error as Error).message).toSatisfy((o: string) =>
+        namesOption(o, option),
+      );
+      expect(t.commands.names()).toEqual([]);
+      expect(Object.getOwnPropertyNames(Object.prototype).sort()).toEqual(PROTOTYPE_NAMES);
+      expect(({} as Record<string, unknown>).isAdmin).toBeUndefined();
+    },
+  );
+
+  it.each(accepted.map((row) => [row.primitive, row.option, row.value, row] as const))(
+    '%s: %s = %s is a legitimate value: not refused as invalid',
+    async (_primitive, _option, _value, row) => {
+      let error: unknown;
+      try {
+        await row.call();
+      } catch (caught) {
+        error = caught;
+      }
+      expect(isInvalidArgumentError(error), String(error)).toBe(false);
+      expect(Object.getOwnPropertyNames(Object.prototype).sort()).toEqual(PROTOTYPE_NAMES);
+      expect(({} as Record<string, unknown>).isAdmin).toBeUndefined();
+    },
+  );
+});
+
+/**
+ * The keys a validator knows at one level, read from its refusal of an unknown key ("… (known:
+ * a, b, c)"): the validators' own lists, not a copy that could drift.
+ */
+async function knownAt(call: Promise<unknown>): Promise<string[]> {
+  const error = await rejectionOf(call);
+  expect(error).toBeInstanceOf(InvalidArgumentError);
+  const listed = /\(known: ([^)]*)\)/.exec((error as Error).message);
+  expect(listed, (error as Error).message).not.toBeNull();
+  return (listed?.[1] ?? '').split(', ');
+}
+
+/** Per primitive: where options nest → a call with an unknown key `zz` at that level. */
+function probes(): Record<string, [prefix: string, call: () => Promise<unknown>][]> {
+  const c = matrixColl;
+  const zz = { zz: 1 };
+  const opLog = (call: (o: Record<string, unknown>) => Promise<unknown>, base: object) =>
+    [
+      ['', () => call({ ...base, ...zz })],
+      ['opIdLog', () => call({ ...base, opId: op, opIdLog: zz })],
+    ] as [string, () => Promise<unknown>][];
+  const runner = (call: (o: Record<string, unknown>) => Promise<unknown>, prefix: string) =>
+    [
+      [prefix.slice(0, -1), () => call(zz)],
+      [`${prefix}backoff`, () => call({ backoff: zz })],
+      [`${prefix}transactionOptions`, () => call({ transactionOptions: zz })],
+      [
+        `${prefix}transactionOptions.writeConcern`,
+        () => call({ transactionOptions: { writeConcern: zz } }),
+      ],
+    ] as [string, () => Promise<unknown>][];
+  const item = { filter: { _id: 'a' }, amount: 1 };
+  const all = { field: 'stock', items: [item], client: t.client };
+  const key = () => ({ key: freshKey(), fn: async () => 1 });
+  const progressCall = (o: Record<string, unknown>) => applyProgress(c(), o as never);
+  return {
+    applyProgress: [
+      ...opLog(progressCall, progress),
+      ['level', () => progressCall({ ...progress, level: { ...LEVEL, ...zz } })],
+      ['badges', () => progressCall({ ...progress, badges: { ...BADGES, ...zz } })],
+      [
+        'badges.rules.0',
+        () =>
+          progressCall({
+            ...progress,
+            badges: { ...BADGES, rules: [{ ...BADGES.rules[0], ...zz }] },
+          }),
+      ],
+    ],
+    addToSetWithCapacity: opLog((o) => addToSetWithCapacity(c(), o as never), {
+      ...seats,
+      capacity: 5,
+    }),
+    removeFromSetWithCapacity: opLog((o) => removeFromSetWithCapacity(c(), o as never), seats),
+    claimOnce: opLog((o) => claimOnce(c(), o as never), claim),
+    guardedDecrement: opLog((o) => guardedDecrement(c(), o as never), decrement),
+    guardedDecrementAll: [
+      ['', () => guardedDecrementAll(c(), { ...all, ...zz } as never)],
+      ['items.0', () => guardedDecrementAll(c(), { ...all, items: [{ ...item, ...zz }] } as never)],
+      ...runner(
+        (o) => guardedDecrementAll(c(), { ...all, transaction: o } as never),
+        'transaction.',
+      ),
+    ],
+    incrementOrPushArrayItem: opLog((o) => incrementOrPushArrayItem(c(), o as never), cart),
+    updateWithVersion: [
+      ...opLog((o) => updateWithVersion(c(), o as never), versioned),
+      ['backoff', () => updateWithVersion(c(), { ...versioned, backoff: zz } as never)],
+    ],
+    withIdempotencyKey: [
+      ['', () => withIdempotencyKey(c(), { ...key(), ...zz } as never)],
+      ['wait', () => withIdempotencyKey(c(), { ...key(), wait: { timeoutMs: 1, ...zz } } as never)],
+      ...runner(
+        (o) => withIdempotencyKey(c(), { ...key(), client: t.client, transaction: o } as never),
+        'transaction.',
+      ),
+    ],
+    // No options: the collection is its only argument.
+    ensureIdempotencyIndexes: [],
+    withRetryingTransaction: runner(
+      (o) => withRetryingTransaction(t.client, async () => undefined, o as never),
+      '.',
+    ).map(([prefix, call]) => [prefix.replace(/^\./, ''), call]),
+  };
+}
+
+describe('hostile input matrix: coverage', () => {
+  it('has rows for every public primitive', async () => {
+    const index = await import('../src/index.js');
+    const primitives = Object.entries(index)
+      .filter(([name, value]) => typeof value === 'function' && !/^(is[A-Z]|[A-Z])/.test(name))
+      .map(([name]) => name)
+      .sort();
+    expect(Object.keys(OPTION_SPECS).sort()).toEqual(primitives);
+  });
+
+  it('has rows for every option key each validator knows, at every level, and no others', async () => {
+    const missing: string[] = [];
+    const unknown: string[] = [];
+    for (const [primitive, levels] of Object.entries(probes())) {
+      const inTable = new Set(
+        MATRIX.filter((row) => row.primitive === primitive).map((row) => row.option),
+      );
+      const known = new Set(['collection', 'client', 'fn', 'session']);
+      for (const [prefix, call] of levels) {
+        for (const key of await knownAt(call())) {
+          const option = prefix === '' ? key : `${prefix}.${key}`;
+          known.add(option);
+          // An array option is tabled by its first element (`badges.rules.0`, `items.0`).
+          if (!inTable.has(option) && !inTable.has(`${option}.0`))
+            missing.push(`${primitive}: ${option}`);
+        }
+      }
+      for (const option of inTable) {
+        // Every tabled option is known at its level, or lies inside a known one (`inc.xp`).
+        const segments = option.split('.');
+        const isKnown = segments.some((_, i) => known.has(segments.slice(0, i + 1).join('.')));
+        if (!isKnown) unknown.push(`${primitive}: ${option}`);
+      }
+    }
+    expect(missing).toEqual([]);
+    expect(unknown).toEqual([]);
+  });
+
+  it('tables every hostile value for every option: the matrix is complete', () => {
+    const values = Object.keys(HOSTILE).length;
+    for (const [primitive, specs] of Object.entries(OPTION_SPECS)) {
+      for (const [option] of specs()) {
+        const rows = MATRIX.filter((row) => row.primitive === primitive && row.option === option);
+        expect(new Set(rows.map((row) => row.value)).size, `${primitive}: ${option}`).toBe(values);
+      }
+    }
   });
 });
