@@ -239,8 +239,8 @@ describe('the packed package', () => {
           types: ['node'],
           noEmit: true,
           // The dependencies' own declarations are not under test (and slow to check); what
-          // the declarations here resolve to is, through the assignments and the
-          // @ts-expect-error lines above (an \`any\` from a broken declaration fails those).
+          // ours resolve to is, through the assignments and the expected errors above (an
+          // \`any\` from a broken declaration would make those expected errors go missing).
           skipLibCheck: true,
         },
         files: ['types.mts', 'types.cts', 'stock.race.test.ts'],
