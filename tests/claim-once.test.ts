@@ -7,7 +7,7 @@ import { describe, expect, expectTypeOf, it } from 'vitest';
 import { type ClaimOnceResult, claimOnce } from '../src/claim-once.js';
 import { InvalidArgumentError, isInvalidArgumentError } from '../src/errors.js';
 import { useTestDatabase } from './support/mongo.js';
-import { barrier, useRaceClients } from './support/race.js';
+import { barrier, race, useRaceClients } from './support/race.js';
 
 interface Order {
   _id: string;
@@ -20,7 +20,7 @@ interface Order {
 
 const t = useTestDatabase('claim_once');
 const WORKERS = 50;
-const race = useRaceClients(WORKERS);
+const clients = useRaceClients(WORKERS);
 
 async function orders(docs: Order[]) {
   const coll = t.db.collection<Order>(t.uniqueName('orders'));
@@ -289,7 +289,7 @@ describe('payment verification race (seed 002): 50 concurrent webhook deliveries
     const name = await pendingOrder();
     const allRead = barrier(WORKERS);
     const fulfilled = await Promise.all(
-      race.all.map(async (client, i) => {
+      clients.all.map(async (client, i) => {
         const coll = client.db(t.db.databaseName).collection<Order>(name);
         const order = await coll.findOne({ _id: 'o1' });
         await allRead();
@@ -303,45 +303,33 @@ describe('payment verification race (seed 002): 50 concurrent webhook deliveries
 
   it('claimOnce without `from`: exactly one delivery claims the payment, 49 learn it was already claimed', async () => {
     const name = await pendingOrder();
-    const ready = barrier(WORKERS);
-    const results = await Promise.all(
-      race.all.map(async (client, i) => {
-        const coll = client.db(t.db.databaseName).collection<Order>(name);
-        await ready();
-        return claimOnce(coll, {
-          filter: { _id: 'o1' },
-          field: 'status',
-          to: 'paid',
-          set: { isPaid: true, paymentId: `pay_${i}` },
-        });
+    const { tally, values } = await race(WORKERS, (i) =>
+      claimOnce(clients.all[i]!.db(t.db.databaseName).collection<Order>(name), {
+        filter: { _id: 'o1' },
+        field: 'status',
+        to: 'paid',
+        set: { isPaid: true, paymentId: `pay_${i}` },
       }),
     );
-    const claimed = results.filter((r) => r.outcome === 'claimed');
-    expect(claimed).toHaveLength(1);
-    expect(results.filter((r) => r.outcome === 'alreadyClaimed')).toHaveLength(WORKERS - 1);
+    expect(tally).toEqual({ claimed: 1, alreadyClaimed: WORKERS - 1 });
+    const claimed = values.filter((r) => r.outcome === 'claimed');
     const final = await t.db.collection<Order>(name).findOne({ _id: 'o1' });
     expect(final).toEqual(claimed[0]?.document);
   });
 
   it('claimOnce: exactly one delivery claims the payment, 49 learn it was already claimed', async () => {
     const name = await pendingOrder();
-    const ready = barrier(WORKERS);
-    const results = await Promise.all(
-      race.all.map(async (client, i) => {
-        const coll = client.db(t.db.databaseName).collection<Order>(name);
-        await ready();
-        return claimOnce(coll, {
-          filter: { _id: 'o1' },
-          field: 'status',
-          from: 'pending',
-          to: 'paid',
-          set: { isPaid: true, paymentId: `pay_${i}` },
-        });
+    const { tally, values } = await race(WORKERS, (i) =>
+      claimOnce(clients.all[i]!.db(t.db.databaseName).collection<Order>(name), {
+        filter: { _id: 'o1' },
+        field: 'status',
+        from: 'pending',
+        to: 'paid',
+        set: { isPaid: true, paymentId: `pay_${i}` },
       }),
     );
-    const claimed = results.filter((r) => r.outcome === 'claimed');
-    expect(claimed).toHaveLength(1);
-    expect(results.filter((r) => r.outcome === 'alreadyClaimed')).toHaveLength(WORKERS - 1);
+    expect(tally).toEqual({ claimed: 1, alreadyClaimed: WORKERS - 1 });
+    const claimed = values.filter((r) => r.outcome === 'claimed');
     const final = await t.db.collection<Order>(name).findOne({ _id: 'o1' });
     expect(final).toEqual(claimed[0]?.document);
   });

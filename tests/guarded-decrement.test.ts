@@ -23,7 +23,7 @@ import {
 import { rejectionOf } from './support/async.js';
 import { failCommand, useFailPointClients } from './support/failpoints.js';
 import { useTestDatabase } from './support/mongo.js';
-import { barrier, useRaceClients } from './support/race.js';
+import { barrier, race, useRaceClients } from './support/race.js';
 
 interface Product {
   _id: string;
@@ -34,7 +34,7 @@ interface Product {
 
 const t = useTestDatabase('guarded_decrement');
 const WORKERS = 50;
-const race = useRaceClients(WORKERS);
+const clients = useRaceClients(WORKERS);
 
 async function products(docs: Product[]) {
   const name = t.uniqueName('products');
@@ -214,11 +214,11 @@ describe('guardedDecrement in a transaction', () => {
 
 describe('the last units (seed 002/003): stock 5, two concurrent orders of 3', () => {
   async function twoOrders(
-    order: (client: (typeof race.all)[number], name: string) => Promise<boolean>,
+    order: (client: (typeof clients.all)[number], name: string) => Promise<boolean>,
   ) {
     const coll = await products([{ _id: 'p1', stock: 5 }]);
     const results = await Promise.all(
-      race.all.slice(0, 2).map((client) => order(client, coll.collectionName)),
+      clients.all.slice(0, 2).map((client) => order(client, coll.collectionName)),
     );
     return { succeeded: results.filter(Boolean).length, stock: await stockOf(coll, 'p1') };
   }
@@ -253,22 +253,13 @@ describe('the last units (seed 002/003): stock 5, two concurrent orders of 3', (
 
   it('50 buyers of 1 unit against a stock of 20: exactly 20 succeed, 30 are told insufficient, stock 0', async () => {
     const coll = await products([{ _id: 'p1', stock: 20 }]);
-    const ready = barrier(WORKERS);
-    const results = await Promise.all(
-      race.all.map(async (client) => {
-        await ready();
-        return guardedDecrement(
-          client.db(t.db.databaseName).collection<Product>(coll.collectionName),
-          {
-            filter: { _id: 'p1' },
-            field: 'stock',
-            amount: 1,
-          },
-        );
-      }),
+    const { tally } = await race(WORKERS, (i) =>
+      guardedDecrement(
+        clients.all[i]!.db(t.db.databaseName).collection<Product>(coll.collectionName),
+        { filter: { _id: 'p1' }, field: 'stock', amount: 1 },
+      ),
     );
-    expect(results.filter((r) => r.outcome === 'decremented')).toHaveLength(20);
-    expect(results.filter((r) => r.outcome === 'insufficient')).toHaveLength(30);
+    expect(tally).toEqual({ decremented: 20, insufficient: 30 });
     expect(await stockOf(coll, 'p1')).toBe(0);
   });
 });
@@ -503,7 +494,7 @@ describe('competing multi-item orders for the last units (seed 003)', () => {
     ];
     const results = await Promise.all(
       orders.map(async (ids, i) => {
-        const mine = race.all[i]!.db(t.db.databaseName).collection<Product>(coll.collectionName);
+        const mine = clients.all[i]!.db(t.db.databaseName).collection<Product>(coll.collectionName);
         const first = await guardedDecrement(mine, {
           filter: { _id: ids[0]! },
           field: 'stock',
@@ -532,7 +523,7 @@ describe('competing multi-item orders for the last units (seed 003)', () => {
     ];
     const results = await Promise.all(
       orders.map(async (ids, i) => {
-        const client = race.all[i]!;
+        const client = clients.all[i]!;
         await ready();
         return guardedDecrementAll(
           client.db(t.db.databaseName).collection<Product>(coll.collectionName),
@@ -556,7 +547,7 @@ describe('competing multi-item orders for the last units (seed 003)', () => {
     ]);
     const ready = barrier(20);
     const results = await Promise.all(
-      race.all.slice(0, 20).map(async (client, i) => {
+      clients.all.slice(0, 20).map(async (client, i) => {
         await ready();
         const ids = i % 2 === 0 ? ['a', 'b'] : ['b', 'a'];
         return guardedDecrementAll(

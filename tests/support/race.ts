@@ -11,7 +11,7 @@ import { afterAll, beforeAll } from 'vitest';
 import { type RaceClients, raceClients } from '../../src/testing/index.js';
 import { testUri } from './mongo.js';
 
-export { barrier, race } from '../../src/testing/index.js';
+export { barrier, type RaceReport, race } from '../../src/testing/index.js';
 
 /** `count` connected single-connection clients for this file, closed after it. */
 export function useRaceClients(count: number): { readonly all: readonly MongoClient[] } {
