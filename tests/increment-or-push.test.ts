@@ -1010,7 +1010,7 @@ describe('the add-to-cart race (seed 000)', () => {
   // One single-connection client per caller, so requests really interleave at the server.
   const clients = useRaceClients(WORKERS).all;
 
-  it('naive positional $inc, then $push when it matched nothing: 100 concurrent adds to an empty cart leave duplicate lines', async () => {
+  it('naive: positional $inc, then $push when it matched nothing: 100 concurrent adds to an empty cart leave duplicate lines', async () => {
     const coll = await carts('naive', [{ _id: 'cart', userId: 'u1', courses: [] }]);
     // Every request finishes step 1 before any runs step 2: the interleaving the seed describes.
     const allTried = barrier(WORKERS);

@@ -356,7 +356,7 @@ describe('naiveVersusSafe', () => {
     },
   };
 
-  it('naive read-then-$set breaks the invariant, $inc holds it: both verdicts returned', async () => {
+  it('naiveVersusSafe: read-then-$set breaks the invariant, $inc holds it: both verdicts returned', async () => {
     const runs: string[] = [];
     const result = await naiveVersusSafe({
       ...increments,
