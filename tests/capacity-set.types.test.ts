@@ -1,7 +1,8 @@
 /**
- * Type-level tests of addToSetWithCapacity / removeFromSetWithCapacity's public API (checked by `tsc --noEmit`; the calls sit in
- * functions that never run, so no server is needed). Type-only tests live in `*.types.test.ts`
- * and are counted apart from the behavioural tests (docs/testing.md).
+ * Type-level tests of addToSetWithCapacity's and removeFromSetWithCapacity's public API (checked
+ * by `tsc --noEmit`; the calls sit in functions that never run, so no server is needed).
+ * Type-only tests live in `*.types.test.ts` and are counted apart from the behavioural tests
+ * (docs/testing.md).
  */
 import { type Collection, type Document, ObjectId, type WithId } from 'mongodb';
 import { describe, expectTypeOf, it } from 'vitest';
