@@ -24,6 +24,7 @@ import {
   symlink,
   writeFile,
 } from 'node:fs/promises';
+import { builtinModules } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -183,6 +184,29 @@ describe('the packed package', () => {
         file,
       ).toEqual([]);
     }
+  });
+
+  it('the testing entry loads nothing but the mongodb peer, Node built-ins and its own chunks (no test runner)', async () => {
+    const dist = join(app, 'node_modules/mongo-atomics/dist');
+    // Follow the static imports of testing.js and testing.cjs through the package's own files.
+    const specifiers = new Set<string>();
+    const pending = ['testing.js', 'testing.cjs'];
+    const seen = new Set<string>();
+    for (let file = pending.pop(); file !== undefined; file = pending.pop()) {
+      if (seen.has(file)) continue;
+      seen.add(file);
+      const text = await readFile(join(dist, file), 'utf8');
+      for (const match of text.matchAll(
+        /^(?:import\b.*?\bfrom |import |.*?\brequire\()['"]([^'"]+)['"]/gm,
+      )) {
+        const specifier = match[1] as string;
+        if (specifier.startsWith('./')) pending.push(specifier.slice(2));
+        else if (!builtinModules.includes(specifier.replace(/^node:/, '')))
+          specifiers.add(specifier);
+      }
+    }
+    expect([...specifiers]).toEqual(['mongodb']);
+    expect(seen.size).toBeGreaterThan(2); // the shared chunks were followed
   });
 
   it('import "mongo-atomics/testing" from ESM works, sharing error classes with the main entry', async () => {
