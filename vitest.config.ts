@@ -5,6 +5,9 @@ import { defineConfig } from 'vitest/config';
  * `driver6` the same tests with `mongodb` resolved to the `mongodb6` alias package
  * (npm:mongodb@6). Both talk to the one backend started by the global setup.
  *
+ * `tests/packaging/` packs the package and loads it in a child process, without the driver under
+ * test: it runs once, in `driver7`.
+ *
  * Files named `*.serial.test.ts` change server-wide state (server parameters) and run in the
  * `serial` project, after the parallel projects have finished (`sequence.groupOrder`).
  */
@@ -31,7 +34,7 @@ export default defineConfig({
         test: {
           name: 'driver6',
           include: ['tests/**/*.test.ts'],
-          exclude: [SERIAL, 'tests/offline-server/**'],
+          exclude: [SERIAL, 'tests/offline-server/**', 'tests/packaging/**'],
           sequence: { groupOrder: 0 },
         },
         resolve: { alias: [{ find: /^mongodb$/, replacement: 'mongodb6' }] },

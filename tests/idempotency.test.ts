@@ -7,8 +7,8 @@
  * The TTL monitor removing expired records is in idempotency-ttl.serial.test.ts (it changes a
  * server-wide parameter).
  */
-import type { ClientSession, Collection, MongoClient, MongoServerError } from 'mongodb';
-import { afterAll, beforeAll, describe, expect, expectTypeOf, it } from 'vitest';
+import type { Collection, MongoClient, MongoServerError } from 'mongodb';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   IdempotencyKeyConflictError,
   type IdempotencyResultNotStoredError,
@@ -21,7 +21,6 @@ import {
 import {
   ensureIdempotencyIndexes,
   type IdempotencyRecord,
-  type IdempotencyResult,
   withIdempotencyKey,
 } from '../src/idempotency.js';
 import { rejectionOf, sleep } from './support/async.js';
@@ -396,7 +395,7 @@ describe(`double submit (seeds 002/003): ${WORKERS} concurrent duplicates of one
   const collections = (name: string) =>
     race.all.map((client) => client.db(t.db.databaseName).collection<IdempotencyRecord>(name));
 
-  it('naive "look the key up, run fn if unknown, then store the result" runs fn more than once', async () => {
+  it('naive: "look the key up, run fn if unknown, then store the result" runs fn more than once', async () => {
     const name = t.uniqueName('naive');
     const allLookedUp = barrier(WORKERS);
     let runs = 0;
@@ -854,7 +853,7 @@ describe(`an expired lease found by ${WORKERS} callers at once`, () => {
   const collections = (name: string) =>
     race.all.map((client) => client.db(t.db.databaseName).collection<IdempotencyRecord>(name));
 
-  it('naive "read the expired lease, then take it over by _id": every caller takes it over and runs fn', async () => {
+  it('naive: "read the expired lease, then take it over by _id": every caller takes it over and runs fn', async () => {
     const keys = freshKeys();
     await holderDied(keys);
     const allRead = barrier(WORKERS);
@@ -1041,44 +1040,5 @@ describe('invalid arguments', () => {
     expect((indexError as InvalidArgumentError).option).toBe('collection');
     expect((indexError as InvalidArgumentError).primitive).toBe('ensureIdempotencyIndexes');
     expect(t.commands.names()).toEqual([]);
-  });
-});
-
-describe('types', () => {
-  it('fn gets a session only in transaction mode; the result narrows on outcome', () => {
-    const check = (keys: Collection<IdempotencyRecord>, client: MongoClient) => {
-      void withIdempotencyKey(keys, {
-        key: 'k',
-        fn: async (context) => {
-          expectTypeOf(context.session).toEqualTypeOf<undefined>();
-          expectTypeOf(context.signal).toEqualTypeOf<AbortSignal>();
-          return 1;
-        },
-      });
-      const inTransaction = withIdempotencyKey(keys, {
-        key: 'k',
-        client,
-        fn: async ({ session, attempt }) => {
-          expectTypeOf(session).toEqualTypeOf<ClientSession>();
-          expectTypeOf(attempt).toEqualTypeOf<number>();
-          return { orderId: 'o1' };
-        },
-      });
-      expectTypeOf(inTransaction).resolves.toEqualTypeOf<IdempotencyResult<{ orderId: string }>>();
-    };
-    expectTypeOf(check).toBeFunction();
-    const narrow = (result: IdempotencyResult<number>) => {
-      if (result.outcome === 'inProgress') {
-        expectTypeOf(result.leaseUntil).toEqualTypeOf<Date>();
-        expectTypeOf(result.value).toEqualTypeOf<undefined>();
-        return;
-      }
-      expectTypeOf(result.value).toEqualTypeOf<number>();
-      if (result.outcome === 'executed') expectTypeOf(result.leaseLost).toEqualTypeOf<boolean>();
-    };
-    expectTypeOf(narrow).toBeFunction();
-    // A plain db.collection(name) is accepted, as is a typed one.
-    const plain = (keys: Collection) => withIdempotencyKey(keys, { key: 'k', fn: async () => 1 });
-    expectTypeOf(plain).returns.resolves.toEqualTypeOf<IdempotencyResult<number>>();
   });
 });

@@ -24,7 +24,7 @@ import { type Doc, rejectionOf } from './conformance/helpers.js';
 import { caseInsensitiveCollection } from './support/case-insensitive.js';
 import { failCommand, retryNextWrite, useFailPointClients } from './support/failpoints.js';
 import { useTestDatabase } from './support/mongo.js';
-import { barrier, useRaceClients } from './support/race.js';
+import { barrier, race, useRaceClients } from './support/race.js';
 
 const t = useTestDatabase('increment_or_push');
 
@@ -47,12 +47,6 @@ interface Cart {
   userId: string;
   courses: { courseId: string; quantity: number }[];
 }
-
-const countBy = (results: IncrementOrPushResult[]) =>
-  results.reduce<Record<string, number>>((counts, { outcome }) => {
-    counts[outcome] = (counts[outcome] ?? 0) + 1;
-    return counts;
-  }, {});
 
 describe('outcomes', () => {
   it('increments the counter of the element with the same identity and leaves the others alone', async () => {
@@ -641,20 +635,16 @@ describe('upsert races', () => {
   it('20 concurrent upserts on a missing parent, unique index on the filter field: one created, one element with quantity 20', async () => {
     const coll = await carts('upsertrace');
     await coll.createIndex({ userId: 1 }, { unique: true });
-    const ready = barrier(WORKERS);
-    const results = await Promise.all(
-      clients.map(async (client) => {
-        await ready();
-        return incrementOrPushArrayItem(via(client, coll), {
-          filter: { userId: 'u1' },
-          array: 'courses',
-          match: { courseId: 'c1' },
-          upsert: true,
-        });
+    const { tally, values } = await race(WORKERS, (i) =>
+      incrementOrPushArrayItem(via(clients[i]!, coll), {
+        filter: { userId: 'u1' },
+        array: 'courses',
+        match: { courseId: 'c1' },
+        upsert: true,
       }),
     );
-    expect(results.filter((result) => result.created === true)).toHaveLength(1);
-    expect(countBy(results)).toEqual({ pushed: 1, incremented: WORKERS - 1 });
+    expect(values.filter((result) => result.created === true)).toHaveLength(1);
+    expect(tally).toEqual({ pushed: 1, incremented: WORKERS - 1 });
     const docs = await coll.find({}, { projection: { _id: 0 } }).toArray();
     expect(docs).toEqual([{ userId: 'u1', courses: [{ courseId: 'c1', quantity: WORKERS }] }]);
   });
@@ -1084,7 +1074,7 @@ describe('the add-to-cart race (seed 000)', () => {
   // One single-connection client per caller, so requests really interleave at the server.
   const clients = useRaceClients(WORKERS).all;
 
-  it('naive positional $inc, then $push when it matched nothing: 100 concurrent adds to an empty cart leave duplicate lines', async () => {
+  it('naive: positional $inc, then $push when it matched nothing: 100 concurrent adds to an empty cart leave duplicate lines', async () => {
     const coll = await carts('naive', [{ _id: 'cart', userId: 'u1', courses: [] }]);
     // Every request finishes step 1 before any runs step 2: the interleaving the seed describes.
     const allTried = barrier(WORKERS);
@@ -1112,18 +1102,14 @@ describe('the add-to-cart race (seed 000)', () => {
 
   it('incrementOrPushArrayItem: 100 concurrent adds leave one line with quantity 100; one pushed, 99 incremented', async () => {
     const coll = await carts('safe', [{ _id: 'cart', userId: 'u1', courses: [] }]);
-    const ready = barrier(WORKERS);
-    const results = await Promise.all(
-      clients.map(async (client) => {
-        await ready();
-        return incrementOrPushArrayItem(via(client, coll), {
-          filter: { userId: 'u1' },
-          array: 'courses',
-          match: { courseId: 'c1' },
-        });
+    const { tally, values: results } = await race(WORKERS, (i) =>
+      incrementOrPushArrayItem(via(clients[i]!, coll), {
+        filter: { userId: 'u1' },
+        array: 'courses',
+        match: { courseId: 'c1' },
       }),
     );
-    expect(countBy(results)).toEqual({ pushed: 1, incremented: WORKERS - 1 });
+    expect(tally).toEqual({ pushed: 1, incremented: WORKERS - 1 });
     expect((await coll.findOne({ _id: 'cart' }))?.courses).toEqual([
       { courseId: 'c1', quantity: WORKERS },
     ]);
@@ -1135,20 +1121,16 @@ describe('the add-to-cart race (seed 000)', () => {
   it('30 concurrent +1 with max 10: exactly 10 succeed, 20 limitReached, final quantity 10', async () => {
     const CALLERS = 30;
     const coll = await carts('caps', [{ _id: 'cart', userId: 'u1', courses: [] }]);
-    const ready = barrier(CALLERS);
-    const results = await Promise.all(
-      clients.slice(0, CALLERS).map(async (client) => {
-        await ready();
-        return incrementOrPushArrayItem(via(client, coll), {
-          filter: { userId: 'u1' },
-          array: 'courses',
-          match: { courseId: 'c1' },
-          max: { quantity: 10 },
-        });
+    const { tally, values: results } = await race(CALLERS, (i) =>
+      incrementOrPushArrayItem(via(clients[i]!, coll), {
+        filter: { userId: 'u1' },
+        array: 'courses',
+        match: { courseId: 'c1' },
+        max: { quantity: 10 },
       }),
     );
     expect(results.filter((result) => result.outcome !== 'limitReached')).toHaveLength(10);
-    expect(countBy(results)).toEqual({ pushed: 1, incremented: 9, limitReached: 20 });
+    expect(tally).toEqual({ pushed: 1, incremented: 9, limitReached: 20 });
     for (const result of results) {
       if (result.outcome === 'limitReached')
         expect(result.item).toEqual({ courseId: 'c1', quantity: 10 });

@@ -49,7 +49,7 @@ async function repeatConcurrently<R extends { outcome: string }>(
 }
 
 describe('the same opId sent 20 times concurrently applies once', () => {
-  it('baseline: without an opId, the same request sent 20 times applies 20 times', async () => {
+  it('naive: without an opId, the same request sent 20 times applies 20 times', async () => {
     const coll = await fresh({ _id: 'p', stock: 100 });
     const counts = await repeatConcurrently(coll, (mine) =>
       guardedDecrement(mine, { filter: { _id: 'p' }, field: 'stock', amount: 5 }),

@@ -108,7 +108,7 @@ async function freshCollection(prefix: string, docs: Doc[] = []) {
 }
 
 describe('a statement inside the transaction waits for a connection while the pool is cleared', () => {
-  it("baseline, same harness: the driver's session.withTransaction lets MongoPoolClearedError escape (no TransientTransactionError)", async () => {
+  it("naive: same harness, the driver's session.withTransaction lets MongoPoolClearedError escape (no TransientTransactionError)", async () => {
     const { client } = await oneConnectionClient();
     const name = await freshCollection('baseline');
     const coll = client.db(t.db.databaseName).collection<Doc>(name);

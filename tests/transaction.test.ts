@@ -787,7 +787,7 @@ describe('a callback that swallows a server error', () => {
   // deadline (its timeoutMS option is deprecated and ignored in driver 6.x and 7.x). Waiting
   // two minutes is not worth it: the callback stops it on its 10th run, which shows that the
   // driver itself never would have.
-  it('baseline: session.withTransaction re-runs the swallowing callback again and again', async () => {
+  it('naive: session.withTransaction re-runs the swallowing callback again and again', async () => {
     const name = await fresh('swallowbase', [{ _id: 'taken' }]);
     const coll = collOf(t.client, name);
     const stop = new Error('stopped by the test');
@@ -959,7 +959,7 @@ describe('race: 20 concurrent read-then-write deposits on one account', () => {
   // One single-connection client per caller, so requests really interleave at the server.
   const clients = useRaceClients(WORKERS).all;
 
-  it('naive (no transaction): every deposit reads 0 before any writes, and 19 of the 20 deposits are lost', async () => {
+  it('naive: without a transaction, every deposit reads 0 before any writes, and 19 of the 20 deposits are lost', async () => {
     const name = await fresh('naive', [{ _id: 'acct', balance: 0 }]);
     const allRead = barrier(WORKERS);
     await Promise.all(

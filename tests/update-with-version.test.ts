@@ -7,8 +7,8 @@
  * Conflicts are injected deterministically: the callback itself bumps the version from another
  * client (whose commands are not recorded) between this call's read and its write.
  */
-import type { Collection, MongoServerError, UpdateFilter, WithId } from 'mongodb';
-import { describe, expect, expectTypeOf, it } from 'vitest';
+import type { MongoServerError } from 'mongodb';
+import { describe, expect, it } from 'vitest';
 import { hasErrorLabel } from '../src/driver.js';
 import {
   GiveUpReason,
@@ -17,14 +17,8 @@ import {
   isRetryBudgetExhaustedError,
   RetryBudgetExhaustedError,
 } from '../src/errors.js';
-import type { AlreadyApplied } from '../src/op-log.js';
 import { withRetryingTransaction } from '../src/transaction.js';
-import {
-  type UpdateWithVersionResult,
-  updateWithVersion,
-  type VersionAttempt,
-  type VersionConflictEvent,
-} from '../src/update-with-version.js';
+import { updateWithVersion, type VersionConflictEvent } from '../src/update-with-version.js';
 import { rejectionOf } from './support/async.js';
 import { useTestDatabase } from './support/mongo.js';
 import { barrier, useRaceClients } from './support/race.js';
@@ -758,7 +752,7 @@ describe('read-modify-save race (seed 001): 50 concurrent increments of one coun
     return name;
   }
 
-  it('naive "read n, then $set n + 1" (no version guard) loses updates', async () => {
+  it('naive: "read n, then $set n + 1" (no version guard) loses updates', async () => {
     const name = await counter();
     const allRead = barrier(WORKERS);
     await Promise.all(
@@ -800,73 +794,5 @@ describe('read-modify-save race (seed 001): 50 concurrent increments of one coun
     await annotate(
       `max attempts ${Math.max(...attempts)}, total attempts ${total} for ${WORKERS} writers`,
     );
-  });
-});
-
-describe('updateWithVersion types', () => {
-  interface Typed {
-    _id: string;
-    xp: number;
-    version?: number;
-  }
-
-  it('the callback gets the typed document; without opId the result cannot be alreadyApplied', () => {
-    const check = async (coll: Collection<Typed>) => {
-      const result = await updateWithVersion(coll, {
-        filter: { _id: 'a' },
-        update: (doc, context) => {
-          expectTypeOf(doc).toEqualTypeOf<WithId<Typed>>();
-          expectTypeOf(context).toEqualTypeOf<VersionAttempt>();
-          return doc.xp > 10 ? null : { $inc: { xp: 1 } };
-        },
-      });
-      expectTypeOf(result).toEqualTypeOf<UpdateWithVersionResult<Typed>>();
-      expectTypeOf(result.outcome).toEqualTypeOf<'updated' | 'skipped' | 'notFound'>();
-      const { document, attempts } = result;
-      expectTypeOf(document).toEqualTypeOf<WithId<Typed> | undefined>();
-      expectTypeOf(attempts).toEqualTypeOf<number | undefined>();
-      switch (result.outcome) {
-        case 'updated':
-        case 'skipped':
-          expectTypeOf(result.document).toEqualTypeOf<WithId<Typed>>();
-          expectTypeOf(result.attempts).toEqualTypeOf<number>();
-          break;
-        case 'notFound':
-          expectTypeOf(result.document).toEqualTypeOf<undefined>();
-          expectTypeOf(result.attempts).toEqualTypeOf<undefined>();
-          break;
-      }
-    };
-    expectTypeOf(check).toBeFunction();
-  });
-
-  it('with an opId the result may be alreadyApplied; the callback may be async and return null', () => {
-    const check = async (coll: Collection<Typed>, opId: string) => {
-      const result = await updateWithVersion(coll, {
-        filter: { _id: 'a' },
-        opId,
-        update: async (): Promise<UpdateFilter<Typed> | null> => null,
-      });
-      expectTypeOf(result).toEqualTypeOf<UpdateWithVersionResult<Typed> | AlreadyApplied<Typed>>();
-    };
-    expectTypeOf(check).toBeFunction();
-  });
-
-  it('a callback returning something other than an update or null does not compile', () => {
-    const check = (coll: Collection<Typed>) =>
-      updateWithVersion(coll, {
-        filter: { _id: 'a' },
-        // @ts-expect-error a number is not an update
-        update: () => 5,
-      });
-    expectTypeOf(check).toBeFunction();
-  });
-
-  it('the conflict event carries the attempt, the version it expected and the delay', () => {
-    expectTypeOf<VersionConflictEvent>().toEqualTypeOf<{
-      readonly attempt: number;
-      readonly expectedVersion: number;
-      readonly delayMs: number;
-    }>();
   });
 });

@@ -34,7 +34,7 @@ const collFor = (client: MongoClient, name: string) =>
   client.db(t.db.databaseName).collection<Doc>(name);
 
 describe('race harness', () => {
-  it('50 concurrent naive read-then-$set increments lose updates (final n < 50)', async () => {
+  it('naive: 50 concurrent read-then-$set increments lose updates (final n < 50)', async () => {
     const name = await counter('naive');
     const allRead = barrier(WORKERS);
     await Promise.all(

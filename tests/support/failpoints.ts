@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Db, Document, MongoClient, MongoClientOptions } from 'mongodb';
 import { afterEach, beforeEach, expect } from 'vitest';
+import { uniqueAppName } from '../../src/testing/index.js';
 import { sleep } from './async.js';
 import { type CommandLog, newClient, recordCommands, testUri } from './mongo.js';
 
@@ -85,11 +86,7 @@ export async function serverLock(name: string, timeoutMs = 60_000): Promise<() =
 }
 
 /** Unique appName for a test's dedicated client, so fail points only hit that client. */
-let appCounter = 0;
-export function uniqueAppName(prefix: string): string {
-  appCounter += 1;
-  return `${prefix}-${process.pid}-${appCounter}-${Math.random().toString(36).slice(2, 8)}`;
-}
+export { uniqueAppName } from '../../src/testing/index.js';
 
 export interface FailPointClient {
   readonly client: MongoClient;
