@@ -62,8 +62,8 @@ const RECORDS = 'records';
 const LEDGER = 'ledger';
 
 /** The blocked command waits this long on the server; the client gives up before. */
-const BLOCK_MS = 150;
-const SOCKET_TIMEOUT_MS = 60;
+const BLOCK_MS = 100;
+const SOCKET_TIMEOUT_MS = 40;
 
 /** A fast retry budget for the transaction runner (the defaults are 100 attempts, 120 s). */
 const TRANSACTION = { maxAttempts: 6, backoff: { initialDelayMs: 1, maxDelayMs: 4 } } as const;
@@ -113,6 +113,8 @@ interface Fault {
   readonly data: (step: Step) => Document;
   /** The client under test needs a socket timeout below the block. */
   readonly blocks?: boolean;
+  /** The cell would repeat another one for this step (the same fail point data). */
+  readonly sameAs?: (step: Step) => boolean;
 }
 
 const FAULTS: readonly Fault[] = [
@@ -120,6 +122,8 @@ const FAULTS: readonly Fault[] = [
   {
     name: 'code 91 labelled as mongod',
     data: (step) => ({ errorCode: SHUTDOWN_IN_PROGRESS, errorLabels: mongodLabels(step) }),
+    // mongod labels a retryable code on a read nothing: the "no label" cell is this cell.
+    sameAs: (step) => mongodLabels(step).length === 0,
   },
   { name: 'code 91 no label', data: () => ({ errorCode: SHUTDOWN_IN_PROGRESS, errorLabels: [] }) },
   { name: 'WriteConflict', data: () => ({ errorCode: WRITE_CONFLICT }) },
@@ -1042,7 +1046,7 @@ async function runCell({ scenario, step, fault, times }: Cell) {
       .filter((event) => event.commandName === step.command)
       .map((event) => startedAt.get(event) ?? 0);
     const last = Math.max(0, ...starts);
-    await sleep(Math.max(0, last + BLOCK_MS + 40 - Date.now()));
+    await sleep(Math.max(0, last + BLOCK_MS + 30 - Date.now()));
   }
   // Turning the fail point off answers how many commands it failed (`count`, as on mongod).
   const off = await t.db.admin().command({ configureFailPoint: 'failCommand', mode: 'off' });
@@ -1066,7 +1070,11 @@ beforeAll(async () => {
 });
 
 let cells = 0;
-for (const scenario of SCENARIOS) cells += scenario.steps.length * FAULTS.length * TIMES.length;
+for (const scenario of SCENARIOS) {
+  for (const step of scenario.steps) {
+    cells += FAULTS.filter((fault) => fault.sameAs?.(step) !== true).length * TIMES.length;
+  }
+}
 
 describe(`fault matrix (${SCENARIOS.length} paths, ${cells} cells)`, () => {
   for (const scenario of SCENARIOS) {
@@ -1079,7 +1087,7 @@ describe(`fault matrix (${SCENARIOS.length} paths, ${cells} cells)`, () => {
       });
 
       for (const step of scenario.steps) {
-        for (const fault of FAULTS) {
+        for (const fault of FAULTS.filter((f) => f.sameAs?.(step) !== true)) {
           for (const { name, times } of TIMES) {
             it(`${stepName(step)} × ${fault.name} × ${name}`, async () => {
               const { settled, effect, fired } = await runCell({ scenario, step, fault, times });
