@@ -113,9 +113,18 @@ interface Fault {
   readonly data: (step: Step) => Document;
   /** The client under test needs a socket timeout below the block. */
   readonly blocks?: boolean;
-  /** The cell would repeat another one for this step (the same fail point data). */
-  readonly sameAs?: (step: Step) => boolean;
+  /** Whether the fault makes a cell of its own for this step (default: yes). */
+  readonly appliesTo?: (step: Step) => boolean;
 }
+
+/**
+ * The commands mongod attaches a fail point's `writeConcernError` to: those that support a
+ * write concern (service_entry_point_common.cpp, runCommandImpl: the fail point is evaluated in
+ * `waitForWriteConcern`, only when `invocation->supportsWriteConcern()`). A `find`, or an
+ * `aggregate` without `$out`/`$merge`, never gets one.
+ */
+const WRITE_CONCERN_COMMANDS = new Set([...WRITES, 'commitTransaction', 'abortTransaction']);
+const takesWriteConcern = (step: Step) => WRITE_CONCERN_COMMANDS.has(step.command);
 
 const FAULTS: readonly Fault[] = [
   { name: 'closeConnection', data: () => ({ closeConnection: true }) },
@@ -123,7 +132,7 @@ const FAULTS: readonly Fault[] = [
     name: 'code 91 labelled as mongod',
     data: (step) => ({ errorCode: SHUTDOWN_IN_PROGRESS, errorLabels: mongodLabels(step) }),
     // mongod labels a retryable code on a read nothing: the "no label" cell is this cell.
-    sameAs: (step) => mongodLabels(step).length === 0,
+    appliesTo: (step) => mongodLabels(step).length > 0,
   },
   { name: 'code 91 no label', data: () => ({ errorCode: SHUTDOWN_IN_PROGRESS, errorLabels: [] }) },
   { name: 'WriteConflict', data: () => ({ errorCode: WRITE_CONFLICT }) },
@@ -132,6 +141,7 @@ const FAULTS: readonly Fault[] = [
     data: () => ({
       writeConcernError: { code: SHUTDOWN_IN_PROGRESS, errmsg: 'Replication is being shut down' },
     }),
+    appliesTo: takesWriteConcern,
   },
   {
     name: 'writeConcernError 64',
@@ -143,6 +153,7 @@ const FAULTS: readonly Fault[] = [
         errInfo: { wtimeout: true },
       },
     }),
+    appliesTo: takesWriteConcern,
   },
   {
     name: `blocked ${BLOCK_MS} ms past a ${SOCKET_TIMEOUT_MS} ms socket timeout`,
@@ -150,6 +161,8 @@ const FAULTS: readonly Fault[] = [
     blocks: true,
   },
 ];
+
+const faultsFor = (step: Step) => FAULTS.filter((fault) => fault.appliesTo?.(step) ?? true);
 
 const TIMES = [
   { name: 'once', times: 1 },
@@ -224,6 +237,8 @@ interface Scenario {
   effects(admin: Admin, id: string): Promise<number>;
   /** What the settled call says about the write. */
   claim(settled: Settled): Claim | 'unknown';
+  /** Further agreement between what the call said and the final state. */
+  agrees?(settled: Settled, admin: Admin, id: string): Promise<void>;
 }
 
 type Settled = { ok: true; value: unknown } | { ok: false; error: unknown };
@@ -821,6 +836,22 @@ function idempotencyScenarios(): Scenario[] {
       if (settled.error instanceof BusinessError) return transactional ? 0 : 1;
       return errorClaim(settled.error);
     };
+  /**
+   * `executed` (lease kept) stored the value; IdempotencyResultNotStoredError's `written` says
+   * whether the record is completed (true) or still in progress (false).
+   */
+  const agrees = async (settled: Settled, a: Admin, id: string) => {
+    const state = (await a.records.findOne({ _id: id }))?.state ?? 'absent';
+    if (settled.ok && outcomeOf(settled.value) === 'executed') {
+      expect(settled.value).toMatchObject({ value: 'value', leaseLost: false });
+      expect(state, 'an executed call stored its result').toBe('completed');
+    }
+    if (!settled.ok && isIdempotencyResultNotStoredError(settled.error)) {
+      expect(state, `written: ${settled.error.written}`).toBe(
+        settled.error.written ? 'completed' : 'inProgress',
+      );
+    }
+  };
   const tx = { inTransaction: true } as const;
   return [
     single('withIdempotencyKey', 'executed', {
@@ -830,6 +861,7 @@ function idempotencyScenarios(): Scenario[] {
       run: plainRun(false),
       effects: effects(0, false),
       claim: claim(false),
+      agrees,
     }),
     single('withIdempotencyKey', 'fn throws', {
       steps: [{ command: 'insert' }, { command: 'delete', label: 'release' }],
@@ -838,6 +870,7 @@ function idempotencyScenarios(): Scenario[] {
       run: plainRun(true),
       effects: effects(0, false),
       claim: claim(false),
+      agrees,
     }),
     single('withIdempotencyKey', 'replayed', {
       steps: [{ command: 'insert' }, { command: 'find' }],
@@ -846,6 +879,7 @@ function idempotencyScenarios(): Scenario[] {
       run: plainRun(false),
       effects: effects(1, false),
       claim: claim(false),
+      agrees,
     }),
     single('withIdempotencyKey (transaction)', 'executed', {
       steps: [
@@ -860,6 +894,7 @@ function idempotencyScenarios(): Scenario[] {
       run: txRun(false),
       effects: effects(0, true),
       claim: claim(true),
+      agrees,
     }),
     single('withIdempotencyKey (transaction)', 'fn throws', {
       steps: [
@@ -874,6 +909,7 @@ function idempotencyScenarios(): Scenario[] {
       run: txRun(true),
       effects: effects(0, true),
       claim: claim(true),
+      agrees,
     }),
     single('withIdempotencyKey (transaction)', 'replayed', {
       steps: [{ command: 'insert' }, { command: 'find' }],
@@ -882,6 +918,7 @@ function idempotencyScenarios(): Scenario[] {
       run: txRun(false),
       effects: effects(1, true),
       claim: claim(true),
+      agrees,
     }),
   ];
 }
@@ -1052,6 +1089,7 @@ async function runCell({ scenario, step, fault, times }: Cell) {
   const off = await t.db.admin().command({ configureFailPoint: 'failCommand', mode: 'off' });
   const fired = armed ? (off.count as number) : 0;
   const effect = await scenario.effects(a, id);
+  await scenario.agrees?.(settled, a, id);
   return { settled, effect, sent, fired };
 }
 
@@ -1072,7 +1110,7 @@ beforeAll(async () => {
 let cells = 0;
 for (const scenario of SCENARIOS) {
   for (const step of scenario.steps) {
-    cells += FAULTS.filter((fault) => fault.sameAs?.(step) !== true).length * TIMES.length;
+    cells += faultsFor(step).length * TIMES.length;
   }
 }
 
@@ -1087,7 +1125,7 @@ describe(`fault matrix (${SCENARIOS.length} paths, ${cells} cells)`, () => {
       });
 
       for (const step of scenario.steps) {
-        for (const fault of FAULTS.filter((f) => f.sameAs?.(step) !== true)) {
+        for (const fault of faultsFor(step)) {
           for (const { name, times } of TIMES) {
             it(`${stepName(step)} × ${fault.name} × ${name}`, async () => {
               const { settled, effect, fired } = await runCell({ scenario, step, fault, times });
