@@ -117,6 +117,30 @@ export function writeConcernErrorMatched(error: unknown): number | undefined {
 }
 
 /**
+ * Could a single-document write that failed with `error` have applied all the same?
+ * - No when the server answered it with an error: the write is atomic, and a retried write is
+ *   answered from the record of an attempt that applied, so an error reply means none did.
+ * - No when the driver refused it before sending (a value BSON cannot encode, an invalid
+ *   argument).
+ * - Yes otherwise: the reply was lost (network error, socket or operation timeout, a server
+ *   selection that failed after an attempt was sent): the server may have applied it, even
+ *   after the driver gave up (a blocked command runs once unblocked).
+ * A write concern error is a reply to a write that applied: see `writeConcernErrorMatched`.
+ */
+export function writeMayHaveApplied(error: unknown): boolean {
+  const candidate = shape(error) as
+    | (ErrorShape & { name?: unknown; errorResponse?: unknown })
+    | undefined;
+  if (candidate === undefined) return true;
+  const serverReply =
+    typeof candidate.code === 'number' &&
+    typeof candidate.errorResponse === 'object' &&
+    candidate.errorResponse !== null;
+  if (serverReply) return false;
+  return !(candidate.name === 'BSONError' || candidate.name === 'MongoInvalidArgumentError');
+}
+
+/**
  * A standalone mongod refusing a transaction: IllegalOperation (20) "Transaction numbers are
  * only allowed on a replica set member or mongos". Driver 7 rethrows that reply as "This
  * MongoDB deployment does not support retryable writes…" (no code, the reply kept as

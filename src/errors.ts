@@ -116,25 +116,36 @@ export class IdempotencyKeyConflictError extends MongoAtomicsError {
 /**
  * `fn` ran, but its result was not stored durably under the idempotency key. The work WAS
  * done: do not treat this as "nothing happened". `value` is what `fn` returned; `cause` why
- * storing it failed. Two cases, told apart by `written`:
- * - `written: false` (a value MongoDB cannot store, a lost connection): the key stays in
- *   progress until its lease ends; after that a duplicate may run `fn` again.
+ * storing it failed. Three cases, told apart by `written`:
+ * - `written: false`: the server refused the completion, or the driver never sent it (a value
+ *   MongoDB cannot store): the key stays in progress until its lease ends; after that a
+ *   duplicate may run `fn` again.
  * - `written: true`: the completion applied on the primary but came back with a write concern
  *   error. Duplicates are replayed `value`, unless a failover rolls the write back, in which
  *   case the key is in progress again until its lease ends.
+ * - `written: 'unknown'`: the reply was lost (network error, timeout): the completion may have
+ *   applied, even after this error (a delayed command still runs). Either duplicates are
+ *   replayed `value`, or the key stays in progress until its lease ends; read the record to
+ *   know which.
  */
 export class IdempotencyResultNotStoredError extends MongoAtomicsError {
   override readonly name = 'IdempotencyResultNotStoredError';
   readonly key: string;
   readonly value: unknown;
-  /** The completion applied on the primary, its write concern unconfirmed (see above). */
-  readonly written: boolean;
+  /**
+   * Whether the completion applied: `true` (write concern unconfirmed), `false` (it did not),
+   * `'unknown'` (the reply was lost). See above.
+   */
+  readonly written: boolean | 'unknown';
 
-  constructor(key: string, value: unknown, cause: unknown, written = false) {
+  constructor(key: string, value: unknown, cause: unknown, written: boolean | 'unknown' = false) {
+    const quoted = JSON.stringify(key);
     super(
-      written
-        ? `idempotency key ${JSON.stringify(key)}: fn ran and its result was written, but the write concern was not confirmed; duplicates replay it unless a failover rolls the write back`
-        : `idempotency key ${JSON.stringify(key)}: fn ran, but its result could not be stored; the key stays in progress until its lease ends`,
+      written === true
+        ? `idempotency key ${quoted}: fn ran and its result was written, but the write concern was not confirmed; duplicates replay it unless a failover rolls the write back`
+        : written === 'unknown'
+          ? `idempotency key ${quoted}: fn ran, but the reply to storing its result was lost; the result may have been stored (duplicates replay it) or not (the key stays in progress until its lease ends)`
+          : `idempotency key ${quoted}: fn ran, but its result could not be stored; the key stays in progress until its lease ends`,
       { cause },
     );
     this.key = key;

@@ -33,8 +33,10 @@
  *   never hidden. `leaseMs` must exceed `fn`'s worst-case duration (see `leaseMs`). If the
  *   completion fails, `fn`'s work is not undone: IdempotencyResultNotStoredError carries
  *   `value`, and the key is not released (an immediate retry would run `fn` again). With
- *   `written: false` (nothing stored: a lost connection, a value MongoDB refuses) the key stays
- *   in progress until the lease ends. With `written: true` the completion applied but came
+ *   `written: false` (the server refused it, or it was never sent) the key stays in progress
+ *   until the lease ends. With `written: 'unknown'` the reply was lost (network error,
+ *   timeout): the record may say `completed` or stay in progress until the lease ends; read
+ *   it to know. With `written: true` the completion applied but came
  *   back with a write concern error: the record says `completed` and duplicates replay `value`
  *   unless a failover rolls the write back. A write concern error on a completion that matched
  *   nothing is the lost lease above (`leaseLost: true`).
@@ -79,7 +81,12 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { ClientSession, Collection, Document, MongoClient } from 'mongodb';
-import { isDuplicateKeyError, isMaxTimeMSExpired, writeConcernErrorMatched } from './driver.js';
+import {
+  isDuplicateKeyError,
+  isMaxTimeMSExpired,
+  writeConcernErrorMatched,
+  writeMayHaveApplied,
+} from './driver.js';
 import {
   IdempotencyKeyConflictError,
   IdempotencyResultNotStoredError,
@@ -694,8 +701,9 @@ async function execute<T>(
     if (matched === 0) return { outcome: 'executed', value, leaseLost: true, tookOver };
     // fn ran: never let this read as "nothing happened", and do not release the key (an
     // immediate retry would run fn again); unless written, it stays in progress until the
-    // lease ends.
-    throw new IdempotencyResultNotStoredError(s.key, value, error, matched !== undefined);
+    // lease ends. A lost reply may still have stored the result: say so, do not guess.
+    const written = matched !== undefined ? true : writeMayHaveApplied(error) ? 'unknown' : false;
+    throw new IdempotencyResultNotStoredError(s.key, value, error, written);
   }
   return { outcome: 'executed', value, leaseLost: stored.matchedCount === 0, tookOver };
 }

@@ -753,6 +753,47 @@ describe('messages true to the state', () => {
     expect(work.runs).toBe(1);
   });
 
+  it("a completion whose reply was lost (blocked past the socket timeout, twice): written 'unknown', and the record did become completed", async () => {
+    const { client, appName } = await failPoints.appClient({
+      socketTimeoutMS: 40,
+      minHeartbeatFrequencyMS: 10,
+    });
+    const keys = freshKeys();
+    // Both the update and the driver's retry of it wait 150 ms on the server, past the 40 ms
+    // socket timeout: the driver gives up, the server then applies the first (the retry finds
+    // it applied). Found by the fault matrix: this used to say `written: false`.
+    await failCommand(
+      t.db,
+      { times: 2 },
+      { failCommands: ['update'], blockConnection: true, blockTimeMS: 150, appName },
+    );
+    const work = counted('value');
+    const error = await rejectionOf(
+      withIdempotencyKey(on(client, keys), { key: 'k', fn: work.fn }),
+    );
+    expect(isIdempotencyResultNotStoredError(error)).toBe(true);
+    const notStored = error as IdempotencyResultNotStoredError;
+    expect(notStored.written).toBe('unknown');
+    expect(notStored.message).toMatch(/reply to storing its result was lost/);
+    const record = async () => (await keys.findOne({ _id: 'k' }))?.state;
+    for (let i = 0; i < 100 && (await record()) !== 'completed'; i++) await sleep(20);
+    expect(await record()).toBe('completed');
+    expect(work.runs).toBe(1);
+  });
+
+  it('a completion the server refuses (a command error): written false, the key stays in progress', async () => {
+    const { client, appName } = await failPoints.appClient();
+    const keys = freshKeys();
+    await failCommand(t.db, { times: 1 }, { failCommands: ['update'], errorCode: 2, appName });
+    const error = await rejectionOf(
+      withIdempotencyKey(on(client, keys), { key: 'k', fn: counted('value').fn }),
+    );
+    expect(isIdempotencyResultNotStoredError(error)).toBe(true);
+    expect((error as IdempotencyResultNotStoredError).written).toBe(false);
+    expect((error as Error).message).toMatch(/stays in progress/);
+    expect(await keys.findOne({ _id: 'k' })).toMatchObject({ state: 'inProgress' });
+  });
+
   it('a completion that matched nothing (lease taken over) with a write concern error: leaseLost, as without one', async () => {
     const { client, appName } = await failPoints.appClient();
     const keys = freshKeys();
