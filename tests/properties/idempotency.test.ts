@@ -16,6 +16,7 @@ import {
   faultsArb,
   propertyParameters,
   propertyTimeout,
+  repeated,
   runSchedule,
   scheduleArb,
   usePropertyClients,
@@ -186,25 +187,27 @@ test.prop(
 )(
   `idempotency keys (plain and transaction mode, failing fn): fn's work once per key, every duplicate gets its value${CHAOS ? ' (chaos)' : ''}`,
   async ({ schedule, faults }) => {
-    runCounter += 1;
-    const ids = Array.from({ length: KEYS }, (_, k) => `r${runCounter}-key${k}`);
-    await t.db.collection<Payment>('payments').insertMany(ids.map((_id) => ({ _id, runs: 0 })));
-    const world = { ids, completions: new Map<string, number>() };
-    const calls = await withFaults(t.db, clients.appName, faults, () =>
-      runSchedule(clients.all, schedule, (client, op) => executeRequest(world, client, op)),
-    );
-    verify(
-      world,
-      calls,
-      await t.db
-        .collection('idempotency')
-        .find({ _id: { $in: ids as never[] } })
-        .toArray(),
-      await t.db
-        .collection<Payment>('payments')
-        .find({ _id: { $in: ids } })
-        .toArray(),
-    );
+    await repeated(async () => {
+      runCounter += 1;
+      const ids = Array.from({ length: KEYS }, (_, k) => `r${runCounter}-key${k}`);
+      await t.db.collection<Payment>('payments').insertMany(ids.map((_id) => ({ _id, runs: 0 })));
+      const world = { ids, completions: new Map<string, number>() };
+      const calls = await withFaults(t.db, clients.appName, faults, () =>
+        runSchedule(clients.all, schedule, (client, op) => executeRequest(world, client, op)),
+      );
+      verify(
+        world,
+        calls,
+        await t.db
+          .collection('idempotency')
+          .find({ _id: { $in: ids as never[] } })
+          .toArray(),
+        await t.db
+          .collection<Payment>('payments')
+          .find({ _id: { $in: ids } })
+          .toArray(),
+      );
+    });
   },
   propertyTimeout(RUNS),
 );

@@ -22,6 +22,7 @@ import {
   isSubsetSum,
   propertyParameters,
   propertyTimeout,
+  repeated,
   runSchedule,
   scheduleArb,
   usePropertyClients,
@@ -172,13 +173,15 @@ test.prop(
 )(
   `claims: one claimant per document, losers told alreadyClaimed, opIds once${CHAOS ? ' (chaos)' : ''}`,
   async ({ schedule, faults }) => {
-    const ids = newIds('order');
-    const orders = t.db.collection<Order>('orders');
-    await orders.insertMany(ids.map((_id) => ({ _id, status: 'pending' })));
-    const calls = await withFaults(t.db, clients.appName, faults, () =>
-      runSchedule(clients.all, schedule, (client, op) => executeClaim(ids, client, op)),
-    );
-    verifyClaims(ids, calls, await orders.find({ _id: { $in: ids } }).toArray());
+    await repeated(async () => {
+      const ids = newIds('order');
+      const orders = t.db.collection<Order>('orders');
+      await orders.insertMany(ids.map((_id) => ({ _id, status: 'pending' })));
+      const calls = await withFaults(t.db, clients.appName, faults, () =>
+        runSchedule(clients.all, schedule, (client, op) => executeClaim(ids, client, op)),
+      );
+      verifyClaims(ids, calls, await orders.find({ _id: { $in: ids } }).toArray());
+    });
   },
   propertyTimeout(RUNS),
 );
@@ -315,13 +318,15 @@ test.prop(
 )(
   `progress awards: exact totals, opIds once, each level and badge reported once${CHAOS ? ' (chaos)' : ''}`,
   async ({ schedule, faults }) => {
-    const ids = newIds('player');
-    const players = t.db.collection<Player>('players');
-    await players.insertMany(ids.map((_id) => ({ _id })));
-    const calls = await withFaults(t.db, clients.appName, faults, () =>
-      runSchedule(clients.all, schedule, (client, op) => executeAward(ids, client, op)),
-    );
-    verifyAwards(ids, calls, await players.find({ _id: { $in: ids } }).toArray());
+    await repeated(async () => {
+      const ids = newIds('player');
+      const players = t.db.collection<Player>('players');
+      await players.insertMany(ids.map((_id) => ({ _id })));
+      const calls = await withFaults(t.db, clients.appName, faults, () =>
+        runSchedule(clients.all, schedule, (client, op) => executeAward(ids, client, op)),
+      );
+      verifyAwards(ids, calls, await players.find({ _id: { $in: ids } }).toArray());
+    });
   },
   propertyTimeout(RUNS),
 );
@@ -412,13 +417,15 @@ test.prop(
 )(
   `versioned updates: no lost update, version = writes, reported documents are the history${CHAOS ? ' (chaos)' : ''}`,
   async ({ schedule, faults }) => {
-    const ids = newIds('account');
-    const accounts = t.db.collection<Account>('accounts');
-    await accounts.insertMany(ids.map((_id) => ({ _id, balance: 0, entries: [] })));
-    const calls = await withFaults(t.db, clients.appName, faults, () =>
-      runSchedule(clients.all, schedule, (client, op) => executeDeposit(ids, client, op)),
-    );
-    verifyDeposits(ids, calls, await accounts.find({ _id: { $in: ids } }).toArray());
+    await repeated(async () => {
+      const ids = newIds('account');
+      const accounts = t.db.collection<Account>('accounts');
+      await accounts.insertMany(ids.map((_id) => ({ _id, balance: 0, entries: [] })));
+      const calls = await withFaults(t.db, clients.appName, faults, () =>
+        runSchedule(clients.all, schedule, (client, op) => executeDeposit(ids, client, op)),
+      );
+      verifyDeposits(ids, calls, await accounts.find({ _id: { $in: ids } }).toArray());
+    });
   },
   propertyTimeout(RUNS),
 );

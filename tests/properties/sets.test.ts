@@ -22,6 +22,7 @@ import {
   isSubsetSum,
   propertyParameters,
   propertyTimeout,
+  repeated,
   runSchedule,
   scheduleArb,
   usePropertyClients,
@@ -227,14 +228,16 @@ test.prop(
 )(
   `cart adds (capped, opIds) and $pull removals: one line per product, within its cap, quantities exact${CHAOS ? ' (chaos)' : ''}`,
   async ({ schedule, faults }) => {
-    runCounter += 1;
-    const ids = Array.from({ length: CARTS }, (_, c) => `r${runCounter}-cart${c}`);
-    const carts = t.db.collection<Cart>(CARTS_NAME);
-    await carts.insertMany(ids.map((_id) => ({ _id, lines: [] })));
-    const calls = await withFaults(t.db, clients.appName, faults, () =>
-      runSchedule(clients.all, schedule, (client, op) => executeCart(ids, client, op)),
-    );
-    verifyCarts(ids, calls, await carts.find({ _id: { $in: ids } }).toArray());
+    await repeated(async () => {
+      runCounter += 1;
+      const ids = Array.from({ length: CARTS }, (_, c) => `r${runCounter}-cart${c}`);
+      const carts = t.db.collection<Cart>(CARTS_NAME);
+      await carts.insertMany(ids.map((_id) => ({ _id, lines: [] })));
+      const calls = await withFaults(t.db, clients.appName, faults, () =>
+        runSchedule(clients.all, schedule, (client, op) => executeCart(ids, client, op)),
+      );
+      verifyCarts(ids, calls, await carts.find({ _id: { $in: ids } }).toArray());
+    });
   },
   propertyTimeout(RUNS),
 );
@@ -384,17 +387,19 @@ test.prop(
 )(
   `registrations and cancellations: counter = members ≤ capacity, members unique, added − removed = held${CHAOS ? ' (chaos)' : ''}`,
   async ({ capacities, schedule, faults }) => {
-    runCounter += 1;
-    const ids = capacities.map((_, e) => `r${runCounter}-event${e}`);
-    const events = t.db.collection<Event>(EVENTS_NAME);
-    await events.insertMany(
-      ids.map((_id, e) => ({ _id, capacity: capacities[e]!, attendees: [], sold: 0 })),
-    );
-    const world = { ids, capacities };
-    const calls = await withFaults(t.db, clients.appName, faults, () =>
-      runSchedule(clients.all, schedule, (client, op) => executeSeat(world, client, op)),
-    );
-    verifySeats(world, calls, await events.find({ _id: { $in: ids } }).toArray());
+    await repeated(async () => {
+      runCounter += 1;
+      const ids = capacities.map((_, e) => `r${runCounter}-event${e}`);
+      const events = t.db.collection<Event>(EVENTS_NAME);
+      await events.insertMany(
+        ids.map((_id, e) => ({ _id, capacity: capacities[e]!, attendees: [], sold: 0 })),
+      );
+      const world = { ids, capacities };
+      const calls = await withFaults(t.db, clients.appName, faults, () =>
+        runSchedule(clients.all, schedule, (client, op) => executeSeat(world, client, op)),
+      );
+      verifySeats(world, calls, await events.find({ _id: { $in: ids } }).toArray());
+    });
   },
   propertyTimeout(RUNS),
 );

@@ -20,6 +20,7 @@ import {
   pause,
   propertyParameters,
   propertyTimeout,
+  repeated,
   runSchedule,
   type Schedule,
   scheduleArb,
@@ -271,14 +272,16 @@ test.prop(
 )(
   `stock takes, restocks and orders (both modes) keep stock = initial − takes + restocks ≥ floor, opIds once, orders whole${CHAOS ? ' (chaos)' : ''}`,
   async ({ world: w, schedule, faults }) => {
-    const world = await setUp(
-      w.above.map((above) => w.floor + above),
-      w.floor,
-    );
-    const calls = await withFaults(t.db, clients.appName, faults, () =>
-      runSchedule(clients.all, schedule, (client, op) => execute(world, client, op)),
-    );
-    verify(world, calls, await finalDocuments(world));
+    await repeated(async () => {
+      const world = await setUp(
+        w.above.map((above) => w.floor + above),
+        w.floor,
+      );
+      const calls = await withFaults(t.db, clients.appName, faults, () =>
+        runSchedule(clients.all, schedule, (client, op) => execute(world, client, op)),
+      );
+      verify(world, calls, await finalDocuments(world));
+    });
   },
   propertyTimeout(RUNS),
 );

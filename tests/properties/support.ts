@@ -14,7 +14,8 @@
  *
  * Environment (see docs/testing.md, "Property tests"):
  * - `MONGO_ATOMICS_PROPERTY_RUNS=n`: n schedules per property instead of the bounded default;
- * - `MONGO_ATOMICS_PROPERTY_SEED=s` and `MONGO_ATOMICS_PROPERTY_PATH=p`: replay a failure;
+ * - `MONGO_ATOMICS_PROPERTY_SEED=s` and `MONGO_ATOMICS_PROPERTY_PATH=p`: replay a failure (each
+ *   schedule then runs 20 times, or `MONGO_ATOMICS_PROPERTY_REPEAT=n` times);
  * - `MONGO_ATOMICS_PROPERTY_CHAOS=1`: random `failCommand` fail points fire during each run.
  */
 import { fc } from '@fast-check/vitest';
@@ -63,11 +64,27 @@ export function propertyParameters(bounded: number): fc.Parameters<never> {
 }
 
 /**
+ * How many times each generated schedule runs: MONGO_ATOMICS_PROPERTY_REPEAT, else 20 when
+ * replaying a seed (the schedule replays exactly, the server's interleaving only by chance, so
+ * a replay tries the schedule several times), else 1.
+ */
+export function scheduleRepeats(): number {
+  const replaying = (process.env.MONGO_ATOMICS_PROPERTY_SEED ?? '') !== '';
+  return envInteger('MONGO_ATOMICS_PROPERTY_REPEAT') ?? (replaying ? 20 : 1);
+}
+
+/** Runs one generated schedule `scheduleRepeats()` times (each run sets up its own documents). */
+export async function repeated(run: () => Promise<void>): Promise<void> {
+  const times = scheduleRepeats();
+  for (let i = 0; i < times; i++) await run();
+}
+
+/**
  * A generous per-test timeout for `runs` schedules: long and chaos modes take minutes, and a
  * 2-core machine shared with other test files is slow.
  */
 export function propertyTimeout(bounded: number, msPerRun = 400): number {
-  return Math.max(60_000, propertyRuns(bounded) * msPerRun * (CHAOS ? 4 : 1));
+  return Math.max(60_000, propertyRuns(bounded) * scheduleRepeats() * msPerRun * (CHAOS ? 4 : 1));
 }
 
 export interface PropertyClients {
