@@ -20,6 +20,7 @@ import {
   runSchedule,
   scheduleArb,
   usePropertyClients,
+  useStatsReport,
   withFaults,
 } from './support.js';
 
@@ -29,6 +30,7 @@ const KEYS = 2;
 
 const t = useTestDatabase('prop_idempotency');
 const clients = usePropertyClients(CLIENTS, 'idem');
+useStatsReport('idempotency');
 let runCounter = 0;
 let tokenCounter = 0;
 

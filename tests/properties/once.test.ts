@@ -26,16 +26,18 @@ import {
   runSchedule,
   scheduleArb,
   usePropertyClients,
+  useStatsReport,
   withFaults,
 } from './support.js';
 
 const CLIENTS = 4;
-const RUNS = 10;
+const RUNS = 8;
 const DOCS = 2;
 const OP_IDS = ['op-a', 'op-b', 'op-c'] as const;
 
 const t = useTestDatabase('prop_once');
 const clients = usePropertyClients(CLIENTS, 'once');
+useStatsReport('once');
 let runCounter = 0;
 
 beforeAll(async () => {

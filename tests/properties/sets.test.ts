@@ -26,14 +26,16 @@ import {
   runSchedule,
   scheduleArb,
   usePropertyClients,
+  useStatsReport,
   withFaults,
 } from './support.js';
 
 const CLIENTS = 4;
-const RUNS = 10;
+const RUNS = 8;
 
 const t = useTestDatabase('prop_sets');
 const clients = usePropertyClients(CLIENTS, 'sets');
+useStatsReport('sets');
 let runCounter = 0;
 
 function collectionOf<T extends { _id: string }>(client: MongoClient, name: string): Collection<T> {

@@ -25,6 +25,7 @@ import {
   type Schedule,
   scheduleArb,
   usePropertyClients,
+  useStatsReport,
   withFaults,
 } from './support.js';
 
@@ -36,7 +37,7 @@ interface Product {
 
 const DOCS = 3;
 const CLIENTS = 4;
-const RUNS = 12;
+const RUNS = 10;
 
 type Item = { readonly doc: number; readonly amount: number };
 type StockOp =
@@ -89,6 +90,7 @@ const stockOpArb: fc.Arbitrary<StockOp> = fc.oneof(
 
 const t = useTestDatabase('prop_stock');
 const clients = usePropertyClients(CLIENTS, 'stock');
+useStatsReport('stock');
 const NAME = 'products';
 
 beforeAll(async () => {
@@ -174,8 +176,9 @@ function verify(
   world: World,
   calls: readonly Call<StockOp, Outcome>[],
   finals: readonly Product[],
+  statsPrefix = '',
 ) {
-  expectAcceptableErrors(calls);
+  expectAcceptableErrors(calls, statsPrefix);
   const byId = new Map(finals.map((doc) => [doc._id, doc]));
   const final = world.ids.map((id) => byId.get(id)?.stock ?? Number.NaN);
 
@@ -321,7 +324,7 @@ test('naive: read-then-write decrement fails the stock property (fast-check find
         const calls = await runSchedule(clients.all, schedule, (client, op) =>
           naiveTake(world, client, op),
         );
-        verify(world, calls, await finalDocuments(world));
+        verify(world, calls, await finalDocuments(world), 'naive ');
       },
     ),
     { numRuns: 100 },

@@ -184,18 +184,6 @@ export function resolvedOnly<Op, R>(calls: readonly Call<Op, R>[]): void {
   }
 }
 
-/** Counts the `outcome`s of the resolved calls. */
-export function tally(
-  calls: readonly Call<unknown, { outcome: string }>[],
-): Record<string, number> {
-  const counts: Record<string, number> = Object.create(null);
-  for (const call of calls) {
-    const key = call.threw ? 'threw' : call.result.outcome;
-    counts[key] = (counts[key] ?? 0) + 1;
-  }
-  return counts;
-}
-
 // ---------------------------------------------------------------------------------------------
 // Chaos mode
 // ---------------------------------------------------------------------------------------------
@@ -337,8 +325,10 @@ export function chaosErrorKind(error: unknown): string | undefined {
   ]) {
     if (has(label)) return label;
   }
+  // The injected error itself, unlabelled (MongoServerError, or MongoBulkWriteError from a
+  // bulkWrite): the fail point answered before the command ran.
   if (
-    name === 'MongoServerError' &&
+    /^Mongo/.test(name) &&
     (e.code === 112 || (RETRYABLE_CODES as readonly unknown[]).includes(e.code))
   ) {
     return `injected code ${String(e.code)}`;
@@ -346,8 +336,45 @@ export function chaosErrorKind(error: unknown): string | undefined {
   return undefined;
 }
 
-/** In chaos mode, every thrown error must be acceptable (see chaosErrorKind). */
-export function expectAcceptableErrors<Op, R>(calls: readonly Call<Op, R>[]): void {
+/** Outcome and error counts of this file's schedules, printed with MONGO_ATOMICS_PROPERTY_STATS=1. */
+const stats = new Map<string, number>();
+
+function count(key: string): void {
+  stats.set(key, (stats.get(key) ?? 0) + 1);
+}
+
+function record<Op, R>(calls: readonly Call<Op, R>[], prefix: string): void {
+  count(`${prefix}schedules`);
+  for (const call of calls) {
+    const op = call.op as { kind?: unknown; mode?: unknown };
+    const label = [op.kind, op.mode].filter((part) => typeof part === 'string').join('/') || 'call';
+    const outcome = call.threw
+      ? `threw ${chaosErrorKind(call.error) ?? 'UNEXPECTED'}`
+      : String((call.result as { outcome?: unknown }).outcome);
+    count(`${prefix}${label}: ${outcome}`);
+  }
+}
+
+/** Prints the file's counts after its properties ran, when MONGO_ATOMICS_PROPERTY_STATS=1. */
+export function useStatsReport(label: string): void {
+  afterAll(() => {
+    if (process.env.MONGO_ATOMICS_PROPERTY_STATS !== '1') return;
+    const lines = [...stats].sort(([a], [b]) => a.localeCompare(b));
+    process.stderr.write(
+      `[property stats: ${label}${CHAOS ? ', chaos' : ''}]\n${lines.map(([k, n]) => `  ${k}: ${n}`).join('\n')}\n`,
+    );
+  });
+}
+
+/**
+ * Outside chaos mode no call may throw; in chaos mode every thrown error must be acceptable
+ * (see chaosErrorKind). Also counts the outcomes for the stats report.
+ */
+export function expectAcceptableErrors<Op, R>(
+  calls: readonly Call<Op, R>[],
+  statsPrefix = '',
+): void {
+  record(calls, statsPrefix);
   if (!CHAOS) {
     resolvedOnly(calls);
     return;
