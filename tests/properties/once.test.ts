@@ -110,7 +110,7 @@ function verifyClaims(
   calls: readonly Call<ClaimOp, ClaimOutcome>[],
   finals: Order[],
 ) {
-  expectAcceptableErrors(calls);
+  expectAcceptableErrors(calls, 'claim ');
   const byId = new Map(finals.map((doc) => [doc._id, doc]));
   for (let d = 0; d < DOCS; d++) {
     const doc = byId.get(ids[d]!)!;
@@ -245,7 +245,7 @@ function verifyAwards(
   calls: readonly Call<AwardOp, AwardOutcome>[],
   finals: Player[],
 ) {
-  expectAcceptableErrors(calls);
+  expectAcceptableErrors(calls, 'award ');
   const byId = new Map(finals.map((doc) => [doc._id, doc]));
   for (let d = 0; d < DOCS; d++) {
     const doc = byId.get(ids[d]!)!;
@@ -370,7 +370,7 @@ function verifyDeposits(
   calls: readonly Call<DepositOp, DepositOutcome>[],
   finals: Account[],
 ) {
-  expectAcceptableErrors(calls);
+  expectAcceptableErrors(calls, 'deposit ');
   const byId = new Map(finals.map((doc) => [doc._id, doc]));
   for (let d = 0; d < DOCS; d++) {
     const doc = byId.get(ids[d]!)!;
