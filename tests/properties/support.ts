@@ -314,6 +314,11 @@ export function chaosErrorKind(error: unknown): string | undefined {
   if (name === 'MongoWriteConcernError' || e.writeConcernError !== undefined) {
     return 'writeConcernError';
   }
+  // A bulkWrite's write concern error (MongoBulkWriteError carrying it, code and all).
+  const bulk = (error as { result?: { getWriteConcernError?: () => unknown } }).result;
+  if (typeof bulk?.getWriteConcernError === 'function' && bulk.getWriteConcernError() != null) {
+    return 'writeConcernError (bulkWrite)';
+  }
   const has = (label: string) =>
     typeof e.hasErrorLabel === 'function'
       ? e.hasErrorLabel(label)
@@ -349,10 +354,15 @@ function record<Op, R>(calls: readonly Call<Op, R>[], prefix: string): void {
     const op = call.op as { kind?: unknown; mode?: unknown };
     const label = [op.kind, op.mode].filter((part) => typeof part === 'string').join('/') || 'call';
     const outcome = call.threw
-      ? `threw ${chaosErrorKind(call.error) ?? 'UNEXPECTED'}`
+      ? `threw ${chaosErrorKind(call.error) ?? `UNEXPECTED ${describeError(call.error)}`}`
       : String((call.result as { outcome?: unknown }).outcome);
     count(`${prefix}${label}: ${outcome}`);
   }
+}
+
+function describeError(error: unknown): string {
+  const e = error as { name?: unknown; code?: unknown; message?: unknown };
+  return `${String(e?.name)} ${String(e?.code)}: ${String(e?.message).slice(0, 100)}`;
 }
 
 /** Prints the file's counts after its properties ran, when MONGO_ATOMICS_PROPERTY_STATS=1. */
