@@ -8,9 +8,9 @@
  * every call's reported outcome are checked against a sequential model and invariants.
  *
  * fast-check generates the schedules and, when a property fails, shrinks the schedule and
- * prints `{ seed, path }`. The schedule (operations and pauses) replays exactly from them; the
- * server's interleaving depends on timing too, so a shrunk failure is re-run until it stops
- * failing, which keeps the smallest schedule that still fails.
+ * prints `{ seed, path }`. The schedule (operations, pauses, faults) replays exactly from them;
+ * the server's interleaving also depends on timing, so shrinking keeps the smallest schedule
+ * that failed when tried, and a replay runs the schedule several times (scheduleRepeats).
  *
  * Environment (see docs/testing.md, "Property tests"):
  * - `MONGO_ATOMICS_PROPERTY_RUNS=n`: n schedules per property instead of the bounded default;
@@ -58,6 +58,9 @@ export function propertyParameters(bounded: number): fc.Parameters<never> {
   const parameters: fc.Parameters<never> = { numRuns: propertyRuns(bounded) };
   if (seed !== undefined && seed !== '') {
     parameters.seed = Number(seed);
+    if (!Number.isSafeInteger(parameters.seed)) {
+      throw new Error(`MONGO_ATOMICS_PROPERTY_SEED must be an integer, got "${seed}"`);
+    }
     if (path !== undefined && path !== '') parameters.path = path;
   }
   return parameters;
