@@ -177,9 +177,9 @@ function roomExpression(v: Validator, capacity: unknown, m: Membership): Documen
  *   no place. The read is informational: a place may free up right after it.
  * - **Contention**: a failure read that shows a place means the set changed between the update
  *   and the read (a place was taken, then freed): the add is tried again (another
- *   `findAndModify` + `find`), at most 3 tries in all. When all 3 lose that way, the call throws
- *   RetryBudgetExhaustedError (reason `maxAttempts`, `attempts` 3, no `cause`) after 6 round
- *   trips, nothing written: the set is changing faster than the add can be checked, and no
+ *   `findAndModify` + `find`), at most 10 tries in all. When all 10 lose that way, the call
+ *   throws RetryBudgetExhaustedError (reason `maxAttempts`, `attempts` 10, no `cause`) after
+ *   20 round trips, nothing written: the set is changing faster than the add can be checked, and no
  *   outcome would be true (the update saw no place, the read saw one). Call again later.
  * - **`opId`**: also guarded by "this id not yet applied", and the id is `$push`ed onto the op
  *   id log in the same update (no extra round trip); a repeat resolves `alreadyApplied`
@@ -203,7 +203,7 @@ function roomExpression(v: Validator, capacity: unknown, m: Membership): Documen
  * if (result.outcome === 'full') return res.status(409).send('sold out');
  *
  * @throws InvalidArgumentError for invalid options, before anything is sent.
- * @throws RetryBudgetExhaustedError (reason `maxAttempts`) when 3 tries in a row saw no place
+ * @throws RetryBudgetExhaustedError (reason `maxAttempts`) when 10 tries in a row saw no place
  *   while the read after each showed one (see Contention); nothing was written.
  */
 export function addToSetWithCapacity<TSchema extends Document = Document>(
@@ -255,22 +255,43 @@ export async function addToSetWithCapacity<TSchema extends Document = Document>(
     // try again, a bounded number of times. Past that, answering `full` would contradict the
     // read and `added` did not happen: say that the set is too contended instead.
     if (!verdicts.room) return { outcome: 'full', document };
-    if (attempt >= MAX_ADD_ATTEMPTS) {
-      throw new RetryBudgetExhaustedError(
-        `addToSetWithCapacity: ${attempt} attempts found no place, yet every read afterwards showed one: the set is changing faster than the add can be checked; nothing was written`,
-        {
-          reason: GiveUpReason.MaxAttempts,
-          attempts: attempt,
-          elapsedMs: Math.round(performance.now() - started),
-          cause: undefined,
-        },
+    if (attempt >= MAX_ATTEMPTS) {
+      throw contended(
+        'addToSetWithCapacity',
+        attempt,
+        started,
+        'found no place, yet every read afterwards showed one',
       );
     }
   }
 }
 
-/** Tries of an add whose failure read keeps showing room (see addToSetWithCapacity). */
-const MAX_ADD_ATTEMPTS = 3;
+/**
+ * Tries of an add whose failure read keeps showing room, or of a removal whose failure read
+ * keeps showing the member: answering `full` or `notMember` would contradict that read. Each
+ * lost try needs another caller's write to land between this call's update and its read; 3
+ * was seen to run out in a 30-client register/cancel storm on a 5-place event (the capacity
+ * storm test), 10 makes that a remote chance while still bounding the call.
+ */
+const MAX_ATTEMPTS = 10;
+
+/** The set changed between every update and its read, `attempts` times: nothing was written. */
+function contended(
+  primitive: string,
+  attempts: number,
+  started: number,
+  what: string,
+): RetryBudgetExhaustedError {
+  return new RetryBudgetExhaustedError(
+    `${primitive}: ${attempts} attempts ${what}: the set is changing faster than the call can be checked; nothing was written`,
+    {
+      reason: GiveUpReason.MaxAttempts,
+      attempts,
+      elapsedMs: Math.round(performance.now() - started),
+      cause: undefined,
+    },
+  );
+}
 
 /**
  * Removes `member` from the array at `array` and decrements `counter`, releasing its place,
@@ -281,7 +302,10 @@ const MAX_ADD_ATTEMPTS = 3;
  * - **Atomic**: one `findOneAndUpdate` on one document: of N concurrent removals of one
  *   member exactly one releases its place, so the counter never drops twice for it.
  * - **Round trips**: success: 1 (`findAndModify`). Failure: 2, the second a `find` that tells
- *   apart `notFound`, `alreadyApplied` and `notMember` (informational, as above).
+ *   apart `notFound`, `alreadyApplied` and `notMember`. `notMember` is returned only when that
+ *   read shows the member absent; if it shows the member (added between the update and the
+ *   read), the removal is tried again, at most 10 times in all, then RetryBudgetExhaustedError
+ *   (`maxAttempts`), nothing written.
  * - **`opId`**: as for addToSetWithCapacity. A retried cancellation carrying its `opId`
  *   resolves `alreadyApplied` instead of cancelling a registration made after it.
  * - **Assumes**, like addToSetWithCapacity, that only these functions change the array and the
@@ -296,6 +320,10 @@ const MAX_ADD_ATTEMPTS = 3;
  *   counter: 'tickets_sold',
  * });
  * if (result.outcome === 'notMember') return res.status(404).send('not registered');
+ *
+ * @throws InvalidArgumentError for invalid options, before anything is sent.
+ * @throws RetryBudgetExhaustedError (reason `maxAttempts`) when 10 tries in a row found no member
+ *   while the read after each showed it; nothing was removed by this call.
  */
 export function removeFromSetWithCapacity<TSchema extends Document = Document>(
   collection: Collection<TSchema>,
@@ -319,21 +347,36 @@ export async function removeFromSetWithCapacity<TSchema extends Document = Docum
     { $and: [m.filter, { [m.array]: m.member }] },
     { $pull: { [m.array]: m.member }, $inc: { [m.counter]: -1 } },
   );
-  const removed = await collection.findOneAndUpdate(
-    statement.filter as Filter<TSchema>,
-    statement.update as Document,
-    { returnDocument: 'after', ...sessionOption },
-  );
-  if (removed !== null) return { outcome: 'removed', document: removed };
+  const started = performance.now();
+  for (let attempt = 1; ; attempt++) {
+    const removed = await collection.findOneAndUpdate(
+      statement.filter as Filter<TSchema>,
+      statement.update as Document,
+      { returnDocument: 'after', ...sessionOption },
+    );
+    if (removed !== null) return { outcome: 'removed', document: removed };
 
-  const read = await readWithVerdicts(
-    'removeFromSetWithCapacity',
-    collection,
-    m.filter,
-    { applied: opQuestion(m.op) },
-    m.session,
-  );
-  if (read === null) return { outcome: 'notFound' };
-  if (read.verdicts.applied) return { outcome: 'alreadyApplied', document: read.document };
-  return { outcome: 'notMember', document: read.document };
+    const read = await readWithVerdicts(
+      'removeFromSetWithCapacity',
+      collection,
+      m.filter,
+      { applied: opQuestion(m.op), member: holdsExpression(m.array, m.member) },
+      m.session,
+    );
+    if (read === null) return { outcome: 'notFound' };
+    const { document, verdicts } = read;
+    if (verdicts.applied) return { outcome: 'alreadyApplied', document };
+    // `notMember` only when the read shows it. A read that shows the member the update did
+    // not find means it was added in between (a registration racing this cancellation): try
+    // again, a bounded number of times, as the add does for `full`.
+    if (!verdicts.member) return { outcome: 'notMember', document };
+    if (attempt >= MAX_ATTEMPTS) {
+      throw contended(
+        'removeFromSetWithCapacity',
+        attempt,
+        started,
+        'found no member, yet every read afterwards showed it',
+      );
+    }
+  }
 }

@@ -12,6 +12,7 @@ import {
   isRetryBudgetExhaustedError,
   RetryBudgetExhaustedError,
 } from '../src/errors.js';
+import { rejectionOf } from './support/async.js';
 import { useTestDatabase } from './support/mongo.js';
 import { barrier, type RaceReport, race, useRaceClients } from './support/race.js';
 
@@ -466,7 +467,7 @@ describe('addToSetWithCapacity under churn: never full while its read shows a pl
     ]);
   });
 
-  it('every try loses: RetryBudgetExhaustedError (maxAttempts, 3 attempts) after 6 round trips, not a full that the read contradicts; nothing written', async () => {
+  it('every try loses: RetryBudgetExhaustedError (maxAttempts, 10 attempts) after 20 round trips, not a full that the read contradicts; nothing written', async () => {
     const coll = await events([lastPlace]);
     const { proxy, tries } = churning(coll, Number.POSITIVE_INFINITY);
     const error = await addToSetWithCapacity(proxy, {
@@ -479,19 +480,94 @@ describe('addToSetWithCapacity under churn: never full while its read shows a pl
     );
     expect(isRetryBudgetExhaustedError(error)).toBe(true);
     expect(error).toBeInstanceOf(RetryBudgetExhaustedError);
-    expect(error).toMatchObject({ reason: 'maxAttempts', attempts: 3, cause: undefined });
-    expect((error as Error).message).toMatch(/addToSetWithCapacity: 3 attempts/);
-    expect(tries()).toBe(3);
+    expect(error).toMatchObject({ reason: 'maxAttempts', attempts: 10, cause: undefined });
+    expect((error as Error).message).toMatch(/addToSetWithCapacity: 10 attempts/);
+    expect(tries()).toBe(10);
+    expect(t.commands.names()).toEqual(
+      Array.from({ length: 10 }, () => ['findAndModify', 'find']).flat(),
+    );
+    // The last read freed the place again, and u1 was never added.
+    expect(await find(coll)).toEqual(lastPlace);
+  });
+});
+
+/**
+ * A collection through which every update of the call under test finds `member` gone (another
+ * client cancels it just before) and every read after it finds the member back (the other client
+ * registers it again just before), `losses` times.
+ */
+function rejoining(coll: Collection<Event>, member: string, losses: number) {
+  const other = clients.all[1]!.db(t.db.databaseName).collection<Event>(coll.collectionName);
+  const churn = { ...seat, filter: { _id: 'e1' }, member };
+  let leaves = 0;
+  let returns = 0;
+  const proxy = new Proxy(coll, {
+    get(target, property, receiver) {
+      if (property === 'findOneAndUpdate') {
+        return async (...args: Parameters<typeof target.findOneAndUpdate>) => {
+          if (leaves < losses) {
+            leaves += 1;
+            const { capacity: _capacity, ...leave } = churn;
+            expect((await removeFromSetWithCapacity(other, leave)).outcome).toBe('removed');
+          }
+          return (target.findOneAndUpdate as (...a: unknown[]) => unknown)(...args);
+        };
+      }
+      if (property === 'findOne') {
+        return async (...args: Parameters<typeof target.findOne>) => {
+          if (returns < leaves) {
+            returns += 1;
+            expect((await addToSetWithCapacity(other, churn)).outcome).toBe('added');
+          }
+          return target.findOne(...args);
+        };
+      }
+      return Reflect.get(target, property, receiver);
+    },
+  });
+  return { proxy, tries: () => leaves };
+}
+
+describe('removeFromSetWithCapacity under churn: never notMember while its read shows the member', () => {
+  const registered = { _id: 'e1', capacity: 2, tickets_sold: 1, registration_ids: ['u1'] };
+
+  it('two tries miss the member that the read then shows: the third removes it; 5 round trips', async () => {
+    const coll = await events([registered]);
+    const { proxy, tries } = rejoining(coll, 'u1', 2);
+    const result = await removeFromSetWithCapacity(proxy, {
+      ...unseat,
+      filter: { _id: 'e1' },
+      member: 'u1',
+    });
+    expect(tries()).toBe(2);
+    expect(result).toEqual({
+      outcome: 'removed',
+      document: { _id: 'e1', capacity: 2, tickets_sold: 0, registration_ids: [] },
+    });
     expect(t.commands.names()).toEqual([
       'findAndModify',
       'find',
       'findAndModify',
       'find',
       'findAndModify',
-      'find',
     ]);
-    // The last read freed the place again, and u1 was never added.
-    expect(await find(coll)).toEqual(lastPlace);
+  });
+
+  it('every try misses it: RetryBudgetExhaustedError (maxAttempts, 10 attempts), not a notMember that the read contradicts; nothing removed by this call', async () => {
+    const coll = await events([registered]);
+    const { proxy, tries } = rejoining(coll, 'u1', Number.POSITIVE_INFINITY);
+    const error = await rejectionOf(
+      removeFromSetWithCapacity(proxy, { ...unseat, filter: { _id: 'e1' }, member: 'u1' }),
+    );
+    expect(isRetryBudgetExhaustedError(error)).toBe(true);
+    expect(error).toMatchObject({ reason: 'maxAttempts', attempts: 10, cause: undefined });
+    expect((error as Error).message).toMatch(/removeFromSetWithCapacity: 10 attempts/);
+    expect(tries()).toBe(10);
+    expect(t.commands.names()).toEqual(
+      Array.from({ length: 10 }, () => ['findAndModify', 'find']).flat(),
+    );
+    // The other client's last registration stands; this call removed nothing.
+    expect(await find(coll)).toEqual(registered);
   });
 });
 
