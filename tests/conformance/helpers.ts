@@ -7,7 +7,7 @@ import {
   type ObjectId,
 } from 'mongodb';
 import { expect } from 'vitest';
-import { rejectionOf, sleep } from '../support/async.js';
+import { rejectionOf } from '../support/async.js';
 
 export { rejectionOf, sleep } from '../support/async.js';
 
