@@ -1,4 +1,18 @@
 import { defineConfig } from 'vitest/config';
+import { BaseSequencer, type TestSpecification } from 'vitest/node';
+
+/**
+ * Runs the direct tests in tests/mutants/ (pure functions, no waiting on a server) before the
+ * primitives' tests. Stryker stops a mutant's run at its first failing test, so a mutant one of
+ * them kills costs milliseconds instead of the primitives' network-bound tests.
+ */
+class DirectTestsFirst extends BaseSequencer {
+  override async sort(files: TestSpecification[]): Promise<TestSpecification[]> {
+    const sorted = await super.sort(files);
+    const direct = (file: TestSpecification) => file.moduleId.includes('/tests/mutants/');
+    return [...sorted.filter(direct), ...sorted.filter((file) => !direct(file))];
+  }
+}
 
 /**
  * The vitest configuration Stryker runs (see stryker.config.mjs and scripts/mutation.mjs): the
@@ -23,5 +37,6 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 60_000,
     pool: 'forks',
+    sequence: { sequencer: DirectTestsFirst },
   },
 });

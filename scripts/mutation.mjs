@@ -12,9 +12,12 @@
  * - `score`: Stryker's, (killed + timeout) / (all valid mutants).
  * - `score (non-equivalent)`: the same with the mutants listed in
  *   scripts/mutation-equivalents.json taken out of the denominator. Each entry there names the
- *   file, the mutator, the source line as written and the replacement, with the reason the
+ *   file, the mutator, the source line as written (trimmed), the mutant's column on it and the
+ *   replacement (line numbers shift with every edit; the text does not), with the reason the
  *   mutant cannot change behaviour; docs/reliability.md ("Mutation testing") explains each one.
  *   An entry that matches no surviving mutant is reported as stale.
+ *
+ * `npm run mutation -- --report [files]` rebuilds the summary from the reports already written.
  *
  * Not part of `npm test` or CI: a small file takes minutes, a large one much longer.
  *
@@ -36,10 +39,16 @@ const REPORTS = path.join(ROOT, 'reports', 'mutation');
 const EQUIVALENTS = path.join(ROOT, 'scripts', 'mutation-equivalents.json');
 const CHILD_FLAG = '--single-file';
 
+const REPORT_FLAG = '--report';
+
 if (process.argv[2] === CHILD_FLAG) {
   await runOne(process.argv[3], process.argv[4]);
+} else if (process.argv[2] === REPORT_FLAG) {
+  // Rebuild the summary from the JSON reports already written (e.g. after editing the
+  // equivalents list), without running Stryker; times are not known then.
+  await main(process.argv.slice(3), { run: false });
 } else {
-  await main(process.argv.slice(2));
+  await main(process.argv.slice(2), { run: true });
 }
 
 /** In a child process: one Stryker run mutating `file`, its JSON report written to `report`. */
@@ -89,6 +98,7 @@ function matches(entry, file, source, mutant) {
     entry.file === file &&
     entry.mutator === mutant.mutatorName &&
     entry.line === lineOf(source, mutant) &&
+    entry.column === mutant.location.start.column &&
     entry.replacement === mutant.replacement
   );
 }
@@ -114,7 +124,7 @@ function summarise(file, report, equivalents) {
       else if (mutant.status === 'NoCoverage') rows.noCoverage += 1;
       else rows.survived += 1; // RuntimeError and anything new: count against the score
       survivors.push(
-        `${file}:${mutant.location.start.line} ${mutant.status} ${mutant.mutatorName}: ` +
+        `${file}:${mutant.location.start.line}:${mutant.location.start.column} ${mutant.status} ${mutant.mutatorName}: ` +
           `\`${lineOf(entry.source, mutant)}\` -> \`${mutant.replacement}\``,
       );
     }
@@ -130,9 +140,9 @@ function percent(part, whole) {
   return whole === 0 ? 'n/a' : `${((100 * part) / whole).toFixed(1)}%`;
 }
 
-async function main(args) {
+async function main(args, { run }) {
   const files = args.length > 0 ? args : defaultFiles();
-  if (process.env.MONGO_ATOMICS_TEST_BACKEND === undefined) {
+  if (run && process.env.MONGO_ATOMICS_TEST_BACKEND === undefined) {
     console.warn('MONGO_ATOMICS_TEST_BACKEND is not set; "offline" is the intended backend.');
   }
   mkdirSync(REPORTS, { recursive: true });
@@ -140,8 +150,13 @@ async function main(args) {
   const results = [];
   let failed = false;
   for (const file of files) {
-    const before = srcDigest();
     const report = path.join(REPORTS, `${file.replaceAll('/', '_')}.json`);
+    if (!run) {
+      const summary = summarise(file, JSON.parse(readFileSync(report, 'utf8')), equivalents);
+      results.push({ file, seconds: undefined, ...summary });
+      continue;
+    }
+    const before = srcDigest();
     const started = Date.now();
     const child = spawnSync(
       process.execPath,
@@ -169,7 +184,7 @@ async function main(args) {
     ...results.map(
       ({ file, seconds, rows: r }) =>
         `| ${file} | ${r.mutants} | ${r.killed} | ${r.survived} | ${r.noCoverage} | ${r.timeout} | ` +
-        `${r.equivalent} | ${r.score} | ${r.nonEquivalentScore} | ${seconds} s |`,
+        `${r.equivalent} | ${r.score} | ${r.nonEquivalentScore} | ${seconds === undefined ? '–' : `${seconds} s`} |`,
     ),
   ];
   const lines = [...table, ''];

@@ -63,6 +63,28 @@ describe('bsonType', () => {
     expect(bsonType(bare)).toBeUndefined();
   });
 
+  it('refuses a plain object carrying the version symbol itself', () => {
+    const version = Symbol.for('@@mdb.bson.version');
+    expect(bsonType({ [version]: 7, _bsontype: 'ObjectId' })).toBeUndefined();
+  });
+
+  it('refuses a plain object even when Object.prototype was polluted with _bsontype', () => {
+    // Another library's prototype pollution must not turn a request body into a BSON value:
+    // the plain-object check, not the own-key check, is what refuses this one.
+    const version = Symbol.for('@@mdb.bson.version');
+    Object.defineProperty(Object.prototype, '_bsontype', {
+      value: 'ObjectId',
+      configurable: true,
+    });
+    try {
+      expect(bsonType({ [version]: 7 })).toBeUndefined();
+      expect(bsonType(new ObjectId())).toBe('ObjectId');
+    } finally {
+      delete (Object.prototype as { _bsontype?: unknown })._bsontype;
+    }
+    expect(Object.hasOwn(Object.prototype, '_bsontype')).toBe(false);
+  });
+
   it('refuses an instance whose own _bsontype key shadows the prototype getter', () => {
     const fake = Object.create(ObjectId.prototype) as object;
     Object.defineProperty(fake, '_bsontype', { value: 'Decimal128', enumerable: true });
@@ -175,6 +197,24 @@ describe('sameScalar', () => {
     expect(sameScalar(new Binary(bytes, 0), new Binary(Buffer.from([1, 2, 3]), 0))).toBe(true);
     expect(sameScalar(new Binary(bytes, 0), new Binary(bytes, 5))).toBe(false);
     expect(sameScalar(new Binary(bytes, 0), new Binary(Buffer.from([1, 2, 4]), 0))).toBe(false);
+  });
+
+  it('compares a Binary look-alike without bytes as holding no bytes', () => {
+    // bsonType accepts any class instance carrying the js-bson version symbol; a js-bson Binary
+    // always has a buffer, a look-alike may not. Without bytes both sides read as empty.
+    const version = Symbol.for('@@mdb.bson.version');
+    class Bytesless {
+      readonly sub_type = 0;
+      get [version]() {
+        return 7;
+      }
+      get _bsontype() {
+        return 'Binary';
+      }
+    }
+    expect(sameScalar(new Bytesless(), new Bytesless())).toBe(true);
+    expect(sameScalar(new Bytesless(), new Binary(Buffer.alloc(0), 0))).toBe(true);
+    expect(sameScalar(new Binary(Buffer.alloc(0), 0), new Bytesless())).toBe(true);
   });
 
   it('distinguishes different strings and booleans', () => {
