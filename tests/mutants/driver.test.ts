@@ -30,6 +30,13 @@ describe('errorCode', () => {
     expect(errorCode(11000)).toBeUndefined();
     expect(errorCode(undefined)).toBeUndefined();
   });
+
+  it('reads objects only: a thrown function carrying a code is not a server error', () => {
+    // JavaScript can throw anything; only an object is read as an error shape.
+    const thrown = Object.assign(() => undefined, { code: 11000 });
+    expect(errorCode(thrown)).toBeUndefined();
+    expect(isDuplicateKeyError(thrown)).toBe(false);
+  });
 });
 
 describe('hasErrorLabel', () => {
@@ -150,6 +157,10 @@ describe('isTransactionsUnsupported', () => {
     expect(isTransactionsUnsupported({ code: 21, message: mongodMessage })).toBe(false);
     expect(isTransactionsUnsupported({ code: 20 })).toBe(false);
     expect(isTransactionsUnsupported({ code: 20, message: 42 })).toBe(false);
+    // only a string message is read, not whatever an object's toString makes of it
+    expect(
+      isTransactionsUnsupported({ code: 20, message: { toString: () => mongodMessage } }),
+    ).toBe(false);
   });
 
   it("recognises driver 7's rethrown form, by message or by the original reply", () => {
