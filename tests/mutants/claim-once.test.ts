@@ -10,11 +10,17 @@ import { claimOnce } from '../../src/claim-once.js';
 import { InvalidArgumentError, MongoAtomicsError } from '../../src/errors.js';
 import { useTestDatabase } from '../support/mongo.js';
 
+interface Order {
+  _id: string;
+  status: string;
+  payment: { state: string };
+}
+
 const t = useTestDatabase('mutants_claim_once');
 
 async function orders() {
-  const coll = t.db.collection(t.uniqueName('orders'));
-  await coll.insertOne({ _id: 'o1' as never, status: 'pending', payment: { state: 'open' } });
+  const coll = t.db.collection<Order>(t.uniqueName('orders'));
+  await coll.insertOne({ _id: 'o1', status: 'pending', payment: { state: 'open' } });
   t.commands.reset();
   return coll;
 }
@@ -24,7 +30,7 @@ async function refusal(options: Document): Promise<InvalidArgumentError> {
   const error = await claimOnce(coll, options as never).catch((e: unknown) => e);
   expect(error).toBeInstanceOf(InvalidArgumentError);
   expect(t.commands.started).toHaveLength(0);
-  expect(await coll.findOne({ _id: 'o1' as never })).toEqual({
+  expect(await coll.findOne({ _id: 'o1' })).toEqual({
     _id: 'o1',
     status: 'pending',
     payment: { state: 'open' },
