@@ -1,0 +1,207 @@
+/**
+ * Mutation testing, one source file per Stryker run, with a summary table.
+ *
+ *   MONGO_ATOMICS_TEST_BACKEND=offline npm run mutation -- src/values.ts src/op-log.ts
+ *
+ * Without file arguments every `src/*.ts` except the re-exporting `src/index.ts` is mutated,
+ * smallest first. Each file gets its own Stryker run (stryker.config.mjs: the driver-7 tests of
+ * vitest.stryker.config.ts, per-test coverage, one test process), its JSON report in
+ * `reports/mutation/<file>.json`, and a row in `reports/mutation/summary.md`:
+ * mutants, killed, survived, no coverage, timeout, equivalent, time, and two scores:
+ *
+ * - `score`: Stryker's, (killed + timeout) / (all valid mutants).
+ * - `score (non-equivalent)`: the same with the mutants listed in
+ *   scripts/mutation-equivalents.json taken out of the denominator. Each entry there names the
+ *   file, the mutator, the source line as written (trimmed), the mutant's column on it and the
+ *   replacement (line numbers shift with every edit; the text does not), with the reason the
+ *   mutant cannot change behaviour; docs/reliability.md ("Mutation testing") explains each one.
+ *   An entry that matches no surviving mutant is reported as stale.
+ *
+ * `npm run mutation -- --report [files]` rebuilds the summary from the reports already written.
+ *
+ * Not part of `npm test` or CI: a small file takes minutes, a large one much longer.
+ *
+ * Why the Stryker class is loaded from its file: Stryker 10 declares Node >= 22 and its CLI
+ * refuses older versions at import time; the project supports Node >= 20.19 and Stryker's
+ * mutation run itself works on it. On Node 22+ this is the same class the CLI uses.
+ *
+ * Stryker mutates a copy of the project in `.stryker-tmp/` (never the working tree); the script
+ * still checks that `src/` is byte-identical after each run and fails loudly if not.
+ */
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const REPORTS = path.join(ROOT, 'reports', 'mutation');
+const EQUIVALENTS = path.join(ROOT, 'scripts', 'mutation-equivalents.json');
+const CHILD_FLAG = '--single-file';
+
+const REPORT_FLAG = '--report';
+
+if (process.argv[2] === CHILD_FLAG) {
+  await runOne(process.argv[3], process.argv[4]);
+} else if (process.argv[2] === REPORT_FLAG) {
+  // Rebuild the summary from the JSON reports already written (e.g. after editing the
+  // equivalents list), without running Stryker; times are not known then.
+  await main(process.argv.slice(3), { run: false });
+} else {
+  await main(process.argv.slice(2), { run: true });
+}
+
+/** In a child process: one Stryker run mutating `file`, its JSON report written to `report`. */
+async function runOne(file, report) {
+  const pkg = fileURLToPath(import.meta.resolve('@stryker-mutator/core/package.json'));
+  const strykerFile = path.join(path.dirname(pkg), 'dist', 'src', 'stryker.js');
+  const { Stryker } = await import(pathToFileURL(strykerFile).href);
+  await new Stryker({
+    mutate: [file],
+    jsonReporter: { fileName: report },
+    reporters: ['clear-text', 'json', 'progress'],
+  }).runMutationTest();
+}
+
+function srcDigest() {
+  const hash = createHash('sha256');
+  for (const name of readdirSync(path.join(ROOT, 'src')).sort()) {
+    hash.update(name);
+    hash.update(readFileSync(path.join(ROOT, 'src', name)));
+  }
+  return hash.digest('hex');
+}
+
+function defaultFiles() {
+  return readdirSync(path.join(ROOT, 'src'))
+    .filter((name) => name.endsWith('.ts') && name !== 'index.ts')
+    .map((name) => `src/${name}`)
+    .sort((a, b) => statSync(path.join(ROOT, a)).size - statSync(path.join(ROOT, b)).size);
+}
+
+function loadEquivalents() {
+  try {
+    return JSON.parse(readFileSync(EQUIVALENTS, 'utf8'));
+  } catch (error) {
+    if (error.code === 'ENOENT') return [];
+    throw error;
+  }
+}
+
+/** The trimmed source line a mutant starts on: the stable part of its identity across edits. */
+function lineOf(source, mutant) {
+  return (source.split('\n')[mutant.location.start.line - 1] ?? '').trim();
+}
+
+function matches(entry, file, source, mutant) {
+  return (
+    entry.file === file &&
+    entry.mutator === mutant.mutatorName &&
+    entry.line === lineOf(source, mutant) &&
+    entry.column === mutant.location.start.column &&
+    entry.replacement === mutant.replacement
+  );
+}
+
+function summarise(file, report, equivalents) {
+  const entry = Object.values(report.files)[0];
+  const rows = { mutants: 0, killed: 0, survived: 0, noCoverage: 0, timeout: 0, equivalent: 0 };
+  const survivors = [];
+  const used = new Set();
+  for (const mutant of entry.mutants) {
+    if (mutant.status === 'CompileError' || mutant.status === 'Ignored') continue;
+    rows.mutants += 1;
+    if (mutant.status === 'Killed') rows.killed += 1;
+    else if (mutant.status === 'Timeout') rows.timeout += 1;
+    else {
+      const equivalent = equivalents.find((e) => matches(e, file, entry.source, mutant));
+      if (equivalent !== undefined) {
+        rows.equivalent += 1;
+        used.add(equivalent);
+        continue;
+      }
+      if (mutant.status === 'Survived') rows.survived += 1;
+      else if (mutant.status === 'NoCoverage') rows.noCoverage += 1;
+      else rows.survived += 1; // RuntimeError and anything new: count against the score
+      survivors.push(
+        `${file}:${mutant.location.start.line}:${mutant.location.start.column} ${mutant.status} ${mutant.mutatorName}: ` +
+          `\`${lineOf(entry.source, mutant)}\` -> \`${mutant.replacement}\``,
+      );
+    }
+  }
+  const detected = rows.killed + rows.timeout;
+  rows.score = percent(detected, rows.mutants);
+  rows.nonEquivalentScore = percent(detected, rows.mutants - rows.equivalent);
+  const stale = equivalents.filter((e) => e.file === file && !used.has(e));
+  return { rows, survivors, stale };
+}
+
+function percent(part, whole) {
+  return whole === 0 ? 'n/a' : `${((100 * part) / whole).toFixed(1)}%`;
+}
+
+async function main(args, { run }) {
+  const files = args.length > 0 ? args : defaultFiles();
+  if (run && process.env.MONGO_ATOMICS_TEST_BACKEND === undefined) {
+    console.warn('MONGO_ATOMICS_TEST_BACKEND is not set; "offline" is the intended backend.');
+  }
+  mkdirSync(REPORTS, { recursive: true });
+  const equivalents = loadEquivalents();
+  const results = [];
+  let failed = false;
+  for (const file of files) {
+    const report = path.join(REPORTS, `${file.replaceAll('/', '_')}.json`);
+    if (!run) {
+      const summary = summarise(file, JSON.parse(readFileSync(report, 'utf8')), equivalents);
+      results.push({ file, seconds: undefined, ...summary });
+      continue;
+    }
+    const before = srcDigest();
+    const started = Date.now();
+    const child = spawnSync(
+      process.execPath,
+      [fileURLToPath(import.meta.url), CHILD_FLAG, file, report],
+      {
+        cwd: ROOT,
+        stdio: 'inherit',
+      },
+    );
+    const seconds = Math.round((Date.now() - started) / 1000);
+    if (srcDigest() !== before) {
+      throw new Error(`src/ changed during the mutation run of ${file}: check git status now`);
+    }
+    if (child.status !== 0) {
+      console.error(`Stryker failed on ${file} (exit ${child.status})`);
+      failed = true;
+      continue;
+    }
+    const summary = summarise(file, JSON.parse(readFileSync(report, 'utf8')), equivalents);
+    results.push({ file, seconds, ...summary });
+  }
+  const table = [
+    '| file | mutants | killed | survived | no coverage | timeout | equivalent | score | score (non-equivalent) | time |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    ...results.map(
+      ({ file, seconds, rows: r }) =>
+        `| ${file} | ${r.mutants} | ${r.killed} | ${r.survived} | ${r.noCoverage} | ${r.timeout} | ` +
+        `${r.equivalent} | ${r.score} | ${r.nonEquivalentScore} | ${seconds === undefined ? '–' : `${seconds} s`} |`,
+    ),
+  ];
+  const lines = [...table, ''];
+  const survivors = results.flatMap((r) => r.survivors);
+  if (survivors.length > 0)
+    lines.push('Undetected, not listed as equivalent:', '', ...survivors.map((s) => `- ${s}`), '');
+  const stale = results.flatMap((r) => r.stale);
+  if (stale.length > 0) {
+    lines.push(
+      'Stale equivalents (no such surviving mutant):',
+      '',
+      ...stale.map((e) => `- ${e.file}: \`${e.line}\` -> \`${e.replacement}\``),
+      '',
+    );
+  }
+  const text = lines.join('\n');
+  writeFileSync(path.join(REPORTS, 'summary.md'), text);
+  console.log(`\n${text}`);
+  if (failed) process.exitCode = 1;
+}
