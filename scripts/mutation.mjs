@@ -63,9 +63,17 @@ async function runOne(file, report) {
   }).runMutationTest();
 }
 
+/** Every file under src/ (src/testing/ included), by path relative to src/, sorted. */
+function srcFiles() {
+  return readdirSync(path.join(ROOT, 'src'), { recursive: true, withFileTypes: true })
+    .filter((entry) => entry.isFile())
+    .map((entry) => path.relative(path.join(ROOT, 'src'), path.join(entry.parentPath, entry.name)))
+    .sort();
+}
+
 function srcDigest() {
   const hash = createHash('sha256');
-  for (const name of readdirSync(path.join(ROOT, 'src')).sort()) {
+  for (const name of srcFiles()) {
     hash.update(name);
     hash.update(readFileSync(path.join(ROOT, 'src', name)));
   }
@@ -73,8 +81,8 @@ function srcDigest() {
 }
 
 function defaultFiles() {
-  return readdirSync(path.join(ROOT, 'src'))
-    .filter((name) => name.endsWith('.ts') && name !== 'index.ts')
+  return srcFiles()
+    .filter((name) => name.endsWith('.ts') && !name.endsWith('index.ts'))
     .map((name) => `src/${name}`)
     .sort((a, b) => statSync(path.join(ROOT, a)).size - statSync(path.join(ROOT, b)).size);
 }

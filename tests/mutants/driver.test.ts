@@ -19,6 +19,7 @@ import {
   modifyFacts,
   primaryRead,
   writeConcernErrorMatched,
+  writeMayHaveApplied,
 } from '../../src/driver.js';
 
 describe('errorCode', () => {
@@ -140,6 +141,37 @@ describe('writeConcernErrorMatched', () => {
     expect(writeConcernErrorMatched({ writeConcernError: {}, result: null })).toBeUndefined();
     expect(writeConcernErrorMatched({ writeConcernError: {} })).toBeUndefined();
     expect(writeConcernErrorMatched(null)).toBeUndefined();
+  });
+});
+
+describe('writeMayHaveApplied', () => {
+  it('a server reply (numeric code and an errorResponse): the write did not apply', () => {
+    expect(writeMayHaveApplied({ code: 2, errorResponse: { ok: 0, code: 2 } })).toBe(false);
+    expect(writeMayHaveApplied({ code: 11000, errorResponse: {}, name: 'MongoServerError' })).toBe(
+      false,
+    );
+  });
+
+  it('half a server reply is not one: a code alone, an errorResponse alone or null', () => {
+    expect(writeMayHaveApplied({ code: 2 })).toBe(true);
+    expect(writeMayHaveApplied({ code: '2', errorResponse: {} })).toBe(true);
+    expect(writeMayHaveApplied({ errorResponse: {} })).toBe(true);
+    expect(writeMayHaveApplied({ code: 2, errorResponse: null })).toBe(true);
+    expect(writeMayHaveApplied({ code: 2, errorResponse: 'x' })).toBe(true);
+  });
+
+  it('refused by the driver before sending (BSON, invalid argument): did not apply', () => {
+    expect(writeMayHaveApplied({ name: 'BSONError', message: 'cannot encode' })).toBe(false);
+    expect(writeMayHaveApplied({ name: 'MongoInvalidArgumentError' })).toBe(false);
+  });
+
+  it('a lost reply (network error, timeout, anything else, or not an error object) may have applied', () => {
+    expect(writeMayHaveApplied({ name: 'MongoNetworkError' })).toBe(true);
+    expect(writeMayHaveApplied({ name: 'MongoNetworkTimeoutError', code: undefined })).toBe(true);
+    expect(writeMayHaveApplied({ name: '' })).toBe(true);
+    expect(writeMayHaveApplied({})).toBe(true);
+    expect(writeMayHaveApplied(undefined)).toBe(true);
+    expect(writeMayHaveApplied('boom')).toBe(true);
   });
 });
 
