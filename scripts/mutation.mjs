@@ -19,6 +19,14 @@
  *
  * `npm run mutation -- --report [files]` rebuilds the summary from the reports already written.
  *
+ * `npm run mutation -- --survivors [files]` is the second pass: it runs Stryker again on the
+ * undetected mutants of each file's last report only (their source ranges, as Stryker's
+ * `file:line:column-line:column` mutate patterns), and writes their new status into that
+ * report. Only valid while the source file is unchanged since the report (checked: the
+ * report's copy of the source must equal the file) and tests were only added: a mutant killed
+ * before is then still killed, as no test that killed it was removed. The summary's time is
+ * the second pass's.
+ *
  * Not part of `npm test` or CI: a small file takes minutes, a large one much longer.
  *
  * Why the Stryker class is loaded from its file: Stryker 10 declares Node >= 22 and its CLI
@@ -40,24 +48,32 @@ const EQUIVALENTS = path.join(ROOT, 'scripts', 'mutation-equivalents.json');
 const CHILD_FLAG = '--single-file';
 
 const REPORT_FLAG = '--report';
+const SURVIVORS_FLAG = '--survivors';
+/** Statuses a second pass does not revisit. */
+const DETECTED = new Set(['Killed', 'Timeout', 'CompileError', 'Ignored']);
 
 if (process.argv[2] === CHILD_FLAG) {
-  await runOne(process.argv[3], process.argv[4]);
+  await runOne(process.argv[3], process.argv[4], process.argv[5]);
 } else if (process.argv[2] === REPORT_FLAG) {
   // Rebuild the summary from the JSON reports already written (e.g. after editing the
   // equivalents list), without running Stryker; times are not known then.
   await main(process.argv.slice(3), { run: false });
+} else if (process.argv[2] === SURVIVORS_FLAG) {
+  await main(process.argv.slice(3), { run: true, survivorsOnly: true });
 } else {
   await main(process.argv.slice(2), { run: true });
 }
 
-/** In a child process: one Stryker run mutating `file`, its JSON report written to `report`. */
-async function runOne(file, report) {
+/**
+ * In a child process: one Stryker run mutating `file` (or only the given mutate patterns, a
+ * JSON array), its JSON report written to `report`.
+ */
+async function runOne(file, report, patterns) {
   const pkg = fileURLToPath(import.meta.resolve('@stryker-mutator/core/package.json'));
   const strykerFile = path.join(path.dirname(pkg), 'dist', 'src', 'stryker.js');
   const { Stryker } = await import(pathToFileURL(strykerFile).href);
   await new Stryker({
-    mutate: [file],
+    mutate: patterns === undefined ? [file] : JSON.parse(patterns),
     jsonReporter: { fileName: report },
     reporters: ['clear-text', 'json', 'progress'],
   }).runMutationTest();
@@ -148,7 +164,59 @@ function percent(part, whole) {
   return whole === 0 ? 'n/a' : `${((100 * part) / whole).toFixed(1)}%`;
 }
 
-async function main(args, { run }) {
+/** Same mutant: same mutator, same place, same replacement. */
+function sameMutant(a, b) {
+  return (
+    a.mutatorName === b.mutatorName &&
+    a.replacement === b.replacement &&
+    a.location.start.line === b.location.start.line &&
+    a.location.start.column === b.location.start.column &&
+    a.location.end.line === b.location.end.line &&
+    a.location.end.column === b.location.end.column
+  );
+}
+
+/**
+ * The Stryker mutate patterns of the undetected, non-equivalent mutants of `file`'s report
+ * (report columns are 1-based, the patterns' 0-based), or [] when there are none.
+ */
+function survivorPatterns(file, report, equivalents) {
+  const entry = Object.values(report.files)[0];
+  const source = readFileSync(path.join(ROOT, file), 'utf8');
+  if (entry.source !== source) {
+    throw new Error(
+      `${file} changed since its last report: --survivors needs the source of the first pass; run the whole file again`,
+    );
+  }
+  return entry.mutants
+    .filter((m) => !DETECTED.has(m.status))
+    .filter((m) => !equivalents.some((e) => matches(e, file, entry.source, m)))
+    .map(
+      ({ location: { start, end } }) =>
+        `${file}:${start.line}:${start.column - 1}-${end.line}:${end.column - 1}`,
+    );
+}
+
+/** Writes the statuses of the second pass into the first pass's report. */
+function mergeSurvivors(report, rerun) {
+  const entry = Object.values(report.files)[0];
+  const again = Object.values(rerun.files)[0]?.mutants ?? [];
+  for (const mutant of entry.mutants) {
+    if (DETECTED.has(mutant.status)) continue;
+    const fresh = again.find((m) => sameMutant(m, mutant));
+    if (fresh === undefined) throw new Error(`mutant ${mutant.id} was not run again`);
+    Object.assign(mutant, {
+      status: fresh.status,
+      killedBy: fresh.killedBy,
+      coveredBy: fresh.coveredBy,
+      statusReason: fresh.statusReason,
+      testsCompleted: fresh.testsCompleted,
+    });
+  }
+  return report;
+}
+
+async function main(args, { run, survivorsOnly = false }) {
   const files = args.length > 0 ? args : defaultFiles();
   if (run && process.env.MONGO_ATOMICS_TEST_BACKEND === undefined) {
     console.warn('MONGO_ATOMICS_TEST_BACKEND is not set; "offline" is the intended backend.');
@@ -164,16 +232,29 @@ async function main(args, { run }) {
       results.push({ file, seconds: undefined, ...summary });
       continue;
     }
+    const patterns = survivorsOnly
+      ? survivorPatterns(file, JSON.parse(readFileSync(report, 'utf8')), equivalents)
+      : undefined;
+    const target = survivorsOnly ? `${report}.survivors.json` : report;
     const before = srcDigest();
     const started = Date.now();
-    const child = spawnSync(
-      process.execPath,
-      [fileURLToPath(import.meta.url), CHILD_FLAG, file, report],
-      {
-        cwd: ROOT,
-        stdio: 'inherit',
-      },
-    );
+    const child =
+      patterns?.length === 0
+        ? { status: 0 }
+        : spawnSync(
+            process.execPath,
+            [
+              fileURLToPath(import.meta.url),
+              CHILD_FLAG,
+              file,
+              target,
+              ...(patterns === undefined ? [] : [JSON.stringify(patterns)]),
+            ],
+            {
+              cwd: ROOT,
+              stdio: 'inherit',
+            },
+          );
     const seconds = Math.round((Date.now() - started) / 1000);
     if (srcDigest() !== before) {
       throw new Error(`src/ changed during the mutation run of ${file}: check git status now`);
@@ -182,6 +263,13 @@ async function main(args, { run }) {
       console.error(`Stryker failed on ${file} (exit ${child.status})`);
       failed = true;
       continue;
+    }
+    if (patterns !== undefined && patterns.length > 0) {
+      const merged = mergeSurvivors(
+        JSON.parse(readFileSync(report, 'utf8')),
+        JSON.parse(readFileSync(target, 'utf8')),
+      );
+      writeFileSync(report, JSON.stringify(merged));
     }
     const summary = summarise(file, JSON.parse(readFileSync(report, 'utf8')), equivalents);
     results.push({ file, seconds, ...summary });
