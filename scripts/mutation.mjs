@@ -197,14 +197,20 @@ function survivorPatterns(file, report, equivalents) {
     );
 }
 
-/** Writes the statuses of the second pass into the first pass's report. */
-function mergeSurvivors(report, rerun) {
+/**
+ * Writes the statuses of the second pass into the first pass's report (the equivalent mutants,
+ * not run again, keep theirs).
+ */
+function mergeSurvivors(file, report, rerun, equivalents) {
   const entry = Object.values(report.files)[0];
   const again = Object.values(rerun.files)[0]?.mutants ?? [];
   for (const mutant of entry.mutants) {
     if (DETECTED.has(mutant.status)) continue;
     const fresh = again.find((m) => sameMutant(m, mutant));
-    if (fresh === undefined) throw new Error(`mutant ${mutant.id} was not run again`);
+    if (fresh === undefined) {
+      if (equivalents.some((e) => matches(e, file, entry.source, mutant))) continue;
+      throw new Error(`mutant ${mutant.id} was not run again`);
+    }
     Object.assign(mutant, {
       status: fresh.status,
       killedBy: fresh.killedBy,
@@ -266,8 +272,10 @@ async function main(args, { run, survivorsOnly = false }) {
     }
     if (patterns !== undefined && patterns.length > 0) {
       const merged = mergeSurvivors(
+        file,
         JSON.parse(readFileSync(report, 'utf8')),
         JSON.parse(readFileSync(target, 'utf8')),
+        equivalents,
       );
       writeFileSync(report, JSON.stringify(merged));
     }
