@@ -280,7 +280,7 @@ describe('guardedDecrementAll commands', () => {
 function standIn(script: {
   bulkWrite?: (options: Document) => Promise<{ matchedCount: number }>;
   verdicts: () => Document[] | undefined;
-}): Collection & { bulkWriteOptions: Document[]; aggregates: number } {
+}): Collection<Product> & { bulkWriteOptions: Document[]; aggregates: number } {
   const stub = {
     collectionName: 'stand_in',
     client: t.client,
@@ -301,7 +301,10 @@ function standIn(script: {
       },
     }),
   };
-  return stub as unknown as Collection & { bulkWriteOptions: Document[]; aggregates: number };
+  return stub as unknown as Collection<Product> & {
+    bulkWriteOptions: Document[];
+    aggregates: number;
+  };
 }
 
 describe('guardedDecrementAll in its own transaction, later rounds (stand-in collection)', () => {

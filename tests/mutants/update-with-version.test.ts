@@ -83,7 +83,10 @@ describe('every update operator updateWithVersion accepts from the callback is w
   it('a $rename to a non-string target is left for the server to refuse (no path check of a number)', async () => {
     const coll = await docs();
     const error = await rejectionOf(
-      updateWithVersion(coll, { filter: { _id: 'd1' }, update: () => ({ $rename: { a: 5 } }) }),
+      updateWithVersion(coll, {
+        filter: { _id: 'd1' },
+        update: () => ({ $rename: { a: 5 } }) as never,
+      }),
     );
     expect(error).toBeInstanceOf(MongoServerError);
     expect((error as MongoServerError).code).toBe(2);
