@@ -22,6 +22,9 @@ export default {
   tempDirName: '.stryker-tmp',
   cleanTempDir: true,
   timeoutMS: 10_000,
+  // The initial run is the whole driver-7 suite with per-test coverage: minutes on a loaded
+  // 2-core machine, past Stryker's default limit of 5.
+  dryRunTimeoutMinutes: 30,
   timeoutFactor: 2,
   ignorePatterns: ['dist', 'coverage', 'docs/api', 'reports', '.vitest-cache', 'bench', 'examples'],
 };
