@@ -497,7 +497,7 @@ export async function withIdempotencyKey<T>(
     }
   };
 
-  claiming: for (;;) {
+  for (;;) {
     nextRound();
     const claimed = await claim(records, s);
     if (claimed !== undefined) {
@@ -509,7 +509,9 @@ export async function withIdempotencyKey<T>(
       // From the primary: a stale secondary could show no record (and send us round the claim
       // loop) or an old `inProgress` (and delay a replay).
       const record = await records.findOne({ _id: s.key }, { readPreference: 'primary' });
-      if (record === null) continue claiming;
+      // Gone (released, or expired by the TTL index): out to the next claim. A `break`, not a
+      // labelled `continue`: Stryker's instrumented copy of a labelled loop does not compile.
+      if (record === null) break;
       if ((record.fingerprint ?? null) !== (s.fingerprint ?? null)) {
         throw new IdempotencyKeyConflictError(s.key);
       }
