@@ -25,7 +25,8 @@
  * report. Only valid while the source file is unchanged since the report (checked: the
  * report's copy of the source must equal the file) and tests were only added: a mutant killed
  * before is then still killed, as no test that killed it was removed. The summary's time is
- * the second pass's.
+ * the second pass's. `npm run mutation -- --merge-survivors [files]` merges a second pass whose
+ * run stopped after Stryker wrote its report.
  *
  * Not part of `npm test` or CI: a small file takes minutes, a large one much longer.
  *
@@ -49,6 +50,7 @@ const CHILD_FLAG = '--single-file';
 
 const REPORT_FLAG = '--report';
 const SURVIVORS_FLAG = '--survivors';
+const MERGE_FLAG = '--merge-survivors';
 /** Statuses a second pass does not revisit. */
 const DETECTED = new Set(['Killed', 'Timeout', 'CompileError', 'Ignored']);
 
@@ -58,6 +60,9 @@ if (process.argv[2] === CHILD_FLAG) {
   // Rebuild the summary from the JSON reports already written (e.g. after editing the
   // equivalents list), without running Stryker; times are not known then.
   await main(process.argv.slice(3), { run: false });
+} else if (process.argv[2] === MERGE_FLAG) {
+  // Merge a second pass that ran but was not merged (the run stopped after Stryker finished).
+  await main(process.argv.slice(3), { run: false, mergeOnly: true });
 } else if (process.argv[2] === SURVIVORS_FLAG) {
   await main(process.argv.slice(3), { run: true, survivorsOnly: true });
 } else {
@@ -222,7 +227,7 @@ function mergeSurvivors(file, report, rerun, equivalents) {
   return report;
 }
 
-async function main(args, { run, survivorsOnly = false }) {
+async function main(args, { run, survivorsOnly = false, mergeOnly = false }) {
   const files = args.length > 0 ? args : defaultFiles();
   if (run && process.env.MONGO_ATOMICS_TEST_BACKEND === undefined) {
     console.warn('MONGO_ATOMICS_TEST_BACKEND is not set; "offline" is the intended backend.');
@@ -233,6 +238,15 @@ async function main(args, { run, survivorsOnly = false }) {
   let failed = false;
   for (const file of files) {
     const report = path.join(REPORTS, `${file.replaceAll('/', '_')}.json`);
+    if (mergeOnly) {
+      const merged = mergeSurvivors(
+        file,
+        JSON.parse(readFileSync(report, 'utf8')),
+        JSON.parse(readFileSync(`${report}.survivors.json`, 'utf8')),
+        equivalents,
+      );
+      writeFileSync(report, JSON.stringify(merged));
+    }
     if (!run) {
       const summary = summarise(file, JSON.parse(readFileSync(report, 'utf8')), equivalents);
       results.push({ file, seconds: undefined, ...summary });
