@@ -17,9 +17,12 @@ import { useTestDatabase } from '../support/mongo.js';
 
 const t = useTestDatabase('mutants_apply_progress');
 
-async function students(docs: Document[] = []): Promise<Collection<Document>> {
-  const coll = t.db.collection<Document>(t.uniqueName('students'));
-  if (docs.length > 0) await coll.insertMany(docs);
+/** Any fields, a string `_id` (a bare `Document` collection types `_id` as an ObjectId). */
+type Student = { _id: string } & Document;
+
+async function students(docs: Document[] = []): Promise<Collection<Student>> {
+  const coll = t.db.collection<Student>(t.uniqueName('students'));
+  if (docs.length > 0) await coll.insertMany(docs as Student[]);
   t.commands.reset();
   return coll;
 }
@@ -704,7 +707,7 @@ describe('the checks on the projected reply', () => {
     ({
       collectionName: 'stand_in',
       findOneAndUpdate: async () => reply,
-    }) as unknown as Collection<Document>;
+    }) as unknown as Collection<Student>;
   const without = (key: keyof typeof facts) =>
     Object.fromEntries(Object.entries(facts).filter(([k]) => k !== key));
 
