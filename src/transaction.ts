@@ -459,7 +459,7 @@ async function endQuietly(session: ClientSession): Promise<void> {
 }
 
 const ABORTED_BEFORE_COMMIT_MESSAGE =
-  `${PRIMITIVE}: the server had already aborted the transaction when the callback finished, ` +
+  `the server had already aborted the transaction when the callback finished, ` +
   `${ABORTED_BEFORE_COMMIT_LIMIT} attempts in a row (NoSuchTransaction). Most likely the callback ` +
   'catches a server error (such as a duplicate key, E11000) and carries on: a failed command ' +
   'aborts the transaction on the server. Rethrow errors inside the callback, and check ' +
