@@ -420,7 +420,7 @@ describe('every outcome, field for field', () => {
       { a: 'other', b: 1, q: 1 },
       { a: 'c1', b: 2, q: 1, r: 2, title: 'Intro', price: 9 },
     ]);
-    expect(Object.keys((stored?.courses as Document[])[1] ?? {})).toEqual([
+    expect(Object.keys(((stored?.courses ?? []) as Document[])[1] ?? {})).toEqual([
       'a',
       'b',
       'q',
