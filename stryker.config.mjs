@@ -21,7 +21,8 @@ export default {
   jsonReporter: { fileName: 'reports/mutation/mutation.json' },
   tempDirName: '.stryker-tmp',
   cleanTempDir: true,
-  timeoutMS: 10_000,
+  // Generous: on a loaded machine a slow test that times out would count as a kill.
+  timeoutMS: 20_000,
   // The initial run is the whole driver-7 suite with per-test coverage: minutes on a loaded
   // 2-core machine, past Stryker's default limit of 5.
   dryRunTimeoutMinutes: 30,
