@@ -379,6 +379,19 @@ describe('guardedDecrementAll in its own transaction, later rounds (stand-in col
     expect(coll.aggregates).toBe(0);
   });
 
+  it('a diagnosis reply without any document (no conforming server sends one: $facet always outputs one): every item is missing', async () => {
+    const coll = standIn({ verdicts: () => undefined });
+    const result = await guardedDecrementAll(coll, {
+      client: t.client,
+      field: 'stock',
+      items: [
+        { filter: { _id: 'p1' }, amount: 1 },
+        { filter: { _id: 'p2' }, amount: 1 },
+      ],
+    });
+    expect(result).toStrictEqual({ outcome: 'notFound', missing: [0, 1] });
+  });
+
   it('a diagnosis reply without a verdict for an item (no conforming server sends one): that item is missing', async () => {
     const coll = standIn({ verdicts: () => [] });
     const result = await guardedDecrementAll(coll, {
