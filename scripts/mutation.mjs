@@ -20,7 +20,7 @@
  * `npm run mutation -- --report [files]` rebuilds the summary from the reports already written.
  *
  * `npm run mutation -- --survivors [files]` is the second pass: it runs Stryker again on the
- * undetected mutants of each file's last report only (their source ranges, as Stryker's
+ * undetected and timed-out mutants of each file's last report only (their source ranges, as Stryker's
  * `file:line:column-line:column` mutate patterns), and writes their new status into that
  * report. Only valid while the source file is unchanged since the report (checked: the
  * report's copy of the source must equal the file) and tests were only added: a mutant killed
@@ -51,8 +51,11 @@ const CHILD_FLAG = '--single-file';
 const REPORT_FLAG = '--report';
 const SURVIVORS_FLAG = '--survivors';
 const MERGE_FLAG = '--merge-survivors';
-/** Statuses a second pass does not revisit. */
-const DETECTED = new Set(['Killed', 'Timeout', 'CompileError', 'Ignored']);
+/**
+ * Statuses a second pass does not revisit. Timeouts are revisited: on a loaded machine a slow
+ * test times out without any mutant hanging it, and a timeout counts as detected.
+ */
+const SETTLED = new Set(['Killed', 'CompileError', 'Ignored']);
 
 if (process.argv[2] === CHILD_FLAG) {
   await runOne(process.argv[3], process.argv[4], process.argv[5]);
@@ -182,7 +185,7 @@ function sameMutant(a, b) {
 }
 
 /**
- * The Stryker mutate patterns of the undetected, non-equivalent mutants of `file`'s report
+ * The Stryker mutate patterns of the undetected (or timed-out), non-equivalent mutants of `file`'s report
  * (report columns are 1-based, the patterns' 0-based), or [] when there are none.
  */
 function survivorPatterns(file, report, equivalents) {
@@ -194,7 +197,7 @@ function survivorPatterns(file, report, equivalents) {
     );
   }
   return entry.mutants
-    .filter((m) => !DETECTED.has(m.status))
+    .filter((m) => !SETTLED.has(m.status))
     .filter((m) => !equivalents.some((e) => matches(e, file, entry.source, m)))
     .map(
       ({ location: { start, end } }) =>
@@ -210,7 +213,7 @@ function mergeSurvivors(file, report, rerun, equivalents) {
   const entry = Object.values(report.files)[0];
   const again = Object.values(rerun.files)[0]?.mutants ?? [];
   for (const mutant of entry.mutants) {
-    if (DETECTED.has(mutant.status)) continue;
+    if (SETTLED.has(mutant.status)) continue;
     const fresh = again.find((m) => sameMutant(m, mutant));
     if (fresh === undefined) {
       if (equivalents.some((e) => matches(e, file, entry.source, mutant))) continue;
