@@ -1241,3 +1241,38 @@ describe("the caller's signal", () => {
     expect(getEventListeners(controller.signal, 'abort')).toHaveLength(0);
   });
 });
+
+describe('no timer outlives its purpose (fake timers count them)', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('sleep aborted: its timer is cleared, not left to fire into a settled promise', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    const controller = new AbortController();
+    const slept = sleepOrAbort(60_000, controller.signal).catch((error: unknown) => error);
+    expect(vi.getTimerCount()).toBe(1);
+    const reason = new Error('stop');
+    controller.abort(reason);
+    expect(await slept).toBe(reason);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it("the call's time budget: its timer is cleared when the call ends, and the callback's signal never aborts afterwards", async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    const f = fake();
+    let seen: AbortSignal | undefined;
+    const result = await withRetryingTransaction(
+      f.client,
+      async (_session, { signal }) => {
+        seen = signal;
+        return 'done';
+      },
+      { timeoutMs: 1_000 },
+    );
+    expect(result).toBe('done');
+    expect(vi.getTimerCount()).toBe(0);
+    vi.advanceTimersByTime(2_000);
+    expect(seen?.aborted).toBe(false);
+  });
+});
