@@ -137,11 +137,29 @@ function matches(entry, file, source, mutant) {
 
 function summarise(file, report, equivalents) {
   const entry = Object.values(report.files)[0];
-  const rows = { mutants: 0, killed: 0, survived: 0, noCoverage: 0, timeout: 0, equivalent: 0 };
+  const rows = {
+    mutants: 0,
+    killed: 0,
+    survived: 0,
+    noCoverage: 0,
+    timeout: 0,
+    equivalent: 0,
+    errors: 0,
+  };
   const survivors = [];
   const used = new Set();
   for (const mutant of entry.mutants) {
     if (mutant.status === 'CompileError' || mutant.status === 'Ignored') continue;
+    // As in Stryker's score: a mutant that crashed the test process (e.g. an endless loop
+    // filling an array until V8 aborts) is neither killed nor survived. Listed apart.
+    if (mutant.status === 'RuntimeError') {
+      rows.errors += 1;
+      survivors.push(
+        `${file}:${mutant.location.start.line}:${mutant.location.start.column} RuntimeError (not in the score) ${mutant.mutatorName}: ` +
+          `\`${lineOf(entry.source, mutant)}\` -> \`${mutant.replacement}\``,
+      );
+      continue;
+    }
     rows.mutants += 1;
     if (mutant.status === 'Killed') rows.killed += 1;
     else if (mutant.status === 'Timeout') rows.timeout += 1;
@@ -154,7 +172,7 @@ function summarise(file, report, equivalents) {
       }
       if (mutant.status === 'Survived') rows.survived += 1;
       else if (mutant.status === 'NoCoverage') rows.noCoverage += 1;
-      else rows.survived += 1; // RuntimeError and anything new: count against the score
+      else rows.survived += 1; // anything new: count against the score
       survivors.push(
         `${file}:${mutant.location.start.line}:${mutant.location.start.column} ${mutant.status} ${mutant.mutatorName}: ` +
           `\`${lineOf(entry.source, mutant)}\` -> \`${mutant.replacement}\``,
@@ -300,12 +318,12 @@ async function main(args, { run, survivorsOnly = false, mergeOnly = false }) {
     results.push({ file, seconds, ...summary });
   }
   const table = [
-    '| file | mutants | killed | survived | no coverage | timeout | equivalent | score | score (non-equivalent) | time |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| file | mutants | killed | survived | no coverage | timeout | equivalent | runtime errors | score | score (non-equivalent) | time |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     ...results.map(
       ({ file, seconds, rows: r }) =>
         `| ${file} | ${r.mutants} | ${r.killed} | ${r.survived} | ${r.noCoverage} | ${r.timeout} | ` +
-        `${r.equivalent} | ${r.score} | ${r.nonEquivalentScore} | ${seconds === undefined ? '–' : `${seconds} s`} |`,
+        `${r.equivalent} | ${r.errors} | ${r.score} | ${r.nonEquivalentScore} | ${seconds === undefined ? '–' : `${seconds} s`} |`,
     ),
   ];
   const lines = [...table, ''];
