@@ -570,7 +570,8 @@ async function diagnose<TSchema extends Document>(
   const missing: number[] = [];
   const shortages: Shortage[] = [];
   items.forEach((item, index) => {
-    // No document matched at all: the pipeline returns nothing and every item is missing.
+    // `$facet` outputs one document even when `$match` passed none (every facet then empty);
+    // a reply without it, or without a verdict for an item, is read as that item missing.
     const verdict = replayed?.verdicts[index];
     if (verdict?.found !== true) {
       missing.push(index);
