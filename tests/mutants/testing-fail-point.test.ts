@@ -80,6 +80,24 @@ describe('the spec checks: InvalidArgumentError naming the option, nothing sent'
       "must be 'alwaysOn', { times: n } or { skip: n } (turn it off with clearFailPoint)",
     ],
     [
+      'mode undefined',
+      { mode: undefined, data },
+      'spec.mode',
+      "must be 'alwaysOn', { times: n } or { skip: n } (turn it off with clearFailPoint)",
+    ],
+    [
+      'a function with an own times',
+      { mode: Object.assign(() => 'alwaysOn', { times: 1 }), data },
+      'spec.mode',
+      "must be 'alwaysOn', { times: n } or { skip: n } (turn it off with clearFailPoint)",
+    ],
+    [
+      'a function with an own skip',
+      { mode: Object.assign(() => 'alwaysOn', { skip: 0 }), data },
+      'spec.mode',
+      "must be 'alwaysOn', { times: n } or { skip: n } (turn it off with clearFailPoint)",
+    ],
+    [
       'an inherited times',
       { mode: Object.create({ times: 1 }), data },
       'spec.mode',
