@@ -140,6 +140,8 @@ export async function race<T>(
       errors.push(result.reason);
       key = `error:${errorName(result.reason)}`;
     }
+    // `tally` has no prototype: a key `__proto__` (outcome names come from the caller) is an
+    // ordinary own property here, never a prototype write.
     tally[key] = (tally[key] ?? 0) + 1;
   });
   Object.freeze(tally);

@@ -111,6 +111,16 @@ describe('race: the report', () => {
     expect(report.count('toString')).toBe(0);
   });
 
+  it('outcomes named __proto__ or constructor (the caller names them) are counted as own keys, Object.prototype untouched', async () => {
+    const names = ['__proto__', 'constructor', '__proto__'];
+    const report = await race(3, (i) => i, { outcome: (_value, index) => names[index] ?? '' });
+    expect(Object.keys(report.tally).sort()).toEqual(['__proto__', 'constructor']);
+    expect(report.count('__proto__')).toBe(2);
+    expect(report.count('constructor')).toBe(1);
+    expect(Object.getPrototypeOf(report.tally)).toBe(null);
+    expect(Object.keys(Object.prototype)).toEqual([]);
+  });
+
   it('uses the outcome option, given each value and its index', async () => {
     const seen: [number, number][] = [];
     const report = await race(3, (i) => i * 10, {
