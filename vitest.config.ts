@@ -1,3 +1,4 @@
+import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
 /**
@@ -12,8 +13,15 @@ import { defineConfig } from 'vitest/config';
  * `serial` project, after the parallel projects have finished (`sequence.groupOrder`).
  */
 const SERIAL = 'tests/**/*.serial.test.ts';
+const src = (path: string): string => fileURLToPath(new URL(`./src/${path}`, import.meta.url));
 
 export default defineConfig({
+  resolve: {
+    alias: [
+      { find: /^mongo-atomics$/, replacement: src('index.ts') },
+      { find: /^mongo-atomics\/testing$/, replacement: src('testing/index.ts') },
+    ],
+  },
   test: {
     globalSetup: ['tests/support/global-setup.ts'],
     testTimeout: 30_000,

@@ -1,0 +1,93 @@
+/**
+ * The HTTP plumbing every example shares: request validation with zod, and the error and
+ * not-found handlers. A validation failure is a 400 whose JSON names the offending field, and
+ * it happens before any database call, so bad input never writes.
+ */
+import type { ErrorRequestHandler, RequestHandler } from 'express';
+import { ObjectId } from 'mongodb';
+import { z } from 'zod';
+
+/** An error that is an HTTP response: the error handler sends `status` and `body` as they are. */
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly body: { readonly error: string } & Record<string, unknown>,
+  ) {
+    super(`${status} ${body.error}`);
+    this.name = 'HttpError';
+  }
+}
+
+/** Where a value came from, named in the error when the value has no field path of its own. */
+export type RequestPart = 'body' | 'params' | 'query' | 'headers';
+
+/**
+ * Validates `value` with `schema`. On failure throws a 400 `HttpError`:
+ * `{ error: 'invalidRequest', field, message, issues }`, where `field` is the dotted path of the
+ * first offending field (`items.0.qty`), or the request part itself (`body`) when the whole
+ * value is wrong.
+ */
+export function parse<T>(schema: z.ZodType<T>, value: unknown, part: RequestPart): T {
+  const result = schema.safeParse(value);
+  if (result.success) return result.data;
+  const issues = result.error.issues.map((issue) => ({
+    field: issue.path.length === 0 ? part : issue.path.map(String).join('.'),
+    message: issue.message,
+  }));
+  const [first] = issues;
+  throw new HttpError(400, {
+    error: 'invalidRequest',
+    field: first?.field ?? part,
+    message: first?.message ?? 'invalid',
+    issues,
+  });
+}
+
+/** A 24-hex-digit ObjectId string, turned into an `ObjectId`; anything else (objects with `$` operators included) is rejected. */
+export const objectId = z
+  .string()
+  .regex(/^[0-9a-f]{24}$/i, 'must be a 24-hex-digit ObjectId')
+  .transform((hex) => ObjectId.createFromHexString(hex));
+
+/** A quantity: a whole number from 1 to `max` (rejects 0, negatives, fractions, strings, huge values). */
+export const quantity = (max: number) =>
+  z
+    .number({ error: 'must be a number' })
+    .int('must be a whole number')
+    .min(1, 'must be at least 1')
+    .max(max, `must be at most ${max}`);
+
+/** An opaque id chosen by clients (user ids, operation ids): 1–64 letters, digits, `_` or `-`. */
+export const token = z
+  .string()
+  .regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1–64 letters, digits, "_" or "-"');
+
+/** Unknown routes: 404 with a JSON body, like every other error. */
+export const notFound: RequestHandler = (req, res) => {
+  res.status(404).json({ error: 'notFound', message: `no route for ${req.method} ${req.path}` });
+};
+
+/**
+ * Turns errors into JSON responses: `HttpError`s as they are, malformed or oversized JSON bodies
+ * (from `express.json()`) into 400/413 naming `body`, anything else into a 500 without details.
+ */
+export const errorHandler: ErrorRequestHandler = (error: unknown, _req, res, _next) => {
+  if (error instanceof HttpError) {
+    res.status(error.status).json(error.body);
+    return;
+  }
+  const type = (error as { type?: unknown } | null)?.type;
+  if (type === 'entity.parse.failed') {
+    res
+      .status(400)
+      .json({ error: 'malformedJson', field: 'body', message: 'body is not valid JSON' });
+    return;
+  }
+  if (type === 'entity.too.large') {
+    res.status(413).json({ error: 'bodyTooLarge', field: 'body', message: 'body is too large' });
+    return;
+  }
+  // An unexpected failure: report it where the operator looks, answer without internals.
+  console.error(error);
+  res.status(500).json({ error: 'internal', message: 'internal server error' });
+};
