@@ -7,7 +7,8 @@ import { join } from 'node:path';
 
 const here = import.meta.dirname;
 const available = readdirSync(here, { withFileTypes: true }).flatMap((entry) => {
-  if (!entry.isDirectory()) return [];
+  // `demo` has its own script (`npm run demo`); `shared` is the examples' plumbing.
+  if (!entry.isDirectory() || entry.name === 'demo' || entry.name === 'shared') return [];
   const names = existsSync(join(here, entry.name, 'main.ts')) ? [entry.name] : [];
   // Variants live in a subfolder with their own main.ts (e.g. inventory/mongoose).
   for (const sub of readdirSync(join(here, entry.name), { withFileTypes: true })) {
