@@ -4,34 +4,17 @@
  * CJS, and type-checked through the exports map from `.mts` and `.cts` files, with the
  * testing-kit guide's example among them.
  *
- * The tarball is packed from the package's `dist`. CI runs `npm run build` before `npm test`, so
- * `dist` is normally current; when it is missing or older than the sources (a local run without
- * a build), the test builds into its temporary directory instead of using a stale `dist`.
- * No registry is contacted: `mongodb`, `vitest` and `@types` are linked from this repository.
+ * Packing and installing: ./pack.ts (no registry is contacted: `mongodb`, `vitest` and `@types`
+ * are linked from this repository).
  *
  * Runs in the driver7 project only (vitest.config.ts): it does not use the driver under test.
  */
-import { execFile } from 'node:child_process';
-import {
-  cp,
-  mkdir,
-  mkdtemp,
-  readdir,
-  readFile,
-  realpath,
-  rm,
-  stat,
-  symlink,
-  writeFile,
-} from 'node:fs/promises';
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { builtinModules } from 'node:module';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { promisify } from 'node:util';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freshProject, root, run } from './pack.js';
 
-const run = promisify(execFile);
-const root = resolve(import.meta.dirname, '../..');
 const KIT_EXPORTS = [
   'FailPointError',
   'InvariantViolationError',
@@ -55,83 +38,13 @@ const KIT_ONLY = [
   'InvariantViolationError',
 ];
 
-async function newestMtime(path: string): Promise<number> {
-  const info = await stat(path);
-  if (!info.isDirectory()) return info.mtimeMs;
-  const entries = await readdir(path);
-  const times = await Promise.all(entries.map((entry) => newestMtime(join(path, entry))));
-  return Math.max(0, ...times);
-}
-
-/** Whether `dist` holds a build of the current sources. */
-async function distIsCurrent(): Promise<boolean> {
-  const outputs = [
-    'index.js',
-    'index.cjs',
-    'testing.js',
-    'testing.cjs',
-    'testing.d.ts',
-    'testing.d.cts',
-  ];
-  try {
-    const built = Math.min(
-      ...(await Promise.all(
-        outputs.map(async (file) => (await stat(join(root, 'dist', file))).mtimeMs),
-      )),
-    );
-    const inputs = Math.max(
-      ...(await Promise.all(
-        ['src', 'tsup.config.ts', 'package.json', 'tsconfig.json'].map((p) =>
-          newestMtime(join(root, p)),
-        ),
-      )),
-    );
-    return built >= inputs;
-  } catch {
-    return false;
-  }
-}
-
 let stage: string;
 let app: string;
-let packedFiles: string[];
+let packedFiles: readonly string[];
 let built: 'dist' | 'fresh build';
 
 beforeAll(async () => {
-  stage = await mkdtemp(join(tmpdir(), 'mongo-atomics-pack-'));
-  const pkg = join(stage, 'pkg');
-  await mkdir(pkg);
-  for (const file of ['package.json', 'README.md', 'CHANGELOG.md', 'LICENSE']) {
-    await cp(join(root, file), join(pkg, file));
-  }
-  if (await distIsCurrent()) {
-    built = 'dist';
-    await cp(join(root, 'dist'), join(pkg, 'dist'), { recursive: true });
-  } else {
-    built = 'fresh build';
-    await run(join(root, 'node_modules/.bin/tsup'), ['--out-dir', join(pkg, 'dist')], {
-      cwd: root,
-    });
-  }
-  const { stdout } = await run('npm', ['pack', '--json', '--pack-destination', stage], {
-    cwd: pkg,
-  });
-  const [packed] = JSON.parse(stdout) as { filename: string; files: { path: string }[] }[];
-  if (packed === undefined) throw new Error(`npm pack printed no result: ${stdout}`);
-  packedFiles = packed.files.map((file) => file.path).sort();
-
-  app = join(stage, 'app');
-  const modules = join(app, 'node_modules');
-  await mkdir(modules, { recursive: true });
-  await run('tar', ['-xzf', join(stage, packed.filename), '-C', modules]);
-  await run('mv', [join(modules, 'package'), join(modules, 'mongo-atomics')]);
-  for (const linked of ['mongodb', 'vitest', '@types']) {
-    await symlink(await realpath(join(root, 'node_modules', linked)), join(modules, linked));
-  }
-  await writeFile(
-    join(app, 'package.json'),
-    JSON.stringify({ name: 'app', private: true, type: 'module' }),
-  );
+  ({ stage, app, packedFiles, built } = await freshProject(['mongodb', 'vitest', '@types']));
 }, 180_000);
 
 afterAll(async () => {
