@@ -66,6 +66,27 @@ export const doubleCancelStorm: TicketStorm = {
   expectedOutcomes: ['cancelled', 'notRegistered'],
 };
 
+const HOLDERS = ['holder-0', 'holder-1', 'holder-2', 'holder-3', 'holder-4'];
+
+/**
+ * Churn on a full event: 50 cancellations (each of its 5 holders, 10 times) and 50
+ * registrations of newcomers, all at once. Who gets the freed seats depends on timing; the
+ * database must still hold exactly who the answers said. `busy` (503, nothing written) is an
+ * acceptable answer when the seats change faster than a refusal can be checked.
+ */
+export const churnStorm: TicketStorm = {
+  title: 'Ticketing: 50 cancellations and 50 registrations at once, 5 seats taken',
+  requests: 100,
+  invariant: 'sold = registrations = before + answered 201 − answered 200, at most 5',
+  capacity: 5,
+  registeredBefore: HOLDERS,
+  request: (index) =>
+    index % 2 === 0
+      ? { userId: HOLDERS[(index / 2) % HOLDERS.length] ?? 'holder-0', action: 'cancel' }
+      : { userId: `newcomer-${index}`, action: 'register' },
+  expectedOutcomes: ['cancelled', 'notRegistered', 'registered', 'full', 'busy'],
+};
+
 /** A fresh event for one run of `storm`; returns its id. */
 export async function setUpStormEvent(db: Db, storm: TicketStorm): Promise<ObjectId> {
   const _id = new ObjectId();
