@@ -147,7 +147,7 @@ export async function stormViolations(
   if (sold !== ids.length) {
     violations.push(`tickets_sold is ${sold} but ${ids.length} ids are registered`);
   }
-  if (sold > event.capacity) violations.push(`${sold} tickets sold for ${event.capacity} seats`);
+  if (sold > event.capacity) violations.push(`${sold} tickets sold for ${event.capacity} seat(s)`);
   if (sold < 0) violations.push(`tickets_sold is ${sold}`);
   const unique = new Set(ids);
   if (unique.size !== ids.length) {
