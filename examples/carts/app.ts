@@ -45,7 +45,10 @@ export function ownerId(owner: Owner, req: Request): ObjectId {
   return params[owner.param] as ObjectId;
 }
 
-/** Routes every example app shares: the catalogue, sign-up and a new guest session. */
+/**
+ * Routes the real and the naive app share, none of which can race: the catalogue, sign-up, a new
+ * guest session and reading a cart.
+ */
 export function accountRoutes(router: Router, c: Collections): void {
   router.get('/products', async (_req, res) => {
     res.json({ products: await c.products.find({}, { sort: { name: 1 } }).toArray() });

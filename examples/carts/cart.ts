@@ -145,10 +145,6 @@ export const setBody = z.strictObject({
 /** POST /users/:userId/cart/merge: the guest session whose cart joins the user's cart. */
 export const mergeBody = z.strictObject({ sessionId: objectId });
 
-export const userParams = z.strictObject({ userId: objectId });
-export const sessionParams = z.strictObject({ sessionId: objectId });
-export const ownerParams = (owner: Owner) => (owner === USER ? userParams : sessionParams);
-
 export type Identity = z.infer<typeof lineIdentity>;
 
 export function sameLine(line: Identity, identity: Identity): boolean {

@@ -122,15 +122,6 @@ export async function checkAddStorm(
   return violations;
 }
 
-export function describeAddState(storm: AddStorm): Promise<string> {
-  return collections(storm.db)
-    .carts.findOne({ userId: storm.userId })
-    .then((cart) => {
-      const lines = (cart?.courses ?? []).filter((candidate) => sameLine(candidate, ADD_LINE));
-      return `${lines.length} line(s), quantity ${lines.reduce((s, l) => s + l.quantity, 0)}`;
-    });
-}
-
 // ---------------------------------------------------------------------------------------------
 // The merge race
 
