@@ -2,7 +2,8 @@
  * The demo's scenarios, one per seed document; each example app exports its own from
  * `examples/<name>/demo.ts`.
  */
+import { scenario as carts } from '../carts/demo.js';
 import { scenario as ticketing } from '../ticketing/demo.js';
 import type { DemoScenario } from './scenario.js';
 
-export const scenarios: readonly DemoScenario[] = [ticketing];
+export const scenarios: readonly DemoScenario[] = [carts, ticketing];
