@@ -11,9 +11,9 @@
  *          quantities summed and capped, no line twice, the guest cart empty, one response
  *          reporting the merge and the others "nothing merged".
  */
-import type { AddressInfo } from 'node:net';
 import { barrier } from 'mongo-atomics/testing';
 import { type Db, ObjectId } from 'mongodb';
+import { type Listening, listen } from '../shared/listen.js';
 import { createApp } from './app.js';
 import { collections, LINE_CAP, type Line, type MergedLine, sameLine } from './cart.js';
 import { createNaiveApp } from './naive.js';
@@ -25,27 +25,11 @@ export const ADD_REQUESTS = 100;
 export const MERGE_REQUESTS = 50;
 
 /** The real app, or the naive one with a barrier for `parties` requests between reads and writes. */
-export interface RunningApp {
-  readonly url: string;
-  close(): Promise<void>;
-}
+export type RunningApp = Listening;
 
 export async function startApp(db: Db, kind: AppKind, parties: number): Promise<RunningApp> {
   const app = kind === 'safe' ? createApp(db) : createNaiveApp(db, { afterRead: barrier(parties) });
-  const server = app.listen(0, '127.0.0.1');
-  await new Promise<void>((resolve, reject) => {
-    server.once('listening', resolve);
-    server.once('error', reject);
-  });
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    close: () =>
-      new Promise<void>((resolve, reject) => {
-        server.closeAllConnections();
-        server.close((error) => (error ? reject(error) : resolve()));
-      }),
-  };
+  return listen(app);
 }
 
 async function seedCatalogue(db: Db): Promise<void> {

@@ -5,11 +5,11 @@
  */
 import { barrier, race } from 'mongo-atomics/testing';
 import type { DemoScenario } from '../demo/scenario.js';
+import { listen } from '../shared/listen.js';
 import { createApp } from './app.js';
 import { createNaiveApp } from './naive.js';
 import {
   lastSeatStorm,
-  listenLocally,
   sendStormRequest,
   setUpStormEvent,
   stormFinalState,
@@ -29,7 +29,7 @@ export const scenario: DemoScenario = {
     // every run instead of now and then (see naive.ts).
     const app =
       kind === 'naive' ? createNaiveApp(db, { afterRead: barrier(storm.requests) }) : createApp(db);
-    const server = await listenLocally(app);
+    const server = await listen(app);
     try {
       const report = await race(storm.requests, async (index) => {
         try {

@@ -4,9 +4,6 @@
  * how to send one request over HTTP, and the invariant check, which also demands that the
  * database holds exactly what the responses said.
  */
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import type { Express } from 'express';
 import type { RaceReport } from 'mongo-atomics/testing';
 import { type Db, ObjectId } from 'mongodb';
 import { eventsOf } from './events.js';
@@ -190,24 +187,4 @@ export async function stormFinalState(db: Db, eventId: ObjectId): Promise<string
   const event = await eventsOf(db).findOne({ _id: eventId });
   if (event === null) return 'event gone';
   return `sold=${event.tickets_sold}, registrations=${event.registration_ids.length}`;
-}
-
-/** Listens on a free port of 127.0.0.1 (the demo's; the tests use tests/examples/support.ts). */
-export async function listenLocally(
-  app: Express,
-): Promise<{ readonly url: string; close(): Promise<void> }> {
-  const server: Server = app.listen(0, '127.0.0.1');
-  await new Promise<void>((resolve, reject) => {
-    server.once('listening', resolve);
-    server.once('error', reject);
-  });
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    close: () =>
-      new Promise<void>((resolve, reject) => {
-        server.closeAllConnections();
-        server.close((error) => (error ? reject(error) : resolve()));
-      }),
-  };
 }

@@ -2,33 +2,10 @@
  * Helpers for the example apps' HTTP tests: start an app on port 0, call it with Node's own
  * `fetch`, and check that a request wrote nothing (from the driver's command monitoring).
  */
-import type { AddressInfo } from 'node:net';
-import type { Express } from 'express';
 import type { CommandLog } from '../support/mongo.js';
 
-export interface Listening {
-  /** `http://127.0.0.1:<port>` */
-  readonly url: string;
-  close(): Promise<void>;
-}
-
-/** Listens on a free port. Close it in `afterAll`/`afterEach`. */
-export async function listen(app: Express): Promise<Listening> {
-  const server = app.listen(0, '127.0.0.1');
-  await new Promise<void>((resolve, reject) => {
-    server.once('listening', resolve);
-    server.once('error', reject);
-  });
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    close: () =>
-      new Promise<void>((resolve, reject) => {
-        server.closeAllConnections();
-        server.close((error) => (error ? reject(error) : resolve()));
-      }),
-  };
-}
+/** Listens on a free port (the examples' own helper, which the demo uses too). */
+export { type Listening, listen } from '../../examples/shared/listen.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: replies are asserted field by field in tests
 export interface Reply<T = any> {
