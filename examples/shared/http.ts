@@ -24,16 +24,21 @@ export type RequestPart = 'body' | 'params' | 'query' | 'headers';
 /**
  * Validates `value` with `schema`. On failure throws a 400 `HttpError`:
  * `{ error: 'invalidRequest', field, message, issues }`, where `field` is the dotted path of the
- * first offending field (`items.0.qty`), or the request part itself (`body`) when the whole
- * value is wrong.
+ * first offending field (`items.0.qty`; for a key a strict object does not allow, that key:
+ * `$where`), or the request part itself (`body`) when the whole value is wrong.
  */
 export function parse<T>(schema: z.ZodType<T>, value: unknown, part: RequestPart): T {
   const result = schema.safeParse(value);
   if (result.success) return result.data;
-  const issues = result.error.issues.map((issue) => ({
-    field: issue.path.length === 0 ? part : issue.path.map(String).join('.'),
-    message: issue.message,
-  }));
+  const issues = result.error.issues.map((issue) => {
+    // An unknown key is reported at its object's path; name the key itself.
+    const path =
+      issue.code === 'unrecognized_keys' ? [...issue.path, ...issue.keys.slice(0, 1)] : issue.path;
+    return {
+      field: path.length === 0 ? part : path.map(String).join('.'),
+      message: issue.message,
+    };
+  });
   const [first] = issues;
   throw new HttpError(400, {
     error: 'invalidRequest',

@@ -320,7 +320,7 @@ describe('validation: 400 naming the field, nothing written', () => {
     ['quantity over the cap', { ...teeM, quantity: LINE_CAP + 1 }, 'quantity'],
     ['quantity a string', { ...teeM, quantity: '2' }, 'quantity'],
     ['quantity an operator', { ...teeM, quantity: { $gt: 0 } }, 'quantity'],
-    ['an extra key', { ...teeM, price: 1 }, 'body'],
+    ['an extra key', { ...teeM, price: 1 }, 'price'],
     ['an array', [teeM], 'body'],
     ['no product', { size: 'M', color: 'black' }, 'productId'],
   ];
@@ -379,7 +379,7 @@ describe('validation: 400 naming the field, nothing written', () => {
   });
 
   it.each([
-    ['an extra key (quantity)', { ...teeM, quantity: 1 }, 'body'],
+    ['an extra key (quantity)', { ...teeM, quantity: 1 }, 'quantity'],
     ['size an operator', { ...teeM, size: { $exists: true } }, 'size'],
   ])('remove one: %s', async (_name, body, field) => {
     await expectRejectedWithoutWrite(
@@ -393,7 +393,7 @@ describe('validation: 400 naming the field, nothing written', () => {
     ['sessionId malformed', { sessionId: 'abc' }, 'sessionId'],
     ['sessionId an operator', { sessionId: { $gt: '' } }, 'sessionId'],
     ['no sessionId', {}, 'sessionId'],
-    ['an extra key', { sessionId: SAMPLE.sessionId.toHexString(), userId: 'x' }, 'body'],
+    ['an extra key', { sessionId: SAMPLE.sessionId.toHexString(), userId: 'x' }, 'userId'],
   ])('merge: %s', async (_name, body, field) => {
     await expectRejectedWithoutWrite(
       () => call(base, 'POST', `${user}/cart/merge`, { body }),

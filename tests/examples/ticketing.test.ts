@@ -276,11 +276,16 @@ describe('validation: 400 naming the field, and no write', () => {
   });
 
   it('extra keys are refused (strict body), __proto__ and $-keys included', async () => {
-    const extra = await rejects('POST', register(), { userId: 'bob', seats: 2 }, 'body');
+    const extra = await rejects('POST', register(), { userId: 'bob', seats: 2 }, 'seats');
     expect(extra.message).toContain('seats');
-    const dollar = await rejects('POST', register(), { userId: 'bob', $where: '1' }, 'body');
+    const dollar = await rejects('POST', register(), { userId: 'bob', $where: '1' }, '$where');
     expect(dollar.message).toContain('$where');
-    const proto = await rejects('POST', register(), '{"userId":"bob","__proto__":{"x":1}}', 'body');
+    const proto = await rejects(
+      'POST',
+      register(),
+      '{"userId":"bob","__proto__":{"x":1}}',
+      '__proto__',
+    );
     expect(proto.message).toContain('__proto__');
     expect(({} as { x?: unknown }).x).toBeUndefined();
   });
