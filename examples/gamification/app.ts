@@ -9,33 +9,26 @@
  * - each level-up and each badge is reported by exactly one response, the one whose award
  *   caused it: the seed's `console.log('Congratulations!')` runs once per level;
  * - a submission is recorded once per (student, assignment) and a pomodoro once per operation
- *   id; a repeat answers 200 with the first result, marked `repeat: true`;
- * - the award and its record (the submission, the session) are written all or nothing: the
- *   seed's "FINAL FIX: USE TRANSACTIONS".
+ *   id; a repeat answers 200 with the first result, marked `repeat: true`.
  *
- * How: `applyProgress` adds the XP and derives the level and badges on the server in one
- * single-document update, reporting what THIS call earned; `withRetryingTransaction` writes the
- * award and its record together and retries on write conflicts; the record's unique key and the
- * award's `opId` make a repeat of the same operation a no-op.
+ * How: `applyProgress` adds the XP and derives the level and badges on the server in ONE
+ * single-document update, reporting what THIS call earned, and records the operation id
+ * (`submission:<assignmentId>`, `pomodoro:<opId>`) in the same update, so of N concurrent
+ * copies of one operation exactly one applies. That call then writes the operation's record
+ * (the submission, the session), which is what repeats answer with.
+ *
+ * Why not the seed's "FINAL FIX: USE TRANSACTIONS": the award and the record would commit
+ * together, but every award to a student writes that student's document, so concurrent awards
+ * conflict and retry. 100 concurrent submissions by one student took 1 381 transaction retries
+ * (and 12 to 30 s) on the test server; single-document updates take none. The price is a gap
+ * between the two writes, handled below (`awaitRecord`): see the README, "If the process dies".
  */
-import express, { type Express, type Response } from 'express';
-import {
-  applyProgress,
-  isRetryBudgetExhaustedError,
-  type ProgressApplied,
-  withRetryingTransaction,
-} from 'mongo-atomics';
-import { type ClientSession, type Db, MongoServerError, ObjectId } from 'mongodb';
+import { setTimeout as sleep } from 'node:timers/promises';
+import express, { type Express, type Response, Router } from 'express';
+import { applyProgress, type ProgressApplied } from 'mongo-atomics';
+import { type Db, type Filter, ObjectId } from 'mongodb';
 import { z } from 'zod';
-import {
-  errorHandler,
-  HttpError,
-  notFound,
-  objectId,
-  parse,
-  quantity,
-  token,
-} from '../shared/http.js';
+import { errorHandler, HttpError, notFound, objectId, parse, quantity, token } from '../shared/http.js';
 import {
   type Award,
   collections,
@@ -52,20 +45,21 @@ import {
 
 export interface AppOptions {
   /**
-   * The transaction's retry budget. Every award to one student writes that student's document,
-   * so concurrent awards conflict and retry; the defaults absorb a class's worth of them.
-   * @default { timeoutMs: 20_000, maxAttempts: 200 }
+   * How long a repeat waits for the record of an award that another request has applied but
+   * not yet recorded (normally a few milliseconds: the time between its two writes). After
+   * that the first request is presumed dead and the repeat writes the record itself.
+   * @default 5000
    */
-  readonly retry?: { readonly timeoutMs?: number; readonly maxAttempts?: number };
+  readonly recordWaitMs?: number;
 }
 
 /** Pomodoro lengths the app accepts: whole minutes, 1 to 3 hours. */
 export const MAX_POMODORO_MINUTES = 180;
 export const LEADERBOARD_MAX = 100;
 
-const studentParams = z.strictObject({ id: objectId });
-const submissionBody = z.strictObject({ assignmentId: objectId });
-const pomodoroBody = z.strictObject({ opId: token, minutes: quantity(MAX_POMODORO_MINUTES) });
+export const studentParams = z.strictObject({ id: objectId });
+export const submissionBody = z.strictObject({ assignmentId: objectId });
+export const pomodoroBody = z.strictObject({ opId: token, minutes: quantity(MAX_POMODORO_MINUTES) });
 const leaderboardQuery = z.strictObject({
   // Query strings are strings: accept only plain decimal digits, then range-check the number.
   limit: z
@@ -87,16 +81,9 @@ const PROGRESS_RULES = {
   level: { field: 'level', counter: 'xp', thresholds: LEVEL_THRESHOLDS },
   badges: {
     field: 'badges',
-    rules: SUBMISSION_BADGES.map(({ badge, atLeast }) => ({
-      badge,
-      counter: 'submissions',
-      atLeast,
-    })),
+    rules: SUBMISSION_BADGES.map(({ badge, atLeast }) => ({ badge, counter: 'submissions', atLeast })),
   },
 } as const;
-
-const isDuplicateKey = (error: unknown): boolean =>
-  error instanceof MongoServerError && error.code === 11000;
 
 const awardOf = (applied: ProgressApplied<Student>, xp: number): Award => ({
   xpAwarded: xp,
@@ -105,67 +92,80 @@ const awardOf = (applied: ProgressApplied<Student>, xp: number): Award => ({
   badgesEarned: applied.badgesEarned,
 });
 
+/** How an award went: this request applied it (201) or a request before it did (200). */
+type Once<R> = { readonly created: boolean; readonly record: R } | 'studentNotFound';
+
 export function createApp(db: Db, options: AppOptions = {}): Express {
   const { students, assignments, submissions, pomodoros } = collections(db);
-  const client = db.client;
-  const retry = { timeoutMs: 20_000, maxAttempts: 200, ...options.retry };
+  const recordWaitMs = options.recordWaitMs ?? 5000;
 
   /**
-   * Runs `fn` in a transaction, retried on write conflicts within the budget. A budget spent
-   * (a student hammered by far more concurrent awards than expected) is a 503 the client may
-   * retry: nothing was written.
+   * Applies an award once per operation and returns its record.
+   *
+   * 1. The record already exists: a repeat; answer with it (no write). This read also covers
+   *    a repeat arriving after the student's op id log (newest 50 ids) forgot the id.
+   * 2. `applyProgress` with the operation's id: `applied` means THIS request made the award
+   *    and is the one to report its levels and badges; it writes the record with
+   *    `$setOnInsert` (upsert), so a record already written by a repeat that gave up waiting
+   *    (step 3) is kept, and this request answers with that one: the database and the
+   *    responses never disagree.
+   * 3. `alreadyApplied`: a concurrent copy applied it and is about to write the record; wait
+   *    for it. If it never comes (that request's process died between its two writes), write
+   *    the record without the levels and badges, which nobody can know any more: they are then
+   *    reported at most once rather than exactly once (`recovered: true`).
    */
-  async function transaction<T>(fn: (session: ClientSession) => Promise<T>): Promise<T> {
-    try {
-      return await withRetryingTransaction(client, (session) => fn(session), retry);
-    } catch (error) {
-      if (isRetryBudgetExhaustedError(error) && error.reason !== 'commitOutcomeUnknown') {
-        throw new HttpError(503, {
-          error: 'busy',
-          message: 'too many concurrent updates to this student; nothing was recorded, retry',
-          retryable: true,
-        });
-      }
-      throw error;
+  async function awardOnce<R extends Award>(op: {
+    readonly studentId: ObjectId;
+    readonly opId: string;
+    readonly inc: Readonly<Record<string, number>>;
+    readonly xp: number;
+    readonly find: () => Promise<R | null>;
+    /** Upserts `record` with `$setOnInsert`; true if this call inserted it. */
+    readonly insert: (record: R) => Promise<boolean>;
+    readonly build: (award: Award & { recovered?: true }, student: StudentView) => R;
+  }): Promise<Once<R>> {
+    const existing = await op.find();
+    if (existing !== null) return { created: false, record: existing };
+
+    const progress = await applyProgress(students, {
+      filter: { _id: op.studentId },
+      inc: op.inc,
+      ...PROGRESS_RULES,
+      opId: op.opId,
+    });
+    if (progress.outcome === 'notFound') return 'studentNotFound';
+    if (progress.outcome === 'applied') {
+      const record = op.build(awardOf(progress, op.xp), studentView(progress.document));
+      if (await op.insert(record)) return { created: true, record };
+      const kept = await op.find();
+      if (kept === null) throw new Error(`record of ${op.opId} vanished`);
+      return { created: true, record: kept };
+    }
+    const recorded = await awaitRecord(op.find);
+    if (recorded !== null) return { created: false, record: recorded };
+    const recovered = op.build(
+      { xpAwarded: op.xp, auraPointsAwarded: op.xp, levelsGained: [], badgesEarned: [], recovered: true },
+      studentView(progress.document),
+    );
+    await op.insert(recovered);
+    const record = await op.find();
+    if (record === null) throw new Error(`record of ${op.opId} vanished`);
+    return { created: false, record };
+  }
+
+  /** Polls for a record another request is writing (every 10 ms, up to `recordWaitMs`). */
+  async function awaitRecord<R>(find: () => Promise<R | null>): Promise<R | null> {
+    const deadline = Date.now() + recordWaitMs;
+    for (;;) {
+      const record = await find();
+      if (record !== null || Date.now() >= deadline) return record;
+      await sleep(10);
     }
   }
 
   const app = express();
   app.use(express.json({ limit: '16kb' }));
-
-  app.get('/assignments', async (_req, res) => {
-    const list = await assignments.find({}, { sort: { dueDate: 1, _id: 1 }, limit: 100 }).toArray();
-    res.json({
-      assignments: list.map((a) => ({
-        id: a._id.toHexString(),
-        title: a.title,
-        points: a.points,
-        dueDate: a.dueDate.toISOString(),
-      })),
-    });
-  });
-
-  app.get('/students/:id', async (req, res) => {
-    const { id } = parse(studentParams, req.params, 'params');
-    const student = await students.findOne({ _id: id });
-    if (student === null) throw studentNotFound(id);
-    res.json({ student: studentView(student) });
-  });
-
-  /**
-   * Leaderboard: highest level first, then most XP (cumulative XP already orders students of
-   * one level; the level comes first so a level raised by hand still ranks), then the oldest
-   * account (`_id`) so ties have a stable order. Served by the `{ level: -1, xp: -1, _id: 1 }`
-   * index (setup.ts).
-   */
-  app.get('/leaderboard', async (req, res) => {
-    const { limit = 10 } = parse(leaderboardQuery, req.query, 'query');
-    const top = await students.find({}, { sort: { level: -1, xp: -1, _id: 1 }, limit }).toArray();
-    res.json({
-      sortedBy: ['level desc', 'xp desc', 'id asc'],
-      students: top.map((student, i) => ({ rank: i + 1, ...studentView(student) })),
-    });
-  });
+  app.use(readRoutes(db));
 
   /**
    * Submit an assignment: 201 with what it earned; 200 with the first submission's result
@@ -176,75 +176,48 @@ export function createApp(db: Db, options: AppOptions = {}): Express {
     const { id: studentId } = parse(studentParams, req.params, 'params');
     const { assignmentId } = parse(submissionBody, req.body, 'body');
 
-    // Assignments are not written by this request: read outside the transaction.
     const assignment = await assignments.findOne({ _id: assignmentId });
     if (assignment === null) {
-      throw new HttpError(404, {
-        error: 'assignmentNotFound',
-        assignmentId: assignmentId.toHexString(),
-      });
+      throw new HttpError(404, { error: 'assignmentNotFound', assignmentId: assignmentId.toHexString() });
     }
     const submittedAt = new Date();
     const xp = submissionReward(assignment, submittedAt);
-    const late = xp !== assignment.points;
+    // The unique { studentId, assignmentId } index (setup.ts) makes this the one record.
+    const key: Filter<Submission> = { studentId, assignmentId };
 
-    const findFirst = (session?: ClientSession) =>
-      submissions.findOne({ studentId, assignmentId }, session === undefined ? {} : { session });
-
-    let outcome: { created: boolean; submission: Submission | null } | 'studentNotFound';
-    try {
-      outcome = await transaction(async (session) => {
-        // The award, the level and the badges in one atomic update. The opId makes a second
-        // submission of the same assignment a no-op on the student even before the unique
-        // index below is reached (and tells us, in the same round trip, that it is a repeat).
-        const progress = await applyProgress(students, {
-          filter: { _id: studentId },
-          inc: { xp, auraPoints: xp, submissions: 1 },
-          ...PROGRESS_RULES,
-          opId: `submission:${assignmentId.toHexString()}`,
-          session,
-        });
-        if (progress.outcome === 'notFound') return 'studentNotFound';
-        if (progress.outcome === 'alreadyApplied') {
-          // Committed with the award (same transaction), so this snapshot holds it.
-          return { created: false, submission: await findFirst(session) };
-        }
-        const submission: Submission = {
-          _id: new ObjectId(),
-          studentId,
-          assignmentId,
-          submittedAt,
-          late,
-          ...awardOf(progress, xp),
-          student: studentView(progress.document),
-        };
-        // The unique { studentId, assignmentId } index is the lasting guard: the op id log
-        // keeps the newest 50 ids only. If it forgot this one, the insert fails with E11000,
-        // the server aborts the transaction, and the award above is rolled back with it.
-        await submissions.insertOne(submission, { session });
-        return { created: true, submission };
-      });
-    } catch (error) {
-      if (!isDuplicateKey(error)) throw error;
-      outcome = { created: false, submission: await findFirst() };
-    }
-
+    const outcome = await awardOnce<Submission>({
+      studentId,
+      opId: `submission:${assignmentId.toHexString()}`,
+      inc: { xp, auraPoints: xp, submissions: 1 },
+      xp,
+      find: () => submissions.findOne(key),
+      insert: async (record) => {
+        const { _id, ...fields } = record;
+        const result = await submissions.updateOne(key, { $setOnInsert: { _id, ...fields } }, { upsert: true });
+        return result.upsertedCount === 1;
+      },
+      build: (award, student) => ({
+        _id: new ObjectId(),
+        studentId,
+        assignmentId,
+        submittedAt,
+        late: xp !== assignment.points,
+        ...award,
+        student,
+      }),
+    });
     if (outcome === 'studentNotFound') throw studentNotFound(studentId);
-    const { created, submission } = outcome;
-    if (submission === null) {
-      // The op log says this assignment was submitted, but its record is gone (deleted by
-      // hand?). Refuse to guess rather than award it again.
-      throw new Error(`submission record missing for ${studentId} / ${assignmentId}`);
-    }
+
+    const { created, record } = outcome;
     sendAward(res, created, {
       submission: {
-        id: submission._id.toHexString(),
-        assignmentId: submission.assignmentId.toHexString(),
-        submittedAt: submission.submittedAt.toISOString(),
-        late: submission.late,
+        id: record._id.toHexString(),
+        assignmentId: record.assignmentId.toHexString(),
+        submittedAt: record.submittedAt.toISOString(),
+        late: record.late,
       },
-      ...awardFields(submission),
-      student: submission.student,
+      ...awardFields(record),
+      student: record.student,
     });
   });
 
@@ -258,54 +231,30 @@ export function createApp(db: Db, options: AppOptions = {}): Express {
   app.post('/students/:id/pomodoros', async (req, res) => {
     const { id: studentId } = parse(studentParams, req.params, 'params');
     const { opId, minutes } = parse(pomodoroBody, req.body, 'body');
-    const key = { studentId, opId };
     const xp = pomodoroReward(minutes);
     const finishedAt = new Date();
+    // `_id` is { studentId, opId } (field order matters in an embedded `_id`: always this one).
+    const _id = { studentId, opId };
 
-    const findFirst = (session?: ClientSession) =>
-      pomodoros.findOne({ _id: key }, session === undefined ? {} : { session });
-
-    let outcome: { created: boolean; session: PomodoroSession | null } | 'studentNotFound';
-    try {
-      outcome = await transaction(async (session) => {
-        const progress = await applyProgress(students, {
-          filter: { _id: studentId },
-          inc: { xp, auraPoints: xp, pomodoroSessions: 1, pomodoroMinutes: minutes },
-          ...PROGRESS_RULES,
-          // Its own namespace in the student's op id log: a pomodoro id can never collide
-          // with a submission's.
-          opId: `pomodoro:${opId}`,
-          session,
-        });
-        if (progress.outcome === 'notFound') return 'studentNotFound';
-        if (progress.outcome === 'alreadyApplied') {
-          return { created: false, session: await findFirst(session) };
-        }
-        const record: PomodoroSession = {
-          _id: key,
-          minutes,
-          finishedAt,
-          ...awardOf(progress, xp),
-          student: studentView(progress.document),
-        };
-        // `_id` is { studentId, opId }: the lasting guard once the op log has forgotten the id.
-        await pomodoros.insertOne(record, { session });
-        return { created: true, session: record };
-      });
-    } catch (error) {
-      if (!isDuplicateKey(error)) throw error;
-      outcome = { created: false, session: await findFirst() };
-    }
-
-    if (outcome === 'studentNotFound') throw studentNotFound(studentId);
-    const { created, session: record } = outcome;
-    if (record === null) throw new Error(`pomodoro record missing for ${studentId} / ${opId}`);
-    const body = {
-      session: {
-        opId: record._id.opId,
-        minutes: record.minutes,
-        finishedAt: record.finishedAt.toISOString(),
+    const outcome = await awardOnce<PomodoroSession>({
+      studentId,
+      // Its own namespace in the student's op id log: never collides with a submission's.
+      opId: `pomodoro:${opId}`,
+      inc: { xp, auraPoints: xp, pomodoroSessions: 1, pomodoroMinutes: minutes },
+      xp,
+      find: () => pomodoros.findOne({ _id }),
+      insert: async (record) => {
+        const { _id: _key, ...fields } = record;
+        const result = await pomodoros.updateOne({ _id }, { $setOnInsert: fields }, { upsert: true });
+        return result.upsertedCount === 1;
       },
+      build: (award, student) => ({ _id, minutes, finishedAt, ...award, student }),
+    });
+    if (outcome === 'studentNotFound') throw studentNotFound(studentId);
+
+    const { created, record } = outcome;
+    const body = {
+      session: { opId: record._id.opId, minutes: record.minutes, finishedAt: record.finishedAt.toISOString() },
       ...awardFields(record),
       student: record.student,
     };
@@ -325,19 +274,64 @@ export function createApp(db: Db, options: AppOptions = {}): Express {
   return app;
 }
 
-function studentNotFound(id: ObjectId): HttpError {
+/**
+ * The read-only routes (assignments, a student, the leaderboard). They write nothing, so the
+ * naive app serves the very same ones.
+ */
+export function readRoutes(db: Db): Router {
+  const { students, assignments } = collections(db);
+  const router = Router();
+
+  router.get('/assignments', async (_req, res) => {
+    const list = await assignments.find({}, { sort: { dueDate: 1, _id: 1 }, limit: 100 }).toArray();
+    res.json({
+      assignments: list.map((a) => ({
+        id: a._id.toHexString(),
+        title: a.title,
+        points: a.points,
+        dueDate: a.dueDate.toISOString(),
+      })),
+    });
+  });
+
+  router.get('/students/:id', async (req, res) => {
+    const { id } = parse(studentParams, req.params, 'params');
+    const student = await students.findOne({ _id: id });
+    if (student === null) throw studentNotFound(id);
+    res.json({ student: studentView(student) });
+  });
+
+  /**
+   * Leaderboard: highest level first, then most XP (cumulative XP already orders students of
+   * one level; the level comes first so a level raised by hand still ranks), then the oldest
+   * account (`_id`) so ties have a stable order. Served by the `{ level: -1, xp: -1, _id: 1 }`
+   * index (setup.ts).
+   */
+  router.get('/leaderboard', async (req, res) => {
+    const { limit = 10 } = parse(leaderboardQuery, req.query, 'query');
+    const top = await students.find({}, { sort: { level: -1, xp: -1, _id: 1 }, limit }).toArray();
+    res.json({
+      sortedBy: ['level desc', 'xp desc', 'id asc'],
+      students: top.map((student, i) => ({ rank: i + 1, ...studentView(student) })),
+    });
+  });
+  return router;
+}
+
+export function studentNotFound(id: ObjectId): HttpError {
   return new HttpError(404, { error: 'studentNotFound', studentId: id.toHexString() });
 }
 
-const awardFields = (award: Award): Award => ({
+export const awardFields = (award: Award): Award => ({
   xpAwarded: award.xpAwarded,
   auraPointsAwarded: award.auraPointsAwarded,
   levelsGained: award.levelsGained,
   badgesEarned: award.badgesEarned,
+  ...(award.recovered === true ? { recovered: true as const } : {}),
 });
 
 /** 201 for the request that applied the award; 200 with the same body for every repeat. */
-function sendAward(
+export function sendAward(
   res: Response,
   created: boolean,
   body: Award & { student: StudentView } & Record<string, unknown>,

@@ -45,6 +45,11 @@ export interface Award {
   readonly levelsGained: number[];
   /** The badges THIS request unlocked (each badge is reported by exactly one request). */
   readonly badgesEarned: string[];
+  /**
+   * Set when the request that applied the award died before recording it and a repeat wrote
+   * the record instead: the levels and badges that award earned are unknown (empty here).
+   */
+  readonly recovered?: true;
 }
 
 /** One submission per (student, assignment): a unique index on `{ studentId, assignmentId }`. */
