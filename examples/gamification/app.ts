@@ -28,7 +28,15 @@ import express, { type Express, type Response, Router } from 'express';
 import { applyProgress, type ProgressApplied } from 'mongo-atomics';
 import { type Db, type Filter, ObjectId } from 'mongodb';
 import { z } from 'zod';
-import { errorHandler, HttpError, notFound, objectId, parse, quantity, token } from '../shared/http.js';
+import {
+  errorHandler,
+  HttpError,
+  notFound,
+  objectId,
+  parse,
+  quantity,
+  token,
+} from '../shared/http.js';
 import {
   type Award,
   collections,
@@ -59,7 +67,10 @@ export const LEADERBOARD_MAX = 100;
 
 export const studentParams = z.strictObject({ id: objectId });
 export const submissionBody = z.strictObject({ assignmentId: objectId });
-export const pomodoroBody = z.strictObject({ opId: token, minutes: quantity(MAX_POMODORO_MINUTES) });
+export const pomodoroBody = z.strictObject({
+  opId: token,
+  minutes: quantity(MAX_POMODORO_MINUTES),
+});
 const leaderboardQuery = z.strictObject({
   // Query strings are strings: accept only plain decimal digits, then range-check the number.
   limit: z
@@ -81,7 +92,11 @@ const PROGRESS_RULES = {
   level: { field: 'level', counter: 'xp', thresholds: LEVEL_THRESHOLDS },
   badges: {
     field: 'badges',
-    rules: SUBMISSION_BADGES.map(({ badge, atLeast }) => ({ badge, counter: 'submissions', atLeast })),
+    rules: SUBMISSION_BADGES.map(({ badge, atLeast }) => ({
+      badge,
+      counter: 'submissions',
+      atLeast,
+    })),
   },
 } as const;
 
@@ -144,7 +159,13 @@ export function createApp(db: Db, options: AppOptions = {}): Express {
     const recorded = await awaitRecord(op.find);
     if (recorded !== null) return { created: false, record: recorded };
     const recovered = op.build(
-      { xpAwarded: op.xp, auraPointsAwarded: op.xp, levelsGained: [], badgesEarned: [], recovered: true },
+      {
+        xpAwarded: op.xp,
+        auraPointsAwarded: op.xp,
+        levelsGained: [],
+        badgesEarned: [],
+        recovered: true,
+      },
       studentView(progress.document),
     );
     await op.insert(recovered);
@@ -178,7 +199,10 @@ export function createApp(db: Db, options: AppOptions = {}): Express {
 
     const assignment = await assignments.findOne({ _id: assignmentId });
     if (assignment === null) {
-      throw new HttpError(404, { error: 'assignmentNotFound', assignmentId: assignmentId.toHexString() });
+      throw new HttpError(404, {
+        error: 'assignmentNotFound',
+        assignmentId: assignmentId.toHexString(),
+      });
     }
     const submittedAt = new Date();
     const xp = submissionReward(assignment, submittedAt);
@@ -193,7 +217,11 @@ export function createApp(db: Db, options: AppOptions = {}): Express {
       find: () => submissions.findOne(key),
       insert: async (record) => {
         const { _id, ...fields } = record;
-        const result = await submissions.updateOne(key, { $setOnInsert: { _id, ...fields } }, { upsert: true });
+        const result = await submissions.updateOne(
+          key,
+          { $setOnInsert: { _id, ...fields } },
+          { upsert: true },
+        );
         return result.upsertedCount === 1;
       },
       build: (award, student) => ({
@@ -245,7 +273,11 @@ export function createApp(db: Db, options: AppOptions = {}): Express {
       find: () => pomodoros.findOne({ _id }),
       insert: async (record) => {
         const { _id: _key, ...fields } = record;
-        const result = await pomodoros.updateOne({ _id }, { $setOnInsert: fields }, { upsert: true });
+        const result = await pomodoros.updateOne(
+          { _id },
+          { $setOnInsert: fields },
+          { upsert: true },
+        );
         return result.upsertedCount === 1;
       },
       build: (award, student) => ({ _id, minutes, finishedAt, ...award, student }),
@@ -254,7 +286,11 @@ export function createApp(db: Db, options: AppOptions = {}): Express {
 
     const { created, record } = outcome;
     const body = {
-      session: { opId: record._id.opId, minutes: record.minutes, finishedAt: record.finishedAt.toISOString() },
+      session: {
+        opId: record._id.opId,
+        minutes: record.minutes,
+        finishedAt: record.finishedAt.toISOString(),
+      },
       ...awardFields(record),
       student: record.student,
     };

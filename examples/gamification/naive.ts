@@ -77,7 +77,10 @@ export function createNaiveApp(db: Db, options: NaiveOptions = {}): Express {
     await afterRead(); // the race window: everything below decides from what was read above
 
     if (assignment === null) {
-      throw new HttpError(404, { error: 'assignmentNotFound', assignmentId: assignmentId.toHexString() });
+      throw new HttpError(404, {
+        error: 'assignmentNotFound',
+        assignmentId: assignmentId.toHexString(),
+      });
     }
     if (student === null) throw studentNotFound(studentId);
     if (existing !== null) return sendSubmission(existing, false);
@@ -127,9 +130,17 @@ export function createNaiveApp(db: Db, options: NaiveOptions = {}): Express {
         },
       },
     );
-    const award: Award = { xpAwarded: reward, auraPointsAwarded: reward, levelsGained, badgesEarned };
+    const award: Award = {
+      xpAwarded: reward,
+      auraPointsAwarded: reward,
+      levelsGained,
+      badgesEarned,
+    };
     const recorded = { ...submission, ...award, student: studentView(student) };
-    await submissions.updateOne({ _id: submission._id }, { $set: { ...award, student: recorded.student } });
+    await submissions.updateOne(
+      { _id: submission._id },
+      { $set: { ...award, student: recorded.student } },
+    );
     return sendSubmission(recorded, true);
 
     function sendSubmission(s: Submission, created: boolean): void {

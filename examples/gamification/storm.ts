@@ -16,7 +16,13 @@ import type { AddressInfo } from 'node:net';
 import { isDeepStrictEqual } from 'node:util';
 import type { Express } from 'express';
 import { type Db, ObjectId } from 'mongodb';
-import { type Assignment, collections, freshStudent, levelFor, SUBMISSION_BADGES } from './model.js';
+import {
+  type Assignment,
+  collections,
+  freshStudent,
+  levelFor,
+  SUBMISSION_BADGES,
+} from './model.js';
 
 /** One HTTP answer, with a name for the race's tally: `201`, `200:repeat`, `404:studentNotFound`… */
 export interface Replied {
@@ -131,39 +137,54 @@ export async function checkSubmissionStorm(
   if (failed > 0) violations.push(`${failed} requests got no HTTP answer`);
   const created = replies.filter((r) => r.status === 201);
   if (created.length !== requests) {
-    violations.push(`${created.length} of ${requests} submissions got 201 (${describeAnswers(replies)})`);
+    violations.push(
+      `${created.length} of ${requests} submissions got 201 (${describeAnswers(replies)})`,
+    );
   }
 
   const student = await students.findOne({ _id: state.studentId });
-  if (student === null) return { violations: ['the student disappeared'], finalState: 'no student' };
+  if (student === null)
+    return { violations: ['the student disappeared'], finalState: 'no student' };
   const awarded = created.reduce((sum, r) => sum + Number(r.body.xpAwarded), 0);
   const expectedXp = requests * SUBMISSION_STORM.points;
   if (student.xp !== expectedXp) {
-    violations.push(`xp is ${student.xp}, expected ${requests} × ${SUBMISSION_STORM.points} = ${expectedXp}`);
+    violations.push(
+      `xp is ${student.xp}, expected ${requests} × ${SUBMISSION_STORM.points} = ${expectedXp}`,
+    );
   }
-  if (student.xp !== awarded) violations.push(`xp is ${student.xp} but the 201s awarded ${awarded}`);
+  if (student.xp !== awarded)
+    violations.push(`xp is ${student.xp} but the 201s awarded ${awarded}`);
   if (student.auraPoints !== awarded) {
     violations.push(`auraPoints is ${student.auraPoints} but the 201s awarded ${awarded}`);
   }
   if (student.level !== levelFor(student.xp)) {
-    violations.push(`level is ${student.level}, but ${student.xp} XP gives level ${levelFor(student.xp)}`);
+    violations.push(
+      `level is ${student.level}, but ${student.xp} XP gives level ${levelFor(student.xp)}`,
+    );
   }
 
   // Every level reached, reported exactly once across all responses.
-  const levelReports = countBy(created.flatMap((r) => (r.body.levelsGained as number[]).map(String)));
+  const levelReports = countBy(
+    created.flatMap((r) => (r.body.levelsGained as number[]).map(String)),
+  );
   for (let level = 1; level <= student.level; level += 1) {
     const times = levelReports.get(String(level)) ?? 0;
     if (times !== 1) violations.push(`level ${level} was reported ${times} times`);
   }
   for (const [level, times] of levelReports) {
-    if (Number(level) > student.level) violations.push(`level ${level} reported ${times}× but never reached`);
+    if (Number(level) > student.level)
+      violations.push(`level ${level} reported ${times}× but never reached`);
   }
 
   // Every badge due for `requests` submissions held, and reported exactly once.
   const badgeReports = countBy(created.flatMap((r) => r.body.badgesEarned as string[]));
-  const due = SUBMISSION_BADGES.filter((rule) => rule.atLeast <= requests).map((rule) => rule.badge);
+  const due = SUBMISSION_BADGES.filter((rule) => rule.atLeast <= requests).map(
+    (rule) => rule.badge,
+  );
   if (!isDeepStrictEqual(student.badges, due)) {
-    violations.push(`badges are ${JSON.stringify(student.badges)}, expected ${JSON.stringify(due)}`);
+    violations.push(
+      `badges are ${JSON.stringify(student.badges)}, expected ${JSON.stringify(due)}`,
+    );
   }
   for (const badge of new Set([...due, ...badgeReports.keys()])) {
     const times = badgeReports.get(badge) ?? 0;
@@ -206,7 +227,11 @@ export async function checkSubmissionStorm(
 // Storm 2: one pomodoro session finished 50 times at once (same opId)
 // =============================================================================================
 
-export const POMODORO_STORM = { requests: 50, minutes: 25, opId: 'focus-2024-05-01T09-00' } as const;
+export const POMODORO_STORM = {
+  requests: 50,
+  minutes: 25,
+  opId: 'focus-2024-05-01T09-00',
+} as const;
 
 export interface PomodoroStormState {
   readonly studentId: ObjectId;
@@ -252,8 +277,13 @@ export async function checkPomodoroStorm(
   }
 
   const student = await students.findOne({ _id: state.studentId });
-  if (student === null) return { violations: ['the student disappeared'], finalState: 'no student' };
-  if (student.xp !== minutes || student.pomodoroSessions !== 1 || student.pomodoroMinutes !== minutes) {
+  if (student === null)
+    return { violations: ['the student disappeared'], finalState: 'no student' };
+  if (
+    student.xp !== minutes ||
+    student.pomodoroSessions !== 1 ||
+    student.pomodoroMinutes !== minutes
+  ) {
     violations.push(
       `one ${minutes}-minute session awarded ${student.pomodoroSessions} times: xp ${student.xp}, ` +
         `${student.pomodoroMinutes} minutes (expected xp ${minutes}, 1 session)`,
