@@ -7,7 +7,7 @@ import { type Barrier, barrier, naiveVersusSafe } from 'mongo-atomics/testing';
 import { ObjectId } from 'mongodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../examples/gamification/app.js';
-import { collections, freshStudent, LEVEL_THRESHOLDS } from '../../examples/gamification/model.js';
+import { collections, freshStudent } from '../../examples/gamification/model.js';
 import { createNaiveApp } from '../../examples/gamification/naive.js';
 import { prepare, SAMPLE } from '../../examples/gamification/setup.js';
 import {
