@@ -216,12 +216,10 @@ export function createApp(db: Db, options: AppOptions = {}): Express {
       xp,
       find: () => submissions.findOne(key),
       insert: async (record) => {
-        const { _id, ...fields } = record;
-        const result = await submissions.updateOne(
-          key,
-          { $setOnInsert: { _id, ...fields } },
-          { upsert: true },
-        );
+        // studentId and assignmentId come from the filter's equalities: leaving them out of
+        // the update lets the server retry a colliding upsert itself (MONGODB.md, upserts).
+        const { studentId: _s, assignmentId: _a, ...fields } = record;
+        const result = await submissions.updateOne(key, { $setOnInsert: fields }, { upsert: true });
         return result.upsertedCount === 1;
       },
       build: (award, student) => ({

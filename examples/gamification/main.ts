@@ -1,8 +1,7 @@
 /**
  * `npm run example -- gamification`: the gamification service on http://localhost:3000 (PORT
- * to change it), on MONGODB_URI or an embedded MongoDB (see examples/shared/mongo.ts). The
- * submission and pomodoro endpoints use transactions: MONGODB_URI must be a replica set (a
- * single node is enough); the embedded servers are.
+ * to change it), on MONGODB_URI or an embedded MongoDB (see examples/shared/mongo.ts). No
+ * transactions: a standalone server will do.
  */
 import { MongoClient } from 'mongodb';
 import { runExample } from '../shared/serve.js';

@@ -26,9 +26,10 @@ export interface Prepared {
 export async function prepare(db: Db): Promise<Prepared> {
   const { students, assignments, submissions } = collections(db);
 
-  // The lasting "once per (student, assignment)" guard: a second insert fails with E11000 and
-  // aborts its transaction, award included. Without it, a repeat arriving after the student's
-  // op id log forgot the assignment (50 newer operations) would be awarded again.
+  // One record per (student, assignment): the app upserts the record by these two fields, and
+  // two concurrent upserts of a missing document would otherwise both insert. With the unique
+  // index the server retries the loser as an update (equality filter on exactly the index's
+  // fields), so it finds the winner's record and `$setOnInsert` leaves it as it is.
   await submissions.createIndex(
     { studentId: 1, assignmentId: 1 },
     { unique: true, name: 'one_submission_per_assignment' },
@@ -36,15 +37,6 @@ export async function prepare(db: Db): Promise<Prepared> {
   // Pomodoro sessions need no extra index: their `_id` is { studentId, opId }, unique already.
   // The leaderboard's sort, served from an index instead of sorting every student.
   await students.createIndex({ level: -1, xp: -1, _id: 1 }, { name: 'leaderboard' });
-
-  // Collections must exist before a transaction inserts into them on servers before 4.4 (and
-  // creating them inside one is refused under some read concerns): create them up front.
-  const existing = new Set(
-    (await db.listCollections({}, { nameOnly: true }).toArray()).map((c) => c.name),
-  );
-  for (const name of ['students', 'assignments', 'submissions', 'pomodoroSessions']) {
-    if (!existing.has(name)) await db.createCollection(name);
-  }
 
   const day = 24 * 60 * 60 * 1000;
   const samples = [
