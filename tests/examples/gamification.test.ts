@@ -3,7 +3,7 @@
  * response, validation that writes nothing, and the two races of seed 001 run naive versus safe.
  */
 import { applyProgress } from 'mongo-atomics';
-import { type Barrier, barrier, naiveVersusSafe } from 'mongo-atomics/testing';
+import { type Barrier, barrier, naiveVersusSafe, race } from 'mongo-atomics/testing';
 import { ObjectId } from 'mongodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../examples/gamification/app.js';
@@ -260,6 +260,25 @@ describe('POST /students/:id/submissions', () => {
       xp: 120,
       auraPoints: 120,
       submissions: 1,
+    });
+    expect(await collections(test.db).submissions.countDocuments({ studentId: student })).toBe(1);
+  });
+
+  it('the same assignment submitted 30 times at once: one 201, 29 repeats with the same body, awarded once', async () => {
+    const student = await newStudent();
+    const assignment = await newAssignment(100);
+    const report = await race(30, () =>
+      submitOne(real.url, { studentId: student, assignmentIds: [assignment] }, 0),
+    );
+    expect({ ...report.tally }).toEqual({ '201': 1, '200:repeat': 29 });
+    const [first] = report.values.filter((r) => r.status === 201);
+    for (const reply of report.values)
+      expect(reply.body).toEqual({ ...first?.body, repeat: reply.status === 200 });
+    expect(await collections(test.db).students.findOne({ _id: student })).toMatchObject({
+      xp: 100,
+      level: 1,
+      submissions: 1,
+      badges: ['first-submission'],
     });
     expect(await collections(test.db).submissions.countDocuments({ studentId: student })).toBe(1);
   });
