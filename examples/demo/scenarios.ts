@@ -3,7 +3,8 @@
  * `examples/<name>/demo.ts`.
  */
 import { scenario as carts } from '../carts/demo.js';
+import { scenario as gamification } from '../gamification/demo.js';
 import { scenario as ticketing } from '../ticketing/demo.js';
 import type { DemoScenario } from './scenario.js';
 
-export const scenarios: readonly DemoScenario[] = [carts, ticketing];
+export const scenarios: readonly DemoScenario[] = [carts, gamification, ticketing];

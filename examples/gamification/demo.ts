@@ -8,6 +8,7 @@
  */
 import { barrier, race } from 'mongo-atomics/testing';
 import type { DemoScenario } from '../demo/scenario.js';
+import { listen } from '../shared/listen.js';
 import { createApp } from './app.js';
 import { createNaiveApp } from './naive.js';
 import { prepare } from './setup.js';
@@ -16,7 +17,6 @@ import {
   finishOne,
   POMODORO_STORM,
   type Replied,
-  serve,
   setupPomodoroStorm,
 } from './storm.js';
 
@@ -30,7 +30,7 @@ export const scenario: DemoScenario = {
     const state = await setupPomodoroStorm(db);
     const gate = barrier(POMODORO_STORM.requests);
     const app = kind === 'naive' ? createNaiveApp(db, { afterRead: () => gate() }) : createApp(db);
-    const server = await serve(app);
+    const server = await listen(app);
     try {
       const report = await race(POMODORO_STORM.requests, async () => {
         try {

@@ -11,10 +11,7 @@
  *    a second device). Invariant: awarded once; one 201, every other answer a 200 repeat with
  *    the same body; one session record.
  */
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { isDeepStrictEqual } from 'node:util';
-import type { Express } from 'express';
 import { type Db, ObjectId } from 'mongodb';
 import {
   type Assignment,
@@ -45,24 +42,6 @@ export async function postJson(base: string, path: string, body: unknown): Promi
     outcome: detail === undefined ? String(response.status) : `${response.status}:${detail}`,
     status: response.status,
     body: parsed,
-  };
-}
-
-/** Serves `app` on a free local port (the demo; the tests use tests/examples/support.ts). */
-export async function serve(app: Express): Promise<{ url: string; close(): Promise<void> }> {
-  const server: Server = app.listen(0, '127.0.0.1');
-  await new Promise<void>((resolve, reject) => {
-    server.once('listening', resolve);
-    server.once('error', reject);
-  });
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    close: () =>
-      new Promise<void>((resolve, reject) => {
-        server.closeAllConnections();
-        server.close((error) => (error ? reject(error) : resolve()));
-      }),
   };
 }
 
