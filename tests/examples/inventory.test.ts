@@ -1,0 +1,392 @@
+/**
+ * The inventory example (examples/inventory/) over HTTP: the order endpoints run against both
+ * apps (the driver app and the Mongoose app) with the same cases, including the multi-line
+ * order race and the Idempotency-Key race; the checkout flow (signed payment callback,
+ * finalize) against the driver app.
+ */
+import type { Express } from 'express';
+import { barrier, naiveVersusSafe } from 'mongo-atomics/testing';
+import { type Db, ObjectId } from 'mongodb';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApp } from '../../examples/inventory/app.js';
+import { signPayload } from '../../examples/inventory/checkout.js';
+import { COLLECTIONS, type OrderDoc, type ProductDoc } from '../../examples/inventory/model.js';
+import { createNaiveApp } from '../../examples/inventory/naive.js';
+import { prepare } from '../../examples/inventory/setup.js';
+import {
+  checkOrderRace,
+  ORDER_RACE,
+  type OrderRace,
+  openOrderRace,
+  orderBoth,
+  postJson,
+  type Reply,
+} from '../../examples/inventory/storm.js';
+import { useTestDatabase } from '../support/mongo.js';
+import { call, type Reply as HttpReply, type Listening, listen, writesDuring } from './support.js';
+
+const t = useTestDatabase('inventory');
+const SECRET = 'test-secret-0123456789abcdef';
+
+/** Every collection the apps write, sorted: equal before and after means nothing was written. */
+async function snapshot(db: Db): Promise<unknown> {
+  const all: Record<string, unknown> = Object.create(null);
+  for (const name of Object.values(COLLECTIONS)) {
+    all[name] = await db.collection(name).find({}).sort({ _id: 1 }).toArray();
+  }
+  return all;
+}
+
+async function newProduct(db: Db, stock: number, name = 'P'): Promise<string> {
+  const _id = new ObjectId();
+  await db.collection<ProductDoc>(COLLECTIONS.products).insertOne({ _id, name, stock, price: 250 });
+  return _id.toHexString();
+}
+
+async function stockOf(db: Db, id: string): Promise<number | undefined> {
+  return (
+    await db
+      .collection<ProductDoc>(COLLECTIONS.products)
+      .findOne({ _id: ObjectId.createFromHexString(id) })
+  )?.stock;
+}
+
+interface AppUnderTest {
+  readonly name: string;
+  /** Builds the safe app on the test database (called once, in beforeAll). */
+  open(db: Db): Promise<{ app: Express; close(): Promise<void> }>;
+}
+
+const APPS: AppUnderTest[] = [
+  {
+    name: 'driver app',
+    open: async (db) => ({ app: createApp(db, { paymentSecret: SECRET }), close: async () => {} }),
+  },
+];
+
+beforeAll(async () => {
+  await prepare(t.db);
+});
+
+describe.each(APPS)('orders ($name)', (under) => {
+  let server: Listening;
+  let base: string;
+  let safeApp: Express;
+  let closeApp: () => Promise<void>;
+
+  beforeAll(async () => {
+    const opened = await under.open(t.db);
+    safeApp = opened.app;
+    closeApp = opened.close;
+    server = await listen(safeApp);
+    base = server.url;
+  });
+  afterAll(async () => {
+    await server?.close();
+    await closeApp?.();
+  });
+
+  const order = (items: unknown, headers: Record<string, string> = {}) =>
+    call(base, 'POST', '/orders', { body: { items }, headers });
+
+  it('GET /products/:id: 200 with the product, 404 unknown, 400 malformed id', async () => {
+    const id = await newProduct(t.db, 7, 'Lamp');
+    const found = await call(base, 'GET', `/products/${id}`);
+    expect(found.status).toBe(200);
+    expect(found.body).toEqual({ id, name: 'Lamp', stock: 7, price: 250 });
+
+    const unknown = new ObjectId().toHexString();
+    const missing = await call(base, 'GET', `/products/${unknown}`);
+    expect(missing).toMatchObject({ status: 404, body: { error: 'productNotFound', id: unknown } });
+
+    const bad = await call(base, 'GET', '/products/not-an-id');
+    expect(bad).toMatchObject({ status: 400, body: { error: 'invalidRequest', field: 'id' } });
+  });
+
+  it('POST /orders: 201 with the order this request created; stock taken; GET /orders/:id returns it', async () => {
+    const a = await newProduct(t.db, 5);
+    const b = await newProduct(t.db, 3);
+    const created = await order([
+      { productId: a, qty: 2 },
+      { productId: b, qty: 3 },
+    ]);
+    expect(created.status).toBe(201);
+    expect(created.body).toEqual({
+      id: expect.stringMatching(/^[0-9a-f]{24}$/),
+      items: [
+        { productId: a, qty: 2 },
+        { productId: b, qty: 3 },
+      ],
+      createdAt: expect.any(String),
+    });
+    expect(await stockOf(t.db, a)).toBe(3);
+    expect(await stockOf(t.db, b)).toBe(0);
+
+    const stored = await t.db
+      .collection<OrderDoc>(COLLECTIONS.orders)
+      .findOne({ _id: ObjectId.createFromHexString(created.body.id) });
+    expect(stored?.items.map((i) => [i.productId.toHexString(), i.qty])).toEqual([
+      [a, 2],
+      [b, 3],
+    ]);
+
+    const read = await call(base, 'GET', `/orders/${created.body.id}`);
+    expect(read.status).toBe(200);
+    expect(read.body).toEqual(created.body);
+  });
+
+  it('GET /orders/:id: 404 unknown, 400 malformed', async () => {
+    const unknown = new ObjectId().toHexString();
+    expect(await call(base, 'GET', `/orders/${unknown}`)).toMatchObject({
+      status: 404,
+      body: { error: 'orderNotFound', id: unknown },
+    });
+    expect(await call(base, 'GET', '/orders/123')).toMatchObject({
+      status: 400,
+      body: { error: 'invalidRequest', field: 'id' },
+    });
+  });
+
+  it('POST /orders: 409 lists EVERY short line (requested, available) and takes nothing', async () => {
+    const a = await newProduct(t.db, 5);
+    const b = await newProduct(t.db, 1);
+    const c = await newProduct(t.db, 0);
+    const before = await snapshot(t.db);
+    const refused = await order([
+      { productId: a, qty: 2 },
+      { productId: b, qty: 2 },
+      { productId: c, qty: 1 },
+    ]);
+    expect(refused.status).toBe(409);
+    expect(refused.body).toEqual({
+      error: 'insufficientStock',
+      shortages: [
+        { productId: b, requested: 2, available: 1 },
+        { productId: c, requested: 1, available: 0 },
+      ],
+    });
+    expect(await snapshot(t.db)).toEqual(before); // a's 2 units were not taken either
+  });
+
+  it('POST /orders: an unknown product is a 404 naming it, nothing taken', async () => {
+    const a = await newProduct(t.db, 5);
+    const unknown = new ObjectId().toHexString();
+    const before = await snapshot(t.db);
+    const refused = await order([
+      { productId: a, qty: 1 },
+      { productId: unknown, qty: 1 },
+    ]);
+    expect(refused).toMatchObject({
+      status: 404,
+      body: { error: 'productNotFound', productIds: [unknown] },
+    });
+    expect(await snapshot(t.db)).toEqual(before);
+  });
+
+  describe('validation: 400 naming the field, no write, nothing changed', () => {
+    const id = '65aa7fae0000000000000001';
+    const line = (qty: unknown) => [{ productId: id, qty }];
+    const cases: [string, unknown, string, Record<string, string>?][] = [
+      ['malformed JSON', '{"items": [', 'body'],
+      ['no items', {}, 'items'],
+      ['empty items', { items: [] }, 'items'],
+      ['items not an array', { items: { productId: id, qty: 1 } }, 'items'],
+      [
+        '51 lines',
+        {
+          items: Array.from({ length: 51 }, () => ({
+            productId: new ObjectId().toHexString(),
+            qty: 1,
+          })),
+        },
+        'items',
+      ],
+      ['malformed productId', { items: [{ productId: 'zz', qty: 1 }] }, 'items.0.productId'],
+      ['$gt as productId', { items: [{ productId: { $gt: '' }, qty: 1 }] }, 'items.0.productId'],
+      ['qty 0', { items: line(0) }, 'items.0.qty'],
+      ['negative qty', { items: line(-1) }, 'items.0.qty'],
+      ['fractional qty', { items: line(1.5) }, 'items.0.qty'],
+      ['huge qty', { items: line(1e12) }, 'items.0.qty'],
+      ['string qty', { items: line('1') }, 'items.0.qty'],
+      ['$gt as qty', { items: line({ $gt: 0 }) }, 'items.0.qty'],
+      ['extra key in a line', { items: [{ productId: id, qty: 1, price: 0 }] }, 'items.0'],
+      ['extra key in the body', { items: line(1), coupon: 'x' }, 'body'],
+      [
+        'a product listed twice',
+        {
+          items: [
+            { productId: id, qty: 1 },
+            { productId: id.toUpperCase(), qty: 2 },
+          ],
+        },
+        'items.1.productId',
+      ],
+      [
+        'malformed Idempotency-Key',
+        { items: line(1) },
+        'idempotency-key',
+        { 'Idempotency-Key': 'a b' },
+      ],
+    ];
+    it.each(cases)('%s -> 400 %s', async (_name, body, field, headers = {}) => {
+      const before = await snapshot(t.db);
+      let reply: HttpReply | undefined;
+      const writes = await writesDuring(t.commands, async () => {
+        reply = await call(base, 'POST', '/orders', { body, headers });
+      });
+      expect(reply?.status).toBe(400);
+      expect(reply?.body).toMatchObject({ field });
+      expect(reply?.body.error).toMatch(/^(invalidRequest|malformedJson)$/);
+      expect(writes).toEqual([]);
+      expect(await snapshot(t.db)).toEqual(before);
+    });
+  });
+
+  it('unknown route: 404 JSON', async () => {
+    expect(await call(base, 'DELETE', '/orders')).toMatchObject({
+      status: 404,
+      body: { error: 'notFound' },
+    });
+  });
+
+  describe('Idempotency-Key', () => {
+    it('a retried POST returns the first response (status and body); one order, stock taken once', async () => {
+      const a = await newProduct(t.db, 5);
+      const key = `k-${new ObjectId().toHexString()}`;
+      const first = await order([{ productId: a, qty: 2 }], { 'Idempotency-Key': key });
+      const again = await order([{ productId: a, qty: 2 }], { 'Idempotency-Key': key });
+      expect(first.status).toBe(201);
+      expect(again.status).toBe(201);
+      expect(again.body).toEqual(first.body);
+      expect(again.headers.get('idempotent-replayed')).toBe('true');
+      expect(first.headers.get('idempotent-replayed')).toBeNull();
+      expect(await stockOf(t.db, a)).toBe(3);
+      const orders = await t.db
+        .collection(COLLECTIONS.orders)
+        .countDocuments({ 'items.productId': ObjectId.createFromHexString(a) });
+      expect(orders).toBe(1);
+    });
+
+    it('a 409 is replayed too: the retry does not take stock that came back', async () => {
+      const a = await newProduct(t.db, 1);
+      const key = `k-${new ObjectId().toHexString()}`;
+      const first = await order([{ productId: a, qty: 2 }], { 'Idempotency-Key': key });
+      expect(first.status).toBe(409);
+      await t.db
+        .collection<ProductDoc>(COLLECTIONS.products)
+        .updateOne({ _id: ObjectId.createFromHexString(a) }, { $set: { stock: 10 } });
+      const again = await order([{ productId: a, qty: 2 }], { 'Idempotency-Key': key });
+      expect(again).toMatchObject({ status: 409, body: first.body });
+      expect(await stockOf(t.db, a)).toBe(10);
+    });
+
+    it('the same key with another body: 422 idempotencyKeyReused, nothing taken', async () => {
+      const a = await newProduct(t.db, 5);
+      const key = `k-${new ObjectId().toHexString()}`;
+      expect((await order([{ productId: a, qty: 1 }], { 'Idempotency-Key': key })).status).toBe(
+        201,
+      );
+      const before = await snapshot(t.db);
+      const reused = await order([{ productId: a, qty: 2 }], { 'Idempotency-Key': key });
+      expect(reused).toMatchObject({
+        status: 422,
+        body: { error: 'idempotencyKeyReused', field: 'idempotency-key' },
+      });
+      expect(await snapshot(t.db)).toEqual(before);
+    });
+
+    it('50 concurrent POSTs with one key: naive runs the work many times; safe makes ONE order and 50 equal responses', async () => {
+      const CALLS = 50;
+      await naiveVersusSafe({
+        invariant: 'one order per key; every response is the first one',
+        calls: CALLS,
+        setup: async (run) => {
+          const app =
+            run === 'naive'
+              ? createNaiveApp(t.db, { paymentSecret: SECRET, afterRead: barrier(CALLS) })
+              : safeApp;
+          const listening = await listen(app);
+          const product = await newProduct(t.db, 100);
+          return { listening, product, key: `race-${run}-${new ObjectId().toHexString()}` };
+        },
+        naive: (_i, { state }) =>
+          postJson(
+            `${state.listening.url}/orders`,
+            { items: [{ productId: state.product, qty: 1 }] },
+            { 'Idempotency-Key': state.key },
+          ),
+        safe: (_i, { state }) =>
+          postJson(
+            `${state.listening.url}/orders`,
+            { items: [{ productId: state.product, qty: 1 }] },
+            { 'Idempotency-Key': state.key },
+          ),
+        check: async (state, report) => {
+          await state.listening.close();
+          const violations: string[] = [];
+          const replies = report.values as Reply[];
+          const stored = await t.db
+            .collection<OrderDoc>(COLLECTIONS.orders)
+            .find({ 'items.productId': ObjectId.createFromHexString(state.product) })
+            .toArray();
+          if (stored.length !== 1) violations.push(`${stored.length} orders for one key`);
+          const stock = await stockOf(t.db, state.product);
+          if (stock !== 99) violations.push(`stock is ${stock}, 1 unit should be taken`);
+          const distinct = new Set(replies.map((r) => JSON.stringify([r.status, r.body])));
+          if (distinct.size !== 1) violations.push(`${distinct.size} different responses`);
+          const [first] = replies;
+          if (first?.status !== 201 || first.body?.id !== stored[0]?._id.toHexString()) {
+            violations.push(`responses do not name the stored order: ${JSON.stringify(first)}`);
+          }
+          if (replies.length !== CALLS) violations.push(`${CALLS - replies.length} calls failed`);
+          return violations;
+        },
+      });
+    });
+  });
+
+  it(`order race: ${ORDER_RACE.requests} concurrent orders of {A:1, B:1} against A=${ORDER_RACE.stockA}, B=${ORDER_RACE.stockB}: naive oversells, safe serves exactly ${ORDER_RACE.stockB}`, async () => {
+    const { naive, safe } = await naiveVersusSafe({
+      invariant: 'no stock below 0; units taken = 201 orders; stored orders = 201 replies, whole',
+      calls: ORDER_RACE.requests,
+      setup: (run): Promise<OrderRace> =>
+        openOrderRace(
+          t.db,
+          run === 'naive'
+            ? createNaiveApp(t.db, {
+                paymentSecret: SECRET,
+                afterRead: barrier(ORDER_RACE.requests),
+              })
+            : safeApp,
+        ),
+      naive: (_i, { state }) => orderBoth(state),
+      safe: (_i, { state }) => orderBoth(state),
+      check: async (state, report) => {
+        await state.close();
+        return (await checkOrderRace(t.db, state, report.values as Reply[])).violations;
+      },
+    });
+    expect({ ...safe.report.tally }).toEqual({
+      201: ORDER_RACE.stockB,
+      409: ORDER_RACE.requests - ORDER_RACE.stockB,
+    });
+    // What the naive storm did, for the report: every order "succeeded".
+    expect(naive.report.count('201')).toBeGreaterThan(ORDER_RACE.stockB);
+  });
+
+  it('a sequential sanity check of the storm pieces: one order takes one of each', async () => {
+    const state = await openOrderRace(t.db, safeApp);
+    try {
+      const reply = await orderBoth(state);
+      expect(reply.status).toBe(201);
+      const outcome = await checkOrderRace(t.db, state, [reply]);
+      expect(outcome).toEqual({
+        violations: [],
+        created: 1,
+        finalState: expect.stringContaining('A=29 B=19 orders=1'),
+      });
+    } finally {
+      await state.close();
+    }
+  });
+});
