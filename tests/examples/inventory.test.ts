@@ -11,7 +11,14 @@ import mongoose from 'mongoose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../examples/inventory/app.js';
 import { signPayload } from '../../examples/inventory/checkout.js';
-import { COLLECTIONS, type OrderDoc, type ProductDoc } from '../../examples/inventory/model.js';
+import {
+  type CartDoc,
+  type CheckoutDoc,
+  COLLECTIONS,
+  type OrderDoc,
+  type PaymentDoc,
+  type ProductDoc,
+} from '../../examples/inventory/model.js';
 import { createMongooseApp } from '../../examples/inventory/mongoose/app.js';
 import { prepareMongoose } from '../../examples/inventory/mongoose/setup.js';
 import { createNaiveApp } from '../../examples/inventory/naive.js';
@@ -424,5 +431,370 @@ describe.each(APPS)('orders ($name)', (under) => {
     } finally {
       await state.close();
     }
+  });
+});
+
+describe('checkout flow (driver app): signed payment callback, finalize', () => {
+  let server: Listening;
+  let base: string;
+  let safeApp: Express;
+
+  beforeAll(async () => {
+    safeApp = createApp(t.db, { paymentSecret: SECRET });
+    server = await listen(safeApp);
+    base = server.url;
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  const checkouts = () => t.db.collection<CheckoutDoc>(COLLECTIONS.checkouts);
+  const payments = () => t.db.collection<PaymentDoc>(COLLECTIONS.payments);
+  const oid = (hex: string) => ObjectId.createFromHexString(hex);
+
+  async function newCart(lines: { productId: string; qty: number }[]): Promise<string> {
+    const _id = new ObjectId();
+    await t.db.collection<CartDoc>(COLLECTIONS.carts).insertOne({
+      _id,
+      lines: lines.map((l) => ({ productId: oid(l.productId), qty: l.qty })),
+    });
+    return _id.toHexString();
+  }
+
+  /** A cart of 2 × a (stock `stockA`) and 1 × b (stock 5), and its open checkout. */
+  async function newCheckout(stockA = 10) {
+    const a = await newProduct(t.db, stockA);
+    const b = await newProduct(t.db, 5);
+    const cartId = await newCart([
+      { productId: a, qty: 2 },
+      { productId: b, qty: 1 },
+    ]);
+    const created = await call(base, 'POST', '/checkouts', { body: { cartId } });
+    expect(created.status).toBe(201);
+    return { a, b, cartId, checkout: created.body as { id: string; amount: number } };
+  }
+
+  /** POSTs the callback: `raw` signed with `secret` unless `signature` is given. */
+  function callback(
+    url: string,
+    raw: string,
+    options: { secret?: string; signature?: string | null } = {},
+  ) {
+    const signature =
+      options.signature === undefined
+        ? signPayload(options.secret ?? SECRET, raw)
+        : options.signature;
+    return call(url, 'POST', '/payments/callback', {
+      body: raw,
+      headers: signature === null ? {} : { 'X-Signature': signature },
+    });
+  }
+  const payload = (checkoutId: string, amount: number, paymentId = 'pay_1') =>
+    JSON.stringify({ checkoutId, paymentId, amount });
+
+  async function paidCheckout(stockA = 10) {
+    const made = await newCheckout(stockA);
+    const paid = await callback(base, payload(made.checkout.id, made.checkout.amount));
+    expect(paid.body).toMatchObject({ status: 'processed' });
+    return made;
+  }
+
+  it('POST /checkouts: 201 with the cart lines and the amount; GET /checkouts/:id returns it', async () => {
+    const { a, b, cartId, checkout } = await newCheckout();
+    expect(checkout).toEqual({
+      id: expect.stringMatching(/^[0-9a-f]{24}$/),
+      cartId,
+      lines: [
+        { productId: a, qty: 2 },
+        { productId: b, qty: 1 },
+      ],
+      amount: 3 * 250,
+      status: 'open',
+      paymentStatus: 'pending',
+    });
+    const read = await call(base, 'GET', `/checkouts/${checkout.id}`);
+    expect(read).toMatchObject({ status: 200, body: checkout });
+  });
+
+  it('POST /checkouts: 404 unknown cart, 409 empty cart, 404 a product gone, 400 malformed or $-operator cartId (no write)', async () => {
+    const unknown = new ObjectId().toHexString();
+    expect(await call(base, 'POST', '/checkouts', { body: { cartId: unknown } })).toMatchObject({
+      status: 404,
+      body: { error: 'cartNotFound', id: unknown },
+    });
+    const empty = await newCart([]);
+    expect(await call(base, 'POST', '/checkouts', { body: { cartId: empty } })).toMatchObject({
+      status: 409,
+      body: { error: 'cartEmpty' },
+    });
+    const ghost = new ObjectId().toHexString();
+    const withGhost = await newCart([{ productId: ghost, qty: 1 }]);
+    expect(await call(base, 'POST', '/checkouts', { body: { cartId: withGhost } })).toMatchObject({
+      status: 404,
+      body: { error: 'productNotFound', productIds: [ghost] },
+    });
+    for (const body of [
+      { cartId: { $gt: '' } },
+      { cartId: 'nope' },
+      { cartId: empty, x: 1 },
+      '{',
+    ]) {
+      const before = await snapshot(t.db);
+      let reply: HttpReply | undefined;
+      const writes = await writesDuring(t.commands, async () => {
+        reply = await call(base, 'POST', '/checkouts', { body });
+      });
+      expect(reply?.status).toBe(400);
+      expect(reply?.body.field).toMatch(/^(cartId|body)$/);
+      expect(writes).toEqual([]);
+      expect(await snapshot(t.db)).toEqual(before);
+    }
+  });
+
+  it('GET /checkouts/:id: 404 unknown, 400 malformed', async () => {
+    expect((await call(base, 'GET', `/checkouts/${new ObjectId().toHexString()}`)).status).toBe(
+      404,
+    );
+    expect(await call(base, 'GET', '/checkouts/x')).toMatchObject({
+      status: 400,
+      body: { field: 'id' },
+    });
+  });
+
+  describe('POST /payments/callback', () => {
+    it('a missing, wrong or tampered signature: 401, no write', async () => {
+      const { checkout } = await newCheckout();
+      const raw = payload(checkout.id, checkout.amount);
+      const tampered = payload(checkout.id, 1);
+      for (const [reply, label] of [
+        [() => callback(base, raw, { signature: null }), 'missing'],
+        [() => callback(base, raw, { secret: 'another-secret-0123456789' }), 'other secret'],
+        [() => callback(base, tampered, { signature: signPayload(SECRET, raw) }), 'tampered'],
+        [() => callback(base, raw, { signature: 'zz' }), 'not hex'],
+      ] as const) {
+        const before = await snapshot(t.db);
+        let got: HttpReply | undefined;
+        const writes = await writesDuring(t.commands, async () => {
+          got = await reply();
+        });
+        expect(got, label).toMatchObject({ status: 401, body: { error: 'invalidSignature' } });
+        expect(writes).toEqual([]);
+        expect(await snapshot(t.db)).toEqual(before);
+      }
+    });
+
+    it('signed but invalid: malformed JSON, $ operators, bad amount, extra keys -> 400 naming the field, no write', async () => {
+      const { checkout } = await newCheckout();
+      const cases: [string, string][] = [
+        ['{"checkoutId":', 'body'],
+        [JSON.stringify({ checkoutId: { $gt: '' }, paymentId: 'p', amount: 1 }), 'checkoutId'],
+        [
+          JSON.stringify({ checkoutId: checkout.id, paymentId: { $ne: 1 }, amount: 1 }),
+          'paymentId',
+        ],
+        [JSON.stringify({ checkoutId: checkout.id, paymentId: 'p', amount: 1.5 }), 'amount'],
+        [JSON.stringify({ checkoutId: checkout.id, paymentId: 'p', amount: -1 }), 'amount'],
+        [JSON.stringify({ checkoutId: checkout.id, paymentId: 'p', amount: '750' }), 'amount'],
+        [
+          JSON.stringify({ checkoutId: checkout.id, paymentId: 'p', amount: 750, paid: true }),
+          'body',
+        ],
+      ];
+      for (const [raw, field] of cases) {
+        const before = await snapshot(t.db);
+        let got: HttpReply | undefined;
+        const writes = await writesDuring(t.commands, async () => {
+          got = await callback(base, raw);
+        });
+        expect(got?.status, raw).toBe(400);
+        expect(got?.body.field, raw).toBe(field);
+        expect(writes).toEqual([]);
+        expect(await snapshot(t.db)).toEqual(before);
+      }
+    });
+
+    it('first delivery: 200 processed, checkout paid, one ledger entry; a replay: 200 alreadyProcessed, nothing more', async () => {
+      const { checkout } = await newCheckout();
+      const raw = payload(checkout.id, checkout.amount, 'pay_A');
+      const first = await callback(base, raw);
+      expect(first).toMatchObject({
+        status: 200,
+        body: { status: 'processed', checkoutId: checkout.id, paymentId: 'pay_A' },
+      });
+      const stored = await checkouts().findOne({ _id: oid(checkout.id) });
+      expect(stored).toMatchObject({
+        paymentStatus: 'paid',
+        status: 'open',
+        payment: { id: 'pay_A', amount: checkout.amount, paidAt: expect.any(Date) },
+      });
+      const before = await snapshot(t.db);
+      const replay = await callback(base, raw);
+      expect(replay).toMatchObject({
+        status: 200,
+        body: { status: 'alreadyProcessed', checkoutId: checkout.id, paymentId: 'pay_A' },
+      });
+      expect(await snapshot(t.db)).toEqual(before);
+      expect(await payments().countDocuments({ checkoutId: oid(checkout.id) })).toBe(1);
+    });
+
+    it('another payment for a paid checkout: 409 alreadyPaid naming the first; wrong amount: 409 amountMismatch; unknown checkout: 404; nothing changes', async () => {
+      const { checkout } = await newCheckout();
+      expect((await callback(base, payload(checkout.id, checkout.amount + 1))).body).toEqual({
+        error: 'amountMismatch',
+        expected: checkout.amount,
+        received: checkout.amount + 1,
+      });
+      expect((await checkouts().findOne({ _id: oid(checkout.id) }))?.paymentStatus).toBe('pending');
+      await callback(base, payload(checkout.id, checkout.amount, 'pay_A'));
+      const before = await snapshot(t.db);
+      const second = await callback(base, payload(checkout.id, checkout.amount, 'pay_B'));
+      expect(second).toMatchObject({
+        status: 409,
+        body: { error: 'alreadyPaid', checkoutId: checkout.id, paymentId: 'pay_A' },
+      });
+      const unknown = new ObjectId().toHexString();
+      expect(await callback(base, payload(unknown, 100))).toMatchObject({
+        status: 404,
+        body: { error: 'checkoutNotFound', id: unknown },
+      });
+      expect(await snapshot(t.db)).toEqual(before);
+    });
+
+    it('50 concurrent replays of one callback: naive records the payment many times; safe processes it once', async () => {
+      const CALLS = 50;
+      const { naive, safe } = await naiveVersusSafe({
+        invariant: 'one ledger entry per paid checkout; exactly one reply says processed',
+        calls: CALLS,
+        setup: async (run) => {
+          const app =
+            run === 'naive'
+              ? createNaiveApp(t.db, { paymentSecret: SECRET, afterRead: barrier(CALLS) })
+              : safeApp;
+          const listening = await listen(app);
+          const { checkout } = await newCheckout();
+          return { listening, checkout, raw: payload(checkout.id, checkout.amount, `pay_${run}`) };
+        },
+        naive: (_i, { state }) => callback(state.listening.url, state.raw),
+        safe: (_i, { state }) => callback(state.listening.url, state.raw),
+        check: async (state, report) => {
+          await state.listening.close();
+          const replies = report.values as HttpReply[];
+          const violations: string[] = [];
+          const entries = await payments().countDocuments({ checkoutId: oid(state.checkout.id) });
+          if (entries !== 1) violations.push(`${entries} ledger entries for one payment`);
+          const processed = replies.filter((r) => r.body?.status === 'processed').length;
+          const already = replies.filter((r) => r.body?.status === 'alreadyProcessed').length;
+          if (processed !== 1) violations.push(`${processed} replies say processed`);
+          if (processed + already !== CALLS) violations.push('some replies are neither');
+          if (processed !== entries) violations.push('the replies disagree with the ledger');
+          return violations;
+        },
+      });
+      expect(safe.violations).toEqual([]);
+      expect(naive.violations.length).toBeGreaterThan(0);
+    });
+  });
+
+  describe('POST /checkouts/:id/finalize', () => {
+    it('unpaid: 409 notPaid, nothing changes; unknown: 404; malformed id: 400', async () => {
+      const { checkout } = await newCheckout();
+      const before = await snapshot(t.db);
+      expect(await call(base, 'POST', `/checkouts/${checkout.id}/finalize`)).toMatchObject({
+        status: 409,
+        body: { error: 'notPaid', id: checkout.id },
+      });
+      const unknown = new ObjectId().toHexString();
+      expect(await call(base, 'POST', `/checkouts/${unknown}/finalize`)).toMatchObject({
+        status: 404,
+        body: { error: 'checkoutNotFound' },
+      });
+      expect(await snapshot(t.db)).toEqual(before);
+      const writes = await writesDuring(t.commands, async () => {
+        expect((await call(base, 'POST', '/checkouts/%7B%24gt%7D/finalize')).status).toBe(400);
+      });
+      expect(writes).toEqual([]);
+    });
+
+    it('paid: 201 one order, stock taken, cart emptied, checkout finalized; a repeat: 200 the same order', async () => {
+      const { a, b, cartId, checkout } = await paidCheckout();
+      const first = await call(base, 'POST', `/checkouts/${checkout.id}/finalize`);
+      expect(first.status).toBe(201);
+      expect(first.body).toEqual({
+        id: expect.stringMatching(/^[0-9a-f]{24}$/),
+        items: [
+          { productId: a, qty: 2 },
+          { productId: b, qty: 1 },
+        ],
+        createdAt: expect.any(String),
+        checkoutId: checkout.id,
+      });
+      expect(await stockOf(t.db, a)).toBe(8);
+      expect(await stockOf(t.db, b)).toBe(4);
+      expect(
+        (await t.db.collection<CartDoc>(COLLECTIONS.carts).findOne({ _id: oid(cartId) }))?.lines,
+      ).toEqual([]);
+      expect(await checkouts().findOne({ _id: oid(checkout.id) })).toMatchObject({
+        status: 'finalized',
+        orderId: oid(first.body.id),
+      });
+      const before = await snapshot(t.db);
+      const again = await call(base, 'POST', `/checkouts/${checkout.id}/finalize`);
+      expect(again).toMatchObject({ status: 200, body: first.body });
+      expect(await snapshot(t.db)).toEqual(before);
+      expect((await call(base, 'GET', `/orders/${first.body.id}`)).body).toEqual(first.body);
+    });
+
+    it('stock short: 409 insufficientStock listing the line, nothing changes (still open, cart kept)', async () => {
+      const { a, checkout } = await paidCheckout(1);
+      const before = await snapshot(t.db);
+      const refused = await call(base, 'POST', `/checkouts/${checkout.id}/finalize`);
+      expect(refused).toMatchObject({
+        status: 409,
+        body: {
+          error: 'insufficientStock',
+          shortages: [{ productId: a, requested: 2, available: 1 }],
+        },
+      });
+      expect(await snapshot(t.db)).toEqual(before);
+    });
+
+    it('50 concurrent finalizes of one paid checkout: naive creates many orders; safe exactly one, taken once, every reply names it', async () => {
+      const CALLS = 50;
+      await naiveVersusSafe({
+        invariant: 'one order per checkout; stock taken once; every reply names that order',
+        calls: CALLS,
+        setup: async (run) => {
+          const app =
+            run === 'naive'
+              ? createNaiveApp(t.db, { paymentSecret: SECRET, afterRead: barrier(CALLS) })
+              : safeApp;
+          const listening = await listen(app);
+          return { listening, ...(await paidCheckout(1_000)) };
+        },
+        naive: (_i, { state }) =>
+          call(state.listening.url, 'POST', `/checkouts/${state.checkout.id}/finalize`),
+        safe: (_i, { state }) =>
+          call(state.listening.url, 'POST', `/checkouts/${state.checkout.id}/finalize`),
+        check: async (state, report) => {
+          await state.listening.close();
+          const replies = report.values as HttpReply[];
+          const violations: string[] = [];
+          const orders = await t.db
+            .collection<OrderDoc>(COLLECTIONS.orders)
+            .find({ checkoutId: oid(state.checkout.id) })
+            .toArray();
+          if (orders.length !== 1) violations.push(`${orders.length} orders for one checkout`);
+          const stockA = await stockOf(t.db, state.a);
+          if (stockA !== 998) violations.push(`stock of a is ${stockA}, 2 units should be taken`);
+          const named = new Set(replies.map((r) => r.body?.id));
+          if (named.size !== 1 || !named.has(orders[0]?._id.toHexString())) {
+            violations.push(`replies name ${named.size} order(s)`);
+          }
+          const created = replies.filter((r) => r.status === 201).length;
+          if (created !== 1) violations.push(`${created} replies are 201`);
+          return violations;
+        },
+      });
+    });
   });
 });
