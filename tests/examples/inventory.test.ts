@@ -11,6 +11,7 @@ import mongoose from 'mongoose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../examples/inventory/app.js';
 import { signPayload } from '../../examples/inventory/checkout.js';
+import { scenario } from '../../examples/inventory/demo.js';
 import {
   type CartDoc,
   type CheckoutDoc,
@@ -796,5 +797,17 @@ describe('checkout flow (driver app): signed payment callback, finalize', () => 
         },
       });
     });
+  });
+});
+
+it('the demo scenario (examples/inventory/demo.ts): naive breaks the invariant, safe holds it', async () => {
+  const naive = await scenario.run(t.db, 'naive', () => {});
+  const safe = await scenario.run(t.db, 'safe', () => {});
+  expect(naive.held).toBe(false);
+  expect(naive.succeeded).toBeGreaterThan(ORDER_RACE.stockB);
+  expect(safe).toEqual({
+    succeeded: ORDER_RACE.stockB,
+    finalState: 'A=10 B=0 orders=20',
+    held: true,
   });
 });
