@@ -4,7 +4,8 @@
  * replayed); finalizing the paid checkout creates exactly one order, takes the stock and empties
  * the cart, all or nothing.
  *
- * POST /checkouts                { cartId }          201 checkout | 404 cartNotFound | 409 cartEmpty
+ * POST /checkouts                { cartId }, optional Idempotency-Key
+ *                                                    201 checkout | 404 cartNotFound | 409 cartEmpty
  * GET  /checkouts/:id                                200 checkout | 404 checkoutNotFound
  * POST /payments/callback        { checkoutId, paymentId, amount }, header X-Signature
  *   200 { status: 'processed' } the first time, 200 { status: 'alreadyProcessed' } on a replay,
@@ -19,6 +20,7 @@ import { claimOnce, guardedDecrementAll, withRetryingTransaction } from 'mongo-a
 import { type Db, ObjectId } from 'mongodb';
 import { z } from 'zod';
 import { HttpError, objectId, parse, token } from '../shared/http.js';
+import { respondOnce } from './idempotent.js';
 import {
   type CartDoc,
   type CheckoutDoc,
@@ -163,39 +165,57 @@ export function checkoutRouter(db: Db): Router {
 
   router.post('/checkouts', async (req, res) => {
     const { cartId } = parse(checkoutBody, req.body, 'body');
-    const cart = await carts.findOne({ _id: cartId });
-    if (cart === null)
-      throw new HttpError(404, { error: 'cartNotFound', id: cartId.toHexString() });
-    if (cart.lines.length === 0)
-      throw new HttpError(409, { error: 'cartEmpty', id: cartId.toHexString() });
-    const priced = await products
-      .find({ _id: { $in: cart.lines.map((l) => l.productId) } }, { projection: { price: 1 } })
-      .toArray();
-    const prices = new Map(priced.map((p) => [p._id.toHexString(), p.price]));
-    const missing = cart.lines.filter((l) => !prices.has(l.productId.toHexString()));
-    if (missing.length > 0) {
-      throw new HttpError(404, {
-        error: 'productNotFound',
-        productIds: missing.map((l) => l.productId.toHexString()),
-      });
-    }
-    const lines: LineDoc[] = cart.lines.map((l) => ({ productId: l.productId, qty: l.qty }));
-    const checkout: CheckoutDoc = {
-      _id: new ObjectId(),
-      cartId,
-      lines,
-      amount: lines.reduce(
-        (sum, l) => sum + (prices.get(l.productId.toHexString()) ?? 0) * l.qty,
-        0,
-      ),
-      status: 'open',
-      paymentStatus: 'pending',
-      createdAt: new Date(),
-    };
-    // A new document under a new id: nothing to race with. The snapshot may be stale by the
-    // time it is finalized; finalization takes the stock with guards, so it can only be refused.
-    await checkouts.insertOne(checkout);
-    res.status(201).json(checkoutView(checkout));
+    // Seed 002's "checkout creation double submit": with an Idempotency-Key, two clicks make one
+    // checkout and both get its 201. The reads and the insert run in the transaction.
+    await respondOnce(req, res, {
+      client: db.client,
+      keys: db.collection(COLLECTIONS.idempotencyKeys),
+      scope: 'checkouts',
+      canonicalBody: cartId.toHexString(),
+      run: async (session) => {
+        const cart = await carts.findOne({ _id: cartId }, { session });
+        if (cart === null) {
+          return { status: 404, body: { error: 'cartNotFound', id: cartId.toHexString() } };
+        }
+        if (cart.lines.length === 0) {
+          return { status: 409, body: { error: 'cartEmpty', id: cartId.toHexString() } };
+        }
+        const priced = await products
+          .find(
+            { _id: { $in: cart.lines.map((l) => l.productId) } },
+            { projection: { price: 1 }, session },
+          )
+          .toArray();
+        const prices = new Map(priced.map((p) => [p._id.toHexString(), p.price]));
+        const missing = cart.lines.filter((l) => !prices.has(l.productId.toHexString()));
+        if (missing.length > 0) {
+          return {
+            status: 404,
+            body: {
+              error: 'productNotFound',
+              productIds: missing.map((l) => l.productId.toHexString()),
+            },
+          };
+        }
+        const lines: LineDoc[] = cart.lines.map((l) => ({ productId: l.productId, qty: l.qty }));
+        const checkout: CheckoutDoc = {
+          _id: new ObjectId(),
+          cartId,
+          lines,
+          amount: lines.reduce(
+            (sum, l) => sum + (prices.get(l.productId.toHexString()) ?? 0) * l.qty,
+            0,
+          ),
+          status: 'open',
+          paymentStatus: 'pending',
+          createdAt: new Date(),
+        };
+        // A snapshot of the cart: it may be stale when finalized, but finalization takes the
+        // stock with guards, so a stale checkout can only be refused, never oversell.
+        await checkouts.insertOne(checkout, { session });
+        return { status: 201, body: { ...checkoutView(checkout) } };
+      },
+    });
   });
 
   router.get('/checkouts/:id', async (req, res) => {

@@ -12,18 +12,13 @@
  *   422 { error: 'idempotencyKeyReused' }  the key was first used for another body
  *   409 { error: 'requestInProgress' }     the key's first request is still running after 10 s
  */
-import { createHash } from 'node:crypto';
-import { type Request, Router } from 'express';
-import {
-  type GuardedDecrementAllResult,
-  isIdempotencyKeyConflictError,
-  withIdempotencyKey,
-  withRetryingTransaction,
-} from 'mongo-atomics';
+import { Router } from 'express';
+import type { GuardedDecrementAllResult } from 'mongo-atomics';
 import type { ClientSession, Collection, MongoClient } from 'mongodb';
 import { ObjectId } from 'mongodb';
 import { z } from 'zod';
-import { HttpError, objectId, parse, quantity, token } from '../shared/http.js';
+import { HttpError, objectId, parse, quantity } from '../shared/http.js';
+import { respondOnce, type StoredResponse } from './idempotent.js';
 import type { LineDoc, OrderView, ProductView } from './model.js';
 
 /** The most units of one product one line may ask for, and the most lines per order. */
@@ -61,14 +56,8 @@ export const orderBody = z.strictObject({
 
 export const idParams = z.strictObject({ id: objectId });
 
-/** Only the header we read is validated; every other header passes untouched. */
-const idempotencyHeader = z.object({ 'idempotency-key': token.optional() });
-
 /** What a placed order answers, kept as plain JSON so it can be stored and replayed as is. */
-export interface OrderResponse {
-  readonly status: number;
-  readonly body: Record<string, unknown>;
-}
+export type OrderResponse = StoredResponse;
 
 /** How an app stores orders: the driver app and the Mongoose app each implement it. */
 export interface OrderStore {
@@ -132,66 +121,20 @@ function lineAt(items: readonly LineDoc[], index: number): LineDoc {
   return line;
 }
 
-/**
- * The fingerprint of a request: method, path and the validated body in a canonical form. The
- * same key sent with another body is then refused instead of replaying another order.
- */
-function fingerprint(req: Request, items: readonly LineDoc[]): string {
-  const canonical = JSON.stringify(items.map((l) => [l.productId.toHexString(), l.qty]));
-  return createHash('sha256').update(`${req.method} ${req.path} ${canonical}`).digest('hex');
-}
-
 /** The routes of the HTTP contract above, over `store`. */
 export function ordersRouter(store: OrderStore): Router {
   const router = Router();
 
   router.post('/orders', async (req, res) => {
     const { items } = parse(orderBody, req.body, 'body');
-    const key = parse(idempotencyHeader, req.headers, 'headers')['idempotency-key'];
     const lines: LineDoc[] = items.map((i) => ({ productId: i.productId, qty: i.qty }));
-
-    if (key === undefined) {
-      // No key: the stock and the order still commit together or not at all.
-      const response = await withRetryingTransaction(store.client, (session) =>
-        placeOrder(store, session, lines),
-      );
-      res.status(response.status).json(response.body);
-      return;
-    }
-
-    try {
-      // Transaction mode (`client`): the stored response commits in the same transaction as
-      // the stock and the order, so "placed the order" and "remembered the response" cannot
-      // be separated by a crash. Responses are replayed whatever their status: a retry of a
-      // request that got 409 gets the same 409 (send a new key to try again).
-      const result = await withIdempotencyKey<OrderResponse>(store.idempotencyKeys, {
-        key: `orders:${key}`,
-        fingerprint: fingerprint(req, lines),
-        client: store.client,
-        // A duplicate that arrives while the first is running waits for its response instead
-        // of getting a "try later": a double click then sees one order, twice.
-        wait: { timeoutMs: 10_000, intervalMs: 25 },
-        fn: ({ session }) => placeOrder(store, session, lines),
-      });
-      if (result.outcome === 'inProgress') {
-        res
-          .status(409)
-          .set('Retry-After', '1')
-          .json({ error: 'requestInProgress', message: 'a request with this key is running' });
-        return;
-      }
-      if (result.outcome === 'replayed') res.set('Idempotent-Replayed', 'true');
-      res.status(result.value.status).json(result.value.body);
-    } catch (error) {
-      if (isIdempotencyKeyConflictError(error)) {
-        throw new HttpError(422, {
-          error: 'idempotencyKeyReused',
-          field: 'idempotency-key',
-          message: 'this Idempotency-Key was used for a different request',
-        });
-      }
-      throw error;
-    }
+    await respondOnce(req, res, {
+      client: store.client,
+      keys: store.idempotencyKeys,
+      scope: 'orders',
+      canonicalBody: JSON.stringify(lines.map((l) => [l.productId.toHexString(), l.qty])),
+      run: (session) => placeOrder(store, session, lines),
+    });
   });
 
   router.get('/orders/:id', async (req, res) => {

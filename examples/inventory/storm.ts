@@ -115,11 +115,22 @@ export async function checkOrderRace(
   }
   if (stockA === undefined || stockA < 0) violations.push(`stock of A is ${stockA}`);
   if (stockB === undefined || stockB < 0) violations.push(`stock of B is ${stockB}`);
-  if (stockA !== undefined && ORDER_RACE.stockA - stockA !== created) {
-    violations.push(`${ORDER_RACE.stockA - stockA} units of A taken for ${created} orders (201)`);
+  // Units the 201 replies say were taken, summed from their lines.
+  const promised = (id: ObjectId): number =>
+    replies
+      .filter((r) => r.status === 201)
+      .flatMap((r) => (Array.isArray(r.body?.items) ? r.body.items : []))
+      .filter((line: { productId?: unknown }) => line.productId === id.toHexString())
+      .reduce((sum: number, line: { qty?: unknown }) => sum + Number(line.qty), 0);
+  if (stockA !== undefined && ORDER_RACE.stockA - stockA !== promised(race.a)) {
+    violations.push(
+      `${ORDER_RACE.stockA - stockA} units of A taken, ${promised(race.a)} in 201 replies`,
+    );
   }
-  if (stockB !== undefined && ORDER_RACE.stockB - stockB !== created) {
-    violations.push(`${ORDER_RACE.stockB - stockB} units of B taken for ${created} orders (201)`);
+  if (stockB !== undefined && ORDER_RACE.stockB - stockB !== promised(race.b)) {
+    violations.push(
+      `${ORDER_RACE.stockB - stockB} units of B taken, ${promised(race.b)} in 201 replies`,
+    );
   }
   const storedIds = stored.map((o) => o._id.toHexString()).sort();
   if (JSON.stringify(storedIds) !== JSON.stringify([...createdIds].sort())) {

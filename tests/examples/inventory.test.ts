@@ -5,7 +5,7 @@
  * finalize) against the driver app.
  */
 import type { Express } from 'express';
-import { barrier, naiveVersusSafe } from 'mongo-atomics/testing';
+import { barrier, naiveVersusSafe, race } from 'mongo-atomics/testing';
 import { type Db, ObjectId } from 'mongodb';
 import mongoose from 'mongoose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -550,6 +550,33 @@ describe('checkout flow (driver app): signed payment callback, finalize', () => 
       expect(writes).toEqual([]);
       expect(await snapshot(t.db)).toEqual(before);
     }
+  });
+
+  it('POST /checkouts with an Idempotency-Key: 20 concurrent submits make ONE checkout, every reply is its 201', async () => {
+    const a = await newProduct(t.db, 3);
+    const cartId = await newCart([{ productId: a, qty: 1 }]);
+    const key = `co-${new ObjectId().toHexString()}`;
+    const report = await race(20, () =>
+      call(base, 'POST', '/checkouts', { body: { cartId }, headers: { 'Idempotency-Key': key } }),
+    );
+    expect(report.errors).toEqual([]);
+    const replies = report.values as HttpReply[];
+    expect(new Set(replies.map((r) => JSON.stringify([r.status, r.body]))).size).toBe(1);
+    expect(replies[0]?.status).toBe(201);
+    const stored = await checkouts()
+      .find({ cartId: oid(cartId) })
+      .toArray();
+    expect(stored.map((c) => c._id.toHexString())).toEqual([replies[0]?.body.id]);
+    // The same key for another cart: 422, nothing written.
+    const other = await newCart([{ productId: a, qty: 1 }]);
+    const before = await snapshot(t.db);
+    expect(
+      await call(base, 'POST', '/checkouts', {
+        body: { cartId: other },
+        headers: { 'Idempotency-Key': key },
+      }),
+    ).toMatchObject({ status: 422, body: { error: 'idempotencyKeyReused' } });
+    expect(await snapshot(t.db)).toEqual(before);
   });
 
   it('GET /checkouts/:id: 404 unknown, 400 malformed', async () => {
