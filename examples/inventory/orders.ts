@@ -86,7 +86,8 @@ async function placeOrder(
   session: ClientSession,
   items: LineDoc[],
 ): Promise<OrderResponse> {
-  // A fresh id per attempt is not needed: an attempt that failed was aborted with its insert.
+  // Called once per transaction attempt: a retried attempt gets a new id, and the aborted
+  // attempt's insert went with its transaction.
   const result = await store.place(session, { _id: new ObjectId(), items, createdAt: new Date() });
   switch (result.outcome) {
     case 'placed':

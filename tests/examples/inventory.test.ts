@@ -786,6 +786,17 @@ describe('checkout flow (driver app): signed payment callback, finalize', () => 
       expect(await snapshot(t.db)).toEqual(before);
     });
 
+    it('a product gone since checkout: 404 productNotFound naming it, nothing changes', async () => {
+      const { b, checkout } = await paidCheckout();
+      await t.db.collection(COLLECTIONS.products).deleteOne({ _id: oid(b) });
+      const before = await snapshot(t.db);
+      expect(await call(base, 'POST', `/checkouts/${checkout.id}/finalize`)).toMatchObject({
+        status: 404,
+        body: { error: 'productNotFound', productIds: [b] },
+      });
+      expect(await snapshot(t.db)).toEqual(before);
+    });
+
     it('50 concurrent finalizes of one paid checkout: naive creates many orders; safe exactly one, taken once, every reply names it', async () => {
       const CALLS = 50;
       await naiveVersusSafe({
