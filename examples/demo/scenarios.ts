@@ -4,7 +4,8 @@
  */
 import { scenario as carts } from '../carts/demo.js';
 import { scenario as gamification } from '../gamification/demo.js';
+import { scenario as inventory } from '../inventory/demo.js';
 import { scenario as ticketing } from '../ticketing/demo.js';
 import type { DemoScenario } from './scenario.js';
 
-export const scenarios: readonly DemoScenario[] = [carts, gamification, ticketing];
+export const scenarios: readonly DemoScenario[] = [carts, inventory, gamification, ticketing];

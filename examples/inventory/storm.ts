@@ -6,10 +6,9 @@
  * orders that got 201; the orders in the database are exactly the 201 responses' orders, each
  * with both lines; every other response is a 409 naming the short line(s).
  */
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { Express } from 'express';
 import { type Db, ObjectId } from 'mongodb';
+import { type Listening, listen } from '../shared/listen.js';
 import { COLLECTIONS, type OrderDoc, type ProductDoc } from './model.js';
 
 export const ORDER_RACE = { requests: 100, stockA: 30, stockB: 20 } as const;
@@ -22,11 +21,9 @@ export interface Reply {
   readonly body: any;
 }
 
-export interface OrderRace {
-  readonly url: string;
+export interface OrderRace extends Listening {
   readonly a: ObjectId;
   readonly b: ObjectId;
-  close(): Promise<void>;
 }
 
 /** Seeds two fresh products (their own ids: earlier storms do not interfere) and serves `app`. */
@@ -37,22 +34,7 @@ export async function openOrderRace(db: Db, app: Express): Promise<OrderRace> {
     { _id: a, name: 'A', stock: ORDER_RACE.stockA, price: 100 },
     { _id: b, name: 'B', stock: ORDER_RACE.stockB, price: 200 },
   ]);
-  const server: Server = app.listen(0, '127.0.0.1');
-  await new Promise<void>((resolve, reject) => {
-    server.once('listening', resolve);
-    server.once('error', reject);
-  });
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    a,
-    b,
-    close: () =>
-      new Promise<void>((resolve, reject) => {
-        server.closeAllConnections();
-        server.close((error) => (error ? reject(error) : resolve()));
-      }),
-  };
+  return { ...(await listen(app)), a, b };
 }
 
 /** POSTs `body` as JSON; `headers` added. */

@@ -253,8 +253,8 @@ describe.each(APPS)('orders ($name)', (under) => {
       ['huge qty', { items: line(1e12) }, 'items.0.qty'],
       ['string qty', { items: line('1') }, 'items.0.qty'],
       ['$gt as qty', { items: line({ $gt: 0 }) }, 'items.0.qty'],
-      ['extra key in a line', { items: [{ productId: id, qty: 1, price: 0 }] }, 'items.0'],
-      ['extra key in the body', { items: line(1), coupon: 'x' }, 'body'],
+      ['extra key in a line', { items: [{ productId: id, qty: 1, price: 0 }] }, 'items.0.price'],
+      ['extra key in the body', { items: line(1), coupon: 'x' }, 'coupon'],
       [
         'a product listed twice',
         {
@@ -534,19 +534,19 @@ describe('checkout flow (driver app): signed payment callback, finalize', () => 
       status: 404,
       body: { error: 'productNotFound', productIds: [ghost] },
     });
-    for (const body of [
-      { cartId: { $gt: '' } },
-      { cartId: 'nope' },
-      { cartId: empty, x: 1 },
-      '{',
-    ]) {
+    for (const [body, field] of [
+      [{ cartId: { $gt: '' } }, 'cartId'],
+      [{ cartId: 'nope' }, 'cartId'],
+      [{ cartId: empty, x: 1 }, 'x'],
+      ['{', 'body'],
+    ] as const) {
       const before = await snapshot(t.db);
       let reply: HttpReply | undefined;
       const writes = await writesDuring(t.commands, async () => {
         reply = await call(base, 'POST', '/checkouts', { body });
       });
       expect(reply?.status).toBe(400);
-      expect(reply?.body.field).toMatch(/^(cartId|body)$/);
+      expect(reply?.body.field).toBe(field);
       expect(writes).toEqual([]);
       expect(await snapshot(t.db)).toEqual(before);
     }
@@ -625,7 +625,7 @@ describe('checkout flow (driver app): signed payment callback, finalize', () => 
         [JSON.stringify({ checkoutId: checkout.id, paymentId: 'p', amount: '750' }), 'amount'],
         [
           JSON.stringify({ checkoutId: checkout.id, paymentId: 'p', amount: 750, paid: true }),
-          'body',
+          'paid',
         ],
       ];
       for (const [raw, field] of cases) {
