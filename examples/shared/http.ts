@@ -74,7 +74,9 @@ export const notFound: RequestHandler = (req, res) => {
 
 /**
  * Turns errors into JSON responses: `HttpError`s as they are, malformed or oversized JSON bodies
- * (from `express.json()`) into 400/413 naming `body`, anything else into a 500 without details.
+ * (from `express.json()`) into 400/413 naming `body`, a charset or Content-Encoding it cannot
+ * read into 415 naming `headers`, the body parsers' other 4xx as they are, anything else into a
+ * 500 without details.
  */
 export const errorHandler: ErrorRequestHandler = (error: unknown, _req, res, _next) => {
   if (error instanceof HttpError) {
@@ -90,6 +92,35 @@ export const errorHandler: ErrorRequestHandler = (error: unknown, _req, res, _ne
   }
   if (type === 'entity.too.large') {
     res.status(413).json({ error: 'bodyTooLarge', field: 'body', message: 'body is too large' });
+    return;
+  }
+  if (type === 'charset.unsupported' || type === 'encoding.unsupported') {
+    // The client's Content-Type charset or Content-Encoding, which express.json() cannot read:
+    // the client's mistake, so a 415 it can act on, not a 500 that pages the on-call engineer.
+    const charset = type === 'charset.unsupported';
+    res.status(415).json({
+      error: charset ? 'unsupportedCharset' : 'unsupportedEncoding',
+      field: 'headers',
+      message: charset
+        ? 'the body must be JSON in UTF-8'
+        : 'the body must be sent without Content-Encoding, or gzip, deflate or br',
+    });
+    return;
+  }
+  // Any other client error from express's body parsers (an aborted request, a body shorter
+  // than its Content-Length): their own 4xx status and safe-to-show message.
+  const status = (error as { status?: unknown } | null)?.status;
+  const expose = (error as { expose?: unknown } | null)?.expose;
+  if (
+    typeof type === 'string' &&
+    expose === true &&
+    typeof status === 'number' &&
+    status >= 400 &&
+    status < 500
+  ) {
+    res
+      .status(status)
+      .json({ error: 'badRequestBody', field: 'body', message: String((error as Error).message) });
     return;
   }
   // An unexpected failure: report it where the operator looks, answer without internals.

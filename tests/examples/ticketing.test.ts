@@ -256,6 +256,32 @@ describe('validation: 400 naming the field, and no write', () => {
   });
 
   it.each([
+    [
+      'an unsupported charset',
+      { 'content-type': 'application/json; charset=latin1' },
+      'unsupportedCharset',
+    ],
+    [
+      'an unsupported Content-Encoding',
+      { 'content-type': 'application/json', 'content-encoding': 'x-bogus' },
+      'unsupportedEncoding',
+    ],
+  ])(
+    'a JSON body with %s -> 415 (a client error, not a 500), no write',
+    async (_, headers, error) => {
+      const before = await snapshot();
+      let reply: Awaited<ReturnType<typeof call>> | undefined;
+      const writes = await writesDuring(t.commands, async () => {
+        reply = await call(real.url, 'POST', register(), { body: { userId: 'zed' }, headers });
+      });
+      expect(reply?.status).toBe(415);
+      expect(reply?.body).toMatchObject({ error, field: 'headers' });
+      expect(writes).toEqual([]);
+      expect(await snapshot()).toEqual(before);
+    },
+  );
+
+  it.each([
     ['missing', {}],
     ['a query operator', { userId: { $gt: '' } }],
     ['an $ne operator', { userId: { $ne: null } }],
