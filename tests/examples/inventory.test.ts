@@ -418,6 +418,25 @@ describe.each(APPS)('orders ($name)', (under) => {
     expect(naive.report.count('201')).toBeGreaterThan(ORDER_RACE.stockB);
   });
 
+  it('the storm check refuses 409s the stock does not justify (a service refusing every order does not hold)', async () => {
+    const state = await openOrderRace(t.db, safeApp);
+    try {
+      // Stock untouched (30 and 20), yet every order "insufficient": an undersell, not a hold.
+      const refused = Array.from({ length: ORDER_RACE.requests }, () => ({
+        outcome: '409',
+        status: 409,
+        body: {
+          error: 'insufficientStock',
+          shortages: [{ productId: state.b.toHexString(), requested: 1, available: 0 }],
+        },
+      }));
+      const outcome = await checkOrderRace(t.db, state, refused);
+      expect(outcome.violations).toContainEqual(expect.stringContaining('409'));
+    } finally {
+      await state.close();
+    }
+  });
+
   it('a sequential sanity check of the storm pieces: one order takes one of each', async () => {
     const state = await openOrderRace(t.db, safeApp);
     try {
