@@ -333,6 +333,20 @@ describe.each(APPS)('orders ($name)', (under) => {
       expect(orders).toBe(1);
     });
 
+    it('a retry to the same route spelled differently (/ORDERS/, which express routes here) is still a replay, not a 422', async () => {
+      const a = await newProduct(t.db, 5);
+      const key = `k-${new ObjectId().toHexString()}`;
+      const items = [{ productId: a, qty: 1 }];
+      const first = await order(items, { 'Idempotency-Key': key });
+      const again = await call(base, 'POST', '/ORDERS/', {
+        body: { items },
+        headers: { 'Idempotency-Key': key },
+      });
+      expect(first.status).toBe(201);
+      expect(again).toMatchObject({ status: 201, body: first.body });
+      expect(await stockOf(t.db, a)).toBe(4);
+    });
+
     it('a 409 is replayed too: the retry does not take stock that came back', async () => {
       const a = await newProduct(t.db, 1);
       const key = `k-${new ObjectId().toHexString()}`;
