@@ -40,6 +40,7 @@ import {
 import {
   type Award,
   collections,
+  isLate,
   LEVEL_THRESHOLDS,
   type PomodoroSession,
   pomodoroReward,
@@ -227,7 +228,7 @@ export function createApp(db: Db, options: AppOptions = {}): Express {
         studentId,
         assignmentId,
         submittedAt,
-        late: xp !== assignment.points,
+        late: isLate(assignment, submittedAt),
         ...award,
         student,
       }),

@@ -126,11 +126,16 @@ export const SUBMISSION_BADGES = [
   { badge: 'hundred-submissions', atLeast: 100 },
 ] as const;
 
+/**
+ * Whether a submission at `now` is late. Decided from the dates, never from the reward: half of
+ * 1 point rounded up is 1 point, so comparing the reward with the points misses late ones.
+ */
+export const isLate = (assignment: Assignment, now: Date): boolean =>
+  now.getTime() > assignment.dueDate.getTime();
+
 /** The seed's `rewardfunc(dueDate, now)`: full points on time, half (rounded up) when late. */
 export function submissionReward(assignment: Assignment, now: Date): number {
-  return now.getTime() <= assignment.dueDate.getTime()
-    ? assignment.points
-    : Math.ceil(assignment.points / 2);
+  return isLate(assignment, now) ? Math.ceil(assignment.points / 2) : assignment.points;
 }
 
 /** A finished pomodoro is worth 1 XP (and 1 aura point) per focused minute. */

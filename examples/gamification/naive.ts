@@ -32,6 +32,7 @@ import {
 import {
   type Award,
   collections,
+  isLate,
   levelFor,
   type PomodoroSession,
   pomodoroReward,
@@ -92,7 +93,7 @@ export function createNaiveApp(db: Db, options: NaiveOptions = {}): Express {
       studentId,
       assignmentId,
       submittedAt,
-      late: reward !== assignment.points,
+      late: isLate(assignment, submittedAt),
       xpAwarded: reward,
       auraPointsAwarded: reward,
       levelsGained: [],

@@ -60,8 +60,10 @@ export async function respondOnce(
     // crash, and a duplicate never runs the work a second time.
     const result = await withIdempotencyKey<StoredResponse>(options.keys, {
       key: `${options.scope}:${key}`,
+      // The scope already names the endpoint; the request's own path is left out: express
+      // routes `/ORDERS/` like `/orders`, and a retry spelled so is the same request.
       fingerprint: createHash('sha256')
-        .update(`${req.method} ${req.path} ${options.canonicalBody}`)
+        .update(`${options.scope} ${options.canonicalBody}`)
         .digest('hex'),
       client: options.client,
       // A duplicate that arrives while the first request runs waits for its response instead

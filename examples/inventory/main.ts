@@ -13,13 +13,19 @@ await runExample({
   name: 'inventory',
   open: async (uri) => {
     const client = await new MongoClient(uri).connect();
-    const db = client.db('inventory_example');
-    const sample = await prepare(db);
-    return {
-      app: createApp(db, { paymentSecret }),
-      firstCurl: (url) =>
-        `curl -s -X POST ${url}/orders -H 'content-type: application/json' -H 'Idempotency-Key: first-order' -d '{"items":[{"productId":"${sample.keyboard.toHexString()}","qty":1},{"productId":"${sample.mouse.toHexString()}","qty":1}]}'`,
-      close: () => client.close(),
-    };
+    try {
+      const db = client.db('inventory_example');
+      const sample = await prepare(db);
+      return {
+        app: createApp(db, { paymentSecret }),
+        firstCurl: (url) =>
+          `curl -s -X POST ${url}/orders -H 'content-type: application/json' -H 'Idempotency-Key: first-order' -d '{"items":[{"productId":"${sample.keyboard.toHexString()}","qty":1},{"productId":"${sample.mouse.toHexString()}","qty":1}]}'`,
+        close: () => client.close(),
+      };
+    } catch (error) {
+      // A failed start must not leave the client's sockets holding the process open.
+      await client.close();
+      throw error;
+    }
   },
 });

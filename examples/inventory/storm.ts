@@ -4,7 +4,8 @@
  *
  * Invariant: no stock below 0; the units taken from A and from B each equal the number of
  * orders that got 201; the orders in the database are exactly the 201 responses' orders, each
- * with both lines; every other response is a 409 naming the short line(s).
+ * with both lines; every other response is a 409 naming the short line(s), a line that is indeed
+ * short at the end (never an undersell).
  */
 import type { Express } from 'express';
 import { type Db, ObjectId } from 'mongodb';
@@ -94,6 +95,25 @@ export async function checkOrderRace(
     if (r.status !== 201 && !(r.status === 409 && r.body?.error === 'insufficientStock')) {
       violations.push(`unexpected reply ${r.status} ${JSON.stringify(r.body)}`);
     }
+  }
+  // A 409 must be true: stock only goes down during the storm, so a line that was short when
+  // the 409 was sent is still short at the end. Without this check a service that refused every
+  // order (nothing sold, nothing stored) would "hold".
+  const finalStock = new Map([
+    [race.a.toHexString(), stockA],
+    [race.b.toHexString(), stockB],
+  ]);
+  const unjustified = replies.filter((r) => {
+    if (r.status !== 409) return false;
+    const shortages: unknown = r.body?.shortages;
+    if (!Array.isArray(shortages) || shortages.length === 0) return true;
+    return !shortages.some((s: { productId?: unknown; requested?: unknown }) => {
+      const left = finalStock.get(String(s.productId));
+      return left !== undefined && typeof s.requested === 'number' && left < s.requested;
+    });
+  }).length;
+  if (unjustified > 0) {
+    violations.push(`${unjustified} 409 insufficientStock replies name no line short in stock`);
   }
   if (stockA === undefined || stockA < 0) violations.push(`stock of A is ${stockA}`);
   if (stockB === undefined || stockB < 0) violations.push(`stock of B is ${stockB}`);

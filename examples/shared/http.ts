@@ -4,6 +4,7 @@
  * it happens before any database call, so bad input never writes.
  */
 import type { ErrorRequestHandler, RequestHandler } from 'express';
+import { isRetryBudgetExhaustedError } from 'mongo-atomics';
 import { ObjectId } from 'mongodb';
 import { z } from 'zod';
 
@@ -67,6 +68,9 @@ export const token = z
   .string()
   .regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1–64 letters, digits, "_" or "-"');
 
+/** Seconds a client is asked to wait after a 503 busy. */
+const BUSY_RETRY_AFTER_SECONDS = 1;
+
 /** Unknown routes: 404 with a JSON body, like every other error. */
 export const notFound: RequestHandler = (req, res) => {
   res.status(404).json({ error: 'notFound', message: `no route for ${req.method} ${req.path}` });
@@ -74,7 +78,10 @@ export const notFound: RequestHandler = (req, res) => {
 
 /**
  * Turns errors into JSON responses: `HttpError`s as they are, malformed or oversized JSON bodies
- * (from `express.json()`) into 400/413 naming `body`, anything else into a 500 without details.
+ * (from `express.json()`) into 400/413 naming `body`, a charset or Content-Encoding it cannot
+ * read into 415 naming `headers`, the body parsers' other 4xx as they are, a transaction that ran
+ * out of retries before committing into 503 busy with Retry-After, anything else into a 500
+ * without details.
  */
 export const errorHandler: ErrorRequestHandler = (error: unknown, _req, res, _next) => {
   if (error instanceof HttpError) {
@@ -90,6 +97,51 @@ export const errorHandler: ErrorRequestHandler = (error: unknown, _req, res, _ne
   }
   if (type === 'entity.too.large') {
     res.status(413).json({ error: 'bodyTooLarge', field: 'body', message: 'body is too large' });
+    return;
+  }
+  if (type === 'charset.unsupported' || type === 'encoding.unsupported') {
+    // The client's Content-Type charset or Content-Encoding, which express.json() cannot read:
+    // the client's mistake, so a 415 it can act on, not a 500 that pages the on-call engineer.
+    const charset = type === 'charset.unsupported';
+    res.status(415).json({
+      error: charset ? 'unsupportedCharset' : 'unsupportedEncoding',
+      field: 'headers',
+      message: charset
+        ? 'the body must be JSON in UTF-8'
+        : 'the body must be sent without Content-Encoding, or gzip, deflate or br',
+    });
+    return;
+  }
+  // Any other client error from express's body parsers (an aborted request, a body shorter
+  // than its Content-Length): their own 4xx status and safe-to-show message.
+  const status = (error as { status?: unknown } | null)?.status;
+  const expose = (error as { expose?: unknown } | null)?.expose;
+  if (
+    typeof type === 'string' &&
+    expose === true &&
+    typeof status === 'number' &&
+    status >= 400 &&
+    status < 500
+  ) {
+    res
+      .status(status)
+      .json({ error: 'badRequestBody', field: 'body', message: String((error as Error).message) });
+    return;
+  }
+  if (
+    isRetryBudgetExhaustedError(error) &&
+    (error.reason === 'timeout' || error.reason === 'maxAttempts')
+  ) {
+    // A transaction lost to concurrent writers until its budget ran out, before any commit was
+    // sent: nothing was written. That is load, not a bug: 503 with Retry-After, not logged.
+    // (`commitOutcomeUnknown` may have committed and `abortedBeforeCommit` is a bug in the
+    // callback: both fall through to the 500 below, which an operator must look at.)
+    res.set('Retry-After', String(BUSY_RETRY_AFTER_SECONDS));
+    res.status(503).json({
+      error: 'busy',
+      message: 'too many concurrent changes, nothing was written: try again',
+      retryAfterSeconds: BUSY_RETRY_AFTER_SECONDS,
+    });
     return;
   }
   // An unexpected failure: report it where the operator looks, answer without internals.

@@ -128,6 +128,8 @@ export async function sendStormRequest(
  * - `tickets_sold` = the number of registrations, 0 ≤ `tickets_sold` ≤ capacity, nobody twice;
  * - the registrations are exactly those before the storm, plus the users answered 201, minus
  *   the users answered 200 to a cancellation (what the responses said is what the DB holds);
+ * - every refusal (`full`, `alreadyRegistered`, `notRegistered`) is true of the final state,
+ *   where the storm holds no request that could have changed that since;
  * - every request got one of the storm's expected answers (no 500, no failed request).
  */
 export async function stormViolations(
@@ -172,6 +174,35 @@ export async function stormViolations(
   if (cancelled.length !== new Set(cancelled.map((reply) => reply.userId)).size) {
     violations.push(`${cancelled.length} cancellations answered 200 for one registration`);
   }
+
+  // A refusal must be true of the final state whenever nothing in the storm could have
+  // undone it since (seats are only freed by cancellations, a user only enters by registering
+  // and leaves by cancelling). Without this, a service that refused every request would "hold".
+  const actions = Array.from({ length: storm.requests }, (_, i) => storm.request(i));
+  const cancels = new Set(actions.filter((a) => a.action === 'cancel').map((a) => a.userId));
+  const registers = new Set(actions.filter((a) => a.action === 'register').map((a) => a.userId));
+  const registered = new Set(ids);
+  const lies = new Set<string>();
+  for (const reply of report.values) {
+    if (reply.outcome === 'full' && cancels.size === 0 && sold < event.capacity) {
+      lies.add(`full answered, but ${sold} of ${event.capacity} seat(s) are sold`);
+    }
+    if (
+      reply.outcome === 'alreadyRegistered' &&
+      !cancels.has(reply.userId) &&
+      !registered.has(reply.userId)
+    ) {
+      lies.add(`alreadyRegistered answered to ${reply.userId}, who is not registered`);
+    }
+    if (
+      reply.outcome === 'notRegistered' &&
+      !registers.has(reply.userId) &&
+      registered.has(reply.userId)
+    ) {
+      lies.add(`notRegistered answered to ${reply.userId}, who is registered`);
+    }
+  }
+  violations.push(...lies);
 
   for (const reply of report.values) {
     if (!storm.expectedOutcomes.includes(reply.outcome)) {

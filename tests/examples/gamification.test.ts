@@ -295,6 +295,21 @@ describe('POST /students/:id/submissions', () => {
     });
   });
 
+  it('a late submission is marked late even when half the points rounded up is all the points (1 point)', async () => {
+    const student = await newStudent();
+    const late = await newAssignment(1, -1000);
+    const reply = await call(real.url, 'POST', `/students/${hex(student)}/submissions`, {
+      body: { assignmentId: hex(late) },
+    });
+    expect(reply).toMatchObject({
+      status: 201,
+      body: { xpAwarded: 1, submission: { late: true } },
+    });
+    expect(
+      await collections(test.db).submissions.findOne({ studentId: student, assignmentId: late }),
+    ).toMatchObject({ late: true, xpAwarded: 1 });
+  });
+
   it('one award crossing two thresholds reports both levels (100 and 500 XP)', async () => {
     const student = await newStudent();
     const big = await newAssignment(600);

@@ -33,7 +33,7 @@ import {
   postJson,
   type Reply,
 } from '../../examples/inventory/storm.js';
-import { testUri, useTestDatabase } from '../support/mongo.js';
+import { type CommandLog, recordCommands, testUri, useTestDatabase } from '../support/mongo.js';
 import { call, type Reply as HttpReply, type Listening, listen, writesDuring } from './support.js';
 
 const t = useTestDatabase('inventory');
@@ -64,8 +64,12 @@ async function stockOf(db: Db, id: string): Promise<number | undefined> {
 
 interface AppUnderTest {
   readonly name: string;
-  /** Builds the safe app on the test database (called once, in beforeAll). */
-  open(db: Db): Promise<{ app: Express; close(): Promise<void> }>;
+  /**
+   * Builds the safe app on the test database (called once, in beforeAll), with the log of the
+   * commands ITS client sends: the Mongoose app talks through its own client, which the test
+   * database's log never sees, so a "no write" assertion on that log could not fail.
+   */
+  open(db: Db): Promise<{ app: Express; commands: CommandLog; close(): Promise<void> }>;
 }
 
 /**
@@ -79,7 +83,11 @@ const SHARED_DRIVER = mongoose.mongo.ObjectId === ObjectId;
 
 const DRIVER_APP: AppUnderTest = {
   name: 'driver app',
-  open: async (db) => ({ app: createApp(db, { paymentSecret: SECRET }), close: async () => {} }),
+  open: async (db) => ({
+    app: createApp(db, { paymentSecret: SECRET }),
+    commands: t.commands,
+    close: async () => {},
+  }),
 };
 
 const MONGOOSE_APP: AppUnderTest = {
@@ -93,10 +101,15 @@ const MONGOOSE_APP: AppUnderTest = {
         autoIndex: false,
         autoCreate: false,
         bufferCommands: false,
+        monitorCommands: true,
       })
       .asPromise();
     await prepareMongoose(connection);
-    return { app: createMongooseApp(connection), close: () => connection.close() };
+    return {
+      app: createMongooseApp(connection),
+      commands: recordCommands(connection.getClient()),
+      close: () => connection.close(),
+    };
   },
 };
 
@@ -117,11 +130,14 @@ describe.each(APPS)('orders ($name)', (under) => {
   let base: string;
   let safeApp: Express;
   let closeApp: () => Promise<void>;
+  /** The commands the app under test sends (see AppUnderTest.open). */
+  let log: CommandLog;
 
   beforeAll(async () => {
     const opened = await under.open(t.db);
     safeApp = opened.app;
     closeApp = opened.close;
+    log = opened.commands;
     server = await listen(safeApp);
     base = server.url;
   });
@@ -132,6 +148,12 @@ describe.each(APPS)('orders ($name)', (under) => {
 
   const order = (items: unknown, headers: Record<string, string> = {}) =>
     call(base, 'POST', '/orders', { body: { items }, headers });
+
+  it("the command log the no-write assertions read sees this app's writes (else they could not fail)", async () => {
+    const id = await newProduct(t.db, 5);
+    const writes = await writesDuring(log, () => order([{ productId: id, qty: 1 }]));
+    expect(writes).toContain('commitTransaction');
+  });
 
   it('GET /products/:id: 200 with the product, 404 unknown, 400 malformed id', async () => {
     const id = await newProduct(t.db, 7, 'Lamp');
@@ -275,7 +297,7 @@ describe.each(APPS)('orders ($name)', (under) => {
     it.each(cases)('%s -> 400 %s', async (_name, body, field, headers = {}) => {
       const before = await snapshot(t.db);
       let reply: HttpReply | undefined;
-      const writes = await writesDuring(t.commands, async () => {
+      const writes = await writesDuring(log, async () => {
         reply = await call(base, 'POST', '/orders', { body, headers });
       });
       expect(reply?.status).toBe(400);
@@ -309,6 +331,20 @@ describe.each(APPS)('orders ($name)', (under) => {
         .collection(COLLECTIONS.orders)
         .countDocuments({ 'items.productId': ObjectId.createFromHexString(a) });
       expect(orders).toBe(1);
+    });
+
+    it('a retry to the same route spelled differently (/ORDERS/, which express routes here) is still a replay, not a 422', async () => {
+      const a = await newProduct(t.db, 5);
+      const key = `k-${new ObjectId().toHexString()}`;
+      const items = [{ productId: a, qty: 1 }];
+      const first = await order(items, { 'Idempotency-Key': key });
+      const again = await call(base, 'POST', '/ORDERS/', {
+        body: { items },
+        headers: { 'Idempotency-Key': key },
+      });
+      expect(first.status).toBe(201);
+      expect(again).toMatchObject({ status: 201, body: first.body });
+      expect(await stockOf(t.db, a)).toBe(4);
     });
 
     it('a 409 is replayed too: the retry does not take stock that came back', async () => {
@@ -416,6 +452,25 @@ describe.each(APPS)('orders ($name)', (under) => {
     });
     // What the naive storm did, for the report: every order "succeeded".
     expect(naive.report.count('201')).toBeGreaterThan(ORDER_RACE.stockB);
+  });
+
+  it('the storm check refuses 409s the stock does not justify (a service refusing every order does not hold)', async () => {
+    const state = await openOrderRace(t.db, safeApp);
+    try {
+      // Stock untouched (30 and 20), yet every order "insufficient": an undersell, not a hold.
+      const refused = Array.from({ length: ORDER_RACE.requests }, () => ({
+        outcome: '409',
+        status: 409,
+        body: {
+          error: 'insufficientStock',
+          shortages: [{ productId: state.b.toHexString(), requested: 1, available: 0 }],
+        },
+      }));
+      const outcome = await checkOrderRace(t.db, state, refused);
+      expect(outcome.violations).toContainEqual(expect.stringContaining('409'));
+    } finally {
+      await state.close();
+    }
   });
 
   it('a sequential sanity check of the storm pieces: one order takes one of each', async () => {

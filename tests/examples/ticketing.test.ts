@@ -3,7 +3,7 @@
  * validation that writes nothing, and the seed's races run against the naive app (which must
  * break) and the real one (which must hold, with the database matching the responses).
  */
-import { type Barrier, barrier, naiveVersusSafe } from 'mongo-atomics/testing';
+import { type Barrier, barrier, naiveVersusSafe, race } from 'mongo-atomics/testing';
 import { ObjectId } from 'mongodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../examples/ticketing/app.js';
@@ -256,6 +256,32 @@ describe('validation: 400 naming the field, and no write', () => {
   });
 
   it.each([
+    [
+      'an unsupported charset',
+      { 'content-type': 'application/json; charset=latin1' },
+      'unsupportedCharset',
+    ],
+    [
+      'an unsupported Content-Encoding',
+      { 'content-type': 'application/json', 'content-encoding': 'x-bogus' },
+      'unsupportedEncoding',
+    ],
+  ])(
+    'a JSON body with %s -> 415 (a client error, not a 500), no write',
+    async (_, headers, error) => {
+      const before = await snapshot();
+      let reply: Awaited<ReturnType<typeof call>> | undefined;
+      const writes = await writesDuring(t.commands, async () => {
+        reply = await call(real.url, 'POST', register(), { body: { userId: 'zed' }, headers });
+      });
+      expect(reply?.status).toBe(415);
+      expect(reply?.body).toMatchObject({ error, field: 'headers' });
+      expect(writes).toEqual([]);
+      expect(await snapshot()).toEqual(before);
+    },
+  );
+
+  it.each([
     ['missing', {}],
     ['a query operator', { userId: { $gt: '' } }],
     ['an $ne operator', { userId: { $ne: null } }],
@@ -347,6 +373,34 @@ function stormTest(storm: TicketStorm) {
     check: (state, report) => stormViolations(t.db, storm, state, report),
   });
 }
+
+describe('the storm check itself (what the demo judges "held" by)', () => {
+  /** The storm's requests, every one answered `outcome` by a service that refuses them all. */
+  async function refusedAll(storm: TicketStorm, outcome: string, status: number) {
+    const eventId = await setUpStormEvent(t.db, storm);
+    const report = await race(storm.requests, (i) => ({
+      outcome,
+      status,
+      userId: storm.request(i).userId,
+    }));
+    return stormViolations(t.db, storm, eventId, report);
+  }
+
+  it('a service that refuses every request with a reason the database contradicts does not hold', async () => {
+    // The event still has its seat: "full" was a lie.
+    expect(await refusedAll(lastSeatStorm, 'full', 409)).toContainEqual(
+      expect.stringContaining('full'),
+    );
+    // Nobody is registered: "alreadyRegistered" was a lie.
+    expect(await refusedAll(doubleClickStorm, 'alreadyRegistered', 409)).toContainEqual(
+      expect.stringContaining('alreadyRegistered'),
+    );
+    // The leaver is still registered: "notRegistered" was a lie.
+    expect(await refusedAll(doubleCancelStorm, 'notRegistered', 404)).toContainEqual(
+      expect.stringContaining('notRegistered'),
+    );
+  });
+});
 
 describe('races (naive app breaks, real app holds)', () => {
   it('seed 004 stress: 50 users, 1 seat -> naive overbooks; real: one 201, 49 × 409 full', async () => {

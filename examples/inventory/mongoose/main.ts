@@ -20,7 +20,14 @@ await runExample({
         bufferCommands: false,
       })
       .asPromise();
-    const sample = await prepareMongoose(connection);
+    let sample: Awaited<ReturnType<typeof prepareMongoose>>;
+    try {
+      sample = await prepareMongoose(connection);
+    } catch (error) {
+      // A failed start must not leave the connection holding the process open.
+      await connection.close();
+      throw error;
+    }
     return {
       app: createMongooseApp(connection),
       firstCurl: (url) =>
