@@ -3,19 +3,19 @@
  * example app twice, once to its naive handler (the seed's code) and once to its real one, under
  * the same load. Prints a table; exits with 1 if any real handler broke its invariant.
  *
- * MongoDB: `MONGODB_URI` when set, else a real mongod through mongodb-memory-server when one
- * can be had, else the offline test server (examples/shared/mongo.ts).
+ * MongoDB: `MONGODB_URI`; `npm run demo` (scripts/run-example.ts) sets it, to an embedded
+ * MongoDB when you have none.
  */
 import { MongoClient } from 'mongodb';
-import { startExampleMongo } from '../shared/mongo.js';
 import { Progress, table } from './progress.js';
 import type { RunResult } from './scenario.js';
 import { scenarios } from './scenarios.js';
 
-const notes: string[] = [];
-const mongo = await startExampleMongo(notes);
-for (const note of notes) console.log(`note: ${note}`);
-console.log(`MongoDB: ${mongo.description}\n`);
+const uri = process.env.MONGODB_URI;
+if (uri === undefined || uri === '') {
+  throw new Error('set MONGODB_URI, or run the demo with `npm run demo`');
+}
+console.log('');
 
 /** "BROKEN: 37 succeeded; sold=37, registrations=37" */
 const describe = (result: RunResult): string =>
@@ -23,7 +23,7 @@ const describe = (result: RunResult): string =>
 
 // The apps get a pool large enough for every concurrent request to have its own connection, as
 // the same requests spread over many server processes would.
-const client = new MongoClient(mongo.uri, { maxPoolSize: 200 });
+const client = new MongoClient(uri, { maxPoolSize: 200 });
 const rows: string[][] = [];
 let allSafeHeld = true;
 const started = performance.now();
@@ -58,7 +58,6 @@ try {
   await db.dropDatabase();
 } finally {
   await client.close();
-  await mongo.stop();
 }
 
 console.log(

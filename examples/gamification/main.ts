@@ -1,6 +1,6 @@
 /**
  * `npm run example -- gamification`: the gamification service on http://localhost:3000 (PORT
- * to change it), on MONGODB_URI or an embedded MongoDB (see examples/shared/mongo.ts). No
+ * to change it), on MONGODB_URI (`npm run example` provides an embedded MongoDB when unset). No
  * transactions: a standalone server will do.
  */
 import { MongoClient } from 'mongodb';

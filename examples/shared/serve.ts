@@ -1,11 +1,13 @@
 /**
- * Runs an example as a service: picks the MongoDB (see `mongo.ts`), lets the example connect,
- * prepare its database and build its app, listens, prints the URL and a first `curl`, and shuts
- * down cleanly on Ctrl-C (SIGINT) or SIGTERM.
+ * Runs an example as a service: connects the example to `MONGODB_URI`, lets it prepare its
+ * database and build its app, listens on `PORT` (3000 by default), prints the URL and a first
+ * `curl`, and shuts down cleanly on Ctrl-C (SIGINT) or SIGTERM.
+ *
+ * From the repository root, `npm run example -- <name>` sets `MONGODB_URI` for you (an embedded
+ * MongoDB when you have none); in your own project, `MONGODB_URI=mongodb://… npx tsx main.ts`.
  */
 import type { Server } from 'node:http';
 import type { Express } from 'express';
-import { startExampleMongo } from './mongo.js';
 
 export interface OpenedExample {
   readonly app: Express;
@@ -22,16 +24,15 @@ export interface ExampleDefinition {
 }
 
 export async function runExample(example: ExampleDefinition): Promise<void> {
-  const notes: string[] = [];
-  const mongo = await startExampleMongo(notes);
-  for (const note of notes) console.log(`note: ${note}`);
-  let opened: OpenedExample;
-  try {
-    opened = await example.open(mongo.uri);
-  } catch (error) {
-    await mongo.stop();
-    throw error;
+  const uri = process.env.MONGODB_URI;
+  if (uri === undefined || uri === '') {
+    console.error(
+      `${example.name}: set MONGODB_URI (a replica set: the examples use transactions), or run it from the repository root with \`npm run example -- ${example.name}\`, which starts an embedded MongoDB`,
+    );
+    process.exitCode = 2;
+    return;
   }
+  const opened = await example.open(uri);
   const port = Number(process.env.PORT ?? 3000);
   const server: Server = opened.app.listen(port);
   await new Promise<void>((resolve, reject) => {
@@ -41,7 +42,6 @@ export async function runExample(example: ExampleDefinition): Promise<void> {
   const address = server.address();
   const url = `http://localhost:${typeof address === 'object' && address !== null ? address.port : port}`;
   console.log(`${example.name} example listening on ${url}`);
-  console.log(`MongoDB: ${mongo.description}`);
   console.log(`try:\n  ${opened.firstCurl(url)}`);
   console.log('Ctrl-C stops it.');
 
@@ -53,7 +53,6 @@ export async function runExample(example: ExampleDefinition): Promise<void> {
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
     await opened.close();
-    await mongo.stop();
     console.log('stopped');
   };
   process.once('SIGINT', () => void stop('SIGINT'));

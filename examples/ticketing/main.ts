@@ -1,6 +1,6 @@
 /**
  * `npm run example -- ticketing`: the ticketing service on http://localhost:3000 (PORT to
- * change it), on MONGODB_URI or an embedded MongoDB (see examples/shared/mongo.ts).
+ * change it), on MONGODB_URI (`npm run example` provides an embedded MongoDB when unset).
  */
 import { MongoClient } from 'mongodb';
 import { runExample } from '../shared/serve.js';

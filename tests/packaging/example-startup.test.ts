@@ -3,8 +3,9 @@
  * the service, prints its URL and a first `curl`, that `curl` works, and Ctrl-C (SIGINT to the
  * process group, as a terminal sends it) stops everything cleanly.
  *
- * MongoDB: the test backend, through `MONGODB_URI` (the first choice of examples/shared/mongo.ts).
- * The examples' databases are dropped afterwards. Runs in the driver7 project only
+ * MongoDB: the test backend, through `MONGODB_URI` (the first choice of scripts/run-example.ts),
+ * and once without it, on the embedded server the runner starts and stops itself. The examples'
+ * databases on the test backend are dropped afterwards. Runs in the driver7 project only
  * (vitest.config.ts): the service uses this repository's driver, not the driver under test.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
@@ -69,41 +70,69 @@ afterAll(async () => {
   }
 });
 
+/**
+ * Starts `npm run example -- <name>` in its own process group, runs the printed `curl`, sends
+ * SIGINT to the group as a terminal's Ctrl-C does, and returns everything it printed.
+ */
+async function startCurlStop(name: string, env: NodeJS.ProcessEnv): Promise<string> {
+  const child = spawn('npm', ['run', '--silent', 'example', '--', name], {
+    cwd: root,
+    env: { ...env, PORT: '0' },
+    detached: true,
+  });
+  const out = watch(child);
+  try {
+    const [, url] = await out.waitFor(/listening on (http:\/\/localhost:\d+)/);
+    const [, curl] = await out.waitFor(/^try:\n {2}(curl .+)$/m);
+    expect(curl).toContain(url);
+    // The printed command, as printed, plus flags that print only the status code.
+    const { stdout } = await run('sh', [
+      '-c',
+      `${curl} --silent --output /dev/null --write-out '%{http_code}'`,
+    ]);
+    expect(stdout, `${curl}\n${out.output}`).toMatch(/^2\d\d$/);
+  } finally {
+    if (child.pid !== undefined) process.kill(-child.pid, 'SIGINT');
+  }
+  // Ctrl-C ends npm itself by the signal (as in a terminal); 'close' waits for every process
+  // of the command: the service, then the runner that outlives it to stop an embedded server.
+  expect(['exit 0', 'SIGINT'], out.output).toContain(await out.exited);
+  expect(out.output).toContain('SIGINT: closing the server and the database connections');
+  expect(out.output).toMatch(/stopped\n?$/);
+  return out.output;
+}
+
 describe('npm run example -- <name>', () => {
   it.each(EXAMPLES)(
     '%s: starts, prints its URL and a first curl that works, stops on Ctrl-C',
     async (name) => {
       const before = await listDatabaseNames();
-      const child = spawn('npm', ['run', '--silent', 'example', '--', name], {
-        cwd: root,
-        env: { ...process.env, PORT: '0', MONGODB_URI: testUri() },
-        detached: true, // its own process group, which SIGINT is sent to, as a terminal does
-      });
-      const out = watch(child);
-      try {
-        const [, url] = await out.waitFor(/listening on (http:\/\/localhost:\d+)/);
-        const [, curl] = await out.waitFor(/^try:\n {2}(curl .+)$/m);
-        expect(curl).toContain(url);
-        // The printed command, as printed, plus flags that print only the status code.
-        const { stdout } = await run('sh', [
-          '-c',
-          `${curl} --silent --output /dev/null --write-out '%{http_code}'`,
-        ]);
-        expect(stdout, `${curl}\n${out.output}`).toMatch(/^2\d\d$/);
-      } finally {
-        if (child.pid !== undefined) process.kill(-child.pid, 'SIGINT');
-      }
-      // Ctrl-C ends npm itself by the signal (as in a terminal); the service exits 0 on its own
-      // once it has closed everything, which the last line says.
-      expect(['exit 0', 'SIGINT'], out.output).toContain(await out.exited);
-      expect(out.output).toContain('SIGINT: closing the server and the database connections');
-      expect(out.output).toMatch(/stopped\n?$/);
+      const output = await startCurlStop(name, { ...process.env, MONGODB_URI: testUri() });
+      expect(output).toContain('MongoDB: MONGODB_URI');
       for (const created of await listDatabaseNames()) {
         if (!before.includes(created)) databases.add(created);
       }
     },
     90_000,
   );
+
+  it('without MONGODB_URI: runs on an embedded MongoDB it starts, and stops it after Ctrl-C', async () => {
+    const { MONGODB_URI: _unset, ...env } = process.env;
+    const output = await startCurlStop('ticketing', env);
+    expect(output).toMatch(
+      /MongoDB: (mongodb-memory-server replica set \(real mongod\)|offline MongoDB-compatible test server)/,
+    );
+  }, 180_000);
+
+  it('an unknown name lists the examples and exits 2, starting nothing', async () => {
+    const failed = await run('npm', ['run', '--silent', 'example', '--', 'nope'], {
+      cwd: root,
+    }).catch((error: { code: number; stderr: string }) => error);
+    expect(failed).toMatchObject({ code: 2 });
+    expect((failed as { stderr: string }).stderr).toContain(
+      'unknown example "nope"; available: carts, gamification, inventory, inventory/mongoose, ticketing',
+    );
+  });
 });
 
 async function listDatabaseNames(): Promise<string[]> {

@@ -4,9 +4,8 @@
  * repository's path aliases, and their demo races (examples/<name>/demo.ts: concurrent HTTP
  * requests to the naive and to the real handlers) run there against the test backend.
  *
- * Not copied: the repository's plumbing (`npm run example`'s runner, examples/shared/mongo.ts
- * and serve.ts, which start the offline server from this repository, each example's main.ts
- * that uses them, and the demo's runner).
+ * Everything under examples/ is copied: what starts an embedded MongoDB for `npm run example`
+ * lives outside it (scripts/run-example.ts), so every file there is one a user can copy.
  *
  * Runs in the driver7 project only (vitest.config.ts).
  */
@@ -17,16 +16,6 @@ import { type FreshProject, freshProject, root, run } from './pack.js';
 
 const EXAMPLES = ['carts', 'gamification', 'inventory', 'ticketing'];
 const examplesDir = join(root, 'examples');
-/** Repository plumbing: may import the offline server; not part of what users copy. */
-const PLUMBING = new Set([
-  'run.ts',
-  'shared/mongo.ts',
-  'shared/serve.ts',
-  'demo/main.ts',
-  'demo/progress.ts',
-  'demo/scenarios.ts',
-]);
-const isPlumbing = (file: string): boolean => PLUMBING.has(file) || /(^|\/)main\.ts$/.test(file);
 /** What an example may import besides its own files: the public entries and its dependencies. */
 const ALLOWED = /^(mongo-atomics|mongo-atomics\/testing|mongodb|express|zod|mongoose|node:.+)$/;
 
@@ -45,7 +34,7 @@ const importsOf = (text: string): string[] =>
 
 describe('the example apps', () => {
   it('import the library only by its package names, and nothing outside examples/', async () => {
-    const files = (await tsFiles(examplesDir)).filter((file) => !isPlumbing(file));
+    const files = await tsFiles(examplesDir);
     for (const name of EXAMPLES) {
       expect(
         files.some((file) => file.startsWith(`${name}/`)),
@@ -57,7 +46,7 @@ describe('the example apps', () => {
       for (const specifier of importsOf(await readFile(join(examplesDir, file), 'utf8'))) {
         if (specifier.startsWith('.')) {
           const target = relative(examplesDir, join(examplesDir, dirname(file), specifier));
-          if (target.startsWith('..') || isPlumbing(target.replace(/\.js$/, '.ts'))) {
+          if (target.startsWith('..')) {
             offending.push(`${file}: ${specifier}`);
           }
         } else if (!ALLOWED.test(specifier)) {
@@ -82,7 +71,6 @@ describe('the example apps', () => {
         'typescript',
       ]);
       for (const file of await tsFiles(examplesDir)) {
-        if (isPlumbing(file)) continue;
         await mkdir(dirname(join(project.app, 'examples', file)), { recursive: true });
         await cp(join(examplesDir, file), join(project.app, 'examples', file));
       }
