@@ -5,7 +5,7 @@
  * finalize) against the driver app.
  */
 import type { Express } from 'express';
-import { barrier, naiveVersusSafe, race } from 'mongo-atomics/testing';
+import { barrier, naiveVersusSafe, race, type StormRun } from 'mongo-atomics/testing';
 import { type Db, ObjectId } from 'mongodb';
 import mongoose from 'mongoose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -124,6 +124,15 @@ it('the Mongoose app is tested wherever Mongoose and the app share one mongodb (
 beforeAll(async () => {
   await prepare(t.db);
 });
+
+/**
+ * The app a storm runs against: the naive one, each request held after its read until all
+ * `calls` have read (the worst interleaving, every run), or the real one.
+ */
+const stormApp = (run: StormRun, calls: number, safe: Express): Express =>
+  run === 'naive'
+    ? createNaiveApp(t.db, { paymentSecret: SECRET, afterRead: barrier(calls) })
+    : safe;
 
 describe.each(APPS)('orders ($name)', (under) => {
   let server: Listening;
@@ -381,10 +390,7 @@ describe.each(APPS)('orders ($name)', (under) => {
         invariant: 'one order per key; every response is the first one',
         calls: CALLS,
         setup: async (run) => {
-          const app =
-            run === 'naive'
-              ? createNaiveApp(t.db, { paymentSecret: SECRET, afterRead: barrier(CALLS) })
-              : safeApp;
+          const app = stormApp(run, CALLS, safeApp);
           const listening = await listen(app);
           const product = await newProduct(t.db, 100);
           return { listening, product, key: `race-${run}-${new ObjectId().toHexString()}` };
@@ -430,15 +436,7 @@ describe.each(APPS)('orders ($name)', (under) => {
       invariant: 'no stock below 0; units taken = 201 orders; stored orders = 201 replies, whole',
       calls: ORDER_RACE.requests,
       setup: (run): Promise<OrderRace> =>
-        openOrderRace(
-          t.db,
-          run === 'naive'
-            ? createNaiveApp(t.db, {
-                paymentSecret: SECRET,
-                afterRead: barrier(ORDER_RACE.requests),
-              })
-            : safeApp,
-        ),
+        openOrderRace(t.db, stormApp(run, ORDER_RACE.requests, safeApp)),
       naive: (_i, { state }) => orderBoth(state),
       safe: (_i, { state }) => orderBoth(state),
       check: async (state, report) => {
@@ -749,10 +747,7 @@ describe('checkout flow (driver app): signed payment callback, finalize', () => 
         invariant: 'one ledger entry per paid checkout; exactly one reply says processed',
         calls: CALLS,
         setup: async (run) => {
-          const app =
-            run === 'naive'
-              ? createNaiveApp(t.db, { paymentSecret: SECRET, afterRead: barrier(CALLS) })
-              : safeApp;
+          const app = stormApp(run, CALLS, safeApp);
           const listening = await listen(app);
           const { checkout } = await newCheckout();
           return { listening, checkout, raw: payload(checkout.id, checkout.amount, `pay_${run}`) };
@@ -858,10 +853,7 @@ describe('checkout flow (driver app): signed payment callback, finalize', () => 
         invariant: 'one order per checkout; stock taken once; every reply names that order',
         calls: CALLS,
         setup: async (run) => {
-          const app =
-            run === 'naive'
-              ? createNaiveApp(t.db, { paymentSecret: SECRET, afterRead: barrier(CALLS) })
-              : safeApp;
+          const app = stormApp(run, CALLS, safeApp);
           const listening = await listen(app);
           return { listening, ...(await paidCheckout(1_000)) };
         },
