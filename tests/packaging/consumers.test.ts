@@ -16,6 +16,7 @@
  *
  * Runs in the driver7 project only (vitest.config.ts): it picks its drivers itself.
  */
+import { existsSync } from 'node:fs';
 import { cp, mkdir, readFile, realpath, rm, symlink, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -141,6 +142,37 @@ async function consumer(
   return dir;
 }
 
+/**
+ * Installs a copy of the package at `pkgDir` as `modules/<name>`, its dependencies linked in its
+ * own node_modules, as npm would lay out a project that depends on it directly. A link would not
+ * do for Mongoose: its declarations import `mongoose` by name, which from the real path of an
+ * alias package (`node_modules/mongoose8`) finds this repository's Mongoose 9 instead.
+ */
+async function installCopy(modules: string, name: string, pkgDir: string): Promise<void> {
+  const target = join(modules, name);
+  await cp(pkgDir, target, {
+    recursive: true,
+    filter: (source) => !source.slice(pkgDir.length).includes('/node_modules'),
+  });
+  const { dependencies = {} } = JSON.parse(
+    await readFile(join(pkgDir, 'package.json'), 'utf8'),
+  ) as { dependencies?: Record<string, string> };
+  for (const dependency of Object.keys(dependencies)) {
+    const link = join(target, 'node_modules', dependency);
+    await mkdir(dirname(link), { recursive: true });
+    await symlink(await installedDir(pkgDir, dependency), link);
+  }
+}
+
+/** Where Node's lookup finds the package `name` from `from`: its real path (no exports map needed). */
+async function installedDir(from: string, name: string): Promise<string> {
+  for (let dir = from; ; dir = dirname(dir)) {
+    const candidate = join(dir, 'node_modules', name);
+    if (existsSync(candidate)) return realpath(candidate);
+    if (dirname(dir) === dir) throw new Error(`${name} is not installed where ${from} can find it`);
+  }
+}
+
 /** Type-checks (and emits, unless noEmit) the project: the compiler's errors and the files it read. */
 async function compile(dir: string): Promise<{ errors: string[]; files: string[] }> {
   const result = await run(TSC, ['-p', 'tsconfig.json', '--listFiles'], { cwd: dir }).catch(
@@ -214,10 +246,15 @@ describe('the packed package in a Mongoose app set up as docs/guides/mongoose.md
       const driverDir = await packageDir(mongooseDir, 'mongodb');
       const dir = await consumer(
         `mongoose-${mongoose.major}`,
-        { mongoose: mongooseDir, mongodb: driverDir },
+        { mongodb: driverDir },
         'mongoose.ts',
-        { module: 'NodeNext', moduleResolution: 'NodeNext', outDir: 'out' },
+        {
+          module: 'NodeNext',
+          moduleResolution: 'NodeNext',
+          outDir: 'out',
+        },
       );
+      await installCopy(join(dir, 'node_modules'), 'mongoose', mongooseDir);
       const { errors, files } = await compile(dir);
       expect(errors).toEqual([]);
       expect(driversRead(files)).toEqual([driverDir]);
