@@ -9,7 +9,17 @@
  * repository's node_modules.
  */
 import { execFile } from 'node:child_process';
-import { cp, mkdir, mkdtemp, readdir, realpath, stat, symlink, writeFile } from 'node:fs/promises';
+import {
+  cp,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  realpath,
+  stat,
+  symlink,
+  writeFile,
+} from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -73,8 +83,13 @@ export async function freshProject(linked: readonly string[]): Promise<FreshProj
   const stage = await mkdtemp(join(tmpdir(), 'mongo-atomics-pack-'));
   const pkg = join(stage, 'pkg');
   await mkdir(pkg);
-  for (const file of ['package.json', 'README.md', 'CHANGELOG.md', 'LICENSE']) {
-    await cp(join(root, file), join(pkg, file));
+  // What package.json's `files` lists (dist aside, handled below), so the tarball holds what a
+  // published one would.
+  const manifest = JSON.parse(await readFile(join(root, 'package.json'), 'utf8')) as {
+    files: string[];
+  };
+  for (const file of ['package.json', ...manifest.files.filter((entry) => entry !== 'dist')]) {
+    await cp(join(root, file), join(pkg, file), { recursive: true });
   }
   let built: FreshProject['built'];
   if (await distIsCurrent()) {
@@ -86,9 +101,15 @@ export async function freshProject(linked: readonly string[]): Promise<FreshProj
       cwd: root,
     });
   }
-  const { stdout } = await run('npm', ['pack', '--json', '--pack-destination', stage], {
-    cwd: pkg,
-  });
+  // `--ignore-scripts`: `prepack` builds from the sources, which this staging copy does not
+  // hold; `dist` is already in place.
+  const { stdout } = await run(
+    'npm',
+    ['pack', '--json', '--ignore-scripts', '--pack-destination', stage],
+    {
+      cwd: pkg,
+    },
+  );
   const [packed] = JSON.parse(stdout) as { filename: string; files: { path: string }[] }[];
   if (packed === undefined) throw new Error(`npm pack printed no result: ${stdout}`);
 
