@@ -1,7 +1,7 @@
 /**
- * Every relative link of README.md, CONTRIBUTING.md and docs/**\/*.md resolves: the target file
- * or directory exists, and a `#fragment` names a heading of the target markdown file (GitHub's
- * heading ids). The README's links into docs/ point to files the package ships (package.json
+ * Every relative link of README.md, CONTRIBUTING.md, CHANGELOG.md and docs/**\/*.md resolves:
+ * the target file or directory exists, and a `#fragment` names a heading of the target markdown
+ * file (GitHub's heading ids). The README's links into docs/ point to files the package ships (package.json
  * `files`), so they also resolve in an installed package. CONTRIBUTING.md, "Links", says why
  * npm's page needs the `repository` field on top of this.
  *
@@ -124,7 +124,7 @@ async function markdownFiles(): Promise<string[]> {
   const docs = (await readdir(join(root, 'docs'), { recursive: true }))
     .filter((path) => path.endsWith('.md') && !path.startsWith('api'))
     .map((path) => join('docs', path));
-  return ['README.md', 'CONTRIBUTING.md', ...docs.sort()];
+  return ['README.md', 'CONTRIBUTING.md', 'CHANGELOG.md', ...docs.sort()];
 }
 
 describe('links of the docs', () => {
