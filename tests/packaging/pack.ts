@@ -44,6 +44,8 @@ async function distIsCurrent(): Promise<boolean> {
     'testing.cjs',
     'testing.d.ts',
     'testing.d.cts',
+    'index.d.ts.map',
+    'index.d.cts.map',
   ];
   try {
     const built = Math.min(
@@ -53,9 +55,14 @@ async function distIsCurrent(): Promise<boolean> {
     );
     const inputs = Math.max(
       ...(await Promise.all(
-        ['src', 'tsup.config.ts', 'package.json', 'tsconfig.json'].map((p) =>
-          newestMtime(join(root, p)),
-        ),
+        [
+          'src',
+          'tsup.config.ts',
+          'package.json',
+          'tsconfig.json',
+          'tsconfig.build.json',
+          'scripts/build.mjs',
+        ].map((p) => newestMtime(join(root, p))),
       )),
     );
     return built >= inputs;
@@ -97,7 +104,7 @@ export async function freshProject(linked: readonly string[]): Promise<FreshProj
     await cp(join(root, 'dist'), join(pkg, 'dist'), { recursive: true });
   } else {
     built = 'fresh build';
-    await run(join(root, 'node_modules/.bin/tsup'), ['--out-dir', join(pkg, 'dist')], {
+    await run(process.execPath, [join(root, 'scripts/build.mjs'), join(pkg, 'dist')], {
       cwd: root,
     });
   }
