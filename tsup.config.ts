@@ -5,7 +5,9 @@ export default defineConfig({
   // library's entry must not pull the testing code in; code both share goes into a chunk.
   entry: { index: 'src/index.ts', testing: 'src/testing/index.ts' },
   format: ['esm', 'cjs'],
-  dts: true,
+  // Declarations come from tsc (scripts/build.mjs), with declaration maps, which tsup's bundled
+  // declarations cannot have.
+  dts: false,
   sourcemap: true,
   clean: true,
   target: 'node20',

@@ -9,7 +9,17 @@
  * repository's node_modules.
  */
 import { execFile } from 'node:child_process';
-import { cp, mkdir, mkdtemp, readdir, realpath, stat, symlink, writeFile } from 'node:fs/promises';
+import {
+  cp,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  realpath,
+  stat,
+  symlink,
+  writeFile,
+} from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -34,6 +44,8 @@ async function distIsCurrent(): Promise<boolean> {
     'testing.cjs',
     'testing.d.ts',
     'testing.d.cts',
+    'index.d.ts.map',
+    'index.d.cts.map',
   ];
   try {
     const built = Math.min(
@@ -43,9 +55,14 @@ async function distIsCurrent(): Promise<boolean> {
     );
     const inputs = Math.max(
       ...(await Promise.all(
-        ['src', 'tsup.config.ts', 'package.json', 'tsconfig.json'].map((p) =>
-          newestMtime(join(root, p)),
-        ),
+        [
+          'src',
+          'tsup.config.ts',
+          'package.json',
+          'tsconfig.json',
+          'tsconfig.build.json',
+          'scripts/build.mjs',
+        ].map((p) => newestMtime(join(root, p))),
       )),
     );
     return built >= inputs;
@@ -73,8 +90,13 @@ export async function freshProject(linked: readonly string[]): Promise<FreshProj
   const stage = await mkdtemp(join(tmpdir(), 'mongo-atomics-pack-'));
   const pkg = join(stage, 'pkg');
   await mkdir(pkg);
-  for (const file of ['package.json', 'README.md', 'CHANGELOG.md', 'LICENSE']) {
-    await cp(join(root, file), join(pkg, file));
+  // What package.json's `files` lists (dist aside, handled below), so the tarball holds what a
+  // published one would.
+  const manifest = JSON.parse(await readFile(join(root, 'package.json'), 'utf8')) as {
+    files: string[];
+  };
+  for (const file of ['package.json', ...manifest.files.filter((entry) => entry !== 'dist')]) {
+    await cp(join(root, file), join(pkg, file), { recursive: true });
   }
   let built: FreshProject['built'];
   if (await distIsCurrent()) {
@@ -82,13 +104,19 @@ export async function freshProject(linked: readonly string[]): Promise<FreshProj
     await cp(join(root, 'dist'), join(pkg, 'dist'), { recursive: true });
   } else {
     built = 'fresh build';
-    await run(join(root, 'node_modules/.bin/tsup'), ['--out-dir', join(pkg, 'dist')], {
+    await run(process.execPath, [join(root, 'scripts/build.mjs'), join(pkg, 'dist')], {
       cwd: root,
     });
   }
-  const { stdout } = await run('npm', ['pack', '--json', '--pack-destination', stage], {
-    cwd: pkg,
-  });
+  // `--ignore-scripts`: `prepack` builds from the sources, which this staging copy does not
+  // hold; `dist` is already in place.
+  const { stdout } = await run(
+    'npm',
+    ['pack', '--json', '--ignore-scripts', '--pack-destination', stage],
+    {
+      cwd: pkg,
+    },
+  );
   const [packed] = JSON.parse(stdout) as { filename: string; files: { path: string }[] }[];
   if (packed === undefined) throw new Error(`npm pack printed no result: ${stdout}`);
 
