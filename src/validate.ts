@@ -24,7 +24,7 @@ import type {
   ObjectId,
 } from 'mongodb';
 import { InvalidArgumentError } from './errors.js';
-import { bsonType } from './values.js';
+import { bsonType, numericValue } from './values.js';
 
 /** A value that identifies something or names a state; see `isScalar`. */
 export type ScalarValue =
@@ -66,6 +66,21 @@ export function describe(value: unknown): string {
   if (typeof value === 'number') return Number.isNaN(value) ? 'NaN' : String(value);
   if (typeof value === 'string') return `the string ${JSON.stringify(value)}`;
   return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
+}
+
+/**
+ * Why `value`, what a matched document holds at a field a numeric guard compares
+ * (`field >= floor + amount`, `counter < capacity`), can never satisfy that guard: `'lacks it'`
+ * (missing), `'holds the string "10"'`, `'holds NaN'`, …; undefined when it is a number of a
+ * BSON numeric type (int, long, double, Decimal128) other than NaN. Such a guard silently
+ * never matches, which would read as a business outcome (`insufficient`, `full`): the failure
+ * path reports it instead, naming the option.
+ */
+export function notANumber(value: unknown): string | undefined {
+  if (value === undefined) return 'lacks it';
+  const n = numericValue(value);
+  if (n !== undefined && !Number.isNaN(n)) return undefined;
+  return `holds ${describe(value)}`;
 }
 
 export function isPlainObject(value: unknown): value is Record<string, unknown> {
