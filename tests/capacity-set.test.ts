@@ -136,18 +136,47 @@ describe('addToSetWithCapacity outcomes', () => {
   });
 
   it.each([
-    ['missing', {}],
-    ['null', { capacity: null }],
-    ['a numeric string', { capacity: '5' }],
-    ['an array', { capacity: [10] }],
-  ])('a capacity field that is %s lets nobody in: full', async (_case, fields) => {
-    const coll = await events([{ _id: 'e1', ...fields }]);
-    const result = await addToSetWithCapacity(coll, {
-      ...seat,
-      filter: { _id: 'e1' },
-      member: 'u1',
-    });
-    expect(result).toEqual({ outcome: 'full', document: { _id: 'e1', ...fields } });
+    ['missing', {}, 'lacks it'],
+    ['null', { capacity: null }, 'holds null'],
+    ['a numeric string', { capacity: '5' }, 'holds the string "5"'],
+    ['an array', { capacity: [10] }, 'holds an array'],
+    ['NaN', { capacity: Number.NaN }, 'holds NaN'],
+  ])(
+    'a capacity field that is %s lets nobody in: InvalidArgumentError on "capacity" saying what it holds, not full; nothing added, 2 round trips',
+    async (_case, fields, found) => {
+      const coll = await events([{ _id: 'e1', ...fields }]);
+      const error = await rejectionOf(
+        addToSetWithCapacity(coll, { ...seat, filter: { _id: 'e1' }, member: 'u1' }),
+      );
+      expect(error).toBeInstanceOf(InvalidArgumentError);
+      expect((error as InvalidArgumentError).option).toBe('capacity');
+      expect((error as Error).message).toBe(
+        `addToSetWithCapacity: option "capacity" names "capacity", but the matched document ${found}: no place can be counted, nothing was added. Check the field name, or store the capacity as a number (int, long, double or Decimal128), or pass it as a number`,
+      );
+      expect(t.commands.names()).toEqual(['findAndModify', 'find']);
+      expect(await find(coll)).toEqual({ _id: 'e1', ...fields });
+    },
+  );
+
+  it('a counter holding a string: InvalidArgumentError on "counter", not full; a null counter counts as 0', async () => {
+    const coll = await events([
+      { _id: 'e1', capacity: 5, tickets_sold: '2' as unknown as number },
+      { _id: 'e2', capacity: 5, tickets_sold: null as unknown as number },
+    ]);
+    const error = await rejectionOf(
+      addToSetWithCapacity(coll, { ...seat, filter: { _id: 'e1' }, member: 'u1' }),
+    );
+    expect((error as InvalidArgumentError).option).toBe('counter');
+    expect((error as Error).message).toBe(
+      'addToSetWithCapacity: option "counter" names "tickets_sold", but the matched document holds the string "2": no place can be counted, nothing was added. Check the field name, or store a number there (a missing counter counts as 0)',
+    );
+    expect(t.commands.names()).toEqual(['findAndModify', 'find']);
+    // null passes the guard (`$ifNull`); the server's `$inc` then refuses it (TypeMismatch, 14).
+    const refused = await rejectionOf(
+      addToSetWithCapacity(coll, { ...seat, filter: { _id: 'e2' }, member: 'u1' }),
+    );
+    expect((refused as { code?: unknown }).code).toBe(14);
+    expect(await find(coll)).toEqual({ _id: 'e1', capacity: 5, tickets_sold: '2' });
   });
 
   it('a Long capacity field counts like a number', async () => {
