@@ -214,6 +214,23 @@ function clientOf(collection: object): unknown {
   return typeof viaDb === 'object' && viaDb !== null ? viaDb : undefined;
 }
 
+/**
+ * The name of a Mongoose Model passed where a driver Collection belongs (the easiest mistake
+ * for a Mongoose user: `guardedDecrement(Product, …)` instead of `Product.collection`), else
+ * undefined. Recognised by shape, without importing Mongoose: a Model is a function (its class)
+ * with a string `modelName` and a `collection` object. The name is quoted as a string when it
+ * is not a plain identifier, and cut to 100 characters.
+ */
+function mongooseModelName(value: unknown): string | undefined {
+  if (typeof value !== 'function') return undefined;
+  const candidate = value as { modelName?: unknown; collection?: unknown };
+  if (typeof candidate.modelName !== 'string' || typeof candidate.collection !== 'object') {
+    return undefined;
+  }
+  const name = candidate.modelName.slice(0, 100);
+  return /^[A-Za-z_$][\w$]*$/.test(name) ? name : JSON.stringify(name);
+}
+
 /** Validation helpers bound to one primitive's name, for its error messages. */
 export function validator(primitive: string) {
   const fail = (option: string, problem: string): never => {
@@ -248,6 +265,13 @@ export function validator(primitive: string) {
         typeof candidate.collectionName !== 'string' ||
         typeof candidate.findOneAndUpdate !== 'function'
       ) {
+        const model = mongooseModelName(value);
+        if (model !== undefined) {
+          fail(
+            option,
+            `must be a driver Collection, got the Mongoose Model ${model}: pass its driver collection, ${model}.collection, instead (these calls bypass Mongoose middleware, validation and timestamps)`,
+          );
+        }
         fail(option, `must be a driver Collection (db.collection(name)), got ${describe(value)}`);
       }
       return value;
