@@ -183,9 +183,10 @@ function roomExpression(v: Validator, capacity: unknown, m: Membership): Documen
  * - **Contention**: a failure read that shows a place means the set changed between the update
  *   and the read (a place was taken, then freed): the add is tried again (another
  *   `findAndModify` + `find`), at most 10 tries in all. When all 10 lose that way, the call
- *   throws RetryBudgetExhaustedError (reason `maxAttempts`, `attempts` 10, no `cause`) after
- *   20 round trips, nothing written: the set is changing faster than the add can be checked, and no
- *   outcome would be true (the update saw no place, the read saw one). Call again later.
+ *   throws RetryBudgetExhaustedError (reason `maxAttempts`, `attempts` 10, `cause` an Error
+ *   describing the last try) after 20 round trips, nothing written: the set is changing faster
+ *   than the add can be checked, and no outcome would be true (the update saw no place, the
+ *   read saw one). Call again later.
  * - **`opId`**: also guarded by "this id not yet applied", and the id is `$push`ed onto the op
  *   id log in the same update (no extra round trip); a repeat resolves `alreadyApplied`
  *   (checked first on the failure read) and changes nothing. An attempt that resolved `full`
@@ -330,12 +331,14 @@ function contended(
   what: string,
 ): RetryBudgetExhaustedError {
   return new RetryBudgetExhaustedError(
-    `${primitive}: ${attempts} attempts ${what}: the set is changing faster than the call can be checked; nothing was written`,
+    `${primitive}: ${attempts} attempts ${what}: the set is changing faster than the call can be checked; nothing was written. Call again later`,
     {
       reason: GiveUpReason.MaxAttempts,
       attempts,
       elapsedMs: Math.round(performance.now() - started),
-      cause: undefined,
+      cause: new Error(
+        `attempt ${attempts}: the guarded update matched nothing, and the read after it contradicted that`,
+      ),
     },
   );
 }

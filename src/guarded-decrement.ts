@@ -394,7 +394,10 @@ function aggregatableFilter(v: Validator, filter: unknown, option: string): Docu
     else if (typeof value === 'object' && value !== null) {
       for (const [key, inner] of Object.entries(value)) {
         if (NOT_IN_AGGREGATION.has(key))
-          v.fail(option, `uses ${key}, which the shortage diagnosis (an aggregation) cannot run`);
+          v.fail(
+            option,
+            `uses ${key}, which the shortage diagnosis (an aggregation) cannot run: select the item's document with other operators (by _id, say)`,
+          );
         visit(inner);
       }
     }
@@ -468,12 +471,14 @@ async function inOwnTransaction<TSchema extends Document>(
     // Stock came back between the attempt and the read: try again, a bounded number of times.
     if (round >= MAX_DIAGNOSIS_ROUNDS) {
       throw new RetryBudgetExhaustedError(
-        `${PRIMITIVE}: ${round} attempts fell short, yet every read afterwards found enough stock: the stock is changing faster than orders can be checked`,
+        `${PRIMITIVE}: ${round} attempts fell short, yet every read afterwards found enough stock: the stock is changing faster than orders can be checked. Nothing was taken; try the order again later`,
         {
           reason: GiveUpReason.MaxAttempts,
           attempts: round,
           elapsedMs: Math.round(performance.now() - started),
-          cause: undefined,
+          cause: new Error(
+            `attempt ${round}: the guarded update matched fewer items than ordered, yet the diagnosis read afterwards found every item sufficient`,
+          ),
         },
       );
     }
@@ -496,7 +501,7 @@ async function inCallerTransaction<TSchema extends Document>(
     // something else wrote through this session meanwhile (parallel operations on a session are
     // unsupported). Some items may have been taken: the transaction must not commit.
     throw new MongoAtomicsError(
-      'guardedDecrementAll: the documents changed inside the transaction between its read and its write (parallel operations on one session?); abort the transaction',
+      'guardedDecrementAll: the documents changed inside the transaction between its read and its write (parallel operations on one session?); some items may have been taken: abort the transaction, and run one operation at a time on a session',
     );
   }
   return { outcome: 'decremented' };

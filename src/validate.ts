@@ -177,9 +177,15 @@ function structureProblem(
     const array = Array.isArray(value);
     if (!array && !isPlainObject(value)) return undefined;
     if (ancestors.has(value))
-      return { at, problem: `is cyclic (${at} refers back to an enclosing object)` };
+      return {
+        at,
+        problem: `is cyclic (${at} refers back to an enclosing object): pass a tree of plain values, without the back-reference`,
+      };
     if (depth > MAX_DEPTH)
-      return { at, problem: `nests deeper than ${MAX_DEPTH} levels (at ${at})` };
+      return {
+        at,
+        problem: `nests deeper than ${MAX_DEPTH} levels (at ${at}), more than MongoDB stores: flatten it`,
+      };
     if (!array && Object.hasOwn(value, '_bsontype')) {
       return {
         at,
@@ -189,7 +195,11 @@ function structureProblem(
     ancestors.add(value);
     try {
       for (const key of Object.keys(value)) {
-        if (key.includes('\0')) return { at, problem: `has a field name with a NUL byte at ${at}` };
+        if (key.includes('\0'))
+          return {
+            at,
+            problem: `has a field name with a NUL byte at ${at}: remove it (MongoDB field names cannot hold one)`,
+          };
         const found = visit((value as Record<string, unknown>)[key], `${at}.${key}`, depth + 1);
         if (found !== undefined) return found;
       }
@@ -340,7 +350,11 @@ export function validator(primitive: string) {
           'belongs to another MongoClient than the collection: start it from the client the collection was obtained from',
         );
       }
-      if (value.hasEnded) fail(option, 'is a session that has already ended');
+      if (value.hasEnded)
+        fail(
+          option,
+          'is a session that has already ended: start a new one with client.startSession()',
+        );
       return value;
     },
 
@@ -418,7 +432,8 @@ export function validator(primitive: string) {
       if (value.length > MAX_NAME_LENGTH)
         fail(option, `must be at most ${MAX_NAME_LENGTH} characters, got ${value.length}`);
       for (const segment of value.split('.')) {
-        if (segment.length === 0) fail(option, `has an empty segment: ${JSON.stringify(value)}`);
+        if (segment.length === 0)
+          fail(option, `has an empty segment: ${JSON.stringify(value)}: remove the extra "."`);
         if (segment.startsWith('$'))
           fail(
             option,

@@ -510,7 +510,12 @@ describe('addToSetWithCapacity under churn: never full while its read shows a pl
     );
     expect(isRetryBudgetExhaustedError(error)).toBe(true);
     expect(error).toBeInstanceOf(RetryBudgetExhaustedError);
-    expect(error).toMatchObject({ reason: 'maxAttempts', attempts: 10, cause: undefined });
+    expect(error).toMatchObject({ reason: 'maxAttempts', attempts: 10 });
+    // The cause is an Error (as every RetryBudgetExhaustedError's) describing the last try.
+    expect((error as Error).cause).toBeInstanceOf(Error);
+    expect(((error as Error).cause as Error).message).toBe(
+      'attempt 10: the guarded update matched nothing, and the read after it contradicted that',
+    );
     // The time it reports is the time it took: between 0 and what this test measured around it.
     const elapsedMs = (error as RetryBudgetExhaustedError).elapsedMs;
     expect(elapsedMs).toBeGreaterThanOrEqual(0);
@@ -596,7 +601,12 @@ describe('removeFromSetWithCapacity under churn: never notMember while its read 
       removeFromSetWithCapacity(proxy, { ...unseat, filter: { _id: 'e1' }, member: 'u1' }),
     );
     expect(isRetryBudgetExhaustedError(error)).toBe(true);
-    expect(error).toMatchObject({ reason: 'maxAttempts', attempts: 10, cause: undefined });
+    expect(error).toMatchObject({ reason: 'maxAttempts', attempts: 10 });
+    // The cause is an Error (as every RetryBudgetExhaustedError's) describing the last try.
+    expect((error as Error).cause).toBeInstanceOf(Error);
+    expect(((error as Error).cause as Error).message).toBe(
+      'attempt 10: the guarded update matched nothing, and the read after it contradicted that',
+    );
     expect((error as Error).message).toMatch(
       /^removeFromSetWithCapacity: 10 attempts found no member, yet every read afterwards showed it/,
     );
