@@ -1154,6 +1154,28 @@ describe('the time budget, on the real clock', () => {
   });
 });
 
+describe('the time budget spent during the first attempt', () => {
+  it("the callback's signal reason has an Error cause saying no attempt had failed yet", async () => {
+    const f = fake();
+    let reason: unknown;
+    await withRetryingTransaction(
+      f.client,
+      async (_session, { signal }) => {
+        await new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }));
+        reason = signal.reason;
+        return 'late';
+      },
+      { timeoutMs: 20, backoff: NO_WAIT },
+    );
+    const error = reason as RetryBudgetExhaustedError;
+    expect(error.reason).toBe('timeout');
+    expect(error.cause).toBeInstanceOf(Error);
+    expect((error.cause as Error).message).toBe(
+      'the time budget ran out during attempt 1, before any attempt failed',
+    );
+  });
+});
+
 describe("the caller's signal", () => {
   it('already aborted: rejects with its reason, no session started, the callback never runs', async () => {
     const f = fake();
