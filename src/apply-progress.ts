@@ -294,7 +294,8 @@ function validate<TSchema extends Document>(collection: Collection<TSchema>, raw
   const write = (value: unknown, option: string) => {
     const path = v.writablePath(value, option);
     for (const [other, otherOption] of written) {
-      if (overlaps(path, other)) v.fail(option, `overlaps ${otherOption} ("${other}")`);
+      if (overlaps(path, other))
+        v.fail(option, `overlaps ${otherOption} ("${other}"): name a field of its own`);
     }
     written.push([path, option]);
   };
@@ -374,7 +375,10 @@ function validate<TSchema extends Document>(collection: Collection<TSchema>, raw
         );
       }
       if (names.has(badge)) {
-        v.fail(`badges.rules.${i}.badge`, `repeats the badge ${JSON.stringify(badge)}`);
+        v.fail(
+          `badges.rules.${i}.badge`,
+          `repeats the badge ${JSON.stringify(badge)}: list each badge once`,
+        );
       }
       names.add(badge);
       return {
@@ -526,7 +530,7 @@ function projectedFacts(plan: Plan, value: Document): Facts {
     // Neither the projection nor a stored image (which always holds `_id`): only a server that
     // does not evaluate projection expressions (< 4.4) answers like this.
     throw new MongoAtomicsError(
-      `${PRIMITIVE}: the server did not evaluate the findAndModify projection (MongoDB 4.4+ is required)`,
+      `${PRIMITIVE}: the server did not evaluate the findAndModify projection (MongoDB 4.4+ is required), so the outcome cannot be read; the update may have been applied. Upgrade the server to MongoDB 4.4 or later, and check the document before repeating the call`,
     );
   }
   return { ...(facts as Facts), before };

@@ -14,7 +14,7 @@
  * headers): the counter is kept in step with the array, never recomputed from it.
  */
 import type { ClientSession, Collection, Document, Filter, WithId } from 'mongodb';
-import { GiveUpReason, RetryBudgetExhaustedError } from './errors.js';
+import { GiveUpReason, InvalidArgumentError, RetryBudgetExhaustedError } from './errors.js';
 import { holdsExpression, readWithVerdicts } from './failure-read.js';
 import {
   type AlreadyApplied,
@@ -27,7 +27,8 @@ import {
   opQuestion,
   type WithoutOpId,
 } from './op-log.js';
-import { type ScalarValue, type Validator, validator } from './validate.js';
+import { describe, notANumber, type ScalarValue, type Validator, validator } from './validate.js';
+import { numericValue, valueAlong } from './values.js';
 
 export interface RemoveFromSetWithCapacityOptions<TSchema extends Document = Document>
   extends OpIdOptions {
@@ -59,7 +60,8 @@ export interface AddToSetWithCapacityOptions<TSchema extends Document = Document
   /**
    * How many members fit: a whole number ≥ 1, or the dotted path of a field of the document
    * that holds it (e.g. `'capacity'`), read by the server in the same atomic step. A capacity
-   * field that is missing or not a number lets nobody in (`full`).
+   * field that is missing or not a number (or NaN) lets nobody in; the call then throws
+   * InvalidArgumentError on `capacity` rather than answer `full`.
    */
   readonly capacity: number | string;
 }
@@ -166,7 +168,10 @@ function roomExpression(v: Validator, capacity: unknown, m: Membership): Documen
  *
  * - **Guard**: `filter` AND `array ≠ member` (no element equals it; a missing array matches)
  *   AND `$expr: (counter ?? 0) < capacity`, where capacity is `{ $literal: n }` or the
- *   document's own `'$field'` (which must then hold a number: its `$type` is numeric).
+ *   document's own `'$field'` (which must then hold a number: its `$type` is numeric). A
+ *   guard that can never hold (a capacity field missing or not a number, a counter holding a
+ *   string or another non-number) is reported by the failure read: InvalidArgumentError on
+ *   `capacity` or `counter`, never `full`.
  * - **Update**: `$inc: { counter: 1 }`, `$addToSet: { array: member }`.
  * - **Atomic**: guard and update are one `findOneAndUpdate` on one document. However many
  *   callers race, the counter never exceeds the capacity, a member is never added twice, and
@@ -178,9 +183,10 @@ function roomExpression(v: Validator, capacity: unknown, m: Membership): Documen
  * - **Contention**: a failure read that shows a place means the set changed between the update
  *   and the read (a place was taken, then freed): the add is tried again (another
  *   `findAndModify` + `find`), at most 10 tries in all. When all 10 lose that way, the call
- *   throws RetryBudgetExhaustedError (reason `maxAttempts`, `attempts` 10, no `cause`) after
- *   20 round trips, nothing written: the set is changing faster than the add can be checked, and no
- *   outcome would be true (the update saw no place, the read saw one). Call again later.
+ *   throws RetryBudgetExhaustedError (reason `maxAttempts`, `attempts` 10, `cause` an Error
+ *   describing the last try) after 20 round trips, nothing written: the set is changing faster
+ *   than the add can be checked, and no outcome would be true (the update saw no place, the
+ *   read saw one). Call again later.
  * - **`opId`**: also guarded by "this id not yet applied", and the id is `$push`ed onto the op
  *   id log in the same update (no extra round trip); a repeat resolves `alreadyApplied`
  *   (checked first on the failure read) and changes nothing. An attempt that resolved `full`
@@ -202,7 +208,10 @@ function roomExpression(v: Validator, capacity: unknown, m: Membership): Documen
  * });
  * if (result.outcome === 'full') return res.status(409).send('sold out');
  *
- * @throws InvalidArgumentError for invalid options, before anything is sent.
+ * @throws InvalidArgumentError for invalid options, before anything is sent; and, from the
+ *   failure read (no extra round trip, nothing added), on `capacity` when the matched document
+ *   lacks the capacity field or holds no number there, on `counter` when it holds a
+ *   non-number other than null.
  * @throws RetryBudgetExhaustedError (reason `maxAttempts`) when 10 tries in a row saw no place
  *   while the read after each showed one (see Contention); nothing was written.
  */
@@ -254,7 +263,10 @@ export async function addToSetWithCapacity<TSchema extends Document = Document>(
     // means a member left in between (e.g. this one's earlier registration was cancelled):
     // try again, a bounded number of times. Past that, answering `full` would contradict the
     // read and `added` did not happen: say that the set is too contended instead.
-    if (!verdicts.room) return { outcome: 'full', document };
+    if (!verdicts.room) {
+      assertCountable(m, options.capacity, document);
+      return { outcome: 'full', document };
+    }
     if (attempt >= MAX_ATTEMPTS) {
       throw contended(
         'addToSetWithCapacity',
@@ -263,6 +275,42 @@ export async function addToSetWithCapacity<TSchema extends Document = Document>(
         'found no place, yet every read afterwards showed one',
       );
     }
+  }
+}
+
+/**
+ * Before answering `full`: a guard that can never hold is no full set. A capacity field that is
+ * missing or no number (NaN included) lets nobody in, and so does a counter holding a string,
+ * an object, …: both sort above every number, so `counter < capacity` is false. That would
+ * read as "sold out" for a misspelt field name or bad data; it is reported instead, naming the
+ * option. (A missing or null counter counts as 0, as documented.)
+ */
+function assertCountable(m: Membership, capacity: unknown, document: Document): void {
+  const refuse = (option: string, path: string, problem: string, remedy: string): never => {
+    throw new InvalidArgumentError(
+      'addToSetWithCapacity',
+      option,
+      `names "${path}", but the matched document ${problem}: no place can be counted, nothing was added. ${remedy}`,
+    );
+  };
+  const count = valueAlong(document, m.counter);
+  if (count !== undefined && count !== null && numericValue(count) === undefined) {
+    refuse(
+      'counter',
+      m.counter,
+      `holds ${describe(count)}`,
+      'Check the field name, or store a number there (a missing counter counts as 0)',
+    );
+  }
+  if (typeof capacity !== 'string') return;
+  const problem = notANumber(valueAlong(document, capacity));
+  if (problem !== undefined) {
+    refuse(
+      'capacity',
+      capacity,
+      problem,
+      'Check the field name, or store the capacity as a number (int, long, double or Decimal128), or pass it as a number',
+    );
   }
 }
 
@@ -283,12 +331,14 @@ function contended(
   what: string,
 ): RetryBudgetExhaustedError {
   return new RetryBudgetExhaustedError(
-    `${primitive}: ${attempts} attempts ${what}: the set is changing faster than the call can be checked; nothing was written`,
+    `${primitive}: ${attempts} attempts ${what}: the set is changing faster than the call can be checked; nothing was written. Call again later`,
     {
       reason: GiveUpReason.MaxAttempts,
       attempts,
       elapsedMs: Math.round(performance.now() - started),
-      cause: undefined,
+      cause: new Error(
+        `attempt ${attempts}: the guarded update matched nothing, and the read after it contradicted that`,
+      ),
     },
   );
 }

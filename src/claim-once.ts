@@ -128,9 +128,13 @@ export async function claimOnce<TSchema extends Document = Document>(
   for (const key of setKeys) {
     v.writablePath(key, `set.${key}`);
     const clash = setKeys.find((other) => other !== key && other.startsWith(`${key}.`));
-    if (clash !== undefined) v.fail(`set.${clash}`, `overlaps "${key}", also in set`);
+    if (clash !== undefined)
+      v.fail(`set.${clash}`, `overlaps "${key}", also in set: set one of them`);
     if (key === field || key.startsWith(`${field}.`) || field.startsWith(`${key}.`)) {
-      v.fail(`set.${key}`, `overlaps the state field "${field}", which the claim writes itself`);
+      v.fail(
+        `set.${key}`,
+        `overlaps the state field "${field}", which the claim writes itself: remove it from set`,
+      );
     }
   }
   const requires =

@@ -23,7 +23,12 @@ export class MongoAtomicsError extends Error {
 
 /**
  * An argument or option is invalid. Thrown before anything is sent to the server, so an
- * invalid call never writes.
+ * invalid call never writes. A few options name a field of the matched document that a guard
+ * compares (guardedDecrement's `field`, addToSetWithCapacity's `capacity` and `counter`,
+ * updateWithVersion's `versionField`): when that document holds there what the guard can
+ * never match (a missing `field` or `capacity`, a string, NaN, …), the read the call already
+ * makes throws this error on that option instead of reporting a business outcome; nothing was
+ * written then either. The message says what the document holds and what to do.
  */
 export class InvalidArgumentError extends MongoAtomicsError {
   override readonly name = 'InvalidArgumentError';
@@ -59,7 +64,29 @@ export const GiveUpReason = {
 } as const;
 export type GiveUpReason = (typeof GiveUpReason)[keyof typeof GiveUpReason];
 
-/** A retry loop ran out of attempts or time. The last error is the `cause`. */
+/**
+ * The `cause` of a RetryBudgetExhaustedError: always an Error. A thrown value that is not one
+ * (a string, a plain object) is wrapped, and kept as the wrapper's own `cause`.
+ */
+function asError(value: unknown): Error {
+  if (value instanceof Error) return value;
+  if (value === undefined) return new Error('no error was recorded for the last attempt');
+  const shown =
+    typeof value === 'string'
+      ? JSON.stringify(value.length > 200 ? `${value.slice(0, 200)}…` : value)
+      : typeof value === 'object' && value !== null
+        ? 'an object'
+        : String(value);
+  return new Error(
+    `a value that is not an Error was thrown: ${shown} (it is this error's cause); throw Error objects to keep a stack trace`,
+    { cause: value },
+  );
+}
+
+/**
+ * A retry loop ran out of attempts or time. The last error is the `cause`, always an `Error`:
+ * a thrown value that is not one is wrapped (the value is then the wrapper's own `cause`).
+ */
 export class RetryBudgetExhaustedError extends MongoAtomicsError {
   override readonly name = 'RetryBudgetExhaustedError';
   readonly reason: GiveUpReason;
@@ -72,7 +99,7 @@ export class RetryBudgetExhaustedError extends MongoAtomicsError {
     message: string,
     details: { reason: GiveUpReason; attempts: number; elapsedMs: number; cause: unknown },
   ) {
-    super(message, { cause: details.cause });
+    super(message, { cause: asError(details.cause) });
     this.reason = details.reason;
     this.attempts = details.attempts;
     this.elapsedMs = details.elapsedMs;
@@ -107,7 +134,7 @@ export class IdempotencyKeyConflictError extends MongoAtomicsError {
 
   constructor(key: string) {
     super(
-      `idempotency key ${JSON.stringify(key)} was already used for a different request (fingerprint mismatch)`,
+      `idempotency key ${JSON.stringify(key)} was already used for a different request (fingerprint mismatch): use a fresh key for a different request, and send the same fingerprint when retrying the same one`,
     );
     this.key = key;
   }
@@ -142,10 +169,10 @@ export class IdempotencyResultNotStoredError extends MongoAtomicsError {
     const quoted = JSON.stringify(key);
     super(
       written === true
-        ? `idempotency key ${quoted}: fn ran and its result was written, but the write concern was not confirmed; duplicates replay it unless a failover rolls the write back`
+        ? `idempotency key ${quoted}: fn ran and its result was written, but the write concern was not confirmed; duplicates replay it unless a failover rolls the write back. The work was done: use error.value as its result, do not run it again`
         : written === 'unknown'
-          ? `idempotency key ${quoted}: fn ran, but the reply to storing its result was lost; the result may have been stored (duplicates replay it) or not (the key stays in progress until its lease ends)`
-          : `idempotency key ${quoted}: fn ran, but its result could not be stored; the key stays in progress until its lease ends`,
+          ? `idempotency key ${quoted}: fn ran, but the reply to storing its result was lost; the result may have been stored (duplicates replay it) or not (the key stays in progress until its lease ends). The work was done: use error.value as its result, do not run it again`
+          : `idempotency key ${quoted}: fn ran, but its result could not be stored (see the cause); the key stays in progress until its lease ends. The work was done: use error.value as its result, do not run it again. If the result cannot be stored (over MongoDB's 16 MB document limit, or a value BSON cannot hold), make fn return less, such as an id`,
       { cause },
     );
     this.key = key;

@@ -64,7 +64,7 @@ export async function readWithVerdicts<TSchema extends Document, Q extends Quest
     // A server before 4.4 refuses expressions in a find projection (its error passes through);
     // a reply without the verdicts asked for is no MongoDB reply to trust either.
     throw new MongoAtomicsError(
-      `${primitive}: the server did not evaluate the find projection (MongoDB 4.4+ is required)`,
+      `${primitive}: the server did not evaluate the find projection that tells the outcomes apart; nothing was changed. MongoDB 4.4 or later is required: upgrade the server`,
     );
   }
   return {

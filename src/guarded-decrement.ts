@@ -36,8 +36,8 @@ import {
   type WithoutOpId,
 } from './op-log.js';
 import { type WithRetryingTransactionOptions, withRetryingTransaction } from './transaction.js';
-import { type Validator, validator } from './validate.js';
-import { getField, numericValue } from './values.js';
+import { notANumber, type Validator, validator } from './validate.js';
+import { numericValue, valueAlong } from './values.js';
 
 export interface GuardedDecrementOptions<TSchema extends Document = Document> extends OpIdOptions {
   /** Selects the one document to decrement, e.g. `{ _id: productId }`. */
@@ -63,8 +63,9 @@ export type GuardedDecrementResult<TSchema extends Document = Document> =
       readonly available?: never;
     }
   /**
-   * Not enough above the floor; nothing changed. `available` (field − floor, at least 0, and 0
-   * when the field is not a number) is informational: it may change right after it was read.
+   * Not enough above the floor; nothing changed. `available` (field − floor, at least 0) is
+   * informational: it may change right after it was read. (A field that is missing or not a
+   * number is no shortage: InvalidArgumentError on `field`.)
    */
   | { readonly outcome: 'insufficient'; readonly available: number; readonly document?: never }
   /** No document matches `filter`. */
@@ -78,9 +79,30 @@ function decrementStatement(filter: Document, field: string, amount: number, flo
   };
 }
 
-/** What can still be taken from `doc`: field − floor, never negative; 0 for a non-number. */
-function availableIn(doc: Document, field: string, floor: number): number {
-  return availableFrom(getField(doc, field), floor);
+/**
+ * The refusal for a matched document whose `field` the guard can never match: missing, not a
+ * number, or NaN. Reported, not turned into `insufficient` with nothing available, which would
+ * hide a misspelt field name or a stock stored as a string behind a business outcome.
+ */
+function fieldNotNumeric(primitive: string, field: string, whose: string, problem: string) {
+  return new InvalidArgumentError(
+    primitive,
+    'field',
+    `names "${field}", but ${whose} ${problem}: nothing was decremented. Check the field name, or store a number (int, long, double or Decimal128) in that field`,
+  );
+}
+
+/**
+ * `insufficient` for the document read after the guarded update matched nothing, with what can
+ * still be taken (field − floor, never negative); throws when the field is no number.
+ */
+function insufficientIn(doc: Document, field: string, floor: number) {
+  const value = valueAlong(doc, field);
+  const problem = notANumber(value);
+  if (problem !== undefined) {
+    throw fieldNotNumeric('guardedDecrement', field, 'the matched document', problem);
+  }
+  return { outcome: 'insufficient', available: availableFrom(value, floor) } as const;
 }
 
 /**
@@ -104,7 +126,7 @@ const SINGLE_OPTIONS = ['filter', 'field', 'amount', 'floor', 'session', ...OP_I
  * Decrements `field` by `amount` only if at least `amount` remains above `floor`.
  *
  * - **Guard**: `filter` AND `field ≥ floor + amount` (a non-numeric or missing field never
- *   matches).
+ *   matches: the failure read then throws InvalidArgumentError on `field`, see below).
  * - **Update**: `$inc: { field: -amount }`.
  * - **Atomic**: guard and update are one `findOneAndUpdate` on one document: the stock never
  *   goes below the floor and is never oversold, under any concurrency.
@@ -118,6 +140,11 @@ const SINGLE_OPTIONS = ['filter', 'field', 'amount', 'floor', 'session', ...OP_I
  * @example
  * const result = await guardedDecrement(products, { filter: { _id: sku }, field: 'stock', amount: 3 });
  * if (result.outcome === 'insufficient') return res.status(409).json({ available: result.available });
+ *
+ * @throws InvalidArgumentError for invalid options, before anything is sent; and on option
+ *   `field` when the matched document lacks the field or holds no number there (a string, null,
+ *   NaN, …): a misspelt field or bad data, not a shortage. Found by the failure path's read (no
+ *   extra round trip); nothing was decremented.
  */
 export function guardedDecrement<TSchema extends Document = Document>(
   collection: Collection<TSchema>,
@@ -162,7 +189,7 @@ export async function guardedDecrement<TSchema extends Document = Document>(
       ...primaryRead(session),
     });
     if (current === null) return { outcome: 'notFound' };
-    return { outcome: 'insufficient', available: availableIn(current, field, floor) };
+    return insufficientIn(current, field, floor);
   }
   // With an opId the server says whether the id is recorded (see failure-read.ts), and the
   // whole document is read: `alreadyApplied` returns it.
@@ -175,7 +202,7 @@ export async function guardedDecrement<TSchema extends Document = Document>(
   );
   if (read === null) return { outcome: 'notFound' };
   if (read.verdicts.applied) return { outcome: 'alreadyApplied', document: read.document };
-  return { outcome: 'insufficient', available: availableIn(read.document, field, floor) };
+  return insufficientIn(read.document, field, floor);
 }
 
 export interface DecrementItem<TSchema extends Document = Document> {
@@ -293,6 +320,9 @@ interface ItemPlan {
  *   behind in a transaction this function does not own.)
  * - Items that name the same document are applied in order, each guard seeing the previous
  *   decrement.
+ * - A matched document whose `field` is missing or not a number (a string, null, NaN, …) is
+ *   no shortage: the diagnosis throws InvalidArgumentError on option `field`, naming the first
+ *   such item; nothing was decremented.
  *
  * @example
  * const result = await guardedDecrementAll(products, {
@@ -301,6 +331,12 @@ interface ItemPlan {
  *   items: order.lines.map((line) => ({ filter: { _id: line.productId }, amount: line.qty })),
  * });
  * if (result.outcome !== 'decremented') return res.status(409).json(result);
+ *
+ * @throws InvalidArgumentError for invalid options, before anything is sent; and on option
+ *   `field` when an item's document lacks the field or holds no number there (see above).
+ * @throws RetryBudgetExhaustedError from the own transaction's runner, or after 5 rounds whose
+ *   diagnosis found enough stock.
+ * @throws TransactionsUnsupportedError with `client` on a standalone mongod.
  */
 export async function guardedDecrementAll<TSchema extends Document = Document>(
   collection: Collection<TSchema>,
@@ -358,7 +394,10 @@ function aggregatableFilter(v: Validator, filter: unknown, option: string): Docu
     else if (typeof value === 'object' && value !== null) {
       for (const [key, inner] of Object.entries(value)) {
         if (NOT_IN_AGGREGATION.has(key))
-          v.fail(option, `uses ${key}, which the shortage diagnosis (an aggregation) cannot run`);
+          v.fail(
+            option,
+            `uses ${key}, which the shortage diagnosis (an aggregation) cannot run: select the item's document with other operators (by _id, say)`,
+          );
         visit(inner);
       }
     }
@@ -432,12 +471,14 @@ async function inOwnTransaction<TSchema extends Document>(
     // Stock came back between the attempt and the read: try again, a bounded number of times.
     if (round >= MAX_DIAGNOSIS_ROUNDS) {
       throw new RetryBudgetExhaustedError(
-        `${PRIMITIVE}: ${round} attempts fell short, yet every read afterwards found enough stock: the stock is changing faster than orders can be checked`,
+        `${PRIMITIVE}: ${round} attempts fell short, yet every read afterwards found enough stock: the stock is changing faster than orders can be checked. Nothing was taken; try the order again later`,
         {
           reason: GiveUpReason.MaxAttempts,
           attempts: round,
           elapsedMs: Math.round(performance.now() - started),
-          cause: undefined,
+          cause: new Error(
+            `attempt ${round}: the guarded update matched fewer items than ordered, yet the diagnosis read afterwards found every item sufficient`,
+          ),
         },
       );
     }
@@ -460,7 +501,7 @@ async function inCallerTransaction<TSchema extends Document>(
     // something else wrote through this session meanwhile (parallel operations on a session are
     // unsupported). Some items may have been taken: the transaction must not commit.
     throw new MongoAtomicsError(
-      'guardedDecrementAll: the documents changed inside the transaction between its read and its write (parallel operations on one session?); abort the transaction',
+      'guardedDecrementAll: the documents changed inside the transaction between its read and its write (parallel operations on one session?); some items may have been taken: abort the transaction, and run one operation at a time on a session',
     );
   }
   return { outcome: 'decremented' };
@@ -579,6 +620,12 @@ async function diagnose<TSchema extends Document>(
     }
     if (verdict.ok === true) return;
     const seen = Object.hasOwn(verdict, 'seen') ? verdict.seen : undefined;
+    // The first item to see a non-number is the first on its document (a later item on the
+    // same document sees what it left: the same value). Reported whatever the other items say.
+    const problem = notANumber(seen);
+    if (problem !== undefined) {
+      throw fieldNotNumeric(PRIMITIVE, field, `the document of items.${index}`, problem);
+    }
     shortages.push({ index, requested: item.amount, available: availableFrom(seen, floor) });
   });
   // With missing items the order cannot go through whatever the stock: `notFound` is reported

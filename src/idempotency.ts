@@ -492,7 +492,7 @@ export async function withIdempotencyKey<T>(
     rounds += 1;
     if (rounds > MAX_ROUNDS) {
       throw new MongoAtomicsError(
-        `${PRIMITIVE}: key ${JSON.stringify(s.key)} was claimed by another caller ${MAX_ROUNDS} times in a row and released or lost again each time; giving up`,
+        `${PRIMITIVE}: key ${JSON.stringify(s.key)} was claimed by another caller ${MAX_ROUNDS} times in a row and released or lost again each time; giving up, fn did not run. Call again later; if it keeps happening, check that fn finishes within leaseMs (callers that outlive their lease are taken over)`,
       );
     }
   };
@@ -677,7 +677,7 @@ async function execute<T>(
     () =>
       controller.abort(
         new MongoAtomicsError(
-          `${PRIMITIVE}: the lease on key ${JSON.stringify(s.key)} ended (leaseMs ${s.leaseMs}); another caller may take it over and run fn`,
+          `${PRIMITIVE}: the lease on key ${JSON.stringify(s.key)} ended (leaseMs ${s.leaseMs}); another caller may take it over and run fn. Stop fn's work on this signal, and raise leaseMs above fn's worst-case duration`,
         ),
       ),
     Math.max(0, held.leaseUntil.getTime() - Date.now()),
@@ -740,7 +740,7 @@ async function executeInTransaction<T>(
           // The fence holds the record, so only fn itself (through the session) can have
           // changed it. Abort: the business writes must not commit without their record.
           throw new MongoAtomicsError(
-            `${PRIMITIVE}: the record of key ${JSON.stringify(s.key)} was changed inside the transaction (does fn write to the idempotency collection?); the transaction was aborted`,
+            `${PRIMITIVE}: the record of key ${JSON.stringify(s.key)} was changed inside the transaction (does fn write to the idempotency collection?); the transaction was aborted. Keep fn's writes out of the idempotency collection`,
           );
         }
         return result;

@@ -315,15 +315,18 @@ function validate<TSchema extends Document>(
   if (Object.keys(inc).length === 0) v.fail('inc', 'must name at least one counter');
   for (const [key, value] of Object.entries(inc)) {
     v.fieldName(key, `inc.${key}`);
-    if (Object.hasOwn(match, key)) v.fail(`inc.${key}`, 'is also a key of match');
+    if (Object.hasOwn(match, key))
+      v.fail(`inc.${key}`, 'is also a key of match: name each field in one of match and inc');
     v.positiveNumber(value, `inc.${key}`);
   }
 
   const fields = options.fields === undefined ? {} : v.storedFields(options.fields, 'fields');
   for (const [key, value] of Object.entries(fields)) {
     v.fieldName(key, `fields.${key}`);
-    if (Object.hasOwn(match, key)) v.fail(`fields.${key}`, 'is also a key of match');
-    if (Object.hasOwn(inc, key)) v.fail(`fields.${key}`, 'is also a key of inc');
+    if (Object.hasOwn(match, key))
+      v.fail(`fields.${key}`, 'is also a key of match: name each field in one of match and fields');
+    if (Object.hasOwn(inc, key))
+      v.fail(`fields.${key}`, 'is also a key of inc: name each field in one of inc and fields');
     if (value === undefined) v.fail(`fields.${key}`, 'is undefined (omit the field instead)');
   }
 

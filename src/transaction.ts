@@ -503,15 +503,22 @@ export async function withRetryingTransaction<T>(
       elapsedMs: Math.round(elapsed()),
       cause,
     });
+  // Each message says which limit was reached, then what to do about it.
+  const timeLimit = () =>
+    `gave up after ${attempt} attempt(s): the time budget of ${settings.timeoutMs} ms (timeoutMs) is spent`;
   const timeoutMessage = () =>
-    `gave up after ${attempt} attempt(s): the time budget of ${settings.timeoutMs} ms is spent`;
+    `${timeLimit()}. Raise timeoutMs to allow more time, or make the transaction shorter or less contended`;
+  const attemptLimit = () => `gave up after ${attempt} attempt(s) (maxAttempts)`;
 
   // One controller for the call: the callback's `signal`, and what interrupts a backoff.
   const controller = new AbortController();
   const onCallerAbort = () => controller.abort(callerSignal?.reason);
   callerSignal?.addEventListener('abort', onCallerAbort, { once: true });
   const budgetTimer = setTimeout(() => {
-    controller.abort(giveUp(GiveUpReason.Timeout, timeoutMessage(), lastError));
+    const cause =
+      lastError ??
+      new Error(`the time budget ran out during attempt ${attempt}, before any attempt failed`);
+    controller.abort(giveUp(GiveUpReason.Timeout, timeoutMessage(), cause));
   }, settings.timeoutMs);
   const context = (n: number): TransactionAttempt => ({ attempt: n, signal: controller.signal });
 
@@ -527,24 +534,30 @@ export async function withRetryingTransaction<T>(
     lastError = error;
     if (callerSignal?.aborted) throw callerSignal.reason;
     // Giving up on a commit whose outcome is unknown must not read as "nothing happened".
-    const spent = (why: GiveUpReason, message: string) =>
-      commitMayHaveApplied
-        ? giveUp(
-            GiveUpReason.CommitOutcomeUnknown,
-            `${message}, while the outcome of the commit was unknown: the transaction may have been committed`,
-            error,
-          )
-        : giveUp(why, message, error);
-    if (attempt >= settings.maxAttempts) {
-      throw spent(GiveUpReason.MaxAttempts, `gave up after ${attempt} attempt(s) (maxAttempts)`);
-    }
+    const spent = (why: GiveUpReason) => {
+      const limit = why === GiveUpReason.Timeout ? timeLimit() : attemptLimit();
+      const option = why === GiveUpReason.Timeout ? 'timeoutMs' : 'maxAttempts';
+      if (commitMayHaveApplied) {
+        return giveUp(
+          GiveUpReason.CommitOutcomeUnknown,
+          `${limit}, while the outcome of the commit was unknown: the transaction may have been committed. Check whether its writes were applied before doing the work again; raise ${option} to keep retrying the commit longer`,
+          error,
+        );
+      }
+      return giveUp(
+        why,
+        why === GiveUpReason.Timeout
+          ? timeoutMessage()
+          : `${limit}: every attempt ended in a retryable error (the last is the cause). Raise maxAttempts to allow more tries, or make the transaction less contended`,
+        error,
+      );
+    };
+    if (attempt >= settings.maxAttempts) throw spent(GiveUpReason.MaxAttempts);
     const delayMs = backoffDelay(settings.backoff, attempt);
     // Never sleep past the deadline: a try that could not start in time is not worth the wait.
-    if (elapsed() + delayMs >= settings.timeoutMs)
-      throw spent(GiveUpReason.Timeout, timeoutMessage());
+    if (elapsed() + delayMs >= settings.timeoutMs) throw spent(GiveUpReason.Timeout);
     await settings.onRetry?.({ attempt, reason, error, delayMs });
-    if (elapsed() + delayMs >= settings.timeoutMs)
-      throw spent(GiveUpReason.Timeout, timeoutMessage());
+    if (elapsed() + delayMs >= settings.timeoutMs) throw spent(GiveUpReason.Timeout);
     await sleep(delayMs, controller.signal);
   };
 

@@ -309,7 +309,8 @@ function versionOf(
  *   `opId` seen on the first read: 1. Giving up: 2 × maxAttempts + 1 (a last read tells a
  *   conflict from a deletion or from the same `opId` applied by a concurrent repeat).
  * - **Gives up** with RetryBudgetExhaustedError (reason `maxAttempts`, `attempts` =
- *   maxAttempts, `cause`: the last VersionConflict) when every attempt lost its race.
+ *   maxAttempts, `cause`: an Error describing the last conflict, with the VersionConflict's
+ *   `attempt` and `expectedVersion`) when every attempt lost its race.
  * - **`opId`**: a document that already recorded the id resolves `alreadyApplied` on any read,
  *   the first included, so the callback does not even run for a repeat.
  * - **Sessions and transactions**: with a `session` outside a transaction, as above. Inside a
@@ -375,12 +376,18 @@ export async function updateWithVersion<TSchema extends Document = Document>(
     const version = versionOf(v, current, versionField);
     if (conflict !== undefined && conflict.attempt >= s.maxAttempts) {
       throw new RetryBudgetExhaustedError(
-        `${PRIMITIVE}: gave up after ${conflict.attempt} attempt(s) (maxAttempts): the document changed between every read and write (last read version ${conflict.expectedVersion}, now ${version.number})`,
+        `${PRIMITIVE}: gave up after ${conflict.attempt} attempt(s) (maxAttempts): the document changed between every read and write (last read version ${conflict.expectedVersion}, now ${version.number}); nothing was written. Raise maxAttempts, or call again when fewer writers update this document`,
         {
           reason: GiveUpReason.MaxAttempts,
           attempts: conflict.attempt,
           elapsedMs: Math.round(performance.now() - started),
-          cause: conflict,
+          // An Error (as every RetryBudgetExhaustedError cause) carrying the VersionConflict.
+          cause: Object.assign(
+            new Error(
+              `attempt ${conflict.attempt} required version ${conflict.expectedVersion}, but the document had changed`,
+            ),
+            conflict,
+          ),
         },
       );
     }

@@ -24,7 +24,7 @@ import type {
   ObjectId,
 } from 'mongodb';
 import { InvalidArgumentError } from './errors.js';
-import { bsonType } from './values.js';
+import { bsonType, numericValue } from './values.js';
 
 /** A value that identifies something or names a state; see `isScalar`. */
 export type ScalarValue =
@@ -66,6 +66,21 @@ export function describe(value: unknown): string {
   if (typeof value === 'number') return Number.isNaN(value) ? 'NaN' : String(value);
   if (typeof value === 'string') return `the string ${JSON.stringify(value)}`;
   return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
+}
+
+/**
+ * Why `value`, what a matched document holds at a field a numeric guard compares
+ * (`field >= floor + amount`, `counter < capacity`), can never satisfy that guard: `'lacks it'`
+ * (missing), `'holds the string "10"'`, `'holds NaN'`, …; undefined when it is a number of a
+ * BSON numeric type (int, long, double, Decimal128) other than NaN. Such a guard silently
+ * never matches, which would read as a business outcome (`insufficient`, `full`): the failure
+ * path reports it instead, naming the option.
+ */
+export function notANumber(value: unknown): string | undefined {
+  if (value === undefined) return 'lacks it';
+  const n = numericValue(value);
+  if (n !== undefined && !Number.isNaN(n)) return undefined;
+  return `holds ${describe(value)}`;
 }
 
 export function isPlainObject(value: unknown): value is Record<string, unknown> {
@@ -162,9 +177,15 @@ function structureProblem(
     const array = Array.isArray(value);
     if (!array && !isPlainObject(value)) return undefined;
     if (ancestors.has(value))
-      return { at, problem: `is cyclic (${at} refers back to an enclosing object)` };
+      return {
+        at,
+        problem: `is cyclic (${at} refers back to an enclosing object): pass a tree of plain values, without the back-reference`,
+      };
     if (depth > MAX_DEPTH)
-      return { at, problem: `nests deeper than ${MAX_DEPTH} levels (at ${at})` };
+      return {
+        at,
+        problem: `nests deeper than ${MAX_DEPTH} levels (at ${at}), more than MongoDB stores: flatten it`,
+      };
     if (!array && Object.hasOwn(value, '_bsontype')) {
       return {
         at,
@@ -174,7 +195,11 @@ function structureProblem(
     ancestors.add(value);
     try {
       for (const key of Object.keys(value)) {
-        if (key.includes('\0')) return { at, problem: `has a field name with a NUL byte at ${at}` };
+        if (key.includes('\0'))
+          return {
+            at,
+            problem: `has a field name with a NUL byte at ${at}: remove it (MongoDB field names cannot hold one)`,
+          };
         const found = visit((value as Record<string, unknown>)[key], `${at}.${key}`, depth + 1);
         if (found !== undefined) return found;
       }
@@ -197,6 +222,23 @@ function clientOf(collection: object): unknown {
   if (typeof candidate.client === 'object' && candidate.client !== null) return candidate.client;
   const viaDb = candidate.db?.client;
   return typeof viaDb === 'object' && viaDb !== null ? viaDb : undefined;
+}
+
+/**
+ * The name of a Mongoose Model passed where a driver Collection belongs (the easiest mistake
+ * for a Mongoose user: `guardedDecrement(Product, …)` instead of `Product.collection`), else
+ * undefined. Recognised by shape, without importing Mongoose: a Model is a function (its class)
+ * with a string `modelName` and a `collection` object. The name is quoted as a string when it
+ * is not a plain identifier, and cut to 100 characters.
+ */
+function mongooseModelName(value: unknown): string | undefined {
+  if (typeof value !== 'function') return undefined;
+  const candidate = value as { modelName?: unknown; collection?: unknown };
+  if (typeof candidate.modelName !== 'string' || typeof candidate.collection !== 'object') {
+    return undefined;
+  }
+  const name = candidate.modelName.slice(0, 100);
+  return /^[A-Za-z_$][\w$]*$/.test(name) ? name : JSON.stringify(name);
 }
 
 /** Validation helpers bound to one primitive's name, for its error messages. */
@@ -233,6 +275,13 @@ export function validator(primitive: string) {
         typeof candidate.collectionName !== 'string' ||
         typeof candidate.findOneAndUpdate !== 'function'
       ) {
+        const model = mongooseModelName(value);
+        if (model !== undefined) {
+          fail(
+            option,
+            `must be a driver Collection, got the Mongoose Model ${model}: pass its driver collection, ${model}.collection, instead (these calls bypass Mongoose middleware, validation and timestamps)`,
+          );
+        }
         fail(option, `must be a driver Collection (db.collection(name)), got ${describe(value)}`);
       }
       return value;
@@ -301,7 +350,11 @@ export function validator(primitive: string) {
           'belongs to another MongoClient than the collection: start it from the client the collection was obtained from',
         );
       }
-      if (value.hasEnded) fail(option, 'is a session that has already ended');
+      if (value.hasEnded)
+        fail(
+          option,
+          'is a session that has already ended: start a new one with client.startSession()',
+        );
       return value;
     },
 
@@ -379,7 +432,8 @@ export function validator(primitive: string) {
       if (value.length > MAX_NAME_LENGTH)
         fail(option, `must be at most ${MAX_NAME_LENGTH} characters, got ${value.length}`);
       for (const segment of value.split('.')) {
-        if (segment.length === 0) fail(option, `has an empty segment: ${JSON.stringify(value)}`);
+        if (segment.length === 0)
+          fail(option, `has an empty segment: ${JSON.stringify(value)}: remove the extra "."`);
         if (segment.startsWith('$'))
           fail(
             option,

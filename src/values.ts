@@ -21,6 +21,22 @@ export function getField(doc: Document, path: string): unknown {
   return current;
 }
 
+/**
+ * The value at a dotted path as a query or an aggregation reaches it, for describing what a
+ * document holds: like `getField`, except that an array met before the path's end is returned
+ * (the path runs through it, and MongoDB would read the array's elements, not one value).
+ */
+export function valueAlong(doc: Document, path: string): unknown {
+  let current: unknown = doc;
+  for (const segment of path.split('.')) {
+    if (Array.isArray(current)) return current;
+    if (typeof current !== 'object' || current === null) return undefined;
+    if (!Object.hasOwn(current, segment)) return undefined;
+    current = (current as Document)[segment];
+  }
+  return current;
+}
+
 /** The symbol js-bson (6.x and 7.x) defines on the prototype of every BSON value class. */
 const BSON_VERSION = Symbol.for('@@mdb.bson.version');
 

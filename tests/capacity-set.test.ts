@@ -136,18 +136,47 @@ describe('addToSetWithCapacity outcomes', () => {
   });
 
   it.each([
-    ['missing', {}],
-    ['null', { capacity: null }],
-    ['a numeric string', { capacity: '5' }],
-    ['an array', { capacity: [10] }],
-  ])('a capacity field that is %s lets nobody in: full', async (_case, fields) => {
-    const coll = await events([{ _id: 'e1', ...fields }]);
-    const result = await addToSetWithCapacity(coll, {
-      ...seat,
-      filter: { _id: 'e1' },
-      member: 'u1',
-    });
-    expect(result).toEqual({ outcome: 'full', document: { _id: 'e1', ...fields } });
+    ['missing', {}, 'lacks it'],
+    ['null', { capacity: null }, 'holds null'],
+    ['a numeric string', { capacity: '5' }, 'holds the string "5"'],
+    ['an array', { capacity: [10] }, 'holds an array'],
+    ['NaN', { capacity: Number.NaN }, 'holds NaN'],
+  ])(
+    'a capacity field that is %s lets nobody in: InvalidArgumentError on "capacity" saying what it holds, not full; nothing added, 2 round trips',
+    async (_case, fields, found) => {
+      const coll = await events([{ _id: 'e1', ...fields }]);
+      const error = await rejectionOf(
+        addToSetWithCapacity(coll, { ...seat, filter: { _id: 'e1' }, member: 'u1' }),
+      );
+      expect(error).toBeInstanceOf(InvalidArgumentError);
+      expect((error as InvalidArgumentError).option).toBe('capacity');
+      expect((error as Error).message).toBe(
+        `addToSetWithCapacity: option "capacity" names "capacity", but the matched document ${found}: no place can be counted, nothing was added. Check the field name, or store the capacity as a number (int, long, double or Decimal128), or pass it as a number`,
+      );
+      expect(t.commands.names()).toEqual(['findAndModify', 'find']);
+      expect(await find(coll)).toEqual({ _id: 'e1', ...fields });
+    },
+  );
+
+  it('a counter holding a string: InvalidArgumentError on "counter", not full; a null counter counts as 0', async () => {
+    const coll = await events([
+      { _id: 'e1', capacity: 5, tickets_sold: '2' as unknown as number },
+      { _id: 'e2', capacity: 5, tickets_sold: null as unknown as number },
+    ]);
+    const error = await rejectionOf(
+      addToSetWithCapacity(coll, { ...seat, filter: { _id: 'e1' }, member: 'u1' }),
+    );
+    expect((error as InvalidArgumentError).option).toBe('counter');
+    expect((error as Error).message).toBe(
+      'addToSetWithCapacity: option "counter" names "tickets_sold", but the matched document holds the string "2": no place can be counted, nothing was added. Check the field name, or store a number there (a missing counter counts as 0)',
+    );
+    expect(t.commands.names()).toEqual(['findAndModify', 'find']);
+    // null passes the guard (`$ifNull`); the server's `$inc` then refuses it (TypeMismatch, 14).
+    const refused = await rejectionOf(
+      addToSetWithCapacity(coll, { ...seat, filter: { _id: 'e2' }, member: 'u1' }),
+    );
+    expect((refused as { code?: unknown }).code).toBe(14);
+    expect(await find(coll)).toEqual({ _id: 'e1', capacity: 5, tickets_sold: '2' });
   });
 
   it('a Long capacity field counts like a number', async () => {
@@ -481,7 +510,12 @@ describe('addToSetWithCapacity under churn: never full while its read shows a pl
     );
     expect(isRetryBudgetExhaustedError(error)).toBe(true);
     expect(error).toBeInstanceOf(RetryBudgetExhaustedError);
-    expect(error).toMatchObject({ reason: 'maxAttempts', attempts: 10, cause: undefined });
+    expect(error).toMatchObject({ reason: 'maxAttempts', attempts: 10 });
+    // The cause is an Error (as every RetryBudgetExhaustedError's) describing the last try.
+    expect((error as Error).cause).toBeInstanceOf(Error);
+    expect(((error as Error).cause as Error).message).toBe(
+      'attempt 10: the guarded update matched nothing, and the read after it contradicted that',
+    );
     // The time it reports is the time it took: between 0 and what this test measured around it.
     const elapsedMs = (error as RetryBudgetExhaustedError).elapsedMs;
     expect(elapsedMs).toBeGreaterThanOrEqual(0);
@@ -567,7 +601,12 @@ describe('removeFromSetWithCapacity under churn: never notMember while its read 
       removeFromSetWithCapacity(proxy, { ...unseat, filter: { _id: 'e1' }, member: 'u1' }),
     );
     expect(isRetryBudgetExhaustedError(error)).toBe(true);
-    expect(error).toMatchObject({ reason: 'maxAttempts', attempts: 10, cause: undefined });
+    expect(error).toMatchObject({ reason: 'maxAttempts', attempts: 10 });
+    // The cause is an Error (as every RetryBudgetExhaustedError's) describing the last try.
+    expect((error as Error).cause).toBeInstanceOf(Error);
+    expect(((error as Error).cause as Error).message).toBe(
+      'attempt 10: the guarded update matched nothing, and the read after it contradicted that',
+    );
     expect((error as Error).message).toMatch(
       /^removeFromSetWithCapacity: 10 attempts found no member, yet every read afterwards showed it/,
     );

@@ -110,21 +110,54 @@ describe('guardedDecrement outcomes', () => {
     });
   });
 
-  it('a non-numeric or missing field is insufficient with 0 available, never decremented', async () => {
-    // A string stock (e.g. written by a form without conversion) must never count as stock.
+  it('a missing or non-numeric field is reported, not disguised as insufficient: InvalidArgumentError on "field" naming what was found, nothing decremented, still 2 round trips', async () => {
+    // A misspelt field (`stok`) or a stock written as a string by a form must not read as "out
+    // of stock": the guard can never match such a document, whatever the stock really is.
     const coll = await products([
       { _id: 'text', stock: '10' as unknown as number },
-      { _id: 'none' },
+      { _id: 'null', stock: null as unknown as number },
+      { _id: 'nan', stock: Number.NaN },
+      { _id: 'dec-nan', stock: Decimal128.fromString('NaN') as unknown as number },
+      { _id: 'through-array', inventory: [{ available: 0 }] as unknown as { available: number } },
+      { _id: 'ok', stock: 10 },
     ]);
-    for (const id of ['text', 'none']) {
-      expect(
-        await guardedDecrement(coll, { filter: { _id: id }, field: 'stock', amount: 1 }),
-      ).toEqual({
-        outcome: 'insufficient',
-        available: 0,
-      });
+    const cases: [id: string, field: string, found: string][] = [
+      ['ok', 'stok', 'lacks it'],
+      ['text', 'stock', 'holds the string "10"'],
+      ['null', 'stock', 'holds null'],
+      ['nan', 'stock', 'holds NaN'],
+      ['dec-nan', 'stock', 'holds a Decimal128 (NaN)'],
+      ['through-array', 'inventory.available', 'holds an array'],
+    ];
+    for (const [id, field, found] of cases) {
+      for (const opId of [undefined, `op-${id}`]) {
+        t.commands.reset();
+        const error = await rejectionOf(
+          guardedDecrement(coll, {
+            filter: { _id: id },
+            field,
+            amount: 1,
+            ...(opId === undefined ? {} : { opId }),
+          }),
+        );
+        expect(error).toBeInstanceOf(InvalidArgumentError);
+        expect((error as InvalidArgumentError).option).toBe('field');
+        expect((error as Error).message).toBe(
+          `guardedDecrement: option "field" names "${field}", but the matched document ${found}: nothing was decremented. Check the field name, or store a number (int, long, double or Decimal128) in that field`,
+        );
+        // The failure path's own read found it: no extra round trip.
+        expect(t.commands.names()).toEqual(['findAndModify', 'find']);
+      }
     }
     expect(await stockOf(coll, 'text')).toBe('10');
+    expect(await stockOf(coll, 'ok')).toBe(10);
+    expect(
+      (await coll.find({}, { projection: { _opIds: 1 } }).toArray()).every((d) => !('_opIds' in d)),
+    ).toBe(true);
+    // A number that is merely too small stays a business outcome.
+    expect(
+      await guardedDecrement(coll, { filter: { _id: 'ok' }, field: 'stock', amount: 11 }),
+    ).toEqual({ outcome: 'insufficient', available: 10 });
   });
 
   it('no matching document: notFound', async () => {
@@ -325,6 +358,47 @@ describe('guardedDecrementAll in its own transaction (client)', () => {
     expect(await stockOf(coll, 'a')).toBe(5);
   });
 
+  it('an item whose document lacks the field or holds no number: InvalidArgumentError on "field" naming the first such item and what it holds, nothing taken, 3 round trips', async () => {
+    const coll = await products([
+      { _id: 'a', stock: 5 },
+      { _id: 'b', stock: 0 },
+      { _id: 'text', stock: '7' as unknown as number },
+      { _id: 'none' },
+    ]);
+    const error = await rejectionOf(
+      guardedDecrementAll(coll, {
+        client: t.client,
+        field: 'stock',
+        items: [
+          { filter: { _id: 'a' }, amount: 1 },
+          { filter: { _id: 'b' }, amount: 1 },
+          { filter: { _id: 'text' }, amount: 1 },
+          { filter: { _id: 'none' }, amount: 1 },
+        ],
+      }),
+    );
+    expect(error).toBeInstanceOf(InvalidArgumentError);
+    expect((error as InvalidArgumentError).option).toBe('field');
+    expect((error as Error).message).toBe(
+      'guardedDecrementAll: option "field" names "stock", but the document of items.2 holds the string "7": nothing was decremented. Check the field name, or store a number (int, long, double or Decimal128) in that field',
+    );
+    expect(t.commands.names()).toEqual(['update', 'abortTransaction', 'aggregate']);
+    expect((await coll.find().toArray()).map((p) => p.stock)).toEqual([5, 0, '7', undefined]);
+
+    t.commands.reset();
+    const missing = await rejectionOf(
+      guardedDecrementAll(coll, {
+        client: t.client,
+        field: 'stok',
+        items: [{ filter: { _id: 'a' }, amount: 1 }],
+      }),
+    );
+    expect((missing as Error).message).toBe(
+      'guardedDecrementAll: option "field" names "stok", but the document of items.0 lacks it: nothing was decremented. Check the field name, or store a number (int, long, double or Decimal128) in that field',
+    );
+    expect(t.commands.names()).toEqual(['update', 'abortTransaction', 'aggregate']);
+  });
+
   it('two items on one document are served in order: of 3 + 3 from a stock of 5 the second is short (2 left)', async () => {
     const coll = await products([{ _id: 'a', stock: 5 }]);
     const result = await guardedDecrementAll(coll, {
@@ -420,6 +494,35 @@ describe('guardedDecrementAll in the caller transaction (session)', () => {
     expect(t.commands.names()).toEqual(['insert', 'aggregate', 'commitTransaction']);
     expect(await log.findOne({ _id: 'attempt' })).toEqual({ _id: 'attempt' });
     expect((await coll.find().toArray()).map((p) => p.stock)).toEqual([5, 0]);
+  });
+  it('a field that is missing from an item\'s document: InvalidArgumentError on "field" after the one aggregate, nothing written, and the caller can still commit', async () => {
+    const coll = await products([{ _id: 'a', stock: 5 }, { _id: 'b' }]);
+    const log = t.db.collection<{ _id: string }>(t.uniqueName('log'));
+    await t.db.createCollection(log.collectionName);
+    t.commands.reset();
+    const session = t.client.startSession();
+    try {
+      session.startTransaction();
+      await log.insertOne({ _id: 'attempt' }, { session });
+      const error = await rejectionOf(
+        guardedDecrementAll(coll, {
+          session,
+          field: 'stock',
+          items: [
+            { filter: { _id: 'a' }, amount: 1 },
+            { filter: { _id: 'b' }, amount: 1 },
+          ],
+        }),
+      );
+      expect((error as InvalidArgumentError).option).toBe('field');
+      expect((error as Error).message).toContain('the document of items.1 lacks it');
+      await session.commitTransaction();
+    } finally {
+      await session.endSession();
+    }
+    expect(t.commands.names()).toEqual(['insert', 'aggregate', 'commitTransaction']);
+    expect(await log.findOne({ _id: 'attempt' })).toEqual({ _id: 'attempt' });
+    expect((await coll.find().toArray()).map((p) => p.stock)).toEqual([5, undefined]);
   });
 });
 
@@ -683,6 +786,17 @@ function stockValue(rng: Rng): unknown {
   }
 }
 
+/** Whether a stock value is a number the guard can match (any numeric BSON type, not NaN). */
+function isNumber(value: unknown): boolean {
+  if (value === undefined || value === null || typeof value === 'string') return false;
+  return !(value instanceof Double && Number.isNaN(value.value));
+}
+
+/** The stock the document with this `_id` was seeded with. */
+function seededStock(docs: readonly { _id: string; stock?: unknown }[], id: string | undefined) {
+  return docs.find((doc) => doc._id === id)?.stock;
+}
+
 /** An amount: a whole number (int32 on the wire) or a fraction (a double). */
 const amountValue = (rng: Rng) => rng.pick([rng.int(1, 4), rng.int(1, 15) / 10]);
 const floorValue = (rng: Rng) => rng.pick([0, 0, 0, -1, 1, 0.1, 0.2, 0.5]);
@@ -747,7 +861,7 @@ describe("guardedDecrementAll's diagnosis is the server's guard, for every numer
     const coll = await products([]);
     const oracle = t.db.collection<{ _id: string; stock?: unknown }>(t.uniqueName('oracle'));
     await t.db.createCollection(oracle.collectionName);
-    const verdicts = { decremented: 0, insufficient: 0 };
+    const verdicts = { decremented: 0, insufficient: 0, broken: 0 };
     for (let n = 0; n < 300; n++) {
       const ids = ['a', 'b'];
       const docs = ids.map((_id) => {
@@ -795,13 +909,26 @@ describe("guardedDecrementAll's diagnosis is the server's guard, for every numer
           await session.endSession();
         }
       };
+      const contents = async (c: { find(): { toArray(): Promise<Document[]> } }) =>
+        (await c.find().toArray()).map((doc) => `${doc._id}:${shown(doc.stock)}`).sort();
+      // A short item whose document holds no number (missing, null, a string, NaN) is reported
+      // as an error naming the first such item, not as a shortage.
+      const broken = short.find((index) => !isNumber(seededStock(docs, items[index]?.filter._id)));
+      if (broken !== undefined) {
+        verdicts.broken += 1;
+        const error = await rejectionOf(run());
+        expect(error, label).toBeInstanceOf(InvalidArgumentError);
+        expect((error as Error).message, label).toContain(`the document of items.${broken} `);
+        expect(await contents(coll), label).toEqual(
+          docs.map((doc) => `${doc._id}:${shown(doc.stock)}`).sort(),
+        );
+        continue;
+      }
       // A throw (the old JavaScript replay gave up or blamed the session) names its case too.
       const result = await run().catch((error: unknown) => {
         throw new Error(`${label}: threw ${String(error)}`, { cause: error });
       });
 
-      const contents = async (c: { find(): { toArray(): Promise<Document[]> } }) =>
-        (await c.find().toArray()).map((doc) => `${doc._id}:${shown(doc.stock)}`).sort();
       if (short.length === 0) {
         verdicts.decremented += 1;
         expect(result, label).toEqual({ outcome: 'decremented' });
@@ -826,5 +953,6 @@ describe("guardedDecrementAll's diagnosis is the server's guard, for every numer
     // The cases exercise both verdicts, not just one.
     expect(verdicts.decremented).toBeGreaterThan(30);
     expect(verdicts.insufficient).toBeGreaterThan(30);
+    expect(verdicts.broken).toBeGreaterThan(10);
   }, 120_000);
 });

@@ -311,7 +311,13 @@ describe('updateWithVersion conflicts and retries', () => {
     const budget = error as RetryBudgetExhaustedError;
     expect(budget.reason).toBe(GiveUpReason.MaxAttempts);
     expect(budget.attempts).toBe(4);
-    expect(budget.cause).toEqual({ attempt: 4, expectedVersion: 4 });
+    // The cause is an Error (as every RetryBudgetExhaustedError's) carrying the last conflict.
+    expect(budget.cause).toBeInstanceOf(Error);
+    expect(budget.cause).toMatchObject({
+      attempt: 4,
+      expectedVersion: 4,
+      message: 'attempt 4 required version 4, but the document had changed',
+    });
     expect(budget.message).toMatch(/last read version 4, now 5/);
     // onConflict runs before each backoff, not before giving up.
     expect(log.events.map((event) => event.attempt)).toEqual([1, 2, 3]);

@@ -175,7 +175,7 @@ export async function withFailPoint<R>(
       await clearFailPoint(client);
     } catch (clearError) {
       throw new FailPointError(
-        'withFailPoint: the callback failed, then turning the fail point off failed: it may still be on',
+        'withFailPoint: the callback failed, then turning the fail point off failed: it may still be on. Turn it off with clearFailPoint(client) (or restart the server) before running more tests',
         { cause: new AggregateError([error, clearError], 'callback error, then clear error') },
       );
     }

@@ -95,7 +95,7 @@ export function assertNaiveBreaksSafeHolds(result: NaiveVersusSafeResult<unknown
   const problems: string[] = [];
   if (result.naive.held) {
     problems.push(
-      'the naive code held, so this storm does not expose the race (and proves nothing about the safe code)',
+      'the naive code held, so this storm does not expose the race (and proves nothing about the safe code): make the storm harsher (more calls, one connection per call with raceClients, or a wider gap between the naive read and write)',
     );
   }
   if (!result.safe.held) problems.push('the safe code broke the invariant');

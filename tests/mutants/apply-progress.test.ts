@@ -80,25 +80,25 @@ describe("applyProgress's own refusals: the option named and the full message, n
       'an inc key inside another ("stats.xp" under "stats")',
       { ...valid, inc: { stats: 1, 'stats.xp': 1 } },
       'inc.stats.xp',
-      `${P} "inc.stats.xp" overlaps inc.stats ("stats")`,
+      `${P} "inc.stats.xp" overlaps inc.stats ("stats"): name a field of its own`,
     ],
     [
       'an inc key around another ("stats" over "stats.xp")',
       { ...valid, inc: { 'stats.xp': 1, stats: 1 } },
       'inc.stats',
-      `${P} "inc.stats" overlaps inc.stats.xp ("stats.xp")`,
+      `${P} "inc.stats" overlaps inc.stats.xp ("stats.xp"): name a field of its own`,
     ],
     [
       'level.field the same as an inc key (a === b)',
       { ...valid, level: { ...level, field: 'xp' } },
       'level.field',
-      `${P} "level.field" overlaps inc.xp ("xp")`,
+      `${P} "level.field" overlaps inc.xp ("xp"): name a field of its own`,
     ],
     [
       'badges.field the same as level.field',
       { ...valid, level, badges: { field: 'level', rules: [rule] } },
       'badges.field',
-      `${P} "badges.field" overlaps level.field ("level")`,
+      `${P} "badges.field" overlaps level.field ("level"): name a field of its own`,
     ],
     ['level a number', { ...valid, level: 5 }, 'level', `${P} "level" must be an object, got 5`],
     [
@@ -211,7 +211,7 @@ describe("applyProgress's own refusals: the option named and the full message, n
       'a repeated badge',
       { ...valid, badges: { field: 'badges', rules: [rule, { ...rule, atLeast: 5 }] } },
       'badges.rules.1.badge',
-      `${P} "badges.rules.1.badge" repeats the badge "b"`,
+      `${P} "badges.rules.1.badge" repeats the badge "b": list each badge once`,
     ],
     [
       'a rule counter the level field',
@@ -741,7 +741,7 @@ describe('the checks on the projected reply', () => {
     const error = await rejectionOf(applyProgress(answering(reply), options));
     expect(error).toBeInstanceOf(MongoAtomicsError);
     expect((error as Error).message).toBe(
-      'applyProgress: the server did not evaluate the findAndModify projection (MongoDB 4.4+ is required)',
+      'applyProgress: the server did not evaluate the findAndModify projection (MongoDB 4.4+ is required), so the outcome cannot be read; the update may have been applied. Upgrade the server to MongoDB 4.4 or later, and check the document before repeating the call',
     );
   });
 });

@@ -54,7 +54,9 @@ describe('claimOnce: what its own checks say', () => {
   it('two `set` keys, one inside the other', async () => {
     const error = await refusal({ ...valid, set: { meta: { a: 1 }, 'meta.b': 2 } });
     expect(error.option).toBe('set.meta.b');
-    expect(error.message).toBe('claimOnce: option "set.meta.b" overlaps "meta", also in set');
+    expect(error.message).toBe(
+      'claimOnce: option "set.meta.b" overlaps "meta", also in set: set one of them',
+    );
   });
 
   it('a `set` key that contains the state field', async () => {
@@ -65,7 +67,7 @@ describe('claimOnce: what its own checks say', () => {
     });
     expect(error.option).toBe('set.payment');
     expect(error.message).toBe(
-      'claimOnce: option "set.payment" overlaps the state field "payment.state", which the claim writes itself',
+      'claimOnce: option "set.payment" overlaps the state field "payment.state", which the claim writes itself: remove it from set',
     );
   });
 
@@ -85,7 +87,7 @@ describe('claimOnce: the failure read', () => {
     const error = await claimOnce(coll, { ...valid, from: 'open' }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(MongoAtomicsError);
     expect((error as Error).message).toBe(
-      'claimOnce: the server did not evaluate the find projection (MongoDB 4.4+ is required)',
+      'claimOnce: the server did not evaluate the find projection that tells the outcomes apart; nothing was changed. MongoDB 4.4 or later is required: upgrade the server',
     );
     expect(t.commands.names()).toEqual(['findAndModify']);
   });

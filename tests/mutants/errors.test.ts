@@ -62,6 +62,34 @@ describe('error classes', () => {
     expect(new MongoAtomicsError('no cause').cause).toBeUndefined();
   });
 
+  it('RetryBudgetExhaustedError: the cause is always an Error; a thrown non-Error is wrapped and kept as its cause', () => {
+    const budget = (thrown: unknown) =>
+      new RetryBudgetExhaustedError('gave up', {
+        reason: GiveUpReason.Timeout,
+        attempts: 1,
+        elapsedMs: 5,
+        cause: thrown,
+      });
+    const fromString = budget('boom').cause as Error;
+    expect(fromString).toBeInstanceOf(Error);
+    expect(fromString.message).toBe(
+      'a value that is not an Error was thrown: "boom" (it is this error\'s cause); throw Error objects to keep a stack trace',
+    );
+    expect(fromString.cause).toBe('boom');
+    const long = budget('x'.repeat(300)).cause as Error;
+    expect(long.message).toContain(`"${'x'.repeat(200)}…"`);
+    const object = { code: 1 };
+    const fromObject = budget(object).cause as Error;
+    expect(fromObject.message).toContain('thrown: an object (');
+    expect(fromObject.cause).toBe(object);
+    expect((budget(null).cause as Error).message).toContain('thrown: null (');
+    expect((budget(42).cause as Error).cause).toBe(42);
+    const none = budget(undefined).cause as Error;
+    expect(none).toBeInstanceOf(Error);
+    expect(none.message).toBe('no error was recorded for the last attempt');
+    expect(none.cause).toBeUndefined();
+  });
+
   it('InvalidArgumentError names the primitive and the option in fields and message', () => {
     const { invalid } = everyError();
     expect(invalid.primitive).toBe('guardedDecrement');
@@ -98,7 +126,7 @@ describe('error classes', () => {
     const { conflict } = everyError();
     expect(conflict.key).toBe('key-1');
     expect(conflict.message).toBe(
-      'idempotency key "key-1" was already used for a different request (fingerprint mismatch)',
+      'idempotency key "key-1" was already used for a different request (fingerprint mismatch): use a fresh key for a different request, and send the same fingerprint when retrying the same one',
     );
   });
 
@@ -108,14 +136,18 @@ describe('error classes', () => {
     expect(notStored.value).toEqual({ ok: 1 });
     expect(notStored.written).toBe(false);
     expect(notStored.message).toBe(
-      'idempotency key "key-2": fn ran, but its result could not be stored; the key stays in progress until its lease ends',
+      'idempotency key "key-2": fn ran, but its result could not be stored (see the cause); the key stays in progress until its lease ends. The work was done: use error.value as its result, do not run it again. If the result cannot be stored (over MongoDB\'s 16 MB document limit, or a value BSON cannot hold), make fn return less, such as an id',
     );
     const written = new IdempotencyResultNotStoredError('key-3', 5, cause, true);
     expect(written.written).toBe(true);
     expect(written.value).toBe(5);
     expect(written.cause).toBe(cause);
     expect(written.message).toBe(
-      'idempotency key "key-3": fn ran and its result was written, but the write concern was not confirmed; duplicates replay it unless a failover rolls the write back',
+      'idempotency key "key-3": fn ran and its result was written, but the write concern was not confirmed; duplicates replay it unless a failover rolls the write back. The work was done: use error.value as its result, do not run it again',
+    );
+    const unknown = new IdempotencyResultNotStoredError('key-4', 5, cause, 'unknown');
+    expect(unknown.message).toBe(
+      'idempotency key "key-4": fn ran, but the reply to storing its result was lost; the result may have been stored (duplicates replay it) or not (the key stays in progress until its lease ends). The work was done: use error.value as its result, do not run it again',
     );
   });
 });

@@ -122,7 +122,7 @@ describe('readWithVerdicts refuses replies no MongoDB 4.4+ sends', () => {
       );
       expect(error).toBeInstanceOf(MongoAtomicsError);
       expect((error as Error).message).toBe(
-        'claimOnce: the server did not evaluate the find projection (MongoDB 4.4+ is required)',
+        'claimOnce: the server did not evaluate the find projection that tells the outcomes apart; nothing was changed. MongoDB 4.4 or later is required: upgrade the server',
       );
     });
   }

@@ -210,7 +210,7 @@ describe('guardedDecrementAll refusals, word for word, nothing sent', () => {
     });
     expect(error.option).toBe('items.1.filter');
     expect(error.message).toBe(
-      `${P} "items.1.filter" uses ${operator}, which the shortage diagnosis (an aggregation) cannot run`,
+      `${P} "items.1.filter" uses ${operator}, which the shortage diagnosis (an aggregation) cannot run: select the item's document with other operators (by _id, say)`,
     );
   });
 });
@@ -324,9 +324,13 @@ describe('guardedDecrementAll in its own transaction, later rounds (stand-in col
     expect(error).toBeInstanceOf(RetryBudgetExhaustedError);
     const budget = error as RetryBudgetExhaustedError;
     expect(budget.message).toBe(
-      'guardedDecrementAll: 5 attempts fell short, yet every read afterwards found enough stock: the stock is changing faster than orders can be checked',
+      'guardedDecrementAll: 5 attempts fell short, yet every read afterwards found enough stock: the stock is changing faster than orders can be checked. Nothing was taken; try the order again later',
     );
-    expect(budget).toMatchObject({ reason: 'maxAttempts', attempts: 5, cause: undefined });
+    expect(budget).toMatchObject({ reason: 'maxAttempts', attempts: 5 });
+    expect(budget.cause).toBeInstanceOf(Error);
+    expect((budget.cause as Error).message).toBe(
+      'attempt 5: the guarded update matched fewer items than ordered, yet the diagnosis read afterwards found every item sufficient',
+    );
     expect(budget.elapsedMs).toBeGreaterThanOrEqual(0);
     expect(budget.elapsedMs).toBeLessThanOrEqual(Math.ceil(took));
     expect(coll.aggregates).toBe(5);
@@ -419,7 +423,7 @@ describe("guardedDecrementAll in the caller's transaction (stand-in collection)"
       expect(isMongoAtomicsError(error)).toBe(true);
       expect(error).toBeInstanceOf(MongoAtomicsError);
       expect((error as Error).message).toBe(
-        'guardedDecrementAll: the documents changed inside the transaction between its read and its write (parallel operations on one session?); abort the transaction',
+        'guardedDecrementAll: the documents changed inside the transaction between its read and its write (parallel operations on one session?); some items may have been taken: abort the transaction, and run one operation at a time on a session',
       );
       expect(coll.bulkWriteOptions).toEqual([{ session, ordered: true }]);
     } finally {

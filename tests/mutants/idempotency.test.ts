@@ -106,7 +106,7 @@ async function heldBy(
 }
 
 const giveUp =
-  'withIdempotencyKey: key "k" was claimed by another caller 20 times in a row and released or lost again each time; giving up';
+  'withIdempotencyKey: key "k" was claimed by another caller 20 times in a row and released or lost again each time; giving up, fn did not run. Call again later; if it keeps happening, check that fn finishes within leaseMs (callers that outlive their lease are taken over)';
 
 describe('the read loop', () => {
   it('the record vanishes between our failed claim and our read: the call claims again and runs fn once', async () => {
@@ -603,7 +603,7 @@ describe('the abort signal fn receives', () => {
     expect(result).toStrictEqual({
       outcome: 'executed',
       value:
-        'true withIdempotencyKey: the lease on key "k" ended (leaseMs 50); another caller may take it over and run fn',
+        'true withIdempotencyKey: the lease on key "k" ended (leaseMs 50); another caller may take it over and run fn. Stop fn\'s work on this signal, and raise leaseMs above fn\'s worst-case duration',
       leaseLost: false,
       tookOver: false,
     });
@@ -656,7 +656,7 @@ describe('transaction mode commands', () => {
     );
     expect(error).toBeInstanceOf(MongoAtomicsError);
     expect((error as Error).message).toBe(
-      'withIdempotencyKey: the record of key "k" was changed inside the transaction (does fn write to the idempotency collection?); the transaction was aborted',
+      'withIdempotencyKey: the record of key "k" was changed inside the transaction (does fn write to the idempotency collection?); the transaction was aborted. Keep fn\'s writes out of the idempotency collection',
     );
   });
 

@@ -81,7 +81,7 @@ describe('refusals of its own checks: the option, the whole message, nothing sen
       'inc key also a match key',
       { ...valid, inc: { courseId: 1 } },
       'inc.courseId',
-      `${P}"inc.courseId" is also a key of match`,
+      `${P}"inc.courseId" is also a key of match: name each field in one of match and inc`,
     ],
     [
       'inc 0',
@@ -105,19 +105,19 @@ describe('refusals of its own checks: the option, the whole message, nothing sen
       'fields key also a match key',
       { ...valid, fields: { courseId: 'c2' } },
       'fields.courseId',
-      `${P}"fields.courseId" is also a key of match`,
+      `${P}"fields.courseId" is also a key of match: name each field in one of match and fields`,
     ],
     [
       'fields key also an inc key',
       { ...valid, inc: { seats: 1 }, fields: { seats: 5 } },
       'fields.seats',
-      `${P}"fields.seats" is also a key of inc`,
+      `${P}"fields.seats" is also a key of inc: name each field in one of inc and fields`,
     ],
     [
       'fields key also a key of the default inc',
       { ...valid, fields: { quantity: 5 } },
       'fields.quantity',
-      `${P}"fields.quantity" is also a key of inc`,
+      `${P}"fields.quantity" is also a key of inc: name each field in one of inc and fields`,
     ],
     [
       'fields value undefined',

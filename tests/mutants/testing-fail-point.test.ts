@@ -336,7 +336,7 @@ describe('withFailPoint: on, run, off in every case', () => {
     expect(error).toBeInstanceOf(FailPointError);
     expect(error.name).toBe('FailPointError');
     expect(error.message).toBe(
-      'withFailPoint: the callback failed, then turning the fail point off failed: it may still be on',
+      'withFailPoint: the callback failed, then turning the fail point off failed: it may still be on. Turn it off with clearFailPoint(client) (or restart the server) before running more tests',
     );
     const cause = error.cause as AggregateError;
     expect(cause).toBeInstanceOf(AggregateError);

@@ -89,7 +89,7 @@ describe('assertNaiveBreaksSafeHolds: the report of a NaiveVersusSafeError', () 
     expect(error.result).toBe(result);
     expect(error.message).toBe(
       'naiveVersusSafe "stock never below 0": the naive code held, so this storm does not expose ' +
-        'the race (and proves nothing about the safe code)\n' +
+        'the race (and proves nothing about the safe code): make the storm harsher (more calls, one connection per call with raceClients, or a wider gap between the naive read and write)\n' +
         'naive: held; outcomes {"sold":2}\n' +
         'safe: held; outcomes {"sold":1,"soldOut":1}',
     );
@@ -103,7 +103,7 @@ describe('assertNaiveBreaksSafeHolds: the report of a NaiveVersusSafeError', () 
     };
     expect(thrown(result).message).toBe(
       'naiveVersusSafe "inv": the naive code held, so this storm does not expose the race ' +
-        '(and proves nothing about the safe code); the safe code broke the invariant\n' +
+        '(and proves nothing about the safe code): make the storm harsher (more calls, one connection per call with raceClients, or a wider gap between the naive read and write); the safe code broke the invariant\n' +
         'naive: held; outcomes {"ok":1,"error:TypeError":1}\n' +
         '    first error: TypeError: naive boom\n' +
         'safe: broke; outcomes {"error:non-Error string":1}\n' +

@@ -835,7 +835,9 @@ describe('giving up on attempts', () => {
       }),
     );
     const measured = performance.now() - before;
-    expect(error.message).toBe(`${PRIMITIVE}: gave up after 3 attempt(s) (maxAttempts)`);
+    expect(error.message).toBe(
+      `${PRIMITIVE}: gave up after 3 attempt(s) (maxAttempts): every attempt ended in a retryable error (the last is the cause). Raise maxAttempts to allow more tries, or make the transaction less contended`,
+    );
     expect(error.reason).toBe(GiveUpReason.MaxAttempts);
     expect(error.attempts).toBe(3);
     expect(error.cause).toBe(thrown[2]);
@@ -851,7 +853,9 @@ describe('giving up on attempts', () => {
     const f = fake();
     const { fn, thrown } = failing([writeConflict]);
     const error = await budgetError(withRetryingTransaction(f.client, fn, { maxAttempts: 1 }));
-    expect(error.message).toBe(`${PRIMITIVE}: gave up after 1 attempt(s) (maxAttempts)`);
+    expect(error.message).toBe(
+      `${PRIMITIVE}: gave up after 1 attempt(s) (maxAttempts): every attempt ended in a retryable error (the last is the cause). Raise maxAttempts to allow more tries, or make the transaction less contended`,
+    );
     expect(error.attempts).toBe(1);
     expect(error.cause).toBe(thrown[0]);
   });
@@ -860,7 +864,9 @@ describe('giving up on attempts', () => {
     const f = fake();
     const { fn, seen } = failing(Array.from({ length: 101 }, () => writeConflict));
     const error = await budgetError(withRetryingTransaction(f.client, fn, { backoff: NO_WAIT }));
-    expect(error.message).toBe(`${PRIMITIVE}: gave up after 100 attempt(s) (maxAttempts)`);
+    expect(error.message).toBe(
+      `${PRIMITIVE}: gave up after 100 attempt(s) (maxAttempts): every attempt ended in a retryable error (the last is the cause). Raise maxAttempts to allow more tries, or make the transaction less contended`,
+    );
     expect(error.reason).toBe('maxAttempts');
     expect(error.attempts).toBe(100);
     expect(seen).toHaveLength(100);
@@ -873,7 +879,7 @@ describe('giving up on attempts', () => {
       withRetryingTransaction(f.client, async () => 1, { maxAttempts: 2, backoff: NO_WAIT }),
     );
     expect(error.message).toBe(
-      `${PRIMITIVE}: gave up after 2 attempt(s) (maxAttempts), while the outcome of the commit was unknown: the transaction may have been committed`,
+      `${PRIMITIVE}: gave up after 2 attempt(s) (maxAttempts), while the outcome of the commit was unknown: the transaction may have been committed. Check whether its writes were applied before doing the work again; raise maxAttempts to keep retrying the commit longer`,
     );
     expect(error.reason).toBe(GiveUpReason.CommitOutcomeUnknown);
     expect(error.attempts).toBe(2);
@@ -887,7 +893,9 @@ describe('giving up on attempts', () => {
       withRetryingTransaction(f.client, async () => 1, { maxAttempts: 1 }),
     );
     expect(error.reason).toBe('maxAttempts');
-    expect(error.message).toBe(`${PRIMITIVE}: gave up after 1 attempt(s) (maxAttempts)`);
+    expect(error.message).toBe(
+      `${PRIMITIVE}: gave up after 1 attempt(s) (maxAttempts): every attempt ended in a retryable error (the last is the cause). Raise maxAttempts to allow more tries, or make the transaction less contended`,
+    );
     expect(error.cause).toBe(cleared);
   });
 
@@ -1000,7 +1008,7 @@ describe('the time budget, on a controlled clock', () => {
       }),
     );
     expect(error.message).toBe(
-      `${PRIMITIVE}: gave up after 1 attempt(s): the time budget of 100 ms is spent`,
+      `${PRIMITIVE}: gave up after 1 attempt(s): the time budget of 100 ms (timeoutMs) is spent. Raise timeoutMs to allow more time, or make the transaction shorter or less contended`,
     );
     expect(error.reason).toBe(GiveUpReason.Timeout);
     expect(error.attempts).toBe(1);
@@ -1040,7 +1048,7 @@ describe('the time budget, on a controlled clock', () => {
     );
     expect(error.reason).toBe('timeout');
     expect(error.message).toBe(
-      `${PRIMITIVE}: gave up after 1 attempt(s): the time budget of 100 ms is spent`,
+      `${PRIMITIVE}: gave up after 1 attempt(s): the time budget of 100 ms (timeoutMs) is spent. Raise timeoutMs to allow more time, or make the transaction shorter or less contended`,
     );
     expect(error.elapsedMs).toBe(50);
     expect(seen).toHaveLength(1);
@@ -1071,7 +1079,7 @@ describe('the time budget, on a controlled clock', () => {
       }),
     );
     expect(error.message).toBe(
-      `${PRIMITIVE}: gave up after 1 attempt(s): the time budget of 120000 ms is spent`,
+      `${PRIMITIVE}: gave up after 1 attempt(s): the time budget of 120000 ms (timeoutMs) is spent. Raise timeoutMs to allow more time, or make the transaction shorter or less contended`,
     );
     // 1 ms less fits: the hook runs (and ends the call, to skip the two-minute wait).
     const stop = new Error('stop before the wait');
@@ -1108,7 +1116,7 @@ describe('the time budget, on a controlled clock', () => {
       }),
     );
     expect(error.message).toBe(
-      `${PRIMITIVE}: gave up after 1 attempt(s): the time budget of 10 ms is spent, while the outcome of the commit was unknown: the transaction may have been committed`,
+      `${PRIMITIVE}: gave up after 1 attempt(s): the time budget of 10 ms (timeoutMs) is spent, while the outcome of the commit was unknown: the transaction may have been committed. Check whether its writes were applied before doing the work again; raise timeoutMs to keep retrying the commit longer`,
     );
     expect(error.reason).toBe('commitOutcomeUnknown');
     expect(error.cause).toBe(last);
@@ -1136,13 +1144,35 @@ describe('the time budget, on the real clock', () => {
     expect(reason).toBeInstanceOf(RetryBudgetExhaustedError);
     const error = reason as RetryBudgetExhaustedError;
     expect(error.message).toBe(
-      `${PRIMITIVE}: gave up after 2 attempt(s): the time budget of 30 ms is spent`,
+      `${PRIMITIVE}: gave up after 2 attempt(s): the time budget of 30 ms (timeoutMs) is spent. Raise timeoutMs to allow more time, or make the transaction shorter or less contended`,
     );
     expect(error.reason).toBe('timeout');
     expect(error.attempts).toBe(2);
     expect(error.cause).toBe(first);
     expect(error.elapsedMs).toBeLessThanOrEqual(Math.ceil(measured));
     expect(f.calls.slice(-2)).toEqual(['commitTransaction', 'endSession']);
+  });
+});
+
+describe('the time budget spent during the first attempt', () => {
+  it("the callback's signal reason has an Error cause saying no attempt had failed yet", async () => {
+    const f = fake();
+    let reason: unknown;
+    await withRetryingTransaction(
+      f.client,
+      async (_session, { signal }) => {
+        await new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }));
+        reason = signal.reason;
+        return 'late';
+      },
+      { timeoutMs: 20, backoff: NO_WAIT },
+    );
+    const error = reason as RetryBudgetExhaustedError;
+    expect(error.reason).toBe('timeout');
+    expect(error.cause).toBeInstanceOf(Error);
+    expect((error.cause as Error).message).toBe(
+      'the time budget ran out during attempt 1, before any attempt failed',
+    );
   });
 });
 

@@ -199,9 +199,13 @@ describe('the version as read', () => {
     expect(error).toBeInstanceOf(RetryBudgetExhaustedError);
     const budget = error as RetryBudgetExhaustedError;
     expect(budget.message).toBe(
-      'updateWithVersion: gave up after 2 attempt(s) (maxAttempts): the document changed between every read and write (last read version 1, now 0)',
+      'updateWithVersion: gave up after 2 attempt(s) (maxAttempts): the document changed between every read and write (last read version 1, now 0); nothing was written. Raise maxAttempts, or call again when fewer writers update this document',
     );
-    expect(budget.cause).toStrictEqual({ attempt: 2, expectedVersion: 1 });
+    expect(budget.cause).toBeInstanceOf(Error);
+    expect({ ...(budget.cause as object) }).toStrictEqual({ attempt: 2, expectedVersion: 1 });
+    expect((budget.cause as Error).message).toBe(
+      'attempt 2 required version 1, but the document had changed',
+    );
     expect(budget.elapsedMs).toBeGreaterThanOrEqual(0);
     expect(budget.elapsedMs).toBeLessThanOrEqual(Math.ceil(took));
   });

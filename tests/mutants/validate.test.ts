@@ -263,14 +263,14 @@ describe('options', () => {
     expectRefused(
       () => v.options({ level: looped }),
       'level.self',
-      'is cyclic (level.self refers back to an enclosing object)',
+      'is cyclic (level.self refers back to an enclosing object): pass a tree of plain values, without the back-reference',
     );
     const list: unknown[] = [1];
     list.push(list);
     expectRefused(
       () => v.options({ items: list }),
       'items.1',
-      'is cyclic (items.1 refers back to an enclosing object)',
+      'is cyclic (items.1 refers back to an enclosing object): pass a tree of plain values, without the back-reference',
     );
   });
 
@@ -288,7 +288,7 @@ describe('options', () => {
     expectRefused(
       () => v.options({ deep: nest(101) }),
       at,
-      `nests deeper than 100 levels (at ${at})`,
+      `nests deeper than 100 levels (at ${at}), more than MongoDB stores: flatten it`,
     );
   });
 
@@ -298,7 +298,7 @@ describe('options', () => {
     expectRefused(
       () => v.options({ deep: nestArrays(101) }),
       at,
-      `nests deeper than 100 levels (at ${at})`,
+      `nests deeper than 100 levels (at ${at}), more than MongoDB stores: flatten it`,
     );
   });
 
@@ -340,12 +340,12 @@ describe('options', () => {
     expectRefused(
       () => v.options({ filter: { 'a\0b': 1 } }),
       'filter',
-      'has a field name with a NUL byte at filter',
+      'has a field name with a NUL byte at filter: remove it (MongoDB field names cannot hold one)',
     );
     expectRefused(
       () => v.options({ filter: { x: 1, nested: { 'a\0': 1 } } }),
       'filter.nested',
-      'has a field name with a NUL byte at filter.nested',
+      'has a field name with a NUL byte at filter.nested: remove it (MongoDB field names cannot hold one)',
     );
   });
 });
@@ -529,7 +529,7 @@ describe('session', () => {
     expectRefused(
       () => v.session(asSession({ ...session, hasEnded: true }), collection),
       'session',
-      'is a session that has already ended',
+      'is a session that has already ended: start a new one with client.startSession()',
     );
   });
 
@@ -537,7 +537,7 @@ describe('session', () => {
     expectRefused(
       () => v.session(asSession({ ...session, hasEnded: true }), collection, 'opts.session'),
       'opts.session',
-      'is a session that has already ended',
+      'is a session that has already ended: start a new one with client.startSession()',
     );
   });
 });
@@ -666,7 +666,11 @@ describe('filter', () => {
   it('accepts 100 levels and refuses 101, the filter itself being level 1', () => {
     expect(() => v.filter(nest(100))).not.toThrow();
     const at = `filter${'.a'.repeat(100)}`;
-    expectRefused(() => v.filter(nest(101)), at, `nests deeper than 100 levels (at ${at})`);
+    expectRefused(
+      () => v.filter(nest(101)),
+      at,
+      `nests deeper than 100 levels (at ${at}), more than MongoDB stores: flatten it`,
+    );
   });
 
   it('refuses a cycle and a NUL byte', () => {
@@ -675,12 +679,12 @@ describe('filter', () => {
     expectRefused(
       () => v.filter(looped),
       'filter.b.back',
-      'is cyclic (filter.b.back refers back to an enclosing object)',
+      'is cyclic (filter.b.back refers back to an enclosing object): pass a tree of plain values, without the back-reference',
     );
     expectRefused(
       () => v.filter({ 'a\0': 1 }),
       'filter',
-      'has a field name with a NUL byte at filter',
+      'has a field name with a NUL byte at filter: remove it (MongoDB field names cannot hold one)',
     );
   });
 });
@@ -711,7 +715,7 @@ describe('fields', () => {
     expectRefused(
       () => v.fields({ a: looped }, 'level'),
       'level.a.self',
-      'is cyclic (level.a.self refers back to an enclosing object)',
+      'is cyclic (level.a.self refers back to an enclosing object): pass a tree of plain values, without the back-reference',
     );
   });
 });
@@ -806,7 +810,7 @@ describe('serialisable', () => {
     expectRefused(
       () => v.serialisable(looped, 'update'),
       'update',
-      'is cyclic (update.x refers back to an enclosing object)',
+      'is cyclic (update.x refers back to an enclosing object): pass a tree of plain values, without the back-reference',
     );
   });
 });
@@ -847,7 +851,7 @@ describe('path', () => {
     expectRefused(
       () => v.path(path, 'field'),
       'field',
-      `has an empty segment: ${JSON.stringify(path)}`,
+      `has an empty segment: ${JSON.stringify(path)}: remove the extra "."`,
     );
   });
 
