@@ -27,6 +27,7 @@ import {
   opQuestion,
   type WithoutOpId,
 } from './op-log.js';
+import type { ArrayPath, NumericPath } from './paths.js';
 import { type ScalarValue, type Validator, validator } from './validate.js';
 
 export interface RemoveFromSetWithCapacityOptions<TSchema extends Document = Document>
@@ -36,9 +37,10 @@ export interface RemoveFromSetWithCapacityOptions<TSchema extends Document = Doc
   /**
    * Dotted path of the member array, e.g. `'registration_ids'` or `'booking.attendees'`. A
    * missing array counts as empty. Segments name fields of embedded documents (the path must
-   * not run through an array).
+   * not run through an array). With a typed collection, only dotted paths of the schema that
+   * hold an array compile (see ArrayPath); with `Collection<Document>`, any string.
    */
-  readonly array: string;
+  readonly array: ArrayPath<TSchema>;
   /**
    * The member: a string (at most 1024 characters), finite number, boolean, Date, ObjectId,
    * Decimal128, Long or UUID/Binary. Objects and arrays are rejected, so a request body cannot
@@ -47,11 +49,16 @@ export interface RemoveFromSetWithCapacityOptions<TSchema extends Document = Doc
   readonly member: ScalarValue;
   /**
    * Dotted path of the counter kept in step with the array, e.g. `'tickets_sold'`. A missing
-   * counter counts as 0. Must not overlap `array`.
+   * counter counts as 0. Must not overlap `array`. With a typed collection, only dotted paths
+   * of the schema that hold a number compile (see NumericPath); with `Collection<Document>`,
+   * any string.
    */
-  readonly counter: string;
-  /** Run inside the caller's session or transaction (a session of the collection's own MongoClient). */
-  readonly session?: ClientSession;
+  readonly counter: NumericPath<TSchema>;
+  /**
+   * Run inside the caller's session or transaction (a session of the collection's own
+   * MongoClient). `undefined` runs without one.
+   */
+  readonly session?: ClientSession | undefined;
 }
 
 export interface AddToSetWithCapacityOptions<TSchema extends Document = Document>
@@ -59,9 +66,11 @@ export interface AddToSetWithCapacityOptions<TSchema extends Document = Document
   /**
    * How many members fit: a whole number ≥ 1, or the dotted path of a field of the document
    * that holds it (e.g. `'capacity'`), read by the server in the same atomic step. A capacity
-   * field that is missing or not a number lets nobody in (`full`).
+   * field that is missing or not a number lets nobody in (`full`). With a typed collection, a
+   * path must be a dotted path of the schema that holds a number (see NumericPath); with
+   * `Collection<Document>`, any string.
    */
-  readonly capacity: number | string;
+  readonly capacity: number | NumericPath<TSchema>;
 }
 
 export type AddToSetWithCapacityResult<TSchema extends Document = Document> =

@@ -18,22 +18,43 @@ import {
   opQuestion,
   type WithoutOpId,
 } from './op-log.js';
-import { type ScalarValue, validator } from './validate.js';
+import type { ScalarAt, ScalarPath } from './paths.js';
+import { validator } from './validate.js';
 import { sameScalar } from './values.js';
 
-export interface ClaimOnceOptions<TSchema extends Document = Document> extends OpIdOptions {
+/**
+ * Options of claimOnce.
+ *
+ * @typeParam TSchema - the collection's schema.
+ * @typeParam TField - the state field's path, inferred from `field`: it types `to` and `from`.
+ */
+export interface ClaimOnceOptions<
+  TSchema extends Document = Document,
+  TField extends ScalarPath<TSchema> = ScalarPath<TSchema>,
+> extends OpIdOptions {
   /** Identifies the document to claim, e.g. `{ _id: orderId }`. */
   readonly filter: Filter<TSchema>;
-  /** The field that records the state, e.g. `'status'` or `'payment.state'`. */
-  readonly field: string;
-  /** The state the claim writes, e.g. `'paid'`. */
-  readonly to: ScalarValue;
   /**
-   * The state(s) the field must hold for the claim to apply. `null` in the list also accepts
-   * a missing field.
+   * The field that records the state, e.g. `'status'` or `'payment.state'`. With a typed
+   * collection, only dotted paths of the schema that hold a scalar (string, number, boolean,
+   * Date, ObjectId, …) compile (see ScalarPath); with `Collection<Document>`, any string.
+   */
+  readonly field: TField;
+  /**
+   * The state the claim writes, e.g. `'paid'`: a scalar of the field's own type (with a typed
+   * collection: `'paid'` for a `status: 'pending' | 'paid'` field, not `'payed'`).
+   */
+  readonly to: ScalarAt<TSchema, TField>;
+  /**
+   * The state(s) the field must hold for the claim to apply, of the field's own type. `null` in
+   * the list also accepts a missing field.
    * @default anything other than `to`, including a missing field
    */
-  readonly from?: ScalarValue | null | readonly (ScalarValue | null)[];
+  readonly from?:
+    | ScalarAt<TSchema, TField>
+    | null
+    | readonly (ScalarAt<TSchema, TField> | null)[]
+    | undefined;
   /**
    * Extra fields written together with the claim, e.g. `{ paidAt: new Date(), paymentId }`.
    * Values are stored as given; functions, Symbols, invalid Dates and class instances that are
@@ -43,8 +64,11 @@ export interface ClaimOnceOptions<TSchema extends Document = Document> extends O
   readonly set?: Readonly<Record<string, unknown>>;
   /** An extra condition that must also hold, e.g. `{ isPaid: true }` before finalizing. */
   readonly requires?: Filter<TSchema>;
-  /** Run inside the caller's session or transaction (a session of the collection's own MongoClient). */
-  readonly session?: ClientSession;
+  /**
+   * Run inside the caller's session or transaction (a session of the collection's own
+   * MongoClient). `undefined` runs without one.
+   */
+  readonly session?: ClientSession | undefined;
 }
 
 export type ClaimOnceResult<TSchema extends Document = Document> =
@@ -94,13 +118,19 @@ const OPTIONS = [
  * });
  * if (result.outcome === 'alreadyClaimed') return res.status(200).send('already processed');
  */
-export function claimOnce<TSchema extends Document = Document>(
+export function claimOnce<
+  TSchema extends Document = Document,
+  TField extends ScalarPath<TSchema> = ScalarPath<TSchema>,
+>(
   collection: Collection<TSchema>,
-  options: WithoutOpId<ClaimOnceOptions<TSchema>>,
+  options: WithoutOpId<ClaimOnceOptions<TSchema, TField>>,
 ): Promise<ClaimOnceResult<TSchema>>;
-export function claimOnce<TSchema extends Document = Document>(
+export function claimOnce<
+  TSchema extends Document = Document,
+  TField extends ScalarPath<TSchema> = ScalarPath<TSchema>,
+>(
   collection: Collection<TSchema>,
-  options: ClaimOnceOptions<TSchema>,
+  options: ClaimOnceOptions<TSchema, TField>,
 ): Promise<ClaimOnceResult<TSchema> | AlreadyApplied<TSchema>>;
 export async function claimOnce<TSchema extends Document = Document>(
   collection: Collection<TSchema>,

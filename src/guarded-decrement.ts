@@ -35,6 +35,7 @@ import {
   opQuestion,
   type WithoutOpId,
 } from './op-log.js';
+import type { NumericPath } from './paths.js';
 import { type WithRetryingTransactionOptions, withRetryingTransaction } from './transaction.js';
 import { type Validator, validator } from './validate.js';
 import { getField, numericValue } from './values.js';
@@ -42,8 +43,12 @@ import { getField, numericValue } from './values.js';
 export interface GuardedDecrementOptions<TSchema extends Document = Document> extends OpIdOptions {
   /** Selects the one document to decrement, e.g. `{ _id: productId }`. */
   readonly filter: Filter<TSchema>;
-  /** The numeric field to decrement, e.g. `'stock'` or `'inventory.available'`. */
-  readonly field: string;
+  /**
+   * The numeric field to decrement, e.g. `'stock'` or `'inventory.available'`. With a typed
+   * collection, only dotted paths of the schema that hold a number compile (see NumericPath);
+   * with `Collection<Document>`, any string.
+   */
+  readonly field: NumericPath<TSchema>;
   /** How much to take: a finite number greater than 0. */
   readonly amount: number;
   /**
@@ -51,8 +56,11 @@ export interface GuardedDecrementOptions<TSchema extends Document = Document> ex
    * @default 0
    */
   readonly floor?: number;
-  /** Run inside the caller's session or transaction (a session of the collection's own MongoClient). */
-  readonly session?: ClientSession;
+  /**
+   * Run inside the caller's session or transaction (a session of the collection's own
+   * MongoClient). `undefined` runs without one.
+   */
+  readonly session?: ClientSession | undefined;
 }
 
 export type GuardedDecrementResult<TSchema extends Document = Document> =
@@ -188,8 +196,12 @@ export interface DecrementItem<TSchema extends Document = Document> {
 interface DecrementAllCommon<TSchema extends Document> {
   /** The items to take, all or none. Not empty. */
   readonly items: readonly DecrementItem<TSchema>[];
-  /** The numeric field every item decrements, e.g. `'stock'`. */
-  readonly field: string;
+  /**
+   * The numeric field every item decrements, e.g. `'stock'`. With a typed collection, only
+   * dotted paths of the schema that hold a number compile (see NumericPath); with
+   * `Collection<Document>`, any string.
+   */
+  readonly field: NumericPath<TSchema>;
   /**
    * The value no item's field may go below.
    * @default 0

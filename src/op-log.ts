@@ -36,11 +36,12 @@ export interface OpIdOptions {
   /**
    * A caller-chosen id of this logical operation (e.g. a request id or idempotency token).
    * The operation applies at most once per document per id; a repeat resolves
-   * `alreadyApplied` and changes nothing.
+   * `alreadyApplied` and changes nothing. `undefined` is the same as leaving it out (the
+   * call's result type then still admits `alreadyApplied`, as the value is not known).
    */
-  readonly opId?: string;
+  readonly opId?: string | undefined;
   /** Where and how many ids are kept. @default { field: '_opIds', size: 50 } */
-  readonly opIdLog?: OpIdLogOptions;
+  readonly opIdLog?: OpIdLogOptions | undefined;
 }
 
 /** A repeat of an operation id: nothing changed. `document` is as read. */

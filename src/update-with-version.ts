@@ -23,6 +23,7 @@ import {
   opQuestion,
   type WithoutOpId,
 } from './op-log.js';
+import type { NumericPath } from './paths.js';
 import {
   backoffDelay,
   isAbortSignal,
@@ -103,10 +104,12 @@ export interface UpdateWithVersionOptions<TSchema extends Document = Document> e
   /**
    * The numeric version field. A document without it is at version 0 and gets version 1.
    * Every writer of the document must bump it (or only touch fields the callback never
-   * computes from), or its change goes unnoticed.
+   * computes from), or its change goes unnoticed. With a typed collection, only dotted paths
+   * of the schema that hold a number compile (see NumericPath); with `Collection<Document>`,
+   * any string.
    * @default 'version'
    */
-  readonly versionField?: string;
+  readonly versionField?: NumericPath<TSchema> | undefined;
   /** Most attempts, the first included (an integer ≥ 1). @default 10 */
   readonly maxAttempts?: number;
   /**
@@ -121,8 +124,11 @@ export interface UpdateWithVersionOptions<TSchema extends Document = Document> e
   readonly onConflict?: (event: VersionConflictEvent) => void | Promise<void>;
   /** Cancels the call: checked before the first read and before each write, and ends a backoff. */
   readonly signal?: AbortSignal;
-  /** Run inside the caller's session or transaction (of the collection's own MongoClient; see the contract). */
-  readonly session?: ClientSession;
+  /**
+   * Run inside the caller's session or transaction (of the collection's own MongoClient; see
+   * the contract). `undefined` runs without one.
+   */
+  readonly session?: ClientSession | undefined;
 }
 
 export type UpdateWithVersionResult<TSchema extends Document = Document> =
