@@ -234,7 +234,7 @@ describe('outcomes', () => {
       inc: { xp: 1 },
       badges: { field: 'badges', rules: [{ badge: 'on-fire', counter: 'streak', atLeast: 3 }] },
       level: { field: 'level', counter: 'streak', thresholds: [1, 5, 10] },
-    } as const;
+    };
     expect(await applyProgress(coll, { ...options, filter: { _id: 'a' } })).toMatchObject({
       document: { streak: 5, level: 2, badges: ['on-fire'] },
       levelsGained: [1, 2],
@@ -836,7 +836,7 @@ describe('a retried findAndModify (retryable writes)', () => {
               { badge: 'tenth', counter: 'submissions', atLeast: 0.1 },
             ],
           },
-        } as const;
+        };
         const projected = await applyProgress(coll, {
           filter: { _id: `p${i}-${amount}` },
           ...options,
@@ -866,11 +866,7 @@ describe('a retried findAndModify (retryable writes)', () => {
     const result = await applyProgress(via(client, coll), {
       filter: { _id: 's1' },
       inc: { xp: 1 },
-      // A hostile counter name, not a field of the schema: cast past the typed paths.
-      badges: {
-        field: 'badges',
-        rules: [{ badge: 'ten', counter: 'toString' as 'xp', atLeast: 10 }],
-      },
+      badges: { field: 'badges', rules: [{ badge: 'ten', counter: 'toString', atLeast: 10 }] },
     });
     expect(result).toMatchObject({ outcome: 'applied', badgesEarned: ['ten'] });
   });
@@ -909,10 +905,7 @@ describe('a retried findAndModify on a collection with a case-insensitive defaul
   // findAndModify with the stored before-image, unprojected (write_ops_retryability.cpp,
   // SERVER-44151), and the aggregate evaluated with the strings compared case-insensitively
   // (support/case-insensitive.ts).
-  const badges = {
-    field: 'badges',
-    rules: [{ badge: 'Gold', counter: 'xp', atLeast: 100 }],
-  } as const;
+  const badges = { field: 'badges', rules: [{ badge: 'Gold', counter: 'xp', atLeast: 100 }] };
   const preImage: Student = { _id: 's1', xp: 90, badges: ['gold'] };
 
   it("a held badge 'gold' is the rule's 'Gold' to the server: the retry does not report it as earned again", async () => {
@@ -1033,7 +1026,7 @@ describe('seed 001 race: concurrent awards to one student', () => {
         { badge: 'unreachable', counter: 'submissions', atLeast: 201 },
         { badge: 'aura-1000', counter: 'auraPoints', atLeast: 1000 },
       ],
-    } as const;
+    };
     const ready = barrier(WORKERS);
     const perClient = await Promise.all(
       race.all.map(async (client) => {

@@ -177,7 +177,7 @@ describe('addToSetWithCapacity outcomes', () => {
       array: 'booking.attendees',
       counter: 'booking.stats.sold',
       capacity: 'limits.seats',
-    } as const;
+    };
     const added = await addToSetWithCapacity(coll, { ...options, member: 'u1' });
     expect(added).toEqual({
       outcome: 'added',
@@ -199,7 +199,7 @@ describe('addToSetWithCapacity outcomes', () => {
       t.uniqueName('oid'),
     );
     await coll.insertOne({ _id: 'e1' });
-    const options = { filter: { _id: 'e1' }, array: 'ids', counter: 'n', capacity: 5 } as const;
+    const options = { filter: { _id: 'e1' }, array: 'ids', counter: 'n', capacity: 5 };
     expect((await addToSetWithCapacity(coll, { ...options, member: user })).outcome).toBe('added');
     const again = await addToSetWithCapacity(coll, {
       ...options,
@@ -407,11 +407,7 @@ describe('capacity set round trips', () => {
  */
 function churning(coll: Collection<Event>, losses: number) {
   const other = clients.all[0]!.db(t.db.databaseName).collection<Event>(coll.collectionName);
-  const churn = {
-    array: 'registration_ids',
-    counter: 'tickets_sold',
-    filter: { _id: 'e1' },
-  } as const;
+  const churn = { array: 'registration_ids', counter: 'tickets_sold', filter: { _id: 'e1' } };
   let takes = 0;
   let frees = 0;
   const proxy = new Proxy(coll, {

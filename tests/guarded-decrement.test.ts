@@ -88,7 +88,7 @@ describe('guardedDecrement outcomes', () => {
 
   it('respects a floor: only what is above it can be taken', async () => {
     const coll = await products([{ _id: 'p1', stock: 5 }]);
-    const options = { filter: { _id: 'p1' }, field: 'stock', floor: 2 } as const;
+    const options = { filter: { _id: 'p1' }, field: 'stock', floor: 2 };
     expect(await guardedDecrement(coll, { ...options, amount: 4 })).toEqual({
       outcome: 'insufficient',
       available: 3,
@@ -424,7 +424,7 @@ describe('guardedDecrementAll in the caller transaction (session)', () => {
 });
 
 describe('guardedDecrementAll argument validation', () => {
-  const valid = { field: 'stock', items: [{ filter: { _id: 'a' }, amount: 1 }] } as const;
+  const valid = { field: 'stock', items: [{ filter: { _id: 'a' }, amount: 1 }] };
   it.each([
     ['items', { ...valid, items: [] }],
     ['items', { ...valid, items: 'a' }],

@@ -95,7 +95,7 @@ const PROGRESS_RULES = {
     field: 'badges',
     rules: SUBMISSION_BADGES.map(({ badge, atLeast }) => ({
       badge,
-      counter: 'submissions' as const,
+      counter: 'submissions',
       atLeast,
     })),
   },

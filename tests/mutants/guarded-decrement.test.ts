@@ -79,7 +79,7 @@ describe('guardedDecrement with an opId: each failure outcome exactly', () => {
 
   it('a repeat: alreadyApplied with the document', async () => {
     const coll = await products({ _id: 'p1', stock: 2 });
-    const options = { filter: { _id: 'p1' }, field: 'stock', amount: 2, opId: 'o1' } as const;
+    const options = { filter: { _id: 'p1' }, field: 'stock', amount: 2, opId: 'o1' };
     expect((await guardedDecrement(coll, options)).outcome).toBe('decremented');
     const repeat = await guardedDecrement(coll, options);
     expect(repeat).toStrictEqual({

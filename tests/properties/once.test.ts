@@ -92,7 +92,7 @@ async function executeClaim(ids: readonly string[], client: MongoClient, op: Cla
     from: 'pending',
     to: 'paid',
     set: { by: op.claimant },
-  } as const;
+  };
   const coll = collectionOf<Order>(client, 'orders');
   const result =
     op.opId === null
@@ -208,9 +208,9 @@ type AwardOutcome = {
 
 const THRESHOLDS = [30, 60, 90, 120, 150];
 const RULES = [
-  { badge: 'b25', counter: 'xp' as const, atLeast: 25 },
-  { badge: 'b70', counter: 'xp' as const, atLeast: 70 },
-  { badge: 'b140', counter: 'xp' as const, atLeast: 140 },
+  { badge: 'b25', counter: 'xp', atLeast: 25 },
+  { badge: 'b70', counter: 'xp', atLeast: 70 },
+  { badge: 'b140', counter: 'xp', atLeast: 140 },
 ];
 
 const awardOpArb: fc.Arbitrary<AwardOp> = fc.record({
@@ -225,7 +225,7 @@ async function executeAward(ids: readonly string[], client: MongoClient, op: Awa
     inc: { xp: op.xp },
     level: { field: 'level', counter: 'xp', thresholds: THRESHOLDS },
     badges: { field: 'badges', rules: RULES },
-  } as const;
+  };
   const coll = collectionOf<Player>(client, 'players');
   const result =
     op.opId === null

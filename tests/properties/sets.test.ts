@@ -125,7 +125,7 @@ async function executeCart(ids: readonly string[], client: MongoClient, op: Cart
     match: { sku: op.sku },
     inc: { quantity: op.qty },
     max: { quantity: MAX },
-  } as const;
+  };
   const result =
     op.opId === null
       ? await incrementOrPushArrayItem<Cart, Line>(coll, base)
@@ -291,7 +291,7 @@ async function executeSeat(
     array: 'attendees',
     member: op.user,
     counter: 'sold',
-  } as const;
+  };
   const result =
     op.kind === 'register'
       ? await addToSetWithCapacity(coll, {

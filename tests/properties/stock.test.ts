@@ -125,12 +125,7 @@ async function execute(world: World, client: MongoClient, op: StockOp): Promise<
   const { ids, floor } = world;
   switch (op.kind) {
     case 'take': {
-      const base = {
-        filter: { _id: ids[op.doc]! },
-        field: 'stock' as const,
-        amount: op.amount,
-        floor,
-      };
+      const base = { filter: { _id: ids[op.doc]! }, field: 'stock', amount: op.amount, floor };
       const result =
         op.opId === null
           ? await guardedDecrement(coll, base)
