@@ -25,7 +25,7 @@ import {
   opRecordExpression,
   type WithoutOpId,
 } from './op-log.js';
-import type { ArrayPath, NumericPath, PathRecord } from './paths.js';
+import type { ArrayPath, CheckedPath, NumericPath, PathRecord } from './paths.js';
 import { isUnprojectedImage, projectRetryImage } from './retry-image.js';
 import { describe, isPlainObject, MAX_NAME_LENGTH, validator } from './validate.js';
 import { getField, numericValue } from './values.js';
@@ -36,16 +36,23 @@ const PRIMITIVE = 'applyProgress';
  * Levels derived from one counter.
  *
  * @typeParam TSchema - the collection's schema: with a typed one, `field` and `counter` must be
- *   dotted paths of it that hold a number (see NumericPath); with `Document`, any string.
+ *   dotted paths of it that hold a number (see NumericPath); with `Document`, any string. A
+ *   value typed `string` is checked at run time only.
+ * @typeParam TField - the path in `field`, inferred from the call.
+ * @typeParam TCounter - the path in `counter`, inferred from the call.
  */
-export interface ProgressLevels<TSchema extends Document = Document> {
+export interface ProgressLevels<
+  TSchema extends Document = Document,
+  TField extends string = NumericPath<TSchema>,
+  TCounter extends string = NumericPath<TSchema>,
+> {
   /** Where the level is stored, e.g. `'level'` or `'progress.level'`: a numeric path. */
-  readonly field: NumericPath<TSchema>;
+  readonly field: CheckedPath<TField, NumericPath<TSchema>>;
   /**
    * The counter the level follows, e.g. `'xp'`: a key of `inc` (its value after this call's
    * increment counts) or any other numeric field (its current value counts). A numeric path.
    */
-  readonly counter: NumericPath<TSchema>;
+  readonly counter: CheckedPath<TCounter, NumericPath<TSchema>>;
   /**
    * Cumulative thresholds, non-decreasing and finite, at least one: level `n` is reached when
    * the counter is ≥ `thresholds[n - 1]`, level 0 is below the first. The level never goes
@@ -60,16 +67,21 @@ export interface ProgressLevels<TSchema extends Document = Document> {
  * One badge rule: `badge` is earned once `counter` ≥ `atLeast`.
  *
  * @typeParam TSchema - the collection's schema: with a typed one, `counter` must be a dotted
- *   path of it that holds a number (see NumericPath); with `Document`, any string.
+ *   path of it that holds a number (see NumericPath); with `Document`, any string. A value
+ *   typed `string` is checked at run time only.
+ * @typeParam TCounter - the path(s) in `counter`, inferred from the call.
  */
-export interface BadgeRule<TSchema extends Document = Document> {
+export interface BadgeRule<
+  TSchema extends Document = Document,
+  TCounter extends string = NumericPath<TSchema>,
+> {
   /** The badge's name as stored in the badges array, e.g. `'ten-submissions'`. Unique. */
   readonly badge: string;
   /**
    * A key of `inc` (value after this call) or any other numeric field (current value): a
    * numeric path.
    */
-  readonly counter: NumericPath<TSchema>;
+  readonly counter: CheckedPath<TCounter, NumericPath<TSchema>>;
   /** The threshold (finite). */
   readonly atLeast: number;
 }
@@ -78,19 +90,41 @@ export interface BadgeRule<TSchema extends Document = Document> {
  * Badges derived from counters, kept as a set in an array field.
  *
  * @typeParam TSchema - the collection's schema: with a typed one, `field` must be a dotted path
- *   of it that holds an array (see ArrayPath); with `Document`, any string.
+ *   of it that holds an array (see ArrayPath); with `Document`, any string. A value typed
+ *   `string` is checked at run time only.
+ * @typeParam TField - the path in `field`, inferred from the call.
+ * @typeParam TCounter - the rules' counter paths, inferred from the call.
  */
-export interface ProgressBadges<TSchema extends Document = Document> {
+export interface ProgressBadges<
+  TSchema extends Document = Document,
+  TField extends string = ArrayPath<TSchema>,
+  TCounter extends string = NumericPath<TSchema>,
+> {
   /**
    * The array of earned badge names, e.g. `'badges'`: an array path. A missing or null field
    * counts as `[]`.
    */
-  readonly field: ArrayPath<TSchema>;
+  readonly field: CheckedPath<TField, ArrayPath<TSchema>>;
   /** The rules; at least one, with distinct `badge` names. */
-  readonly rules: readonly BadgeRule<TSchema>[];
+  readonly rules: readonly BadgeRule<TSchema, TCounter>[];
 }
 
-export interface ApplyProgressOptions<TSchema extends Document = Document> extends OpIdOptions {
+/**
+ * Options of applyProgress.
+ *
+ * @typeParam TSchema - the collection's schema.
+ * @typeParam TLevelField - the path in `level.field`, inferred from the call.
+ * @typeParam TLevelCounter - the path in `level.counter`, inferred from the call.
+ * @typeParam TBadgesField - the path in `badges.field`, inferred from the call.
+ * @typeParam TBadgeCounter - the paths in `badges.rules[].counter`, inferred from the call.
+ */
+export interface ApplyProgressOptions<
+  TSchema extends Document = Document,
+  TLevelField extends string = NumericPath<TSchema>,
+  TLevelCounter extends string = NumericPath<TSchema>,
+  TBadgesField extends string = ArrayPath<TSchema>,
+  TBadgeCounter extends string = NumericPath<TSchema>,
+> extends OpIdOptions {
   /** Selects the one document (player, student) to award, e.g. `{ _id: studentId }`. */
   readonly filter: Filter<TSchema>;
   /**
@@ -102,9 +136,9 @@ export interface ApplyProgressOptions<TSchema extends Document = Document> exten
    */
   readonly inc: PathRecord<NumericPath<TSchema>, number>;
   /** Derive a level from a counter. The stored level never decreases. */
-  readonly level?: ProgressLevels<TSchema> | undefined;
+  readonly level?: ProgressLevels<TSchema, TLevelField, TLevelCounter> | undefined;
   /** Derive badges from counters. Badges are only ever added. */
-  readonly badges?: ProgressBadges<TSchema> | undefined;
+  readonly badges?: ProgressBadges<TSchema, TBadgesField, TBadgeCounter> | undefined;
   /**
    * Runs the update (and the failure read) in this session, and in its transaction if one is
    * open. `undefined` runs without one.
@@ -237,13 +271,27 @@ const RULE_KEYS = ['badge', 'counter', 'atLeast'] as const;
  *   deleted before the `aggregate` ran, or the `aggregate` failed: its error is the `cause`):
  *   the award was applied, so do not repeat it blindly.
  */
-export function applyProgress<TSchema extends Document = Document>(
+export function applyProgress<
+  TSchema extends Document = Document,
+  TLevelField extends string = NumericPath<TSchema>,
+  TLevelCounter extends string = NumericPath<TSchema>,
+  TBadgesField extends string = ArrayPath<TSchema>,
+  TBadgeCounter extends string = NumericPath<TSchema>,
+>(
   collection: Collection<TSchema>,
-  options: WithoutOpId<ApplyProgressOptions<TSchema>>,
+  options: WithoutOpId<
+    ApplyProgressOptions<TSchema, TLevelField, TLevelCounter, TBadgesField, TBadgeCounter>
+  >,
 ): Promise<ApplyProgressResult<TSchema>>;
-export function applyProgress<TSchema extends Document = Document>(
+export function applyProgress<
+  TSchema extends Document = Document,
+  TLevelField extends string = NumericPath<TSchema>,
+  TLevelCounter extends string = NumericPath<TSchema>,
+  TBadgesField extends string = ArrayPath<TSchema>,
+  TBadgeCounter extends string = NumericPath<TSchema>,
+>(
   collection: Collection<TSchema>,
-  options: ApplyProgressOptions<TSchema>,
+  options: ApplyProgressOptions<TSchema, TLevelField, TLevelCounter, TBadgesField, TBadgeCounter>,
 ): Promise<ApplyProgressOnceResult<TSchema>>;
 export async function applyProgress<TSchema extends Document = Document>(
   collection: Collection<TSchema>,

@@ -27,20 +27,32 @@ import {
   opQuestion,
   type WithoutOpId,
 } from './op-log.js';
-import type { ArrayPath, NumericPath } from './paths.js';
+import type { ArrayPath, CheckedPath, NumericPath } from './paths.js';
 import { type ScalarValue, type Validator, validator } from './validate.js';
 
-export interface RemoveFromSetWithCapacityOptions<TSchema extends Document = Document>
-  extends OpIdOptions {
+/**
+ * Options of removeFromSetWithCapacity (and, with `capacity`, of addToSetWithCapacity).
+ *
+ * @typeParam TSchema - the collection's schema.
+ * @typeParam TArray - the path in `array`, inferred and checked against the schema's array paths.
+ * @typeParam TCounter - the path in `counter`, inferred and checked against the schema's
+ *   numeric paths.
+ */
+export interface RemoveFromSetWithCapacityOptions<
+  TSchema extends Document = Document,
+  TArray extends string = ArrayPath<TSchema>,
+  TCounter extends string = NumericPath<TSchema>,
+> extends OpIdOptions {
   /** Selects the one document holding the set, e.g. `{ _id: eventId }`. */
   readonly filter: Filter<TSchema>;
   /**
    * Dotted path of the member array, e.g. `'registration_ids'` or `'booking.attendees'`. A
    * missing array counts as empty. Segments name fields of embedded documents (the path must
    * not run through an array). With a typed collection, only dotted paths of the schema that
-   * hold an array compile (see ArrayPath); with `Collection<Document>`, any string.
+   * hold an array compile (see ArrayPath); with `Collection<Document>`, any string. A value
+   * typed `string` is checked at run time only.
    */
-  readonly array: ArrayPath<TSchema>;
+  readonly array: CheckedPath<TArray, ArrayPath<TSchema>>;
   /**
    * The member: a string (at most 1024 characters), finite number, boolean, Date, ObjectId,
    * Decimal128, Long or UUID/Binary. Objects and arrays are rejected, so a request body cannot
@@ -51,9 +63,9 @@ export interface RemoveFromSetWithCapacityOptions<TSchema extends Document = Doc
    * Dotted path of the counter kept in step with the array, e.g. `'tickets_sold'`. A missing
    * counter counts as 0. Must not overlap `array`. With a typed collection, only dotted paths
    * of the schema that hold a number compile (see NumericPath); with `Collection<Document>`,
-   * any string.
+   * any string. A value typed `string` is checked at run time only.
    */
-  readonly counter: NumericPath<TSchema>;
+  readonly counter: CheckedPath<TCounter, NumericPath<TSchema>>;
   /**
    * Run inside the caller's session or transaction (a session of the collection's own
    * MongoClient). `undefined` runs without one.
@@ -61,16 +73,29 @@ export interface RemoveFromSetWithCapacityOptions<TSchema extends Document = Doc
   readonly session?: ClientSession | undefined;
 }
 
-export interface AddToSetWithCapacityOptions<TSchema extends Document = Document>
-  extends RemoveFromSetWithCapacityOptions<TSchema> {
+/**
+ * Options of addToSetWithCapacity.
+ *
+ * @typeParam TSchema - the collection's schema.
+ * @typeParam TArray - the path in `array` (see RemoveFromSetWithCapacityOptions).
+ * @typeParam TCounter - the path in `counter` (see RemoveFromSetWithCapacityOptions).
+ * @typeParam TCapacity - the path in `capacity`, when it is one: inferred and checked against
+ *   the schema's numeric paths.
+ */
+export interface AddToSetWithCapacityOptions<
+  TSchema extends Document = Document,
+  TArray extends string = ArrayPath<TSchema>,
+  TCounter extends string = NumericPath<TSchema>,
+  TCapacity extends string = NumericPath<TSchema>,
+> extends RemoveFromSetWithCapacityOptions<TSchema, TArray, TCounter> {
   /**
    * How many members fit: a whole number ≥ 1, or the dotted path of a field of the document
    * that holds it (e.g. `'capacity'`), read by the server in the same atomic step. A capacity
    * field that is missing or not a number lets nobody in (`full`). With a typed collection, a
    * path must be a dotted path of the schema that holds a number (see NumericPath); with
-   * `Collection<Document>`, any string.
+   * `Collection<Document>`, any string. A value typed `string` is checked at run time only.
    */
-  readonly capacity: number | NumericPath<TSchema>;
+  readonly capacity: number | CheckedPath<TCapacity, NumericPath<TSchema>>;
 }
 
 export type AddToSetWithCapacityResult<TSchema extends Document = Document> =
@@ -215,13 +240,23 @@ function roomExpression(v: Validator, capacity: unknown, m: Membership): Documen
  * @throws RetryBudgetExhaustedError (reason `maxAttempts`) when 10 tries in a row saw no place
  *   while the read after each showed one (see Contention); nothing was written.
  */
-export function addToSetWithCapacity<TSchema extends Document = Document>(
+export function addToSetWithCapacity<
+  TSchema extends Document = Document,
+  TArray extends string = ArrayPath<TSchema>,
+  TCounter extends string = NumericPath<TSchema>,
+  TCapacity extends string = NumericPath<TSchema>,
+>(
   collection: Collection<TSchema>,
-  options: WithoutOpId<AddToSetWithCapacityOptions<TSchema>>,
+  options: WithoutOpId<AddToSetWithCapacityOptions<TSchema, TArray, TCounter, TCapacity>>,
 ): Promise<AddToSetWithCapacityResult<TSchema>>;
-export function addToSetWithCapacity<TSchema extends Document = Document>(
+export function addToSetWithCapacity<
+  TSchema extends Document = Document,
+  TArray extends string = ArrayPath<TSchema>,
+  TCounter extends string = NumericPath<TSchema>,
+  TCapacity extends string = NumericPath<TSchema>,
+>(
   collection: Collection<TSchema>,
-  options: AddToSetWithCapacityOptions<TSchema>,
+  options: AddToSetWithCapacityOptions<TSchema, TArray, TCounter, TCapacity>,
 ): Promise<AddToSetWithCapacityResult<TSchema> | AlreadyApplied<TSchema>>;
 export async function addToSetWithCapacity<TSchema extends Document = Document>(
   collection: Collection<TSchema>,
@@ -334,13 +369,21 @@ function contended(
  * @throws RetryBudgetExhaustedError (reason `maxAttempts`) when 10 tries in a row found no member
  *   while the read after each showed it; nothing was removed by this call.
  */
-export function removeFromSetWithCapacity<TSchema extends Document = Document>(
+export function removeFromSetWithCapacity<
+  TSchema extends Document = Document,
+  TArray extends string = ArrayPath<TSchema>,
+  TCounter extends string = NumericPath<TSchema>,
+>(
   collection: Collection<TSchema>,
-  options: WithoutOpId<RemoveFromSetWithCapacityOptions<TSchema>>,
+  options: WithoutOpId<RemoveFromSetWithCapacityOptions<TSchema, TArray, TCounter>>,
 ): Promise<RemoveFromSetWithCapacityResult<TSchema>>;
-export function removeFromSetWithCapacity<TSchema extends Document = Document>(
+export function removeFromSetWithCapacity<
+  TSchema extends Document = Document,
+  TArray extends string = ArrayPath<TSchema>,
+  TCounter extends string = NumericPath<TSchema>,
+>(
   collection: Collection<TSchema>,
-  options: RemoveFromSetWithCapacityOptions<TSchema>,
+  options: RemoveFromSetWithCapacityOptions<TSchema, TArray, TCounter>,
 ): Promise<RemoveFromSetWithCapacityResult<TSchema> | AlreadyApplied<TSchema>>;
 export async function removeFromSetWithCapacity<TSchema extends Document = Document>(
   collection: Collection<TSchema>,

@@ -18,7 +18,7 @@ import {
   opQuestion,
   type WithoutOpId,
 } from './op-log.js';
-import type { ScalarAt, ScalarPath } from './paths.js';
+import type { CheckedPath, ScalarAt, ScalarPath } from './paths.js';
 import { validator } from './validate.js';
 import { sameScalar } from './values.js';
 
@@ -26,20 +26,22 @@ import { sameScalar } from './values.js';
  * Options of claimOnce.
  *
  * @typeParam TSchema - the collection's schema.
- * @typeParam TField - the state field's path, inferred from `field`: it types `to` and `from`.
+ * @typeParam TField - the state field's path, inferred from `field` and checked against the
+ *   schema's scalar paths: it types `to` and `from`.
  */
 export interface ClaimOnceOptions<
   TSchema extends Document = Document,
-  TField extends ScalarPath<TSchema> = ScalarPath<TSchema>,
+  TField extends string = ScalarPath<TSchema>,
 > extends OpIdOptions {
   /** Identifies the document to claim, e.g. `{ _id: orderId }`. */
   readonly filter: Filter<TSchema>;
   /**
    * The field that records the state, e.g. `'status'` or `'payment.state'`. With a typed
    * collection, only dotted paths of the schema that hold a scalar (string, number, boolean,
-   * Date, ObjectId, …) compile (see ScalarPath); with `Collection<Document>`, any string.
+   * Date, ObjectId, …) compile (see ScalarPath); with `Collection<Document>`, any string. A
+   * value typed `string` is checked at run time only (and `to`/`from` are then any scalar).
    */
-  readonly field: TField;
+  readonly field: CheckedPath<TField, ScalarPath<TSchema>>;
   /**
    * The state the claim writes, e.g. `'paid'`: a scalar of the field's own type (with a typed
    * collection: `'paid'` for a `status: 'pending' | 'paid'` field, not `'payed'`).
@@ -120,14 +122,14 @@ const OPTIONS = [
  */
 export function claimOnce<
   TSchema extends Document = Document,
-  TField extends ScalarPath<TSchema> = ScalarPath<TSchema>,
+  TField extends string = ScalarPath<TSchema>,
 >(
   collection: Collection<TSchema>,
   options: WithoutOpId<ClaimOnceOptions<TSchema, TField>>,
 ): Promise<ClaimOnceResult<TSchema>>;
 export function claimOnce<
   TSchema extends Document = Document,
-  TField extends ScalarPath<TSchema> = ScalarPath<TSchema>,
+  TField extends string = ScalarPath<TSchema>,
 >(
   collection: Collection<TSchema>,
   options: ClaimOnceOptions<TSchema, TField>,

@@ -35,20 +35,30 @@ import {
   opQuestion,
   type WithoutOpId,
 } from './op-log.js';
-import type { NumericPath } from './paths.js';
+import type { CheckedPath, NumericPath } from './paths.js';
 import { type WithRetryingTransactionOptions, withRetryingTransaction } from './transaction.js';
 import { type Validator, validator } from './validate.js';
 import { getField, numericValue } from './values.js';
 
-export interface GuardedDecrementOptions<TSchema extends Document = Document> extends OpIdOptions {
+/**
+ * Options of guardedDecrement.
+ *
+ * @typeParam TSchema - the collection's schema.
+ * @typeParam TField - the path in `field`, inferred from the call and checked against the
+ *   schema's numeric paths.
+ */
+export interface GuardedDecrementOptions<
+  TSchema extends Document = Document,
+  TField extends string = NumericPath<TSchema>,
+> extends OpIdOptions {
   /** Selects the one document to decrement, e.g. `{ _id: productId }`. */
   readonly filter: Filter<TSchema>;
   /**
    * The numeric field to decrement, e.g. `'stock'` or `'inventory.available'`. With a typed
    * collection, only dotted paths of the schema that hold a number compile (see NumericPath);
-   * with `Collection<Document>`, any string.
+   * with `Collection<Document>`, any string. A value typed `string` is checked at run time only.
    */
-  readonly field: NumericPath<TSchema>;
+  readonly field: CheckedPath<TField, NumericPath<TSchema>>;
   /** How much to take: a finite number greater than 0. */
   readonly amount: number;
   /**
@@ -127,13 +137,19 @@ const SINGLE_OPTIONS = ['filter', 'field', 'amount', 'floor', 'session', ...OP_I
  * const result = await guardedDecrement(products, { filter: { _id: sku }, field: 'stock', amount: 3 });
  * if (result.outcome === 'insufficient') return res.status(409).json({ available: result.available });
  */
-export function guardedDecrement<TSchema extends Document = Document>(
+export function guardedDecrement<
+  TSchema extends Document = Document,
+  TField extends string = NumericPath<TSchema>,
+>(
   collection: Collection<TSchema>,
-  options: WithoutOpId<GuardedDecrementOptions<TSchema>>,
+  options: WithoutOpId<GuardedDecrementOptions<TSchema, TField>>,
 ): Promise<GuardedDecrementResult<TSchema>>;
-export function guardedDecrement<TSchema extends Document = Document>(
+export function guardedDecrement<
+  TSchema extends Document = Document,
+  TField extends string = NumericPath<TSchema>,
+>(
   collection: Collection<TSchema>,
-  options: GuardedDecrementOptions<TSchema>,
+  options: GuardedDecrementOptions<TSchema, TField>,
 ): Promise<GuardedDecrementResult<TSchema> | AlreadyApplied<TSchema>>;
 export async function guardedDecrement<TSchema extends Document = Document>(
   collection: Collection<TSchema>,
@@ -193,15 +209,15 @@ export interface DecrementItem<TSchema extends Document = Document> {
   readonly amount: number;
 }
 
-interface DecrementAllCommon<TSchema extends Document> {
+interface DecrementAllCommon<TSchema extends Document, TField extends string> {
   /** The items to take, all or none. Not empty. */
   readonly items: readonly DecrementItem<TSchema>[];
   /**
    * The numeric field every item decrements, e.g. `'stock'`. With a typed collection, only
    * dotted paths of the schema that hold a number compile (see NumericPath); with
-   * `Collection<Document>`, any string.
+   * `Collection<Document>`, any string. A value typed `string` is checked at run time only.
    */
-  readonly field: NumericPath<TSchema>;
+  readonly field: CheckedPath<TField, NumericPath<TSchema>>;
   /**
    * The value no item's field may go below.
    * @default 0
@@ -210,8 +226,10 @@ interface DecrementAllCommon<TSchema extends Document> {
 }
 
 /** Join the caller's transaction: the caller commits or aborts. */
-export interface GuardedDecrementAllInTransaction<TSchema extends Document = Document>
-  extends DecrementAllCommon<TSchema> {
+export interface GuardedDecrementAllInTransaction<
+  TSchema extends Document = Document,
+  TField extends string = NumericPath<TSchema>,
+> extends DecrementAllCommon<TSchema, TField> {
   /** A session with a transaction in progress. */
   readonly session: ClientSession;
   readonly client?: never;
@@ -219,8 +237,10 @@ export interface GuardedDecrementAllInTransaction<TSchema extends Document = Doc
 }
 
 /** Run in a transaction of its own, retried through withRetryingTransaction. */
-export interface GuardedDecrementAllOwnTransaction<TSchema extends Document = Document>
-  extends DecrementAllCommon<TSchema> {
+export interface GuardedDecrementAllOwnTransaction<
+  TSchema extends Document = Document,
+  TField extends string = NumericPath<TSchema>,
+> extends DecrementAllCommon<TSchema, TField> {
   /**
    * The client to start the transaction on: the collection's own client (another one is refused
    * with InvalidArgumentError before anything is sent).
@@ -231,9 +251,12 @@ export interface GuardedDecrementAllOwnTransaction<TSchema extends Document = Do
   readonly session?: never;
 }
 
-export type GuardedDecrementAllOptions<TSchema extends Document = Document> =
-  | GuardedDecrementAllInTransaction<TSchema>
-  | GuardedDecrementAllOwnTransaction<TSchema>;
+export type GuardedDecrementAllOptions<
+  TSchema extends Document = Document,
+  TField extends string = NumericPath<TSchema>,
+> =
+  | GuardedDecrementAllInTransaction<TSchema, TField>
+  | GuardedDecrementAllOwnTransaction<TSchema, TField>;
 
 export interface Shortage {
   /** Index of the item in `items`. */
@@ -314,9 +337,12 @@ interface ItemPlan {
  * });
  * if (result.outcome !== 'decremented') return res.status(409).json(result);
  */
-export async function guardedDecrementAll<TSchema extends Document = Document>(
+export async function guardedDecrementAll<
+  TSchema extends Document = Document,
+  TField extends string = NumericPath<TSchema>,
+>(
   collection: Collection<TSchema>,
-  options: GuardedDecrementAllOptions<TSchema>,
+  options: GuardedDecrementAllOptions<TSchema, TField>,
 ): Promise<GuardedDecrementAllResult> {
   const v = validator(PRIMITIVE);
   v.collection(collection);

@@ -25,6 +25,7 @@ import {
 import type {
   ArrayElementAt,
   ArrayPath,
+  CheckedPath,
   NumericFieldName,
   PathRecord,
   ScalarFieldName,
@@ -54,7 +55,7 @@ export type ElementCounters<TItem> = PathRecord<NumericFieldName<TItem>, number>
  */
 export interface IncrementOrPushOptions<
   TSchema extends Document = Document,
-  TArray extends ArrayPath<TSchema> = ArrayPath<TSchema>,
+  TArray extends string = ArrayPath<TSchema>,
 > extends OpIdOptions {
   /**
    * Selects the parent document, e.g. `{ userId }` or `{ _id: sessionId }`. It should select
@@ -70,9 +71,10 @@ export interface IncrementOrPushOptions<
    * is a field name, not an array index). Parents on the path should be documents or missing:
    * like any pipeline `$set`, the update replaces a scalar parent with a document, and maps
    * over an array parent. With a typed collection, only dotted paths of the schema that hold an
-   * array compile (see ArrayPath); with `Collection<Document>`, any string.
+   * array compile (see ArrayPath); with `Collection<Document>`, any string. A value typed
+   * `string` is checked at run time only (and the element is then untyped).
    */
-  readonly array: TArray;
+  readonly array: CheckedPath<TArray, ArrayPath<TSchema>>;
   /**
    * The element's identity: one or more field names and scalar values, e.g. `{ courseId }` or
    * `{ productId, size, color }`. Compared with aggregation `$eq` by the server (numbers of
@@ -257,7 +259,7 @@ const DEFAULT_INC: Readonly<Record<string, number>> = { quantity: 1 };
 export function incrementOrPushArrayItem<
   TSchema extends Document = Document,
   TItem extends Document = never,
-  TArray extends ArrayPath<TSchema> = ArrayPath<TSchema>,
+  TArray extends string = [TItem] extends [never] ? ArrayPath<TSchema> : string,
 >(
   collection: Collection<TSchema>,
   options: WithoutOpId<IncrementOrPushOptions<TSchema, TArray>>,
@@ -265,7 +267,7 @@ export function incrementOrPushArrayItem<
 export function incrementOrPushArrayItem<
   TSchema extends Document = Document,
   TItem extends Document = never,
-  TArray extends ArrayPath<TSchema> = ArrayPath<TSchema>,
+  TArray extends string = [TItem] extends [never] ? ArrayPath<TSchema> : string,
 >(
   collection: Collection<TSchema>,
   options: IncrementOrPushOptions<TSchema, TArray>,

@@ -133,6 +133,20 @@ export type ArrayPath<TSchema> = PathsOf<TSchema, 'array'>;
 export type ScalarPath<TSchema> = PathsOf<TSchema, 'scalar'>;
 
 /**
+ * The type of a path option whose path is `TPath` (inferred from the call) and must be one of
+ * `TAllowed`: `TPath` itself when it is one of them, else `TAllowed`, so a wrong literal fails
+ * to compile with the list of the paths that fit (`Type '"stok"' is not assignable to type
+ * '"stock" | "inventory.available"'. Did you mean '"stock"'?`). A path typed plain `string` (a
+ * value not known at compile time, such as a property of an options object built without
+ * `as const`) is accepted: like every path, it is still validated at run time.
+ */
+export type CheckedPath<TPath extends string, TAllowed extends string> = string extends TPath
+  ? TPath
+  : TPath extends TAllowed
+    ? TPath
+    : TAllowed;
+
+/**
  * The type stored at `Path` in `TSchema` (optional segments unwrapped); `any` for an untyped
  * schema or a path it cannot follow.
  */

@@ -23,7 +23,7 @@ import {
   opQuestion,
   type WithoutOpId,
 } from './op-log.js';
-import type { NumericPath } from './paths.js';
+import type { CheckedPath, NumericPath } from './paths.js';
 import {
   backoffDelay,
   isAbortSignal,
@@ -87,7 +87,17 @@ export interface VersionConflictEvent extends VersionConflict {
   readonly delayMs: number;
 }
 
-export interface UpdateWithVersionOptions<TSchema extends Document = Document> extends OpIdOptions {
+/**
+ * Options of updateWithVersion.
+ *
+ * @typeParam TSchema - the collection's schema.
+ * @typeParam TVersion - the path in `versionField`, inferred and checked against the schema's
+ *   numeric paths.
+ */
+export interface UpdateWithVersionOptions<
+  TSchema extends Document = Document,
+  TVersion extends string = NumericPath<TSchema>,
+> extends OpIdOptions {
   /** Selects the one document to update, e.g. `{ _id: studentId }`. Use a unique filter. */
   readonly filter: Filter<TSchema>;
   /**
@@ -106,10 +116,10 @@ export interface UpdateWithVersionOptions<TSchema extends Document = Document> e
    * Every writer of the document must bump it (or only touch fields the callback never
    * computes from), or its change goes unnoticed. With a typed collection, only dotted paths
    * of the schema that hold a number compile (see NumericPath); with `Collection<Document>`,
-   * any string.
+   * any string; a value typed `string` is checked at run time only.
    * @default 'version'
    */
-  readonly versionField?: NumericPath<TSchema> | undefined;
+  readonly versionField?: CheckedPath<TVersion, NumericPath<TSchema>> | undefined;
   /** Most attempts, the first included (an integer ≥ 1). @default 10 */
   readonly maxAttempts?: number;
   /**
@@ -347,13 +357,19 @@ function versionOf(
  * @throws the callback's error, the `onConflict` hook's error and `signal.reason`, unchanged;
  *   driver and server errors (WriteConflict in a transaction included), unchanged.
  */
-export function updateWithVersion<TSchema extends Document = Document>(
+export function updateWithVersion<
+  TSchema extends Document = Document,
+  TVersion extends string = NumericPath<TSchema>,
+>(
   collection: Collection<TSchema>,
-  options: WithoutOpId<UpdateWithVersionOptions<TSchema>>,
+  options: WithoutOpId<UpdateWithVersionOptions<TSchema, TVersion>>,
 ): Promise<UpdateWithVersionResult<TSchema>>;
-export function updateWithVersion<TSchema extends Document = Document>(
+export function updateWithVersion<
+  TSchema extends Document = Document,
+  TVersion extends string = NumericPath<TSchema>,
+>(
   collection: Collection<TSchema>,
-  options: UpdateWithVersionOptions<TSchema>,
+  options: UpdateWithVersionOptions<TSchema, TVersion>,
 ): Promise<UpdateWithVersionResult<TSchema> | AlreadyApplied<TSchema>>;
 export async function updateWithVersion<TSchema extends Document = Document>(
   collection: Collection<TSchema>,
