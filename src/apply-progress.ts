@@ -23,7 +23,6 @@ import {
   opGuard,
   opQuestion,
   opRecordExpression,
-  type WithoutOpId,
 } from './op-log.js';
 import type { ArrayPath, CheckedPath, NumericPath, PathRecord } from './paths.js';
 import { isUnprojectedImage, projectRetryImage } from './retry-image.js';
@@ -124,7 +123,8 @@ export interface ApplyProgressOptions<
   TLevelCounter extends string = NumericPath<TSchema>,
   TBadgesField extends string = ArrayPath<TSchema>,
   TBadgeCounter extends string = NumericPath<TSchema>,
-> extends OpIdOptions {
+  TOpId extends string | undefined = string | undefined,
+> extends OpIdOptions<TOpId> {
   /** Selects the one document (player, student) to award, e.g. `{ _id: studentId }`. */
   readonly filter: Filter<TSchema>;
   /**
@@ -277,22 +277,20 @@ export function applyProgress<
   TLevelCounter extends string = NumericPath<TSchema>,
   TBadgesField extends string = ArrayPath<TSchema>,
   TBadgeCounter extends string = NumericPath<TSchema>,
+  TOpId extends string | undefined = undefined,
 >(
   collection: Collection<TSchema>,
-  options: WithoutOpId<
-    ApplyProgressOptions<TSchema, TLevelField, TLevelCounter, TBadgesField, TBadgeCounter>
+  options: ApplyProgressOptions<
+    TSchema,
+    TLevelField,
+    TLevelCounter,
+    TBadgesField,
+    TBadgeCounter,
+    TOpId
   >,
-): Promise<ApplyProgressResult<TSchema>>;
-export function applyProgress<
-  TSchema extends Document = Document,
-  TLevelField extends string = NumericPath<TSchema>,
-  TLevelCounter extends string = NumericPath<TSchema>,
-  TBadgesField extends string = ArrayPath<TSchema>,
-  TBadgeCounter extends string = NumericPath<TSchema>,
->(
-  collection: Collection<TSchema>,
-  options: ApplyProgressOptions<TSchema, TLevelField, TLevelCounter, TBadgesField, TBadgeCounter>,
-): Promise<ApplyProgressOnceResult<TSchema>>;
+): Promise<
+  [TOpId] extends [undefined] ? ApplyProgressResult<TSchema> : ApplyProgressOnceResult<TSchema>
+>;
 export async function applyProgress<TSchema extends Document = Document>(
   collection: Collection<TSchema>,
   options: ApplyProgressOptions<TSchema>,

@@ -20,12 +20,12 @@ import {
   type AlreadyApplied,
   assertNoOverlap,
   guarded,
+  type IfOpId,
   OP_ID_OPTIONS,
   type OpGuard,
   type OpIdOptions,
   opGuard,
   opQuestion,
-  type WithoutOpId,
 } from './op-log.js';
 import type { ArrayPath, CheckedPath, NumericPath } from './paths.js';
 import { type ScalarValue, type Validator, validator } from './validate.js';
@@ -42,7 +42,8 @@ export interface RemoveFromSetWithCapacityOptions<
   TSchema extends Document = Document,
   TArray extends string = ArrayPath<TSchema>,
   TCounter extends string = NumericPath<TSchema>,
-> extends OpIdOptions {
+  TOpId extends string | undefined = string | undefined,
+> extends OpIdOptions<TOpId> {
   /** Selects the one document holding the set, e.g. `{ _id: eventId }`. */
   readonly filter: Filter<TSchema>;
   /**
@@ -87,7 +88,8 @@ export interface AddToSetWithCapacityOptions<
   TArray extends string = ArrayPath<TSchema>,
   TCounter extends string = NumericPath<TSchema>,
   TCapacity extends string = NumericPath<TSchema>,
-> extends RemoveFromSetWithCapacityOptions<TSchema, TArray, TCounter> {
+  TOpId extends string | undefined = string | undefined,
+> extends RemoveFromSetWithCapacityOptions<TSchema, TArray, TCounter, TOpId> {
   /**
    * How many members fit: a whole number ≥ 1, or the dotted path of a field of the document
    * that holds it (e.g. `'capacity'`), read by the server in the same atomic step. A capacity
@@ -245,19 +247,11 @@ export function addToSetWithCapacity<
   TArray extends string = ArrayPath<TSchema>,
   TCounter extends string = NumericPath<TSchema>,
   TCapacity extends string = NumericPath<TSchema>,
+  TOpId extends string | undefined = undefined,
 >(
   collection: Collection<TSchema>,
-  options: WithoutOpId<AddToSetWithCapacityOptions<TSchema, TArray, TCounter, TCapacity>>,
-): Promise<AddToSetWithCapacityResult<TSchema>>;
-export function addToSetWithCapacity<
-  TSchema extends Document = Document,
-  TArray extends string = ArrayPath<TSchema>,
-  TCounter extends string = NumericPath<TSchema>,
-  TCapacity extends string = NumericPath<TSchema>,
->(
-  collection: Collection<TSchema>,
-  options: AddToSetWithCapacityOptions<TSchema, TArray, TCounter, TCapacity>,
-): Promise<AddToSetWithCapacityResult<TSchema> | AlreadyApplied<TSchema>>;
+  options: AddToSetWithCapacityOptions<TSchema, TArray, TCounter, TCapacity, TOpId>,
+): Promise<AddToSetWithCapacityResult<TSchema> | IfOpId<TOpId, AlreadyApplied<TSchema>>>;
 export async function addToSetWithCapacity<TSchema extends Document = Document>(
   collection: Collection<TSchema>,
   options: AddToSetWithCapacityOptions<TSchema>,
@@ -373,18 +367,11 @@ export function removeFromSetWithCapacity<
   TSchema extends Document = Document,
   TArray extends string = ArrayPath<TSchema>,
   TCounter extends string = NumericPath<TSchema>,
+  TOpId extends string | undefined = undefined,
 >(
   collection: Collection<TSchema>,
-  options: WithoutOpId<RemoveFromSetWithCapacityOptions<TSchema, TArray, TCounter>>,
-): Promise<RemoveFromSetWithCapacityResult<TSchema>>;
-export function removeFromSetWithCapacity<
-  TSchema extends Document = Document,
-  TArray extends string = ArrayPath<TSchema>,
-  TCounter extends string = NumericPath<TSchema>,
->(
-  collection: Collection<TSchema>,
-  options: RemoveFromSetWithCapacityOptions<TSchema, TArray, TCounter>,
-): Promise<RemoveFromSetWithCapacityResult<TSchema> | AlreadyApplied<TSchema>>;
+  options: RemoveFromSetWithCapacityOptions<TSchema, TArray, TCounter, TOpId>,
+): Promise<RemoveFromSetWithCapacityResult<TSchema> | IfOpId<TOpId, AlreadyApplied<TSchema>>>;
 export async function removeFromSetWithCapacity<TSchema extends Document = Document>(
   collection: Collection<TSchema>,
   options: RemoveFromSetWithCapacityOptions<TSchema>,

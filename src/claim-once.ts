@@ -12,11 +12,11 @@ import {
   type AlreadyApplied,
   assertNoOverlap,
   guarded,
+  type IfOpId,
   OP_ID_OPTIONS,
   type OpIdOptions,
   opGuard,
   opQuestion,
-  type WithoutOpId,
 } from './op-log.js';
 import type { CheckedPath, ScalarAt, ScalarPath } from './paths.js';
 import { validator } from './validate.js';
@@ -32,7 +32,8 @@ import { sameScalar } from './values.js';
 export interface ClaimOnceOptions<
   TSchema extends Document = Document,
   TField extends string = ScalarPath<TSchema>,
-> extends OpIdOptions {
+  TOpId extends string | undefined = string | undefined,
+> extends OpIdOptions<TOpId> {
   /** Identifies the document to claim, e.g. `{ _id: orderId }`. */
   readonly filter: Filter<TSchema>;
   /**
@@ -123,17 +124,11 @@ const OPTIONS = [
 export function claimOnce<
   TSchema extends Document = Document,
   TField extends string = ScalarPath<TSchema>,
+  TOpId extends string | undefined = undefined,
 >(
   collection: Collection<TSchema>,
-  options: WithoutOpId<ClaimOnceOptions<TSchema, TField>>,
-): Promise<ClaimOnceResult<TSchema>>;
-export function claimOnce<
-  TSchema extends Document = Document,
-  TField extends string = ScalarPath<TSchema>,
->(
-  collection: Collection<TSchema>,
-  options: ClaimOnceOptions<TSchema, TField>,
-): Promise<ClaimOnceResult<TSchema> | AlreadyApplied<TSchema>>;
+  options: ClaimOnceOptions<TSchema, TField, TOpId>,
+): Promise<ClaimOnceResult<TSchema> | IfOpId<TOpId, AlreadyApplied<TSchema>>>;
 export async function claimOnce<TSchema extends Document = Document>(
   collection: Collection<TSchema>,
   options: ClaimOnceOptions<TSchema>,

@@ -29,11 +29,11 @@ import {
   type AlreadyApplied,
   assertNoOverlap,
   guarded,
+  type IfOpId,
   OP_ID_OPTIONS,
   type OpIdOptions,
   opGuard,
   opQuestion,
-  type WithoutOpId,
 } from './op-log.js';
 import type { CheckedPath, NumericPath } from './paths.js';
 import { type WithRetryingTransactionOptions, withRetryingTransaction } from './transaction.js';
@@ -50,7 +50,8 @@ import { getField, numericValue } from './values.js';
 export interface GuardedDecrementOptions<
   TSchema extends Document = Document,
   TField extends string = NumericPath<TSchema>,
-> extends OpIdOptions {
+  TOpId extends string | undefined = string | undefined,
+> extends OpIdOptions<TOpId> {
   /** Selects the one document to decrement, e.g. `{ _id: productId }`. */
   readonly filter: Filter<TSchema>;
   /**
@@ -140,17 +141,11 @@ const SINGLE_OPTIONS = ['filter', 'field', 'amount', 'floor', 'session', ...OP_I
 export function guardedDecrement<
   TSchema extends Document = Document,
   TField extends string = NumericPath<TSchema>,
+  TOpId extends string | undefined = undefined,
 >(
   collection: Collection<TSchema>,
-  options: WithoutOpId<GuardedDecrementOptions<TSchema, TField>>,
-): Promise<GuardedDecrementResult<TSchema>>;
-export function guardedDecrement<
-  TSchema extends Document = Document,
-  TField extends string = NumericPath<TSchema>,
->(
-  collection: Collection<TSchema>,
-  options: GuardedDecrementOptions<TSchema, TField>,
-): Promise<GuardedDecrementResult<TSchema> | AlreadyApplied<TSchema>>;
+  options: GuardedDecrementOptions<TSchema, TField, TOpId>,
+): Promise<GuardedDecrementResult<TSchema> | IfOpId<TOpId, AlreadyApplied<TSchema>>>;
 export async function guardedDecrement<TSchema extends Document = Document>(
   collection: Collection<TSchema>,
   options: GuardedDecrementOptions<TSchema>,
@@ -232,8 +227,10 @@ export interface GuardedDecrementAllInTransaction<
 > extends DecrementAllCommon<TSchema, TField> {
   /** A session with a transaction in progress. */
   readonly session: ClientSession;
-  readonly client?: never;
-  readonly transaction?: never;
+  /** Not with `session`: the caller's transaction is joined. */
+  readonly client?: undefined;
+  /** Not with `session`: the caller runs its own transaction. */
+  readonly transaction?: undefined;
 }
 
 /** Run in a transaction of its own, retried through withRetryingTransaction. */
@@ -247,8 +244,9 @@ export interface GuardedDecrementAllOwnTransaction<
    */
   readonly client: MongoClient;
   /** Retry budget, backoff, hooks and signal of the transaction runner. */
-  readonly transaction?: WithRetryingTransactionOptions;
-  readonly session?: never;
+  readonly transaction?: WithRetryingTransactionOptions | undefined;
+  /** Not with `client`: this function runs its own transaction. */
+  readonly session?: undefined;
 }
 
 export type GuardedDecrementAllOptions<

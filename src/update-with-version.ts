@@ -16,12 +16,12 @@ import {
   type AlreadyApplied,
   assertNoOverlap,
   guarded,
+  type IfOpId,
   OP_ID_OPTIONS,
   type OpGuard,
   type OpIdOptions,
   opGuard,
   opQuestion,
-  type WithoutOpId,
 } from './op-log.js';
 import type { CheckedPath, NumericPath } from './paths.js';
 import {
@@ -97,7 +97,8 @@ export interface VersionConflictEvent extends VersionConflict {
 export interface UpdateWithVersionOptions<
   TSchema extends Document = Document,
   TVersion extends string = NumericPath<TSchema>,
-> extends OpIdOptions {
+  TOpId extends string | undefined = string | undefined,
+> extends OpIdOptions<TOpId> {
   /** Selects the one document to update, e.g. `{ _id: studentId }`. Use a unique filter. */
   readonly filter: Filter<TSchema>;
   /**
@@ -360,17 +361,11 @@ function versionOf(
 export function updateWithVersion<
   TSchema extends Document = Document,
   TVersion extends string = NumericPath<TSchema>,
+  TOpId extends string | undefined = undefined,
 >(
   collection: Collection<TSchema>,
-  options: WithoutOpId<UpdateWithVersionOptions<TSchema, TVersion>>,
-): Promise<UpdateWithVersionResult<TSchema>>;
-export function updateWithVersion<
-  TSchema extends Document = Document,
-  TVersion extends string = NumericPath<TSchema>,
->(
-  collection: Collection<TSchema>,
-  options: UpdateWithVersionOptions<TSchema, TVersion>,
-): Promise<UpdateWithVersionResult<TSchema> | AlreadyApplied<TSchema>>;
+  options: UpdateWithVersionOptions<TSchema, TVersion, TOpId>,
+): Promise<UpdateWithVersionResult<TSchema> | IfOpId<TOpId, AlreadyApplied<TSchema>>>;
 export async function updateWithVersion<TSchema extends Document = Document>(
   collection: Collection<TSchema>,
   options: UpdateWithVersionOptions<TSchema>,
