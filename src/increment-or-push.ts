@@ -157,7 +157,7 @@ export type IncrementOrPushOutcome = IncrementOrPushResult['outcome'];
  * The element type a call resolves with: `TItem` when given explicitly (for an untyped
  * collection), else the element type of the array at `TArray` (`Document` when unknown).
  */
-type ItemType<TSchema, TItem, TArray extends string> = [TItem] extends [never]
+export type IncrementOrPushItem<TSchema, TItem, TArray extends string> = [TItem] extends [never]
   ? ArrayElementAt<TSchema, TArray> extends infer E extends Document
     ? E
     : Document
@@ -247,6 +247,16 @@ const DEFAULT_INC: Readonly<Record<string, number>> = { quantity: 1 };
  * in a findAndModify projection: 4.4). No replica set, unless `session` carries a transaction. Field names that
  * start with `$` inside `fields` values can only be stored on MongoDB 5.0+.
  *
+ * **Types**: with a typed collection, `array` must be one of its array paths, the keys of
+ * `match`, `inc` and `max` fields of that array's element type, and the result's `item` has
+ * that element type, inferred (no type argument needed). With an untyped collection
+ * (`Collection<Document>`, e.g. Mongoose's `Model.collection`), name the element type as the
+ * second type argument: `incrementOrPushArrayItem<Document, CartLine>(carts, …)`.
+ *
+ * @typeParam TSchema - the collection's schema.
+ * @typeParam TItem - the element type, to name for an untyped collection; inferred otherwise.
+ * @typeParam TArray - the path in `array`, inferred from the call.
+ *
  * @throws InvalidArgumentError for a bad argument (no command sent).
  * @throws the driver's error for server and network failures, including a type error when the
  *   path holds a non-array or a matching element's counter is not a number.
@@ -263,7 +273,7 @@ export function incrementOrPushArrayItem<
 >(
   collection: Collection<TSchema>,
   options: WithoutOpId<IncrementOrPushOptions<TSchema, TArray>>,
-): Promise<IncrementOrPushResult<ItemType<TSchema, TItem, TArray>>>;
+): Promise<IncrementOrPushResult<IncrementOrPushItem<TSchema, TItem, TArray>>>;
 export function incrementOrPushArrayItem<
   TSchema extends Document = Document,
   TItem extends Document = never,
@@ -271,7 +281,9 @@ export function incrementOrPushArrayItem<
 >(
   collection: Collection<TSchema>,
   options: IncrementOrPushOptions<TSchema, TArray>,
-): Promise<IncrementOrPushResult<ItemType<TSchema, TItem, TArray>> | AlreadyApplied<TSchema>>;
+): Promise<
+  IncrementOrPushResult<IncrementOrPushItem<TSchema, TItem, TArray>> | AlreadyApplied<TSchema>
+>;
 export async function incrementOrPushArrayItem<
   TSchema extends Document = Document,
   TItem extends Document = Document,

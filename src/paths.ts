@@ -34,6 +34,7 @@ export type MaxPathDepth = 6;
 /** Depth counter: `Next[n]` is `n - 1`. */
 type Next = [never, 0, 1, 2, 3, 4, 5, 6];
 
+/** True for `any`. */
 type IsAny<T> = 0 extends 1 & T ? true : false;
 
 /**
