@@ -23,23 +23,35 @@ import {
   opGuard,
   opQuestion,
   opRecordExpression,
-  type WithoutOpId,
 } from './op-log.js';
+import type { ArrayPath, CheckedPath, NumericPath, PathRecord } from './paths.js';
 import { isUnprojectedImage, projectRetryImage } from './retry-image.js';
 import { describe, isPlainObject, MAX_NAME_LENGTH, validator } from './validate.js';
 import { getField, numericValue } from './values.js';
 
 const PRIMITIVE = 'applyProgress';
 
-/** Levels derived from one counter. */
-export interface ProgressLevels {
-  /** Where the level is stored, e.g. `'level'` or `'progress.level'`. */
-  readonly field: string;
+/**
+ * Levels derived from one counter.
+ *
+ * @typeParam TSchema - the collection's schema: with a typed one, `field` and `counter` must be
+ *   dotted paths of it that hold a number (see NumericPath); with `Document`, any string. A
+ *   value typed `string` is checked at run time only.
+ * @typeParam TField - the path in `field`, inferred from the call.
+ * @typeParam TCounter - the path in `counter`, inferred from the call.
+ */
+export interface ProgressLevels<
+  TSchema extends Document = Document,
+  TField extends string = NumericPath<TSchema>,
+  TCounter extends string = NumericPath<TSchema>,
+> {
+  /** Where the level is stored, e.g. `'level'` or `'progress.level'`: a numeric path. */
+  readonly field: CheckedPath<TField, NumericPath<TSchema>>;
   /**
    * The counter the level follows, e.g. `'xp'`: a key of `inc` (its value after this call's
-   * increment counts) or any other numeric field (its current value counts).
+   * increment counts) or any other numeric field (its current value counts). A numeric path.
    */
-  readonly counter: string;
+  readonly counter: CheckedPath<TCounter, NumericPath<TSchema>>;
   /**
    * Cumulative thresholds, non-decreasing and finite, at least one: level `n` is reached when
    * the counter is ≥ `thresholds[n - 1]`, level 0 is below the first. The level never goes
@@ -50,39 +62,88 @@ export interface ProgressLevels {
   readonly thresholds: readonly number[];
 }
 
-/** One badge rule: `badge` is earned once `counter` ≥ `atLeast`. */
-export interface BadgeRule {
+/**
+ * One badge rule: `badge` is earned once `counter` ≥ `atLeast`.
+ *
+ * @typeParam TSchema - the collection's schema: with a typed one, `counter` must be a dotted
+ *   path of it that holds a number (see NumericPath); with `Document`, any string. A value
+ *   typed `string` is checked at run time only.
+ * @typeParam TCounter - the path(s) in `counter`, inferred from the call.
+ */
+export interface BadgeRule<
+  TSchema extends Document = Document,
+  TCounter extends string = NumericPath<TSchema>,
+> {
   /** The badge's name as stored in the badges array, e.g. `'ten-submissions'`. Unique. */
   readonly badge: string;
-  /** A key of `inc` (value after this call) or any other numeric field (current value). */
-  readonly counter: string;
+  /**
+   * A key of `inc` (value after this call) or any other numeric field (current value): a
+   * numeric path.
+   */
+  readonly counter: CheckedPath<TCounter, NumericPath<TSchema>>;
   /** The threshold (finite). */
   readonly atLeast: number;
 }
 
-/** Badges derived from counters, kept as a set in an array field. */
-export interface ProgressBadges {
-  /** The array of earned badge names, e.g. `'badges'`. A missing or null field counts as `[]`. */
-  readonly field: string;
+/**
+ * Badges derived from counters, kept as a set in an array field.
+ *
+ * @typeParam TSchema - the collection's schema: with a typed one, `field` must be a dotted path
+ *   of it that holds an array (see ArrayPath); with `Document`, any string. A value typed
+ *   `string` is checked at run time only.
+ * @typeParam TField - the path in `field`, inferred from the call.
+ * @typeParam TCounter - the rules' counter paths, inferred from the call.
+ */
+export interface ProgressBadges<
+  TSchema extends Document = Document,
+  TField extends string = ArrayPath<TSchema>,
+  TCounter extends string = NumericPath<TSchema>,
+> {
+  /**
+   * The array of earned badge names, e.g. `'badges'`: an array path. A missing or null field
+   * counts as `[]`.
+   */
+  readonly field: CheckedPath<TField, ArrayPath<TSchema>>;
   /** The rules; at least one, with distinct `badge` names. */
-  readonly rules: readonly BadgeRule[];
+  readonly rules: readonly BadgeRule<TSchema, TCounter>[];
 }
 
-export interface ApplyProgressOptions<TSchema extends Document = Document> extends OpIdOptions {
+/**
+ * Options of applyProgress.
+ *
+ * @typeParam TSchema - the collection's schema.
+ * @typeParam TLevelField - the path in `level.field`, inferred from the call.
+ * @typeParam TLevelCounter - the path in `level.counter`, inferred from the call.
+ * @typeParam TBadgesField - the path in `badges.field`, inferred from the call.
+ * @typeParam TBadgeCounter - the paths in `badges.rules[].counter`, inferred from the call.
+ */
+export interface ApplyProgressOptions<
+  TSchema extends Document = Document,
+  TLevelField extends string = NumericPath<TSchema>,
+  TLevelCounter extends string = NumericPath<TSchema>,
+  TBadgesField extends string = ArrayPath<TSchema>,
+  TBadgeCounter extends string = NumericPath<TSchema>,
+  TOpId extends string | undefined = string | undefined,
+> extends OpIdOptions<TOpId> {
   /** Selects the one document (player, student) to award, e.g. `{ _id: studentId }`. */
   readonly filter: Filter<TSchema>;
   /**
    * The counters to add to and by how much (finite numbers greater than 0), e.g.
    * `{ xp: 40, auraPoints: 40, submissions: 1 }`. Dotted paths are allowed
-   * (`'stats.submissions'`). A missing or null counter counts from 0. Not empty.
+   * (`'stats.submissions'`). A missing or null counter counts from 0. Not empty. With a typed
+   * collection, only dotted paths of the schema that hold a number are keys (see NumericPath);
+   * with `Collection<Document>`, any string.
    */
-  readonly inc: Readonly<Record<string, number>>;
+  readonly inc: PathRecord<NumericPath<TSchema>, number>;
   /** Derive a level from a counter. The stored level never decreases. */
-  readonly level?: ProgressLevels;
+  readonly level?: ProgressLevels<TSchema, TLevelField, TLevelCounter> | undefined;
   /** Derive badges from counters. Badges are only ever added. */
-  readonly badges?: ProgressBadges;
-  /** Runs the update (and the failure read) in this session, and in its transaction if one is open. */
-  readonly session?: ClientSession;
+  readonly badges?: ProgressBadges<TSchema, TBadgesField, TBadgeCounter> | undefined;
+  /**
+   * Runs the update (and the failure read) in this session, and in its transaction if one is
+   * open. `undefined` runs without one.
+   */
+  readonly session?: ClientSession | undefined;
 }
 
 /** The call applied its increments. */
@@ -210,14 +271,26 @@ const RULE_KEYS = ['badge', 'counter', 'atLeast'] as const;
  *   deleted before the `aggregate` ran, or the `aggregate` failed: its error is the `cause`):
  *   the award was applied, so do not repeat it blindly.
  */
-export function applyProgress<TSchema extends Document = Document>(
+export function applyProgress<
+  TSchema extends Document = Document,
+  TLevelField extends string = NumericPath<TSchema>,
+  TLevelCounter extends string = NumericPath<TSchema>,
+  TBadgesField extends string = ArrayPath<TSchema>,
+  TBadgeCounter extends string = NumericPath<TSchema>,
+  TOpId extends string | undefined = undefined,
+>(
   collection: Collection<TSchema>,
-  options: WithoutOpId<ApplyProgressOptions<TSchema>>,
-): Promise<ApplyProgressResult<TSchema>>;
-export function applyProgress<TSchema extends Document = Document>(
-  collection: Collection<TSchema>,
-  options: ApplyProgressOptions<TSchema>,
-): Promise<ApplyProgressOnceResult<TSchema>>;
+  options: ApplyProgressOptions<
+    TSchema,
+    TLevelField,
+    TLevelCounter,
+    TBadgesField,
+    TBadgeCounter,
+    TOpId
+  >,
+): Promise<
+  [TOpId] extends [undefined] ? ApplyProgressResult<TSchema> : ApplyProgressOnceResult<TSchema>
+>;
 export async function applyProgress<TSchema extends Document = Document>(
   collection: Collection<TSchema>,
   options: ApplyProgressOptions<TSchema>,

@@ -20,26 +20,41 @@ import {
   type AlreadyApplied,
   assertNoOverlap,
   guarded,
+  type IfOpId,
   OP_ID_OPTIONS,
   type OpGuard,
   type OpIdOptions,
   opGuard,
   opQuestion,
-  type WithoutOpId,
 } from './op-log.js';
+import type { ArrayPath, CheckedPath, NumericPath } from './paths.js';
 import { describe, notANumber, type ScalarValue, type Validator, validator } from './validate.js';
 import { numericValue, valueAlong } from './values.js';
 
-export interface RemoveFromSetWithCapacityOptions<TSchema extends Document = Document>
-  extends OpIdOptions {
+/**
+ * Options of removeFromSetWithCapacity (and, with `capacity`, of addToSetWithCapacity).
+ *
+ * @typeParam TSchema - the collection's schema.
+ * @typeParam TArray - the path in `array`, inferred and checked against the schema's array paths.
+ * @typeParam TCounter - the path in `counter`, inferred and checked against the schema's
+ *   numeric paths.
+ */
+export interface RemoveFromSetWithCapacityOptions<
+  TSchema extends Document = Document,
+  TArray extends string = ArrayPath<TSchema>,
+  TCounter extends string = NumericPath<TSchema>,
+  TOpId extends string | undefined = string | undefined,
+> extends OpIdOptions<TOpId> {
   /** Selects the one document holding the set, e.g. `{ _id: eventId }`. */
   readonly filter: Filter<TSchema>;
   /**
    * Dotted path of the member array, e.g. `'registration_ids'` or `'booking.attendees'`. A
    * missing array counts as empty. Segments name fields of embedded documents (the path must
-   * not run through an array).
+   * not run through an array). With a typed collection, only dotted paths of the schema that
+   * hold an array compile (see ArrayPath); with `Collection<Document>`, any string. A value
+   * typed `string` is checked at run time only.
    */
-  readonly array: string;
+  readonly array: CheckedPath<TArray, ArrayPath<TSchema>>;
   /**
    * The member: a string (at most 1024 characters), finite number, boolean, Date, ObjectId,
    * Decimal128, Long or UUID/Binary. Objects and arrays are rejected, so a request body cannot
@@ -48,22 +63,43 @@ export interface RemoveFromSetWithCapacityOptions<TSchema extends Document = Doc
   readonly member: ScalarValue;
   /**
    * Dotted path of the counter kept in step with the array, e.g. `'tickets_sold'`. A missing
-   * counter counts as 0. Must not overlap `array`.
+   * counter counts as 0. Must not overlap `array`. With a typed collection, only dotted paths
+   * of the schema that hold a number compile (see NumericPath); with `Collection<Document>`,
+   * any string. A value typed `string` is checked at run time only.
    */
-  readonly counter: string;
-  /** Run inside the caller's session or transaction (a session of the collection's own MongoClient). */
-  readonly session?: ClientSession;
+  readonly counter: CheckedPath<TCounter, NumericPath<TSchema>>;
+  /**
+   * Run inside the caller's session or transaction (a session of the collection's own
+   * MongoClient). `undefined` runs without one.
+   */
+  readonly session?: ClientSession | undefined;
 }
 
-export interface AddToSetWithCapacityOptions<TSchema extends Document = Document>
-  extends RemoveFromSetWithCapacityOptions<TSchema> {
+/**
+ * Options of addToSetWithCapacity.
+ *
+ * @typeParam TSchema - the collection's schema.
+ * @typeParam TArray - the path in `array` (see RemoveFromSetWithCapacityOptions).
+ * @typeParam TCounter - the path in `counter` (see RemoveFromSetWithCapacityOptions).
+ * @typeParam TCapacity - the path in `capacity`, when it is one: inferred and checked against
+ *   the schema's numeric paths.
+ */
+export interface AddToSetWithCapacityOptions<
+  TSchema extends Document = Document,
+  TArray extends string = ArrayPath<TSchema>,
+  TCounter extends string = NumericPath<TSchema>,
+  TCapacity extends string = NumericPath<TSchema>,
+  TOpId extends string | undefined = string | undefined,
+> extends RemoveFromSetWithCapacityOptions<TSchema, TArray, TCounter, TOpId> {
   /**
    * How many members fit: a whole number ≥ 1, or the dotted path of a field of the document
    * that holds it (e.g. `'capacity'`), read by the server in the same atomic step. A capacity
    * field that is missing or not a number (or NaN) lets nobody in; the call then throws
-   * InvalidArgumentError on `capacity` rather than answer `full`.
+   * InvalidArgumentError on `capacity` rather than answer `full`. With a typed collection, a
+   * path must be a dotted path of the schema that holds a number (see NumericPath); with
+   * `Collection<Document>`, any string. A value typed `string` is checked at run time only.
    */
-  readonly capacity: number | string;
+  readonly capacity: number | CheckedPath<TCapacity, NumericPath<TSchema>>;
 }
 
 export type AddToSetWithCapacityResult<TSchema extends Document = Document> =
@@ -215,14 +251,16 @@ function roomExpression(v: Validator, capacity: unknown, m: Membership): Documen
  * @throws RetryBudgetExhaustedError (reason `maxAttempts`) when 10 tries in a row saw no place
  *   while the read after each showed one (see Contention); nothing was written.
  */
-export function addToSetWithCapacity<TSchema extends Document = Document>(
+export function addToSetWithCapacity<
+  TSchema extends Document = Document,
+  TArray extends string = ArrayPath<TSchema>,
+  TCounter extends string = NumericPath<TSchema>,
+  TCapacity extends string = NumericPath<TSchema>,
+  TOpId extends string | undefined = undefined,
+>(
   collection: Collection<TSchema>,
-  options: WithoutOpId<AddToSetWithCapacityOptions<TSchema>>,
-): Promise<AddToSetWithCapacityResult<TSchema>>;
-export function addToSetWithCapacity<TSchema extends Document = Document>(
-  collection: Collection<TSchema>,
-  options: AddToSetWithCapacityOptions<TSchema>,
-): Promise<AddToSetWithCapacityResult<TSchema> | AlreadyApplied<TSchema>>;
+  options: AddToSetWithCapacityOptions<TSchema, TArray, TCounter, TCapacity, TOpId>,
+): Promise<AddToSetWithCapacityResult<TSchema> | IfOpId<TOpId, AlreadyApplied<TSchema>>>;
 export async function addToSetWithCapacity<TSchema extends Document = Document>(
   collection: Collection<TSchema>,
   options: AddToSetWithCapacityOptions<TSchema>,
@@ -375,14 +413,15 @@ function contended(
  * @throws RetryBudgetExhaustedError (reason `maxAttempts`) when 10 tries in a row found no member
  *   while the read after each showed it; nothing was removed by this call.
  */
-export function removeFromSetWithCapacity<TSchema extends Document = Document>(
+export function removeFromSetWithCapacity<
+  TSchema extends Document = Document,
+  TArray extends string = ArrayPath<TSchema>,
+  TCounter extends string = NumericPath<TSchema>,
+  TOpId extends string | undefined = undefined,
+>(
   collection: Collection<TSchema>,
-  options: WithoutOpId<RemoveFromSetWithCapacityOptions<TSchema>>,
-): Promise<RemoveFromSetWithCapacityResult<TSchema>>;
-export function removeFromSetWithCapacity<TSchema extends Document = Document>(
-  collection: Collection<TSchema>,
-  options: RemoveFromSetWithCapacityOptions<TSchema>,
-): Promise<RemoveFromSetWithCapacityResult<TSchema> | AlreadyApplied<TSchema>>;
+  options: RemoveFromSetWithCapacityOptions<TSchema, TArray, TCounter, TOpId>,
+): Promise<RemoveFromSetWithCapacityResult<TSchema> | IfOpId<TOpId, AlreadyApplied<TSchema>>>;
 export async function removeFromSetWithCapacity<TSchema extends Document = Document>(
   collection: Collection<TSchema>,
   options: RemoveFromSetWithCapacityOptions<TSchema>,

@@ -12,28 +12,52 @@ import {
   type AlreadyApplied,
   assertNoOverlap,
   guarded,
+  type IfOpId,
   OP_ID_OPTIONS,
   type OpIdOptions,
   opGuard,
   opQuestion,
-  type WithoutOpId,
 } from './op-log.js';
-import { type ScalarValue, validator } from './validate.js';
+import type { CheckedPath, ScalarAt, ScalarPath } from './paths.js';
+import { validator } from './validate.js';
 import { sameScalar } from './values.js';
 
-export interface ClaimOnceOptions<TSchema extends Document = Document> extends OpIdOptions {
+/**
+ * Options of claimOnce.
+ *
+ * @typeParam TSchema - the collection's schema.
+ * @typeParam TField - the state field's path, inferred from `field` and checked against the
+ *   schema's scalar paths: it types `to` and `from`.
+ */
+export interface ClaimOnceOptions<
+  TSchema extends Document = Document,
+  TField extends string = ScalarPath<TSchema>,
+  TOpId extends string | undefined = string | undefined,
+> extends OpIdOptions<TOpId> {
   /** Identifies the document to claim, e.g. `{ _id: orderId }`. */
   readonly filter: Filter<TSchema>;
-  /** The field that records the state, e.g. `'status'` or `'payment.state'`. */
-  readonly field: string;
-  /** The state the claim writes, e.g. `'paid'`. */
-  readonly to: ScalarValue;
   /**
-   * The state(s) the field must hold for the claim to apply. `null` in the list also accepts
-   * a missing field.
+   * The field that records the state, e.g. `'status'` or `'payment.state'`. With a typed
+   * collection, only dotted paths of the schema that hold a scalar (string, number, boolean,
+   * Date, ObjectId, …) compile (see ScalarPath); with `Collection<Document>`, any string. A
+   * value typed `string` is checked at run time only (and `to`/`from` are then any scalar).
+   */
+  readonly field: CheckedPath<TField, ScalarPath<TSchema>>;
+  /**
+   * The state the claim writes, e.g. `'paid'`: a scalar of the field's own type (with a typed
+   * collection: `'paid'` for a `status: 'pending' | 'paid'` field, not `'payed'`).
+   */
+  readonly to: ScalarAt<TSchema, TField>;
+  /**
+   * The state(s) the field must hold for the claim to apply, of the field's own type. `null` in
+   * the list also accepts a missing field.
    * @default anything other than `to`, including a missing field
    */
-  readonly from?: ScalarValue | null | readonly (ScalarValue | null)[];
+  readonly from?:
+    | ScalarAt<TSchema, TField>
+    | null
+    | readonly (ScalarAt<TSchema, TField> | null)[]
+    | undefined;
   /**
    * Extra fields written together with the claim, e.g. `{ paidAt: new Date(), paymentId }`.
    * Values are stored as given; functions, Symbols, invalid Dates and class instances that are
@@ -43,8 +67,11 @@ export interface ClaimOnceOptions<TSchema extends Document = Document> extends O
   readonly set?: Readonly<Record<string, unknown>>;
   /** An extra condition that must also hold, e.g. `{ isPaid: true }` before finalizing. */
   readonly requires?: Filter<TSchema>;
-  /** Run inside the caller's session or transaction (a session of the collection's own MongoClient). */
-  readonly session?: ClientSession;
+  /**
+   * Run inside the caller's session or transaction (a session of the collection's own
+   * MongoClient). `undefined` runs without one.
+   */
+  readonly session?: ClientSession | undefined;
 }
 
 export type ClaimOnceResult<TSchema extends Document = Document> =
@@ -94,14 +121,14 @@ const OPTIONS = [
  * });
  * if (result.outcome === 'alreadyClaimed') return res.status(200).send('already processed');
  */
-export function claimOnce<TSchema extends Document = Document>(
+export function claimOnce<
+  TSchema extends Document = Document,
+  TField extends string = ScalarPath<TSchema>,
+  TOpId extends string | undefined = undefined,
+>(
   collection: Collection<TSchema>,
-  options: WithoutOpId<ClaimOnceOptions<TSchema>>,
-): Promise<ClaimOnceResult<TSchema>>;
-export function claimOnce<TSchema extends Document = Document>(
-  collection: Collection<TSchema>,
-  options: ClaimOnceOptions<TSchema>,
-): Promise<ClaimOnceResult<TSchema> | AlreadyApplied<TSchema>>;
+  options: ClaimOnceOptions<TSchema, TField, TOpId>,
+): Promise<ClaimOnceResult<TSchema> | IfOpId<TOpId, AlreadyApplied<TSchema>>>;
 export async function claimOnce<TSchema extends Document = Document>(
   collection: Collection<TSchema>,
   options: ClaimOnceOptions<TSchema>,

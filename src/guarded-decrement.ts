@@ -29,21 +29,37 @@ import {
   type AlreadyApplied,
   assertNoOverlap,
   guarded,
+  type IfOpId,
   OP_ID_OPTIONS,
   type OpIdOptions,
   opGuard,
   opQuestion,
-  type WithoutOpId,
 } from './op-log.js';
+import type { CheckedPath, NumericPath } from './paths.js';
 import { type WithRetryingTransactionOptions, withRetryingTransaction } from './transaction.js';
 import { notANumber, type Validator, validator } from './validate.js';
 import { numericValue, valueAlong } from './values.js';
 
-export interface GuardedDecrementOptions<TSchema extends Document = Document> extends OpIdOptions {
+/**
+ * Options of guardedDecrement.
+ *
+ * @typeParam TSchema - the collection's schema.
+ * @typeParam TField - the path in `field`, inferred from the call and checked against the
+ *   schema's numeric paths.
+ */
+export interface GuardedDecrementOptions<
+  TSchema extends Document = Document,
+  TField extends string = NumericPath<TSchema>,
+  TOpId extends string | undefined = string | undefined,
+> extends OpIdOptions<TOpId> {
   /** Selects the one document to decrement, e.g. `{ _id: productId }`. */
   readonly filter: Filter<TSchema>;
-  /** The numeric field to decrement, e.g. `'stock'` or `'inventory.available'`. */
-  readonly field: string;
+  /**
+   * The numeric field to decrement, e.g. `'stock'` or `'inventory.available'`. With a typed
+   * collection, only dotted paths of the schema that hold a number compile (see NumericPath);
+   * with `Collection<Document>`, any string. A value typed `string` is checked at run time only.
+   */
+  readonly field: CheckedPath<TField, NumericPath<TSchema>>;
   /** How much to take: a finite number greater than 0. */
   readonly amount: number;
   /**
@@ -51,8 +67,11 @@ export interface GuardedDecrementOptions<TSchema extends Document = Document> ex
    * @default 0
    */
   readonly floor?: number;
-  /** Run inside the caller's session or transaction (a session of the collection's own MongoClient). */
-  readonly session?: ClientSession;
+  /**
+   * Run inside the caller's session or transaction (a session of the collection's own
+   * MongoClient). `undefined` runs without one.
+   */
+  readonly session?: ClientSession | undefined;
 }
 
 export type GuardedDecrementResult<TSchema extends Document = Document> =
@@ -146,14 +165,14 @@ const SINGLE_OPTIONS = ['filter', 'field', 'amount', 'floor', 'session', ...OP_I
  *   NaN, …): a misspelt field or bad data, not a shortage. Found by the failure path's read (no
  *   extra round trip); nothing was decremented.
  */
-export function guardedDecrement<TSchema extends Document = Document>(
+export function guardedDecrement<
+  TSchema extends Document = Document,
+  TField extends string = NumericPath<TSchema>,
+  TOpId extends string | undefined = undefined,
+>(
   collection: Collection<TSchema>,
-  options: WithoutOpId<GuardedDecrementOptions<TSchema>>,
-): Promise<GuardedDecrementResult<TSchema>>;
-export function guardedDecrement<TSchema extends Document = Document>(
-  collection: Collection<TSchema>,
-  options: GuardedDecrementOptions<TSchema>,
-): Promise<GuardedDecrementResult<TSchema> | AlreadyApplied<TSchema>>;
+  options: GuardedDecrementOptions<TSchema, TField, TOpId>,
+): Promise<GuardedDecrementResult<TSchema> | IfOpId<TOpId, AlreadyApplied<TSchema>>>;
 export async function guardedDecrement<TSchema extends Document = Document>(
   collection: Collection<TSchema>,
   options: GuardedDecrementOptions<TSchema>,
@@ -212,11 +231,15 @@ export interface DecrementItem<TSchema extends Document = Document> {
   readonly amount: number;
 }
 
-interface DecrementAllCommon<TSchema extends Document> {
+interface DecrementAllCommon<TSchema extends Document, TField extends string> {
   /** The items to take, all or none. Not empty. */
   readonly items: readonly DecrementItem<TSchema>[];
-  /** The numeric field every item decrements, e.g. `'stock'`. */
-  readonly field: string;
+  /**
+   * The numeric field every item decrements, e.g. `'stock'`. With a typed collection, only
+   * dotted paths of the schema that hold a number compile (see NumericPath); with
+   * `Collection<Document>`, any string. A value typed `string` is checked at run time only.
+   */
+  readonly field: CheckedPath<TField, NumericPath<TSchema>>;
   /**
    * The value no item's field may go below.
    * @default 0
@@ -225,30 +248,40 @@ interface DecrementAllCommon<TSchema extends Document> {
 }
 
 /** Join the caller's transaction: the caller commits or aborts. */
-export interface GuardedDecrementAllInTransaction<TSchema extends Document = Document>
-  extends DecrementAllCommon<TSchema> {
+export interface GuardedDecrementAllInTransaction<
+  TSchema extends Document = Document,
+  TField extends string = NumericPath<TSchema>,
+> extends DecrementAllCommon<TSchema, TField> {
   /** A session with a transaction in progress. */
   readonly session: ClientSession;
-  readonly client?: never;
-  readonly transaction?: never;
+  /** Not with `session`: the caller's transaction is joined. */
+  readonly client?: undefined;
+  /** Not with `session`: the caller runs its own transaction. */
+  readonly transaction?: undefined;
 }
 
 /** Run in a transaction of its own, retried through withRetryingTransaction. */
-export interface GuardedDecrementAllOwnTransaction<TSchema extends Document = Document>
-  extends DecrementAllCommon<TSchema> {
+export interface GuardedDecrementAllOwnTransaction<
+  TSchema extends Document = Document,
+  TField extends string = NumericPath<TSchema>,
+> extends DecrementAllCommon<TSchema, TField> {
   /**
    * The client to start the transaction on: the collection's own client (another one is refused
    * with InvalidArgumentError before anything is sent).
    */
   readonly client: MongoClient;
   /** Retry budget, backoff, hooks and signal of the transaction runner. */
-  readonly transaction?: WithRetryingTransactionOptions;
-  readonly session?: never;
+  readonly transaction?: WithRetryingTransactionOptions | undefined;
+  /** Not with `client`: this function runs its own transaction. */
+  readonly session?: undefined;
 }
 
-export type GuardedDecrementAllOptions<TSchema extends Document = Document> =
-  | GuardedDecrementAllInTransaction<TSchema>
-  | GuardedDecrementAllOwnTransaction<TSchema>;
+export type GuardedDecrementAllOptions<
+  TSchema extends Document = Document,
+  TField extends string = NumericPath<TSchema>,
+> =
+  | GuardedDecrementAllInTransaction<TSchema, TField>
+  | GuardedDecrementAllOwnTransaction<TSchema, TField>;
 
 export interface Shortage {
   /** Index of the item in `items`. */
@@ -338,9 +371,12 @@ interface ItemPlan {
  *   diagnosis found enough stock.
  * @throws TransactionsUnsupportedError with `client` on a standalone mongod.
  */
-export async function guardedDecrementAll<TSchema extends Document = Document>(
+export async function guardedDecrementAll<
+  TSchema extends Document = Document,
+  TField extends string = NumericPath<TSchema>,
+>(
   collection: Collection<TSchema>,
-  options: GuardedDecrementAllOptions<TSchema>,
+  options: GuardedDecrementAllOptions<TSchema, TField>,
 ): Promise<GuardedDecrementAllResult> {
   const v = validator(PRIMITIVE);
   v.collection(collection);

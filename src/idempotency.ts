@@ -232,8 +232,10 @@ export interface WithIdempotencyKeyOptions<T> extends IdempotencyCommonOptions {
    * starting with `$` are refused by the server.
    */
   readonly fn: (context: IdempotencyContext) => Promise<T>;
-  readonly client?: never;
-  readonly transaction?: never;
+  /** No client: `fn` runs outside a transaction. */
+  readonly client?: undefined;
+  /** Only with `client`. */
+  readonly transaction?: undefined;
 }
 
 export interface WithIdempotencyKeyTransactionOptions<T> extends IdempotencyCommonOptions {
@@ -244,10 +246,19 @@ export interface WithIdempotencyKeyTransactionOptions<T> extends IdempotencyComm
    */
   readonly client: MongoClient;
   /** Retry budget, backoff, hooks and signal of the transaction runner. */
-  readonly transaction?: WithRetryingTransactionOptions;
+  readonly transaction?: WithRetryingTransactionOptions | undefined;
   /** As in WithIdempotencyKeyOptions; write with `session`. It may run more than once. */
   readonly fn: (context: IdempotencyTransactionContext) => Promise<T>;
 }
+
+/**
+ * The options of one withIdempotencyKey call: WithIdempotencyKeyOptions (no `client`) or
+ * WithIdempotencyKeyTransactionOptions (`client` given). `client` tells the two apart, so `fn`'s
+ * context is typed by the mode and a mistake is reported against that mode alone.
+ */
+export type WithIdempotencyKeyAnyOptions<T> =
+  | WithIdempotencyKeyOptions<T>
+  | WithIdempotencyKeyTransactionOptions<T>;
 
 export type IdempotencyResult<T> =
   /**
@@ -471,11 +482,7 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
  */
 export function withIdempotencyKey<T>(
   collection: IdempotencyCollection,
-  options: WithIdempotencyKeyTransactionOptions<T>,
-): Promise<IdempotencyResult<T>>;
-export function withIdempotencyKey<T>(
-  collection: IdempotencyCollection,
-  options: WithIdempotencyKeyOptions<T>,
+  options: WithIdempotencyKeyAnyOptions<T>,
 ): Promise<IdempotencyResult<T>>;
 export async function withIdempotencyKey<T>(
   collection: IdempotencyCollection,

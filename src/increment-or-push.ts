@@ -22,6 +22,14 @@ import {
   opSeenExpression,
   type WithoutOpId,
 } from './op-log.js';
+import type {
+  ArrayElementAt,
+  ArrayPath,
+  CheckedPath,
+  NumericFieldName,
+  PathRecord,
+  ScalarFieldName,
+} from './paths.js';
 import { isUnprojectedImage, projectRetryImage } from './retry-image.js';
 import { describe, isPlainObject, type ScalarValue, validator } from './validate.js';
 import { getField } from './values.js';
@@ -29,7 +37,26 @@ import { getField } from './values.js';
 const PRIMITIVE = 'incrementOrPushArrayItem';
 const v = validator(PRIMITIVE);
 
-export interface IncrementOrPushOptions<TSchema extends Document = Document> extends OpIdOptions {
+/**
+ * The identity of an element of type `TItem`: its scalar fields and their values. Any field
+ * names for an untyped element.
+ */
+export type ElementMatch<TItem> = PathRecord<ScalarFieldName<TItem>, ScalarValue>;
+
+/** Counters (or caps) of an element of type `TItem`: its numeric fields. Any field names for an untyped element. */
+export type ElementCounters<TItem> = PathRecord<NumericFieldName<TItem>, number>;
+
+/**
+ * Options of incrementOrPushArrayItem.
+ *
+ * @typeParam TSchema - the collection's schema.
+ * @typeParam TArray - the array's path, inferred from `array`: its element type types the keys
+ *   of `match`, `inc` and `max`, and the result's `item`.
+ */
+export interface IncrementOrPushOptions<
+  TSchema extends Document = Document,
+  TArray extends string = ArrayPath<TSchema>,
+> extends OpIdOptions {
   /**
    * Selects the parent document, e.g. `{ userId }` or `{ _id: sessionId }`. It should select
    * at most one document (when several match, the first in natural order is changed), and
@@ -43,23 +70,28 @@ export interface IncrementOrPushOptions<TSchema extends Document = Document> ext
    * parent documents on the path, are created. Every segment names a field (a numeric segment
    * is a field name, not an array index). Parents on the path should be documents or missing:
    * like any pipeline `$set`, the update replaces a scalar parent with a document, and maps
-   * over an array parent.
+   * over an array parent. With a typed collection, only dotted paths of the schema that hold an
+   * array compile (see ArrayPath); with `Collection<Document>`, any string. A value typed
+   * `string` is checked at run time only (and the element is then untyped).
    */
-  readonly array: string;
+  readonly array: CheckedPath<TArray, ArrayPath<TSchema>>;
   /**
    * The element's identity: one or more field names and scalar values, e.g. `{ courseId }` or
    * `{ productId, size, color }`. Compared with aggregation `$eq` by the server (numbers of
    * different types are equal when their values are; the collection's default collation
    * applies to strings). Objects and arrays are rejected, so a request body cannot smuggle in
-   * query operators.
+   * query operators. With a typed collection, the keys are the element type's scalar fields;
+   * with `Collection<Document>` (or `any` elements), any field names.
    */
-  readonly match: Readonly<Record<string, ScalarValue>>;
+  readonly match: ElementMatch<ArrayElementAt<TSchema, TArray>>;
   /**
    * Counters to add to the element (finite numbers greater than 0). A new element starts with
-   * these values; an existing element missing a counter (or holding null) counts from 0.
+   * these values; an existing element missing a counter (or holding null) counts from 0. With
+   * a typed collection, the keys are the element type's numeric fields; with
+   * `Collection<Document>`, any field names.
    * @default { quantity: 1 }
    */
-  readonly inc?: Readonly<Record<string, number>>;
+  readonly inc?: ElementCounters<ArrayElementAt<TSchema, TArray>> | undefined;
   /**
    * Extra fields written only into a newly pushed element (name, price, …), stored as given
    * (values are never interpreted as expressions). Keys must not repeat `match` or `inc` keys.
@@ -71,17 +103,21 @@ export interface IncrementOrPushOptions<TSchema extends Document = Document> ext
   /**
    * Caps per counter (keys must be keys of `inc`). When an existing matching element's counter
    * plus its increment would exceed its cap, nothing changes and the call resolves
-   * `limitReached`. A cap below its own increment could never be met, so it is rejected.
+   * `limitReached`. A cap below its own increment could never be met, so it is rejected. With a
+   * typed collection, the keys are the element type's numeric fields.
    */
-  readonly max?: Readonly<Record<string, number>>;
+  readonly max?: ElementCounters<ArrayElementAt<TSchema, TArray>> | undefined;
   /**
    * Create the parent document when `filter` matches none. Needs a unique index on the
    * filter's equality fields to stay race-free: see the function's documentation.
    * @default false
    */
   readonly upsert?: boolean;
-  /** Runs the update in this session (and in its transaction, if one is open). */
-  readonly session?: ClientSession;
+  /**
+   * Runs the update in this session (and in its transaction, if one is open). `undefined` runs
+   * without one.
+   */
+  readonly session?: ClientSession | undefined;
 }
 
 /**
@@ -116,6 +152,16 @@ export type IncrementOrPushResult<TItem extends Document = Document> =
     };
 
 export type IncrementOrPushOutcome = IncrementOrPushResult['outcome'];
+
+/**
+ * The element type a call resolves with: `TItem` when given explicitly (for an untyped
+ * collection), else the element type of the array at `TArray` (`Document` when unknown).
+ */
+export type IncrementOrPushItem<TSchema, TItem, TArray extends string> = [TItem] extends [never]
+  ? ArrayElementAt<TSchema, TArray> extends infer E extends Document
+    ? E
+    : Document
+  : TItem;
 
 const KNOWN_OPTIONS = [
   'filter',
@@ -201,6 +247,16 @@ const DEFAULT_INC: Readonly<Record<string, number>> = { quantity: 1 };
  * in a findAndModify projection: 4.4). No replica set, unless `session` carries a transaction. Field names that
  * start with `$` inside `fields` values can only be stored on MongoDB 5.0+.
  *
+ * **Types**: with a typed collection, `array` must be one of its array paths, the keys of
+ * `match`, `inc` and `max` fields of that array's element type, and the result's `item` has
+ * that element type, inferred (no type argument needed). With an untyped collection
+ * (`Collection<Document>`, e.g. Mongoose's `Model.collection`), name the element type as the
+ * second type argument: `incrementOrPushArrayItem<Document, CartLine>(carts, …)`.
+ *
+ * @typeParam TSchema - the collection's schema.
+ * @typeParam TItem - the element type, to name for an untyped collection; inferred otherwise.
+ * @typeParam TArray - the path in `array`, inferred from the call.
+ *
  * @throws InvalidArgumentError for a bad argument (no command sent).
  * @throws the driver's error for server and network failures, including a type error when the
  *   path holds a non-array or a matching element's counter is not a number.
@@ -212,18 +268,22 @@ const DEFAULT_INC: Readonly<Record<string, number>> = { quantity: 1 };
  */
 export function incrementOrPushArrayItem<
   TSchema extends Document = Document,
-  TItem extends Document = Document,
+  TItem extends Document = never,
+  TArray extends string = [TItem] extends [never] ? ArrayPath<TSchema> : string,
 >(
   collection: Collection<TSchema>,
-  options: WithoutOpId<IncrementOrPushOptions<TSchema>>,
-): Promise<IncrementOrPushResult<TItem>>;
+  options: WithoutOpId<IncrementOrPushOptions<TSchema, TArray>>,
+): Promise<IncrementOrPushResult<IncrementOrPushItem<TSchema, TItem, TArray>>>;
 export function incrementOrPushArrayItem<
   TSchema extends Document = Document,
-  TItem extends Document = Document,
+  TItem extends Document = never,
+  TArray extends string = [TItem] extends [never] ? ArrayPath<TSchema> : string,
 >(
   collection: Collection<TSchema>,
-  options: IncrementOrPushOptions<TSchema>,
-): Promise<IncrementOrPushResult<TItem> | AlreadyApplied<TSchema>>;
+  options: IncrementOrPushOptions<TSchema, TArray>,
+): Promise<
+  IncrementOrPushResult<IncrementOrPushItem<TSchema, TItem, TArray>> | AlreadyApplied<TSchema>
+>;
 export async function incrementOrPushArrayItem<
   TSchema extends Document = Document,
   TItem extends Document = Document,

@@ -66,11 +66,15 @@ export {
   IdempotencyState,
   type IdempotencyTransactionContext,
   type IdempotencyWait,
+  type WithIdempotencyKeyAnyOptions,
   type WithIdempotencyKeyOptions,
   type WithIdempotencyKeyTransactionOptions,
   withIdempotencyKey,
 } from './idempotency.js';
 export {
+  type ElementCounters,
+  type ElementMatch,
+  type IncrementOrPushItem,
   type IncrementOrPushOptions,
   type IncrementOrPushOutcome,
   type IncrementOrPushResult,
@@ -78,11 +82,27 @@ export {
 } from './increment-or-push.js';
 export type {
   AlreadyApplied,
+  IfOpId,
   OpIdLogOptions,
   OpIdOptions,
   WithOpId,
   WithoutOpId,
 } from './op-log.js';
+export type {
+  ArrayElementAt,
+  ArrayPath,
+  CheckedPath,
+  IsUntypedSchema,
+  MaxPathDepth,
+  NumericFieldName,
+  NumericPath,
+  NumericValue,
+  PathRecord,
+  PathValue,
+  ScalarAt,
+  ScalarFieldName,
+  ScalarPath,
+} from './paths.js';
 export {
   type RetryingTransactionOptions,
   type TransactionAttempt,

@@ -31,16 +31,23 @@ export interface OpIdLogOptions {
   readonly size?: number;
 }
 
-/** The options every single-document primitive accepts for exactly-once application. */
-export interface OpIdOptions {
+/**
+ * The options every single-document primitive accepts for exactly-once application.
+ *
+ * @typeParam TOpId - the type of `opId` in a call, inferred: when a call has no `opId` (or only
+ *   `undefined`), its result type leaves out `alreadyApplied`.
+ */
+export interface OpIdOptions<TOpId extends string | undefined = string | undefined> {
   /**
    * A caller-chosen id of this logical operation (e.g. a request id or idempotency token).
    * The operation applies at most once per document per id; a repeat resolves
-   * `alreadyApplied` and changes nothing.
+   * `alreadyApplied` and changes nothing. `undefined` is the same as leaving it out (the
+   * call's result type then still admits `alreadyApplied` when the value's type is
+   * `string | undefined`).
    */
-  readonly opId?: string;
+  readonly opId?: TOpId;
   /** Where and how many ids are kept. @default { field: '_opIds', size: 50 } */
-  readonly opIdLog?: OpIdLogOptions;
+  readonly opIdLog?: OpIdLogOptions | undefined;
 }
 
 /** A repeat of an operation id: nothing changed. `document` is as read. */
@@ -48,6 +55,12 @@ export interface AlreadyApplied<TSchema extends Document> {
   readonly outcome: 'alreadyApplied';
   readonly document: WithId<TSchema>;
 }
+
+/**
+ * `T` when a call's `opId` (of type `TOpId`) may be a string, else `never`: the primitives add
+ * `AlreadyApplied` to their result type with it.
+ */
+export type IfOpId<TOpId, T> = [TOpId] extends [undefined] ? never : T;
 
 /** Options that carry an `opId`: the call may resolve `alreadyApplied`. */
 export type WithOpId<O> = O & { readonly opId: string };

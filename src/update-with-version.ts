@@ -16,13 +16,14 @@ import {
   type AlreadyApplied,
   assertNoOverlap,
   guarded,
+  type IfOpId,
   OP_ID_OPTIONS,
   type OpGuard,
   type OpIdOptions,
   opGuard,
   opQuestion,
-  type WithoutOpId,
 } from './op-log.js';
+import type { CheckedPath, NumericPath } from './paths.js';
 import {
   backoffDelay,
   isAbortSignal,
@@ -86,7 +87,18 @@ export interface VersionConflictEvent extends VersionConflict {
   readonly delayMs: number;
 }
 
-export interface UpdateWithVersionOptions<TSchema extends Document = Document> extends OpIdOptions {
+/**
+ * Options of updateWithVersion.
+ *
+ * @typeParam TSchema - the collection's schema.
+ * @typeParam TVersion - the path in `versionField`, inferred and checked against the schema's
+ *   numeric paths.
+ */
+export interface UpdateWithVersionOptions<
+  TSchema extends Document = Document,
+  TVersion extends string = NumericPath<TSchema>,
+  TOpId extends string | undefined = string | undefined,
+> extends OpIdOptions<TOpId> {
   /** Selects the one document to update, e.g. `{ _id: studentId }`. Use a unique filter. */
   readonly filter: Filter<TSchema>;
   /**
@@ -103,10 +115,12 @@ export interface UpdateWithVersionOptions<TSchema extends Document = Document> e
   /**
    * The numeric version field. A document without it is at version 0 and gets version 1.
    * Every writer of the document must bump it (or only touch fields the callback never
-   * computes from), or its change goes unnoticed.
+   * computes from), or its change goes unnoticed. With a typed collection, only dotted paths
+   * of the schema that hold a number compile (see NumericPath); with `Collection<Document>`,
+   * any string; a value typed `string` is checked at run time only.
    * @default 'version'
    */
-  readonly versionField?: string;
+  readonly versionField?: CheckedPath<TVersion, NumericPath<TSchema>> | undefined;
   /** Most attempts, the first included (an integer ≥ 1). @default 10 */
   readonly maxAttempts?: number;
   /**
@@ -121,8 +135,11 @@ export interface UpdateWithVersionOptions<TSchema extends Document = Document> e
   readonly onConflict?: (event: VersionConflictEvent) => void | Promise<void>;
   /** Cancels the call: checked before the first read and before each write, and ends a backoff. */
   readonly signal?: AbortSignal;
-  /** Run inside the caller's session or transaction (of the collection's own MongoClient; see the contract). */
-  readonly session?: ClientSession;
+  /**
+   * Run inside the caller's session or transaction (of the collection's own MongoClient; see
+   * the contract). `undefined` runs without one.
+   */
+  readonly session?: ClientSession | undefined;
 }
 
 export type UpdateWithVersionResult<TSchema extends Document = Document> =
@@ -342,14 +359,14 @@ function versionOf(
  * @throws the callback's error, the `onConflict` hook's error and `signal.reason`, unchanged;
  *   driver and server errors (WriteConflict in a transaction included), unchanged.
  */
-export function updateWithVersion<TSchema extends Document = Document>(
+export function updateWithVersion<
+  TSchema extends Document = Document,
+  TVersion extends string = NumericPath<TSchema>,
+  TOpId extends string | undefined = undefined,
+>(
   collection: Collection<TSchema>,
-  options: WithoutOpId<UpdateWithVersionOptions<TSchema>>,
-): Promise<UpdateWithVersionResult<TSchema>>;
-export function updateWithVersion<TSchema extends Document = Document>(
-  collection: Collection<TSchema>,
-  options: UpdateWithVersionOptions<TSchema>,
-): Promise<UpdateWithVersionResult<TSchema> | AlreadyApplied<TSchema>>;
+  options: UpdateWithVersionOptions<TSchema, TVersion, TOpId>,
+): Promise<UpdateWithVersionResult<TSchema> | IfOpId<TOpId, AlreadyApplied<TSchema>>>;
 export async function updateWithVersion<TSchema extends Document = Document>(
   collection: Collection<TSchema>,
   options: UpdateWithVersionOptions<TSchema>,

@@ -122,7 +122,7 @@ describe('capacity set types', () => {
       // @ts-expect-error the counter must be named
       await addToSetWithCapacity(events, {
         filter: { _id: 'e1' },
-        array: 'a',
+        array: 'registration_ids',
         member: 'u',
         capacity: 1,
       });

@@ -119,9 +119,15 @@ describe('incrementOrPushArrayItem types', () => {
         upsert: true,
         session,
       });
-      // A string _id in the filter, typed by the collection's schema.
+      // A string _id in the filter, typed by the collection's schema; a dotted array path.
       void incrementOrPushArrayItem(sessions, {
         filter: { _id: 'sess-1' },
+        array: 'data.cart',
+        match: { courseId: 'c1' },
+      });
+      // Every scalar kind as an identity value (an untyped element accepts any field names).
+      void incrementOrPushArrayItem({} as Collection, {
+        filter: { userId: 'u1' },
         array: 'data.cart',
         match: { courseId: 'c1', size: 2, gift: false, at: new Date() },
       });
