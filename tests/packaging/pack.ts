@@ -76,6 +76,8 @@ export interface FreshProject {
   readonly stage: string;
   /** The project: `package.json` (ESM) and `node_modules/mongo-atomics` from the tarball. */
   readonly app: string;
+  /** The tarball, as `npm pack` wrote it. */
+  readonly tarball: string;
   /** Every file the tarball holds, sorted. */
   readonly packedFiles: readonly string[];
   /** Where the tarball's `dist` came from. */
@@ -135,6 +137,7 @@ export async function freshProject(linked: readonly string[]): Promise<FreshProj
   return {
     stage,
     app,
+    tarball: join(stage, packed.filename),
     packedFiles: packed.files.map((file) => file.path).sort(),
     built,
   };
