@@ -148,6 +148,7 @@ export interface ApplyProgressOptions<
 
 /** The call applied its increments. */
 export interface ProgressApplied<TSchema extends Document = Document> {
+  /** The increments (and any level and badges they earned) were written. */
   readonly outcome: 'applied';
   /** The document as this call left it (the counters, level, badges and op log it wrote). */
   readonly document: WithId<TSchema>;
@@ -166,9 +167,13 @@ export interface ProgressApplied<TSchema extends Document = Document> {
 
 /** No document matched `filter` when the update ran. Nothing changed. */
 export interface ProgressNotFound {
+  /** No document matched `filter`. */
   readonly outcome: 'notFound';
+  /** Absent: there is no document. */
   readonly document?: never;
+  /** Absent on this outcome. */
   readonly levelsGained?: never;
+  /** Absent on this outcome. */
   readonly badgesEarned?: never;
 }
 
@@ -185,7 +190,9 @@ export type ApplyProgressResult<TSchema extends Document = Document> =
 export type ApplyProgressOnceResult<TSchema extends Document = Document> =
   | ApplyProgressResult<TSchema>
   | (AlreadyApplied<TSchema> & {
+      /** Absent: a repeat gains no level. */
       readonly levelsGained?: never;
+      /** Absent: a repeat earns no badge. */
       readonly badgesEarned?: never;
     });
 

@@ -74,15 +74,35 @@ export interface ClaimOnceOptions<
   readonly session?: ClientSession | undefined;
 }
 
+/**
+ * What claimOnce did, told by `outcome` (with `opId`, also `alreadyApplied`: see
+ * AlreadyApplied). Fields a branch lacks are typed `?: never`, so destructuring narrows.
+ */
 export type ClaimOnceResult<TSchema extends Document = Document> =
-  /** This call moved the document to `to`; `document` is as it is after the claim. */
-  | { readonly outcome: 'claimed'; readonly document: WithId<TSchema> }
-  /** The field already equals `to` (someone else claimed it); `document` is as read. */
-  | { readonly outcome: 'alreadyClaimed'; readonly document: WithId<TSchema> }
-  /** The field holds a state not in `from`, or `requires` does not hold; `document` is as read. */
-  | { readonly outcome: 'preconditionFailed'; readonly document: WithId<TSchema> }
-  /** No document matches `filter`. */
-  | { readonly outcome: 'notFound'; readonly document?: never };
+  | {
+      /** This call moved the document's state field to `to`. */
+      readonly outcome: 'claimed';
+      /** The document as it is after the claim. */
+      readonly document: WithId<TSchema>;
+    }
+  | {
+      /** The field already equals `to` (someone else claimed it); nothing changed. */
+      readonly outcome: 'alreadyClaimed';
+      /** The document as read. */
+      readonly document: WithId<TSchema>;
+    }
+  | {
+      /** The field holds a state not in `from`, or `requires` does not hold; nothing changed. */
+      readonly outcome: 'preconditionFailed';
+      /** The document as read: what blocked the claim. */
+      readonly document: WithId<TSchema>;
+    }
+  | {
+      /** No document matches `filter`; nothing changed. */
+      readonly outcome: 'notFound';
+      /** Absent: there is no document. */
+      readonly document?: never;
+    };
 
 const OPTIONS = [
   'filter',

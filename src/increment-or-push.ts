@@ -128,12 +128,15 @@ export type IncrementOrPushResult<TItem extends Document = Document> =
   | {
       /** An element with this identity existed; its counters were incremented. */
       readonly outcome: 'incremented';
+      /** The element as it is after the increment. */
       readonly item: TItem;
+      /** Absent: the parent document existed. */
       readonly created?: never;
     }
   | {
       /** No element had this identity; a new one was appended. */
       readonly outcome: 'pushed';
+      /** The new element, as appended. */
       readonly item: TItem;
       /** The parent document did not exist and was inserted (only with `upsert: true`). */
       readonly created: boolean;
@@ -141,16 +144,21 @@ export type IncrementOrPushResult<TItem extends Document = Document> =
   | {
       /** The element exists, but an increment would pass its `max`; nothing changed. */
       readonly outcome: 'limitReached';
+      /** The element as it is, unchanged. */
       readonly item: TItem;
+      /** Absent: the parent document existed. */
       readonly created?: never;
     }
   | {
       /** No document matched `filter` (and `upsert` was off). Nothing changed. */
       readonly outcome: 'notFound';
+      /** Absent: there is no element. */
       readonly item?: never;
+      /** Absent: nothing was inserted. */
       readonly created?: never;
     };
 
+/** The outcomes of incrementOrPushArrayItem: `'incremented' | 'pushed' | 'limitReached' | 'notFound'`. */
 export type IncrementOrPushOutcome = IncrementOrPushResult['outcome'];
 
 /**
