@@ -205,16 +205,7 @@ const RULE_KEYS = ['badge', 'counter', 'atLeast'] as const;
  * Adds to counters and derives the level and badges from them in one atomic update, reporting
  * exactly what this call earned.
  *
- * ```ts
- * const result = await applyProgress(students, {
- *   filter: { _id: studentId },
- *   inc: { xp: reward, auraPoints: reward, submissions: 1 },
- *   level: { field: 'level', counter: 'xp', thresholds: [100, 500, 1400, 3000, 5500] },
- *   badges: { field: 'badges', rules: [{ badge: 'first-steps', counter: 'submissions', atLeast: 1 }] },
- *   opId: requestId, // a double click or a retry applies once
- * });
- * if (result.outcome === 'applied') for (const level of result.levelsGained) notifyLevelUp(level);
- * ```
+ * See the example below.
  *
  * **Guard**: `filter` (and, with `opId`, "this id is not in the op id log").
  *
@@ -277,6 +268,28 @@ const RULE_KEYS = ['badge', 'counter', 'atLeast'] as const;
  *   on a retried command, when the outcome could not be read from the image (the document was
  *   deleted before the `aggregate` ran, or the `aggregate` failed: its error is the `cause`):
  *   the award was applied, so do not repeat it blindly.
+ *
+ * @example
+ * ```ts
+ * interface Student {
+ *   _id: string;
+ *   xp: number;
+ *   auraPoints: number;
+ *   submissions: number;
+ *   level: number;
+ *   badges: string[];
+ * }
+ * const students = db.collection<Student>('students');
+ *
+ * const result = await applyProgress(students, {
+ *   filter: { _id: studentId },
+ *   inc: { xp: reward, auraPoints: reward, submissions: 1 },
+ *   level: { field: 'level', counter: 'xp', thresholds: [100, 500, 1400, 3000, 5500] },
+ *   badges: { field: 'badges', rules: [{ badge: 'first-steps', counter: 'submissions', atLeast: 1 }] },
+ *   opId: requestId, // a double click or a retry applies once
+ * });
+ * if (result.outcome === 'applied') for (const level of result.levelsGained) notifyLevelUp(level);
+ * ```
  */
 export function applyProgress<
   TSchema extends Document = Document,
