@@ -268,6 +268,10 @@ function roomExpression(v: Validator, capacity: unknown, m: Membership): Documen
  * - Works on a standalone server; joins the caller's transaction through `session`.
  *
  * @example
+ * ```ts
+ * interface Event { _id: ObjectId; capacity: number; tickets_sold: number; registration_ids: string[] }
+ * const events = db.collection<Event>('events');
+ *
  * const result = await addToSetWithCapacity(events, {
  *   filter: { _id: eventId },
  *   array: 'registration_ids',
@@ -276,6 +280,7 @@ function roomExpression(v: Validator, capacity: unknown, m: Membership): Documen
  *   capacity: 'capacity',
  * });
  * if (result.outcome === 'full') return res.status(409).send('sold out');
+ * ```
  *
  * @throws InvalidArgumentError for invalid options, before anything is sent; and, from the
  *   failure read (no extra round trip, nothing added), on `capacity` when the matched document
@@ -434,6 +439,10 @@ function contended(
  * - Works on a standalone server; joins the caller's transaction through `session`.
  *
  * @example
+ * ```ts
+ * interface Event { _id: ObjectId; capacity: number; tickets_sold: number; registration_ids: string[] }
+ * const events = db.collection<Event>('events');
+ *
  * const result = await removeFromSetWithCapacity(events, {
  *   filter: { _id: eventId },
  *   array: 'registration_ids',
@@ -441,6 +450,7 @@ function contended(
  *   counter: 'tickets_sold',
  * });
  * if (result.outcome === 'notMember') return res.status(404).send('not registered');
+ * ```
  *
  * @throws InvalidArgumentError for invalid options, before anything is sent.
  * @throws RetryBudgetExhaustedError (reason `maxAttempts`) when 10 tries in a row found no member

@@ -132,6 +132,15 @@ const OPTIONS = [
  * - Works on a standalone server; joins the caller's transaction through `session`.
  *
  * @example
+ * ```ts
+ * interface Order {
+ *   _id: string;
+ *   status: 'pending' | 'paid' | 'cancelled';
+ *   paidAt?: Date;
+ *   paymentId?: string;
+ * }
+ * const orders = db.collection<Order>('orders');
+ *
  * const result = await claimOnce(orders, {
  *   filter: { _id: orderId },
  *   field: 'status',
@@ -140,6 +149,8 @@ const OPTIONS = [
  *   set: { paidAt: new Date(), paymentId },
  * });
  * if (result.outcome === 'alreadyClaimed') return res.status(200).send('already processed');
+ * if (result.outcome === 'preconditionFailed') return res.status(409).send(result.document.status);
+ * ```
  */
 export function claimOnce<
   TSchema extends Document = Document,

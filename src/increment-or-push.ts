@@ -189,17 +189,7 @@ const DEFAULT_INC: Readonly<Record<string, number>> = { quantity: 1 };
  * Increments the counters of the array element with the given identity, or appends a new
  * element when there is none, in one atomic update that never creates duplicate elements.
  *
- * ```ts
- * const result = await incrementOrPushArrayItem(carts, {
- *   filter: { userId },
- *   array: 'courses',
- *   match: { courseId },
- *   fields: { title, price },
- *   max: { quantity: 10 },
- *   upsert: true,
- * });
- * if (result.outcome === 'limitReached') return reply(409, 'at most 10 per course');
- * ```
+ * See the example below.
  *
  * **Guard**: `filter` selects the parent document; an element matches when every `match` field
  * equals its value (aggregation `$eq`, evaluated by the server). With `max`, an existing element
@@ -273,6 +263,25 @@ const DEFAULT_INC: Readonly<Record<string, number>> = { quantity: 1 };
  *   not be read from the image (the document was deleted before the `aggregate` ran, or the
  *   `aggregate` failed: its error is the `cause`): the update was applied, so do not repeat
  *   the call blindly.
+ *
+ * @example
+ * ```ts
+ * interface CartLine { courseId: string; title: string; price: number; quantity: number }
+ * interface Cart { _id: ObjectId; userId: string; courses: CartLine[] }
+ * const carts = db.collection<Cart>('carts');
+ * await carts.createIndex({ userId: 1 }, { unique: true }); // once: keeps upserts race-free
+ *
+ * const result = await incrementOrPushArrayItem(carts, {
+ *   filter: { userId },
+ *   array: 'courses',
+ *   match: { courseId },
+ *   fields: { title, price },
+ *   max: { quantity: 10 },
+ *   upsert: true,
+ * });
+ * if (result.outcome === 'limitReached') return reply(409, 'at most 10 per course');
+ * // result.item is a CartLine: the line as it is now
+ * ```
  */
 export function incrementOrPushArrayItem<
   TSchema extends Document = Document,

@@ -365,6 +365,10 @@ function versionOf(
  * - Works on a standalone server.
  *
  * @example
+ * ```ts
+ * interface Student { _id: string; xp: number; level: number; version: number }
+ * const students = db.collection<Student>('students');
+ *
  * const result = await updateWithVersion(students, {
  *   filter: { _id: studentId },
  *   update: (student) => {
@@ -374,6 +378,9 @@ function versionOf(
  *   },
  *   opId: submissionId,
  * });
+ * if (result.outcome === 'notFound') return res.status(404).end();
+ * if (result.outcome === 'updated') res.json({ level: result.document.level });
+ * ```
  *
  * @throws InvalidArgumentError for invalid options (nothing sent), for an invalid update
  *   returned by the callback or a non-numeric version field (only reads sent).
