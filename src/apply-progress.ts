@@ -148,6 +148,7 @@ export interface ApplyProgressOptions<
 
 /** The call applied its increments. */
 export interface ProgressApplied<TSchema extends Document = Document> {
+  /** The increments (and any level and badges they earned) were written. */
   readonly outcome: 'applied';
   /** The document as this call left it (the counters, level, badges and op log it wrote). */
   readonly document: WithId<TSchema>;
@@ -166,9 +167,13 @@ export interface ProgressApplied<TSchema extends Document = Document> {
 
 /** No document matched `filter` when the update ran. Nothing changed. */
 export interface ProgressNotFound {
+  /** No document matched `filter`. */
   readonly outcome: 'notFound';
+  /** Absent: there is no document. */
   readonly document?: never;
+  /** Absent on this outcome. */
   readonly levelsGained?: never;
+  /** Absent on this outcome. */
   readonly badgesEarned?: never;
 }
 
@@ -185,7 +190,9 @@ export type ApplyProgressResult<TSchema extends Document = Document> =
 export type ApplyProgressOnceResult<TSchema extends Document = Document> =
   | ApplyProgressResult<TSchema>
   | (AlreadyApplied<TSchema> & {
+      /** Absent: a repeat gains no level. */
       readonly levelsGained?: never;
+      /** Absent: a repeat earns no badge. */
       readonly badgesEarned?: never;
     });
 
@@ -198,16 +205,7 @@ const RULE_KEYS = ['badge', 'counter', 'atLeast'] as const;
  * Adds to counters and derives the level and badges from them in one atomic update, reporting
  * exactly what this call earned.
  *
- * ```ts
- * const result = await applyProgress(students, {
- *   filter: { _id: studentId },
- *   inc: { xp: reward, auraPoints: reward, submissions: 1 },
- *   level: { field: 'level', counter: 'xp', thresholds: [100, 500, 1400, 3000, 5500] },
- *   badges: { field: 'badges', rules: [{ badge: 'first-steps', counter: 'submissions', atLeast: 1 }] },
- *   opId: requestId, // a double click or a retry applies once
- * });
- * if (result.outcome === 'applied') for (const level of result.levelsGained) notifyLevelUp(level);
- * ```
+ * See the example below.
  *
  * **Guard**: `filter` (and, with `opId`, "this id is not in the op id log").
  *
@@ -270,6 +268,28 @@ const RULE_KEYS = ['badge', 'counter', 'atLeast'] as const;
  *   on a retried command, when the outcome could not be read from the image (the document was
  *   deleted before the `aggregate` ran, or the `aggregate` failed: its error is the `cause`):
  *   the award was applied, so do not repeat it blindly.
+ *
+ * @example
+ * ```ts
+ * interface Student {
+ *   _id: string;
+ *   xp: number;
+ *   auraPoints: number;
+ *   submissions: number;
+ *   level: number;
+ *   badges: string[];
+ * }
+ * const students = db.collection<Student>('students');
+ *
+ * const result = await applyProgress(students, {
+ *   filter: { _id: studentId },
+ *   inc: { xp: reward, auraPoints: reward, submissions: 1 },
+ *   level: { field: 'level', counter: 'xp', thresholds: [100, 500, 1400, 3000, 5500] },
+ *   badges: { field: 'badges', rules: [{ badge: 'first-steps', counter: 'submissions', atLeast: 1 }] },
+ *   opId: requestId, // a double click or a retry applies once
+ * });
+ * if (result.outcome === 'applied') for (const level of result.levelsGained) notifyLevelUp(level);
+ * ```
  */
 export function applyProgress<
   TSchema extends Document = Document,

@@ -102,29 +102,62 @@ export interface AddToSetWithCapacityOptions<
   readonly capacity: number | CheckedPath<TCapacity, NumericPath<TSchema>>;
 }
 
+/**
+ * What addToSetWithCapacity did, told by `outcome` (with `opId`, also `alreadyApplied`: see
+ * AlreadyApplied). Fields a branch lacks are typed `?: never`, so destructuring narrows.
+ */
 export type AddToSetWithCapacityResult<TSchema extends Document = Document> =
-  /** This call added the member and counted it; `document` is as it is after the update. */
-  | { readonly outcome: 'added'; readonly document: WithId<TSchema> }
-  /**
-   * The member was already in the array (even if the set is also full); nothing changed.
-   * `document` is as read.
-   */
-  | { readonly outcome: 'alreadyMember'; readonly document: WithId<TSchema> }
-  /**
-   * The counter has reached the capacity (or the capacity field is missing or not a number);
-   * nothing changed. `document` is as read: informational, a place may free up right after.
-   */
-  | { readonly outcome: 'full'; readonly document: WithId<TSchema> }
-  /** No document matches `filter`. */
-  | { readonly outcome: 'notFound'; readonly document?: never };
+  | {
+      /** This call added the member and counted it. */
+      readonly outcome: 'added';
+      /** The document as it is after the update. */
+      readonly document: WithId<TSchema>;
+    }
+  | {
+      /** The member was already in the array (even if the set is also full); nothing changed. */
+      readonly outcome: 'alreadyMember';
+      /** The document as read. */
+      readonly document: WithId<TSchema>;
+    }
+  | {
+      /**
+       * The counter has reached the capacity; nothing changed. (A capacity or counter field
+       * that is missing or not a number is no full set: InvalidArgumentError on that option.)
+       */
+      readonly outcome: 'full';
+      /** The document as read: informational, a place may free up right after. */
+      readonly document: WithId<TSchema>;
+    }
+  | {
+      /** No document matches `filter`; nothing changed. */
+      readonly outcome: 'notFound';
+      /** Absent: there is no document. */
+      readonly document?: never;
+    };
 
+/**
+ * What removeFromSetWithCapacity did, told by `outcome` (with `opId`, also `alreadyApplied`:
+ * see AlreadyApplied). Fields a branch lacks are typed `?: never`, so destructuring narrows.
+ */
 export type RemoveFromSetWithCapacityResult<TSchema extends Document = Document> =
-  /** This call removed the member and released its place; `document` is as it is after. */
-  | { readonly outcome: 'removed'; readonly document: WithId<TSchema> }
-  /** The member was not in the array; nothing changed. `document` is as read. */
-  | { readonly outcome: 'notMember'; readonly document: WithId<TSchema> }
-  /** No document matches `filter`. */
-  | { readonly outcome: 'notFound'; readonly document?: never };
+  | {
+      /** This call removed the member and released its place (the counter went down by 1). */
+      readonly outcome: 'removed';
+      /** The document as it is after the update. */
+      readonly document: WithId<TSchema>;
+    }
+  | {
+      /** The member was not in the array; nothing changed. */
+      readonly outcome: 'notMember';
+      /** The document as read. */
+      readonly document: WithId<TSchema>;
+    }
+  | {
+      /** No document matches `filter`; nothing changed. */
+      readonly outcome: 'notFound';
+      /** Absent: there is no document. */
+      readonly document?: never;
+    };
 
 const REMOVE_OPTIONS = ['filter', 'array', 'member', 'counter', 'session', ...OP_ID_OPTIONS];
 const ADD_OPTIONS = [
@@ -235,6 +268,10 @@ function roomExpression(v: Validator, capacity: unknown, m: Membership): Documen
  * - Works on a standalone server; joins the caller's transaction through `session`.
  *
  * @example
+ * ```ts
+ * interface Event { _id: ObjectId; capacity: number; tickets_sold: number; registration_ids: string[] }
+ * const events = db.collection<Event>('events');
+ *
  * const result = await addToSetWithCapacity(events, {
  *   filter: { _id: eventId },
  *   array: 'registration_ids',
@@ -243,6 +280,7 @@ function roomExpression(v: Validator, capacity: unknown, m: Membership): Documen
  *   capacity: 'capacity',
  * });
  * if (result.outcome === 'full') return res.status(409).send('sold out');
+ * ```
  *
  * @throws InvalidArgumentError for invalid options, before anything is sent; and, from the
  *   failure read (no extra round trip, nothing added), on `capacity` when the matched document
@@ -401,6 +439,10 @@ function contended(
  * - Works on a standalone server; joins the caller's transaction through `session`.
  *
  * @example
+ * ```ts
+ * interface Event { _id: ObjectId; capacity: number; tickets_sold: number; registration_ids: string[] }
+ * const events = db.collection<Event>('events');
+ *
  * const result = await removeFromSetWithCapacity(events, {
  *   filter: { _id: eventId },
  *   array: 'registration_ids',
@@ -408,6 +450,7 @@ function contended(
  *   counter: 'tickets_sold',
  * });
  * if (result.outcome === 'notMember') return res.status(404).send('not registered');
+ * ```
  *
  * @throws InvalidArgumentError for invalid options, before anything is sent.
  * @throws RetryBudgetExhaustedError (reason `maxAttempts`) when 10 tries in a row found no member

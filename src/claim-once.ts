@@ -74,15 +74,35 @@ export interface ClaimOnceOptions<
   readonly session?: ClientSession | undefined;
 }
 
+/**
+ * What claimOnce did, told by `outcome` (with `opId`, also `alreadyApplied`: see
+ * AlreadyApplied). Fields a branch lacks are typed `?: never`, so destructuring narrows.
+ */
 export type ClaimOnceResult<TSchema extends Document = Document> =
-  /** This call moved the document to `to`; `document` is as it is after the claim. */
-  | { readonly outcome: 'claimed'; readonly document: WithId<TSchema> }
-  /** The field already equals `to` (someone else claimed it); `document` is as read. */
-  | { readonly outcome: 'alreadyClaimed'; readonly document: WithId<TSchema> }
-  /** The field holds a state not in `from`, or `requires` does not hold; `document` is as read. */
-  | { readonly outcome: 'preconditionFailed'; readonly document: WithId<TSchema> }
-  /** No document matches `filter`. */
-  | { readonly outcome: 'notFound'; readonly document?: never };
+  | {
+      /** This call moved the document's state field to `to`. */
+      readonly outcome: 'claimed';
+      /** The document as it is after the claim. */
+      readonly document: WithId<TSchema>;
+    }
+  | {
+      /** The field already equals `to` (someone else claimed it); nothing changed. */
+      readonly outcome: 'alreadyClaimed';
+      /** The document as read. */
+      readonly document: WithId<TSchema>;
+    }
+  | {
+      /** The field holds a state not in `from`, or `requires` does not hold; nothing changed. */
+      readonly outcome: 'preconditionFailed';
+      /** The document as read: what blocked the claim. */
+      readonly document: WithId<TSchema>;
+    }
+  | {
+      /** No document matches `filter`; nothing changed. */
+      readonly outcome: 'notFound';
+      /** Absent: there is no document. */
+      readonly document?: never;
+    };
 
 const OPTIONS = [
   'filter',
@@ -112,6 +132,15 @@ const OPTIONS = [
  * - Works on a standalone server; joins the caller's transaction through `session`.
  *
  * @example
+ * ```ts
+ * interface Order {
+ *   _id: string;
+ *   status: 'pending' | 'paid' | 'cancelled';
+ *   paidAt?: Date;
+ *   paymentId?: string;
+ * }
+ * const orders = db.collection<Order>('orders');
+ *
  * const result = await claimOnce(orders, {
  *   filter: { _id: orderId },
  *   field: 'status',
@@ -120,6 +149,8 @@ const OPTIONS = [
  *   set: { paidAt: new Date(), paymentId },
  * });
  * if (result.outcome === 'alreadyClaimed') return res.status(200).send('already processed');
+ * if (result.outcome === 'preconditionFailed') return res.status(409).send(result.document.status);
+ * ```
  */
 export function claimOnce<
   TSchema extends Document = Document,

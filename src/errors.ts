@@ -12,6 +12,7 @@ const BRAND = Symbol.for('mongo-atomics.error');
 
 /** Root of every error thrown by mongo-atomics. */
 export class MongoAtomicsError extends Error {
+  /** Fixed per class (`'MongoAtomicsError'` here; each subclass sets its own class name). */
   override name = 'MongoAtomicsError';
   /** @internal Brand shared across copies of the package; see the type guards. */
   readonly [BRAND] = true;
@@ -31,6 +32,7 @@ export class MongoAtomicsError extends Error {
  * written then either. The message says what the document holds and what to do.
  */
 export class InvalidArgumentError extends MongoAtomicsError {
+  /** Always `'InvalidArgumentError'`; {@link isInvalidArgumentError} tests it. */
   override readonly name = 'InvalidArgumentError';
   /** The primitive that rejected the call, e.g. `'guardedDecrement'`. */
   readonly primitive: string;
@@ -62,6 +64,7 @@ export const GiveUpReason = {
    */
   CommitOutcomeUnknown: 'commitOutcomeUnknown',
 } as const;
+/** One of the {@link GiveUpReason} values: why a retry loop gave up. */
 export type GiveUpReason = (typeof GiveUpReason)[keyof typeof GiveUpReason];
 
 /**
@@ -88,7 +91,14 @@ function asError(value: unknown): Error {
  * a thrown value that is not one is wrapped (the value is then the wrapper's own `cause`).
  */
 export class RetryBudgetExhaustedError extends MongoAtomicsError {
+  /** Always `'RetryBudgetExhaustedError'`; {@link isRetryBudgetExhaustedError} tests it. */
   override readonly name = 'RetryBudgetExhaustedError';
+  /**
+   * Why the loop gave up: the time budget (`'timeout'`), the attempt cap (`'maxAttempts'`), a
+   * transaction the server kept aborting before commit (`'abortedBeforeCommit'`), or a commit
+   * whose outcome stayed unknown (`'commitOutcomeUnknown'`: the work MAY HAVE BEEN COMMITTED,
+   * check before doing it again). See {@link GiveUpReason}.
+   */
   readonly reason: GiveUpReason;
   /** Attempts made, the failed last one included. */
   readonly attempts: number;
@@ -111,6 +121,7 @@ export class RetryBudgetExhaustedError extends MongoAtomicsError {
  * replica set (a single-node replica set is enough) or a sharded cluster.
  */
 export class TransactionsUnsupportedError extends MongoAtomicsError {
+  /** Always `'TransactionsUnsupportedError'`; {@link isTransactionsUnsupportedError} tests it. */
   override readonly name = 'TransactionsUnsupportedError';
 
   constructor(cause: unknown) {
@@ -128,6 +139,7 @@ export class TransactionsUnsupportedError extends MongoAtomicsError {
  * the one given. Usually a client bug (a key reused across requests); never replayed.
  */
 export class IdempotencyKeyConflictError extends MongoAtomicsError {
+  /** Always `'IdempotencyKeyConflictError'`; {@link isIdempotencyKeyConflictError} tests it. */
   override readonly name = 'IdempotencyKeyConflictError';
   /** The key that was reused. */
   readonly key: string;
@@ -156,8 +168,11 @@ export class IdempotencyKeyConflictError extends MongoAtomicsError {
  *   know which.
  */
 export class IdempotencyResultNotStoredError extends MongoAtomicsError {
+  /** Always `'IdempotencyResultNotStoredError'`; {@link isIdempotencyResultNotStoredError} tests it. */
   override readonly name = 'IdempotencyResultNotStoredError';
+  /** The idempotency key whose result was not stored. */
   readonly key: string;
+  /** What `fn` returned: the result of work that WAS done. Use it; do not run `fn` again. */
   readonly value: unknown;
   /**
    * Whether the completion applied: `true` (write concern unconfirmed), `false` (it did not),
@@ -187,31 +202,138 @@ function branded(value: unknown): value is MongoAtomicsError {
   );
 }
 
-/** Any error thrown by mongo-atomics (any copy of the package). */
+/**
+ * Whether `value` is an error thrown by mongo-atomics (by any copy of the package).
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await guardedDecrement(products, { filter: { _id: sku }, field: 'stock', amount: 1 });
+ * } catch (error) {
+ *   if (isMongoAtomicsError(error)) console.error(error.name, error.message);
+ *   throw error;
+ * }
+ * ```
+ */
 export function isMongoAtomicsError(value: unknown): value is MongoAtomicsError {
   return branded(value);
 }
 
+/**
+ * Whether `value` is an {@link InvalidArgumentError} (from any copy of the package): a call
+ * refused before anything was written, or a guarded field the matched document holds in a
+ * form the guard can never match.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await guardedDecrement(products, { filter: { _id: sku }, field: 'stock', amount: quantity });
+ * } catch (error) {
+ *   if (isInvalidArgumentError(error)) {
+ *     // error.primitive === 'guardedDecrement'; error.option names the option, e.g. 'amount'
+ *     return { status: 400, body: error.message };
+ *   }
+ *   throw error;
+ * }
+ * ```
+ */
 export function isInvalidArgumentError(value: unknown): value is InvalidArgumentError {
   return branded(value) && value.name === 'InvalidArgumentError';
 }
 
+/**
+ * Whether `value` is a {@link RetryBudgetExhaustedError} (from any copy of the package).
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await withRetryingTransaction(client, async (session) => {
+ *     await orders.insertOne({ _id: orderId, total }, { session });
+ *   });
+ * } catch (error) {
+ *   if (isRetryBudgetExhaustedError(error) && error.reason === 'commitOutcomeUnknown') {
+ *     // The order MAY have been committed: look it up before placing it again.
+ *     const placed = await orders.findOne({ _id: orderId });
+ *     if (placed) return placed;
+ *   }
+ *   throw error;
+ * }
+ * ```
+ */
 export function isRetryBudgetExhaustedError(value: unknown): value is RetryBudgetExhaustedError {
   return branded(value) && value.name === 'RetryBudgetExhaustedError';
 }
 
+/**
+ * Whether `value` is a {@link TransactionsUnsupportedError} (from any copy of the package):
+ * the server is a standalone mongod.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await withRetryingTransaction(client, async (session) => {
+ *     await accounts.updateOne({ _id: from }, { $inc: { balance: -amount } }, { session });
+ *     await accounts.updateOne({ _id: to }, { $inc: { balance: amount } }, { session });
+ *   });
+ * } catch (error) {
+ *   if (isTransactionsUnsupportedError(error)) {
+ *     throw new Error('start mongod as a replica set (--replSet rs0, then rs.initiate())', {
+ *       cause: error,
+ *     });
+ *   }
+ *   throw error;
+ * }
+ * ```
+ */
 export function isTransactionsUnsupportedError(
   value: unknown,
 ): value is TransactionsUnsupportedError {
   return branded(value) && value.name === 'TransactionsUnsupportedError';
 }
 
+/**
+ * Whether `value` is an {@link IdempotencyKeyConflictError} (from any copy of the package):
+ * a key reused for a different request.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   return await withIdempotencyKey(idempotencyKeys, {
+ *     key,
+ *     fingerprint,
+ *     fn: () => chargeCard(order),
+ *   });
+ * } catch (error) {
+ *   if (isIdempotencyKeyConflictError(error)) {
+ *     return { status: 422, body: `key ${error.key} was used for a different request` };
+ *   }
+ *   throw error;
+ * }
+ * ```
+ */
 export function isIdempotencyKeyConflictError(
   value: unknown,
 ): value is IdempotencyKeyConflictError {
   return branded(value) && value.name === 'IdempotencyKeyConflictError';
 }
 
+/**
+ * Whether `value` is an {@link IdempotencyResultNotStoredError} (from any copy of the
+ * package): the work was done, but its result was not stored under the key.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   return await withIdempotencyKey(idempotencyKeys, { key, fn: () => chargeCard(order) });
+ * } catch (error) {
+ *   if (isIdempotencyResultNotStoredError(error)) {
+ *     // The card WAS charged: answer with the result, do not charge again.
+ *     return error.value;
+ *   }
+ *   throw error;
+ * }
+ * ```
+ */
 export function isIdempotencyResultNotStoredError(
   value: unknown,
 ): value is IdempotencyResultNotStoredError {

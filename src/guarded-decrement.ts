@@ -74,21 +74,41 @@ export interface GuardedDecrementOptions<
   readonly session?: ClientSession | undefined;
 }
 
+/**
+ * What guardedDecrement did, told by `outcome` (with `opId`, also `alreadyApplied`: see
+ * AlreadyApplied). Fields a branch lacks are typed `?: never`, so destructuring narrows.
+ */
 export type GuardedDecrementResult<TSchema extends Document = Document> =
-  /** Taken; `document` is as it is after the decrement. */
   | {
+      /** Taken: `field` went down by `amount`. */
       readonly outcome: 'decremented';
+      /** The document as it is after the decrement. */
       readonly document: WithId<TSchema>;
+      /** Absent on this outcome. */
       readonly available?: never;
     }
-  /**
-   * Not enough above the floor; nothing changed. `available` (field − floor, at least 0) is
-   * informational: it may change right after it was read. (A field that is missing or not a
-   * number is no shortage: InvalidArgumentError on `field`.)
-   */
-  | { readonly outcome: 'insufficient'; readonly available: number; readonly document?: never }
-  /** No document matches `filter`. */
-  | { readonly outcome: 'notFound'; readonly document?: never; readonly available?: never };
+  | {
+      /**
+       * Not enough above the floor; nothing changed. (A field that is missing or not a number
+       * is no shortage: InvalidArgumentError on `field`.)
+       */
+      readonly outcome: 'insufficient';
+      /**
+       * What could still be taken: field − floor, at least 0. Informational: it may change
+       * right after it was read.
+       */
+      readonly available: number;
+      /** Absent: only the field was read. */
+      readonly document?: never;
+    }
+  | {
+      /** No document matches `filter`; nothing changed. */
+      readonly outcome: 'notFound';
+      /** Absent: there is no document. */
+      readonly document?: never;
+      /** Absent on this outcome. */
+      readonly available?: never;
+    };
 
 /** The guarded statement: only a document with at least `floor + amount` matches. */
 function decrementStatement(filter: Document, field: string, amount: number, floor: number) {
@@ -157,8 +177,15 @@ const SINGLE_OPTIONS = ['filter', 'field', 'amount', 'floor', 'session', ...OP_I
  * - Use integers (units, cents): `floor + amount` is computed in floating point.
  *
  * @example
+ * ```ts
+ * interface Product { _id: string; name: string; stock: number }
+ * const products = db.collection<Product>('products');
+ *
  * const result = await guardedDecrement(products, { filter: { _id: sku }, field: 'stock', amount: 3 });
  * if (result.outcome === 'insufficient') return res.status(409).json({ available: result.available });
+ * if (result.outcome === 'notFound') return res.status(404).end();
+ * res.json({ left: result.document.stock });
+ * ```
  *
  * @throws InvalidArgumentError for invalid options, before anything is sent; and on option
  *   `field` when the matched document lacks the field or holds no number there (a string, null,
@@ -224,6 +251,7 @@ export async function guardedDecrement<TSchema extends Document = Document>(
   return insufficientIn(read.document, field, floor);
 }
 
+/** One line of a guardedDecrementAll order: which document, and how much to take from it. */
 export interface DecrementItem<TSchema extends Document = Document> {
   /** Selects the one document this item takes from. */
   readonly filter: Filter<TSchema>;
@@ -276,6 +304,14 @@ export interface GuardedDecrementAllOwnTransaction<
   readonly session?: undefined;
 }
 
+/**
+ * Options of guardedDecrementAll: `items`, `field` and `floor`, plus either `client` (it runs
+ * a transaction of its own) or `session` (it joins the caller's transaction), never both.
+ *
+ * @typeParam TSchema - the collection's schema.
+ * @typeParam TField - the path in `field`, inferred from the call and checked against the
+ *   schema's numeric paths.
+ */
 export type GuardedDecrementAllOptions<
   TSchema extends Document = Document,
   TField extends string = NumericPath<TSchema>,
@@ -283,6 +319,7 @@ export type GuardedDecrementAllOptions<
   | GuardedDecrementAllInTransaction<TSchema, TField>
   | GuardedDecrementAllOwnTransaction<TSchema, TField>;
 
+/** An item of a guardedDecrementAll order that lacks stock. */
 export interface Shortage {
   /** Index of the item in `items`. */
   readonly index: number;
@@ -296,19 +333,36 @@ export interface Shortage {
   readonly available: number;
 }
 
+/**
+ * What guardedDecrementAll did, told by `outcome`: all items taken, or none. Fields a branch
+ * lacks are typed `?: never`, so destructuring narrows.
+ */
 export type GuardedDecrementAllResult =
-  /** Every item was taken. */
-  | { readonly outcome: 'decremented'; readonly shortages?: never; readonly missing?: never }
-  /** Nothing was taken: these items (every short one) lack stock. */
   | {
-      readonly outcome: 'insufficient';
-      readonly shortages: readonly Shortage[];
+      /** Every item was taken. */
+      readonly outcome: 'decremented';
+      /** Absent on this outcome. */
+      readonly shortages?: never;
+      /** Absent on this outcome. */
       readonly missing?: never;
     }
-  /** Nothing was taken: no document matches these items' filters (indexes into `items`). */
   | {
+      /** Nothing was taken: some items lack stock (and every item's document exists). */
+      readonly outcome: 'insufficient';
+      /** Every short item, in `items` order. */
+      readonly shortages: readonly Shortage[];
+      /** Absent on this outcome. */
+      readonly missing?: never;
+    }
+  | {
+      /**
+       * Nothing was taken: some items' filters match no document. Reported before shortages:
+       * the order cannot go through whatever the stock.
+       */
       readonly outcome: 'notFound';
+      /** The indexes into `items` of every item whose filter matches no document. */
       readonly missing: readonly number[];
+      /** Absent: shortages are not reported while items are missing. */
       readonly shortages?: never;
     };
 
@@ -358,12 +412,18 @@ interface ItemPlan {
  *   such item; nothing was decremented.
  *
  * @example
+ * ```ts
+ * interface Product { _id: string; name: string; stock: number }
+ * const products = db.collection<Product>('products');
+ *
  * const result = await guardedDecrementAll(products, {
  *   client,
  *   field: 'stock',
  *   items: order.lines.map((line) => ({ filter: { _id: line.productId }, amount: line.qty })),
  * });
- * if (result.outcome !== 'decremented') return res.status(409).json(result);
+ * if (result.outcome === 'insufficient') return res.status(409).json(result.shortages);
+ * if (result.outcome === 'notFound') return res.status(404).json({ missing: result.missing });
+ * ```
  *
  * @throws InvalidArgumentError for invalid options, before anything is sent; and on option
  *   `field` when an item's document lacks the field or holds no number there (see above).

@@ -139,12 +139,14 @@ export const IdempotencyState = {
   /** `fn` finished; `value` is replayed to duplicates. */
   Completed: 'completed',
 } as const;
+/** One of the {@link IdempotencyState} values: `'inProgress'` or `'completed'`. */
 export type IdempotencyState = (typeof IdempotencyState)[keyof typeof IdempotencyState];
 
 /** A record in the idempotency collection, one per key. */
 export interface IdempotencyRecord {
   /** The idempotency key. */
   _id: string;
+  /** `inProgress` while `fn` runs (or its holder died), `completed` once its value is stored. */
   state: IdempotencyState;
   /** The request fingerprint given with the first claim, if any. */
   fingerprint?: string;
@@ -154,7 +156,9 @@ export interface IdempotencyRecord {
   leaseUntil?: Date;
   /** When `completed`: what `fn` resolved to (absent when it resolved to `undefined`). */
   value?: unknown;
+  /** When the key was first claimed (server time). */
   createdAt: Date;
+  /** When `completed`: when the value was stored (server time). */
   completedAt?: Date;
   /** The TTL index deletes the record after this date. */
   expiresAt: Date;
@@ -178,6 +182,7 @@ export interface IdempotencyContext {
    * clients, loops) so that the work stops instead of running twice.
    */
   readonly signal: AbortSignal;
+  /** Absent: without `client` there is no transaction; pass `client` for transaction mode. */
   readonly session?: never;
 }
 
@@ -223,13 +228,19 @@ interface IdempotencyCommonOptions {
   readonly wait?: IdempotencyWait;
 }
 
+/**
+ * Options of withIdempotencyKey without `client`: `fn` runs outside a transaction, and its
+ * value is stored once it resolves.
+ *
+ * @typeParam T - what `fn` resolves to.
+ */
 export interface WithIdempotencyKeyOptions<T> extends IdempotencyCommonOptions {
   /**
    * The work to run once per key. Its value is stored and replayed: it must be BSON
    * serialisable and at most ~16 MB (plain objects, arrays, strings, numbers, booleans, null,
    * Date, ObjectId, Binary…). `undefined` is replayed as `undefined`; inside objects `undefined`
    * follows the client's `ignoreUndefined`; class instances come back as plain objects; keys
-   * starting with `$` are refused by the server.
+   * starting with `$` or holding a `.` need MongoDB 5.0 (older servers refuse them).
    */
   readonly fn: (context: IdempotencyContext) => Promise<T>;
   /** No client: `fn` runs outside a transaction. */
@@ -238,6 +249,12 @@ export interface WithIdempotencyKeyOptions<T> extends IdempotencyCommonOptions {
   readonly transaction?: undefined;
 }
 
+/**
+ * Options of withIdempotencyKey in transaction mode (`client` given): `fn`'s writes and the
+ * stored result commit together in one transaction. Needs a replica set.
+ *
+ * @typeParam T - what `fn` resolves to.
+ */
 export interface WithIdempotencyKeyTransactionOptions<T> extends IdempotencyCommonOptions {
   /**
    * The client that owns `collection`: `fn` and the stored result run in one transaction of
@@ -260,37 +277,56 @@ export type WithIdempotencyKeyAnyOptions<T> =
   | WithIdempotencyKeyOptions<T>
   | WithIdempotencyKeyTransactionOptions<T>;
 
+/**
+ * What withIdempotencyKey did, told by `outcome`. Fields a branch lacks are typed `?: never`,
+ * so destructuring narrows.
+ *
+ * @typeParam T - what `fn` resolves to.
+ */
 export type IdempotencyResult<T> =
-  /**
-   * This call ran `fn`. `leaseLost`: its lease was taken over while `fn` ran, so another
-   * caller may have run `fn` too and `value` was not stored (never in transaction mode).
-   * `tookOver`: the key was held by a caller whose lease had expired (it probably died during
-   * `fn`): any effect `fn` has outside MongoDB may already have happened once.
-   */
   | {
+      /** This call ran `fn` (and stored its value, unless `leaseLost`). */
       readonly outcome: 'executed';
+      /** What `fn` resolved to, as returned (not read back from BSON). */
       readonly value: T;
+      /**
+       * `true` when this caller's lease was taken over while `fn` ran: another caller may
+       * have run `fn` too, and `value` was not stored. Never in transaction mode.
+       */
       readonly leaseLost: boolean;
+      /**
+       * `true` when the key was held by a caller whose lease had expired (it probably died
+       * during `fn`): any effect `fn` has outside MongoDB may already have happened once.
+       */
       readonly tookOver: boolean;
+      /** Absent on this outcome. */
       readonly leaseUntil?: never;
     }
-  /** An earlier call completed; `value` is its stored result, as read back from BSON. */
   | {
+      /** An earlier call completed; `fn` did not run. */
       readonly outcome: 'replayed';
+      /** The earlier call's stored result, as read back from BSON. */
       readonly value: T;
+      /** Absent on this outcome. */
       readonly leaseLost?: never;
+      /** Absent on this outcome. */
       readonly tookOver?: never;
+      /** Absent on this outcome. */
       readonly leaseUntil?: never;
     }
-  /**
-   * Another caller holds the key and has not finished (within `wait`, if given). `leaseUntil`
-   * (informational) is when its claim may be taken over: a hint for `Retry-After`.
-   */
   | {
+      /** Another caller holds the key and has not finished (within `wait`, if given). */
       readonly outcome: 'inProgress';
+      /**
+       * When the holder's claim may be taken over: a hint for `Retry-After`. Informational
+       * (server clock).
+       */
       readonly leaseUntil: Date;
+      /** Absent: there is no result yet. */
       readonly value?: never;
+      /** Absent on this outcome. */
       readonly leaseLost?: never;
+      /** Absent on this outcome. */
       readonly tookOver?: never;
     };
 
@@ -460,8 +496,15 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
  * failure modes.
  *
  * @example
+ * ```ts
+ * interface Order { _id: string; userId: string; total: number }
+ * const orders = db.collection<Order>('orders');
+ * const idempotencyKeys = db.collection<IdempotencyRecord>('idempotencyKeys');
+ *
+ * const header = req.get('Idempotency-Key');
+ * if (header === undefined) return res.status(400).send('Idempotency-Key header required');
  * const result = await withIdempotencyKey(idempotencyKeys, {
- *   key: req.get('Idempotency-Key'),
+ *   key: `${req.user.id}:${header}`,
  *   fingerprint: sha256(`${req.method} ${req.path} ${canonicalJson(req.body)}`),
  *   client,
  *   fn: async ({ session }) => {
@@ -471,6 +514,7 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
  * });
  * if (result.outcome === 'inProgress') return res.status(409).set('Retry-After', '1').end();
  * return res.status(result.value.status).json(result.value.body);
+ * ```
  *
  * @throws InvalidArgumentError before anything is sent, for invalid arguments.
  * @throws IdempotencyKeyConflictError when the key was used with another fingerprint.
@@ -767,6 +811,12 @@ async function executeInTransaction<T>(
  * Creates the TTL index that deletes expired idempotency records: `{ expiresAt: 1 }` with
  * `expireAfterSeconds: 0`. Call it once at startup (it is idempotent; one `createIndexes`).
  * Without it records are never deleted. Resolves to the index name.
+ *
+ * @example
+ * ```ts
+ * const idempotencyKeys = db.collection<IdempotencyRecord>('idempotencyKeys');
+ * await ensureIdempotencyIndexes(idempotencyKeys); // at startup, before serving requests
+ * ```
  */
 export async function ensureIdempotencyIndexes(collection: IdempotencyCollection): Promise<string> {
   validator('ensureIdempotencyIndexes').collection(collection as Collection);

@@ -128,12 +128,15 @@ export type IncrementOrPushResult<TItem extends Document = Document> =
   | {
       /** An element with this identity existed; its counters were incremented. */
       readonly outcome: 'incremented';
+      /** The element as it is after the increment. */
       readonly item: TItem;
+      /** Absent: the parent document existed. */
       readonly created?: never;
     }
   | {
       /** No element had this identity; a new one was appended. */
       readonly outcome: 'pushed';
+      /** The new element, as appended. */
       readonly item: TItem;
       /** The parent document did not exist and was inserted (only with `upsert: true`). */
       readonly created: boolean;
@@ -141,16 +144,21 @@ export type IncrementOrPushResult<TItem extends Document = Document> =
   | {
       /** The element exists, but an increment would pass its `max`; nothing changed. */
       readonly outcome: 'limitReached';
+      /** The element as it is, unchanged. */
       readonly item: TItem;
+      /** Absent: the parent document existed. */
       readonly created?: never;
     }
   | {
       /** No document matched `filter` (and `upsert` was off). Nothing changed. */
       readonly outcome: 'notFound';
+      /** Absent: there is no element. */
       readonly item?: never;
+      /** Absent: nothing was inserted. */
       readonly created?: never;
     };
 
+/** The outcomes of incrementOrPushArrayItem: `'incremented' | 'pushed' | 'limitReached' | 'notFound'`. */
 export type IncrementOrPushOutcome = IncrementOrPushResult['outcome'];
 
 /**
@@ -181,17 +189,7 @@ const DEFAULT_INC: Readonly<Record<string, number>> = { quantity: 1 };
  * Increments the counters of the array element with the given identity, or appends a new
  * element when there is none, in one atomic update that never creates duplicate elements.
  *
- * ```ts
- * const result = await incrementOrPushArrayItem(carts, {
- *   filter: { userId },
- *   array: 'courses',
- *   match: { courseId },
- *   fields: { title, price },
- *   max: { quantity: 10 },
- *   upsert: true,
- * });
- * if (result.outcome === 'limitReached') return reply(409, 'at most 10 per course');
- * ```
+ * See the example below.
  *
  * **Guard**: `filter` selects the parent document; an element matches when every `match` field
  * equals its value (aggregation `$eq`, evaluated by the server). With `max`, an existing element
@@ -265,6 +263,25 @@ const DEFAULT_INC: Readonly<Record<string, number>> = { quantity: 1 };
  *   not be read from the image (the document was deleted before the `aggregate` ran, or the
  *   `aggregate` failed: its error is the `cause`): the update was applied, so do not repeat
  *   the call blindly.
+ *
+ * @example
+ * ```ts
+ * interface CartLine { courseId: string; title: string; price: number; quantity: number }
+ * interface Cart { _id: ObjectId; userId: string; courses: CartLine[] }
+ * const carts = db.collection<Cart>('carts');
+ * await carts.createIndex({ userId: 1 }, { unique: true }); // once: keeps upserts race-free
+ *
+ * const result = await incrementOrPushArrayItem(carts, {
+ *   filter: { userId },
+ *   array: 'courses',
+ *   match: { courseId },
+ *   fields: { title, price },
+ *   max: { quantity: 10 },
+ *   upsert: true,
+ * });
+ * if (result.outcome === 'limitReached') return reply(409, 'at most 10 per course');
+ * // result.item is a CartLine: the line as it is now
+ * ```
  */
 export function incrementOrPushArrayItem<
   TSchema extends Document = Document,

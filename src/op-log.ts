@@ -52,7 +52,9 @@ export interface OpIdOptions<TOpId extends string | undefined = string | undefin
 
 /** A repeat of an operation id: nothing changed. `document` is as read. */
 export interface AlreadyApplied<TSchema extends Document> {
+  /** The document's op log already holds this call's `opId`: nothing changed. */
   readonly outcome: 'alreadyApplied';
+  /** The document as read (its current state, not as the first application left it). */
   readonly document: WithId<TSchema>;
 }
 
@@ -63,9 +65,15 @@ export interface AlreadyApplied<TSchema extends Document> {
 export type IfOpId<TOpId, T> = [TOpId] extends [undefined] ? never : T;
 
 /** Options that carry an `opId`: the call may resolve `alreadyApplied`. */
-export type WithOpId<O> = O & { readonly opId: string };
+export type WithOpId<O> = O & {
+  /** The id of this logical operation: it applies at most once per document. */
+  readonly opId: string;
+};
 /** Options without an `opId`: the call never resolves `alreadyApplied`. */
-export type WithoutOpId<O> = O & { readonly opId?: undefined };
+export type WithoutOpId<O> = O & {
+  /** Left out (or `undefined`): no exactly-once guard. */
+  readonly opId?: undefined;
+};
 
 export const OP_ID_OPTIONS = ['opId', 'opIdLog'] as const;
 const DEFAULT_OP_ID_LOG = { field: '_opIds', size: 50 } as const;

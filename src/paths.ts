@@ -61,7 +61,10 @@ type Leaf =
 export type NumericValue =
   | number
   | bigint
-  | { readonly _bsontype: 'Int32' | 'Long' | 'Double' | 'Decimal128' };
+  | {
+      /** The BSON numeric class's tag, as the `bson` package sets it on its instances. */
+      readonly _bsontype: 'Int32' | 'Long' | 'Double' | 'Decimal128';
+    };
 
 /** Which fields a path may name. */
 type Kind = 'numeric' | 'array' | 'scalar';

@@ -137,6 +137,7 @@ export const TransactionRetryReason = {
    */
   PoolCleared: 'poolCleared',
 } as const;
+/** One of the {@link TransactionRetryReason} values: why a transaction is being retried. */
 export type TransactionRetryReason =
   (typeof TransactionRetryReason)[keyof typeof TransactionRetryReason];
 
@@ -144,6 +145,11 @@ export type TransactionRetryReason =
 export interface TransactionRetryEvent {
   /** The try that failed (1-based); the next one is `attempt + 1`. */
   readonly attempt: number;
+  /**
+   * Why it is retried: `'transientTransactionError'` (the whole callback runs again),
+   * `'unknownCommitResult'` (the commit alone is re-sent) or `'poolCleared'`. See
+   * {@link TransactionRetryReason}.
+   */
   readonly reason: TransactionRetryReason;
   /** The error that caused the retry, as the driver raised it. */
   readonly error: unknown;
@@ -173,6 +179,10 @@ export type RetryingTransactionOptions = Pick<
   'readConcern' | 'writeConcern' | 'readPreference' | 'maxCommitTimeMS'
 >;
 
+/**
+ * Options of withRetryingTransaction (also the `transaction` option of guardedDecrementAll and
+ * withIdempotencyKey in transaction mode): the retry budget, backoff, hooks and signal.
+ */
 export interface WithRetryingTransactionOptions {
   /**
    * Time budget in ms, from the call to giving up. No try starts and no backoff ends after it.
@@ -476,8 +486,24 @@ const ABORTED_BEFORE_COMMIT_MESSAGE =
  * server errors propagate (see the module comment on swallowed errors).
  *
  * @throws InvalidArgumentError before anything is sent, for invalid arguments.
- * @throws RetryBudgetExhaustedError (reason `timeout`, `maxAttempts` or `abortedBeforeCommit`)
- *   with the last error as `cause`.
+ * @example
+ * ```ts
+ * interface Account { _id: string; balance: number }
+ * const accounts = client.db('bank').collection<Account>('accounts');
+ *
+ * await withRetryingTransaction(
+ *   client,
+ *   async (session) => {
+ *     await accounts.updateOne({ _id: from }, { $inc: { balance: -amount } }, { session });
+ *     await accounts.updateOne({ _id: to }, { $inc: { balance: amount } }, { session });
+ *   },
+ *   { timeoutMs: 10_000, onRetry: (event) => metrics.increment(`txn.retry.${event.reason}`) },
+ * );
+ * ```
+ *
+ * @throws RetryBudgetExhaustedError (reason `timeout`, `maxAttempts`, `abortedBeforeCommit`,
+ *   or `commitOutcomeUnknown` when an earlier send of the commit may have applied: check
+ *   before doing the work again) with the last error as `cause`.
  * @throws TransactionsUnsupportedError on a standalone mongod.
  * @throws the callback's own error, unchanged, when it is not transient; a commit error that
  *   is not retryable, unchanged; `options.signal.reason` when the signal aborts.

@@ -142,13 +142,35 @@ export interface UpdateWithVersionOptions<
   readonly session?: ClientSession | undefined;
 }
 
+/**
+ * What updateWithVersion did, told by `outcome` (with `opId`, also `alreadyApplied`: see
+ * AlreadyApplied). Fields a branch lacks are typed `?: never`, so destructuring narrows.
+ */
 export type UpdateWithVersionResult<TSchema extends Document = Document> =
-  /** Written; `document` is as it is after the write, `attempts` the try that wrote it. */
-  | { readonly outcome: 'updated'; readonly document: WithId<TSchema>; readonly attempts: number }
-  /** The callback returned `null`: nothing written; `document` is as the callback saw it. */
-  | { readonly outcome: 'skipped'; readonly document: WithId<TSchema>; readonly attempts: number }
-  /** No document matches `filter` (on the first read, or it was deleted during the retries). */
-  | { readonly outcome: 'notFound'; readonly document?: never; readonly attempts?: never };
+  | {
+      /** Written, with the version field advanced. */
+      readonly outcome: 'updated';
+      /** The document as it is after the write. */
+      readonly document: WithId<TSchema>;
+      /** The try that wrote it, from 1 (1 + the version conflicts met). */
+      readonly attempts: number;
+    }
+  | {
+      /** The callback returned `null`: nothing written. */
+      readonly outcome: 'skipped';
+      /** The document as the callback saw it. */
+      readonly document: WithId<TSchema>;
+      /** The try whose callback returned `null`, from 1. */
+      readonly attempts: number;
+    }
+  | {
+      /** No document matches `filter` (on the first read, or it was deleted during the retries). */
+      readonly outcome: 'notFound';
+      /** Absent: there is no document. */
+      readonly document?: never;
+      /** Absent on this outcome. */
+      readonly attempts?: never;
+    };
 
 const OPTIONS = [
   'filter',
@@ -343,6 +365,10 @@ function versionOf(
  * - Works on a standalone server.
  *
  * @example
+ * ```ts
+ * interface Student { _id: string; xp: number; level: number; version: number }
+ * const students = db.collection<Student>('students');
+ *
  * const result = await updateWithVersion(students, {
  *   filter: { _id: studentId },
  *   update: (student) => {
@@ -352,6 +378,9 @@ function versionOf(
  *   },
  *   opId: submissionId,
  * });
+ * if (result.outcome === 'notFound') return res.status(404).end();
+ * if (result.outcome === 'updated') res.json({ level: result.document.level });
+ * ```
  *
  * @throws InvalidArgumentError for invalid options (nothing sent), for an invalid update
  *   returned by the callback or a non-numeric version field (only reads sent).

@@ -40,6 +40,17 @@ export interface Barrier {
  * together really interleave at the server depends on their connections (see
  * {@link raceClients}).
  *
+ * @example
+ * ```ts
+ * const bothRead = barrier(2);
+ * const transfer = async (amount: number) => {
+ *   const account = (await accounts.findOne({ _id: 'a1' }))!;
+ *   await bothRead(); // neither writes before both have read: the lost update shows every run
+ *   await accounts.updateOne({ _id: 'a1' }, { $set: { balance: account.balance - amount } });
+ * };
+ * await Promise.all([transfer(30), transfer(50)]);
+ * ```
+ *
  * @param parties - How many arrivals open it; a positive integer.
  * @throws InvalidArgumentError (option `parties`) when `parties` is not a positive integer.
  */

@@ -27,7 +27,16 @@ import {
  * When the fail point fires: on every matching command (`'alwaysOn'`), on the next `times`
  * matching commands, or on every matching command after the first `skip`.
  */
-export type FailPointMode = 'alwaysOn' | { readonly times: number } | { readonly skip: number };
+export type FailPointMode =
+  | 'alwaysOn'
+  | {
+      /** Fire on the next `times` matching commands (a positive integer), then turn off. */
+      readonly times: number;
+    }
+  | {
+      /** Let the first `skip` matching commands through (a non-negative integer), then fire on every one. */
+      readonly skip: number;
+    };
 
 /** The `data` of a `failCommand` fail point: which commands, which client, what fault. */
 export interface FailCommandData {
@@ -49,19 +58,27 @@ export interface FailCommandData {
   /** How long `blockConnection` holds the connection, in milliseconds. */
   readonly blockTimeMS?: number;
   /** Apply the command, then answer with this write concern error. */
-  readonly writeConcernError?: { readonly code: number; readonly errmsg: string };
+  readonly writeConcernError?: {
+    /** The write concern error's code, e.g. 91 (ShutdownInProgress) or 64 (WriteConcernFailed). */
+    readonly code: number;
+    /** The write concern error's message. */
+    readonly errmsg: string;
+  };
   /** Further fields the server understands, passed through unchanged. */
   readonly [field: string]: unknown;
 }
 
 /** A fail point to turn on: {@link setFailPoint}, {@link withFailPoint}. */
 export interface FailPointSpec {
+  /** When it fires: `'alwaysOn'`, `{ times: n }` or `{ skip: n }`. */
   readonly mode: FailPointMode;
+  /** Which commands (and client) it fires for, and what fault it causes. */
   readonly data: FailCommandData;
 }
 
 /** The server refused or failed `configureFailPoint`. The server's error is the `cause`. */
 export class FailPointError extends MongoAtomicsError {
+  /** Always `'FailPointError'`. */
   override readonly name = 'FailPointError';
 }
 
@@ -121,6 +138,21 @@ async function configure(helper: string, client: MongoClient, command: Document)
  * Turns the `failCommand` fail point on (one `configureFailPoint` command on `admin`).
  * Prefer {@link withFailPoint}, which always turns it off again.
  *
+ * @example
+ * ```ts
+ * const appName = uniqueAppName('checkout');
+ * const client = new MongoClient(uri, { appName });
+ * await setFailPoint(adminClient, {
+ *   mode: { times: 1 },
+ *   data: { failCommands: ['commitTransaction'], errorCode: 112, appName },
+ * });
+ * try {
+ *   await placeOrder(client); // the first commit fails with WriteConflict, the retry commits
+ * } finally {
+ *   await clearFailPoint(adminClient);
+ * }
+ * ```
+ *
  * @throws InvalidArgumentError naming the bad field of `spec`, before anything is sent.
  * @throws FailPointError when the server refuses (no `enableTestCommands=1`, not authorised).
  */
@@ -130,6 +162,13 @@ export async function setFailPoint(client: MongoClient, spec: FailPointSpec): Pr
 
 /**
  * Turns the `failCommand` fail point off (one `configureFailPoint` command on `admin`).
+ *
+ * @example
+ * ```ts
+ * afterEach(async () => {
+ *   await clearFailPoint(adminClient); // a test that failed midway never leaves it on
+ * });
+ * ```
  *
  * @throws FailPointError when the server refuses.
  */
@@ -147,10 +186,11 @@ export async function clearFailPoint(client: MongoClient): Promise<void> {
  *
  * @example
  * ```ts
- * const client = new MongoClient(uri, { appName: 'under-test' });
- * await withFailPoint(admin, {
+ * const appName = uniqueAppName();
+ * const client = new MongoClient(uri, { appName });
+ * await withFailPoint(adminClient, {
  *   mode: { times: 1 },
- *   data: { failCommands: ['findAndModify'], closeConnection: true, appName: 'under-test' },
+ *   data: { failCommands: ['findAndModify'], closeConnection: true, appName },
  * }, async () => {
  *   await expect(reserve(client)).rejects.toThrow();
  * });
@@ -190,6 +230,13 @@ let appNames = 0;
 /**
  * A fresh `appName` (prefix, process id, counter, random suffix) for a client a fail point
  * should target alone.
+ *
+ * @example
+ * ```ts
+ * const appName = uniqueAppName('inventory'); // e.g. 'inventory-4242-1-k3j9x0'
+ * const client = new MongoClient(uri, { appName });
+ * // data: { failCommands: ['update'], errorCode: 91, appName } now fires for this client only
+ * ```
  */
 export function uniqueAppName(prefix = 'mongo-atomics-test'): string {
   appNames += 1;

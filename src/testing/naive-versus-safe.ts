@@ -49,14 +49,19 @@ export interface NaiveVersusSafeSpec<S, N, F> {
 export interface StormVerdict<T> {
   /** Whether the invariant held (no violations). */
   readonly held: boolean;
+  /** What `check` returned after the storm (plus, for the safe storm, one per rejected call unless `allowSafeErrors`). */
   readonly violations: Violations;
+  /** The storm's race report: each call's outcome, the tally and the errors. */
   readonly report: RaceReport<T>;
 }
 
 /** Both verdicts of {@link naiveVersusSafe}. */
 export interface NaiveVersusSafeResult<N, F> {
+  /** The invariant's name, from the spec. */
   readonly invariant: string;
+  /** How the naive storm went: it should have broken the invariant. */
   readonly naive: StormVerdict<N>;
+  /** How the safe storm went: it should have held the invariant. */
   readonly safe: StormVerdict<F>;
 }
 
@@ -66,7 +71,9 @@ export interface NaiveVersusSafeResult<N, F> {
  * safe code broke. `result` has both verdicts.
  */
 export class NaiveVersusSafeError extends MongoAtomicsError {
+  /** Always `'NaiveVersusSafeError'`. */
   override readonly name = 'NaiveVersusSafeError';
+  /** Both storms' verdicts, for a closer look at what went wrong. */
   readonly result: NaiveVersusSafeResult<unknown, unknown>;
 
   constructor(message: string, result: NaiveVersusSafeResult<unknown, unknown>) {
@@ -90,6 +97,15 @@ function describeStorm(label: string, verdict: StormVerdict<unknown>): string {
 /**
  * Throws a {@link NaiveVersusSafeError} unless the naive storm broke the invariant and the safe
  * storm held it. {@link naiveVersusSafe} calls it; export for results you build yourself.
+ *
+ * @example
+ * ```ts
+ * assertNaiveBreaksSafeHolds({
+ *   invariant: 'no oversold stock',
+ *   naive: { held: naiveViolations.length === 0, violations: naiveViolations, report: naiveReport },
+ *   safe: { held: safeViolations.length === 0, violations: safeViolations, report: safeReport },
+ * });
+ * ```
  */
 export function assertNaiveBreaksSafeHolds(result: NaiveVersusSafeResult<unknown, unknown>): void {
   const problems: string[] = [];
@@ -115,6 +131,31 @@ export function assertNaiveBreaksSafeHolds(result: NaiveVersusSafeResult<unknown
  * and a test that ignores the returned value still fails when it should.
  *
  * Resolves to both verdicts (violations and race reports), for further assertions.
+ *
+ * @example
+ * ```ts
+ * interface Product { _id: string; stock: number }
+ * await naiveVersusSafe({
+ *   invariant: 'stock never below 0',
+ *   calls: 30,
+ *   setup: async (run) => {
+ *     const products = db.collection<Product>(`products-${run}-${Date.now()}`);
+ *     await products.insertOne({ _id: 'p1', stock: 20 });
+ *     return products;
+ *   },
+ *   naive: async (_i, { state: products, sync }) => {
+ *     const { stock } = (await products.findOne({ _id: 'p1' }))!;
+ *     await sync(); // every call reads before any writes
+ *     if (stock >= 1) await products.updateOne({ _id: 'p1' }, { $inc: { stock: -1 } });
+ *   },
+ *   safe: (_i, { state: products }) =>
+ *     guardedDecrement(products, { filter: { _id: 'p1' }, field: 'stock', amount: 1 }),
+ *   check: async (products) => {
+ *     const { stock } = (await products.findOne({ _id: 'p1' }))!;
+ *     return stock >= 0 ? [] : [`stock is ${stock}`];
+ *   },
+ * });
+ * ```
  *
  * @throws NaiveVersusSafeError when the naive storm held or the safe storm broke.
  * @throws InvalidArgumentError naming the bad field of `spec`, before any storm runs.

@@ -31,6 +31,23 @@ export interface RaceClients {
  * @param uri - The connection string.
  * @param count - How many clients; a positive integer (one per concurrent call of a race).
  * @param options - Passed to every `MongoClient`; `maxPoolSize` is fixed to 1 (`minPoolSize` left at its default, 0).
+ * @example
+ * ```ts
+ * const { clients, close } = await raceClients(uri, 50);
+ * try {
+ *   const report = await race(50, (i) =>
+ *     guardedDecrement(clients[i]!.db('shop').collection<Product>('products'), {
+ *       filter: { _id: 'p1' },
+ *       field: 'stock',
+ *       amount: 1,
+ *     }),
+ *   );
+ *   console.log(report.tally); // { decremented: 20, insufficient: 30 } with a stock of 20
+ * } finally {
+ *   await close();
+ * }
+ * ```
+ *
  * @throws InvalidArgumentError (option `uri`, `count` or `options`) on a bad argument.
  */
 export async function raceClients(
