@@ -77,7 +77,7 @@ function defaultOutcome(value: unknown): string {
  * @example 50 buyers of one unit, stock 20:
  * ```ts
  * const { tally } = await race(50, (i) =>
- *   guardedDecrement(products(clients[i]), { filter: { _id: 'p1' }, field: 'stock', amount: 1 }),
+ *   guardedDecrement(products(clients[i]!), { filter: { _id: 'p1' }, field: 'stock', amount: 1 }),
  * );
  * // tally: { decremented: 20, insufficient: 30 }
  * ```
