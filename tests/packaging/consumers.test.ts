@@ -21,26 +21,10 @@ import { cp, mkdir, readFile, realpath, rm, symlink, writeFile } from 'node:fs/p
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { freshProject, root, run } from './pack.js';
+import { freshProject, root, run, STRICT } from './pack.js';
 
 const FIXTURES = join(import.meta.dirname, 'fixtures/consumers');
 const TSC = join(root, 'node_modules/.bin/tsc');
-
-/**
- * The strictness a careful user's project has. `skipLibCheck` as `tsc --init` sets it: checking
- * the drivers' and Mongoose's own declarations doubles the run time and tests them, not us
- * (what ours resolve to is checked by the programs' typed calls and expected errors).
- */
-const STRICT = {
-  target: 'ES2022',
-  lib: ['ES2023'],
-  types: ['node'],
-  strict: true,
-  exactOptionalPropertyTypes: true,
-  noUncheckedIndexedAccess: true,
-  verbatimModuleSyntax: true,
-  skipLibCheck: true,
-};
 
 interface Kind {
   readonly name: string;

@@ -22,7 +22,7 @@
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freshProject, root, run } from './pack.js';
+import { freshProject, root, run, STRICT } from './pack.js';
 
 /** One line of a generated file and the markdown line it came from. */
 interface SourceLine {
@@ -130,17 +130,10 @@ beforeAll(async () => {
     join(app, 'tsconfig.json'),
     JSON.stringify({
       compilerOptions: {
-        target: 'ES2022',
-        lib: ['ES2023'],
+        ...STRICT,
         module: 'NodeNext',
         moduleResolution: 'NodeNext',
-        strict: true,
-        exactOptionalPropertyTypes: true,
-        noUncheckedIndexedAccess: true,
-        types: ['node'],
         noEmit: true,
-        // The dependencies' own declarations are not under test (and slow to check).
-        skipLibCheck: true,
       },
       include: ['blocks/*.ts'],
     }),

@@ -12,7 +12,7 @@
 import { cp, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { type FreshProject, freshProject, root, run } from './pack.js';
+import { type FreshProject, freshProject, root, run, STRICT } from './pack.js';
 
 const EXAMPLES = ['carts', 'gamification', 'inventory', 'ticketing'];
 const examplesDir = join(root, 'examples');
@@ -78,17 +78,10 @@ describe('the example apps', () => {
         join(project.app, 'tsconfig.json'),
         JSON.stringify({
           compilerOptions: {
-            target: 'ES2022',
-            lib: ['ES2023'],
+            ...STRICT,
             module: 'NodeNext',
             moduleResolution: 'NodeNext',
-            strict: true,
-            exactOptionalPropertyTypes: true,
-            noUncheckedIndexedAccess: true,
-            verbatimModuleSyntax: true,
-            types: ['node'],
             noEmit: true,
-            skipLibCheck: true,
           },
           include: ['examples'],
         }),
