@@ -3,6 +3,7 @@
  * transactions, and the inventory races of seeds 002 and 003 (oversell, partial orders).
  */
 import {
+  type ClientSession,
   type Collection,
   Decimal128,
   type Document,
@@ -464,11 +465,11 @@ describe('guardedDecrementAll in the caller transaction (session)', () => {
     expect((await coll.find().toArray()).map((p) => p.stock)).toEqual([1, 0]);
   });
 
-  it('a shortage leaves no decrement behind, and the caller can still commit its other work', async () => {
-    const coll = await products([
-      { _id: 'a', stock: 5 },
-      { _id: 'b', stock: 0 },
-    ]);
+  /**
+   * Runs `work` in a caller's transaction that first writes a log entry and, whatever `work`
+   * answers, commits; then asserts the commands sent and that the log entry was committed.
+   */
+  async function inCallersTransaction(work: (session: ClientSession) => Promise<void>) {
     const log = t.db.collection<{ _id: string }>(t.uniqueName('log'));
     await t.db.createCollection(log.collectionName);
     t.commands.reset();
@@ -476,6 +477,21 @@ describe('guardedDecrementAll in the caller transaction (session)', () => {
     try {
       session.startTransaction();
       await log.insertOne({ _id: 'attempt' }, { session });
+      await work(session);
+      await session.commitTransaction();
+    } finally {
+      await session.endSession();
+    }
+    expect(t.commands.names()).toEqual(['insert', 'aggregate', 'commitTransaction']);
+    expect(await log.findOne({ _id: 'attempt' })).toEqual({ _id: 'attempt' });
+  }
+
+  it('a shortage leaves no decrement behind, and the caller can still commit its other work', async () => {
+    const coll = await products([
+      { _id: 'a', stock: 5 },
+      { _id: 'b', stock: 0 },
+    ]);
+    await inCallersTransaction(async (session) => {
       const result = await guardedDecrementAll(coll, {
         session,
         field: 'stock',
@@ -488,23 +504,12 @@ describe('guardedDecrementAll in the caller transaction (session)', () => {
         outcome: 'insufficient',
         shortages: [{ index: 1, requested: 1, available: 0 }],
       });
-      await session.commitTransaction();
-    } finally {
-      await session.endSession();
-    }
-    expect(t.commands.names()).toEqual(['insert', 'aggregate', 'commitTransaction']);
-    expect(await log.findOne({ _id: 'attempt' })).toEqual({ _id: 'attempt' });
+    });
     expect((await coll.find().toArray()).map((p) => p.stock)).toEqual([5, 0]);
   });
   it('a field that is missing from an item\'s document: InvalidArgumentError on "field" after the one aggregate, nothing written, and the caller can still commit', async () => {
     const coll = await products([{ _id: 'a', stock: 5 }, { _id: 'b' }]);
-    const log = t.db.collection<{ _id: string }>(t.uniqueName('log'));
-    await t.db.createCollection(log.collectionName);
-    t.commands.reset();
-    const session = t.client.startSession();
-    try {
-      session.startTransaction();
-      await log.insertOne({ _id: 'attempt' }, { session });
+    await inCallersTransaction(async (session) => {
       const error = await rejectionOf(
         guardedDecrementAll(coll, {
           session,
@@ -517,12 +522,7 @@ describe('guardedDecrementAll in the caller transaction (session)', () => {
       );
       expect((error as InvalidArgumentError).option).toBe('field');
       expect((error as Error).message).toContain('the document of items.1 lacks it');
-      await session.commitTransaction();
-    } finally {
-      await session.endSession();
-    }
-    expect(t.commands.names()).toEqual(['insert', 'aggregate', 'commitTransaction']);
-    expect(await log.findOne({ _id: 'attempt' })).toEqual({ _id: 'attempt' });
+    });
     expect((await coll.find().toArray()).map((p) => p.stock)).toEqual([5, undefined]);
   });
 });
