@@ -550,29 +550,36 @@ export async function withIdempotencyKey<T>(
 
   for (;;) {
     nextRound();
-    const claimed = await claim(records, s);
-    if (claimed !== undefined) {
-      const result = await execute<T>(records, s, claimed, false);
+    const claimed = await claimOrRead(records, s);
+    // What the key's record says, when the claim found one; `undefined`: read it (below).
+    let record: IdempotencyRecord | null | undefined;
+    if (claimed.claim !== undefined) {
+      const result = await execute<T>(records, s, claimed.claim, false);
       if (result !== undefined) return result;
+    } else {
+      record = claimed.record;
     }
-    // Someone else holds (or held) the key: read what they left.
+    // Someone else holds (or held) the key: decide from what they left.
     for (;;) {
       // From the primary: a stale secondary could show no record (and send us round the claim
-      // loop) or an old `inProgress` (and delay a replay).
-      const record = await records.findOne({ _id: s.key }, { readPreference: 'primary' });
+      // loop) or an old `inProgress` (and delay a replay). The claim's own answer comes from
+      // the primary already (findAndModify always runs there).
+      record ??= await records.findOne({ _id: s.key }, { readPreference: 'primary' });
       // Gone (released, or expired by the TTL index): out to the next claim. A `break`, not a
       // labelled `continue`: Stryker's instrumented copy of a labelled loop does not compile.
       if (record === null) break;
-      if ((record.fingerprint ?? null) !== (s.fingerprint ?? null)) {
+      const current = record;
+      record = undefined;
+      if ((current.fingerprint ?? null) !== (s.fingerprint ?? null)) {
         throw new IdempotencyKeyConflictError(s.key);
       }
-      if (record.state === IdempotencyState.Completed) {
+      if (current.state === IdempotencyState.Completed) {
         return {
           outcome: 'replayed',
-          value: (Object.hasOwn(record, 'value') ? record.value : undefined) as T,
+          value: (Object.hasOwn(current, 'value') ? current.value : undefined) as T,
         };
       }
-      const leaseUntil = record.leaseUntil instanceof Date ? record.leaseUntil : new Date(0);
+      const leaseUntil = current.leaseUntil instanceof Date ? current.leaseUntil : new Date(0);
       if (leaseUntil.getTime() > Date.now()) {
         const remaining = remainingWait();
         if (remaining <= 0) return { outcome: 'inProgress', leaseUntil };
@@ -582,7 +589,7 @@ export async function withIdempotencyKey<T>(
         );
         continue;
       }
-      const taken = await takeOver(records, s, record.owner, remainingWait());
+      const taken = await takeOver(records, s, current.owner, remainingWait());
       if (taken === 'held') {
         const remaining = remainingWait();
         // The recorded lease is already over (its holder's transaction is finishing): tell the
@@ -609,32 +616,67 @@ interface Claim {
   readonly leaseUntil: Date;
 }
 
-/** Inserts the record; undefined when one exists (E11000 on `_id`). */
-async function claim(
+/**
+ * What the claim found: our new claim, or the key's existing record (`record`, unchanged by the
+ * claim), or neither (`record: undefined`: the claim met a duplicate key error the server did
+ * not retry; read the record).
+ */
+type ClaimOrRecord =
+  | { readonly claim: Claim; readonly record?: never }
+  | { readonly claim?: never; readonly record: IdempotencyRecord | undefined };
+
+/**
+ * Claims the key, or reads its record, in ONE command:
+ * `findAndModify({ _id: key }, { $setOnInsert: claim }, upsert, new: false)`.
+ *
+ * - No record: the upsert inserts `{ _id: key, ...claim }` and answers `value: null` (the
+ *   document before the write: none). That is our claim, made by the same single-document
+ *   insert as before.
+ * - A record: `$setOnInsert` "does nothing" when the upsert does not insert (MongoDB manual,
+ *   reference/operator/update/setOnInsert), so nothing is written (no oplog entry, no write
+ *   conflict with a transaction holding the record through its fence) and the answer is the
+ *   record as stored: the read that used to be a second command.
+ * - Two first calls at once: the `_id` index admits one insert. The loser's upsert meets the
+ *   duplicate key, which the server retries as an update when the filter is an equality on the
+ *   violated unique index's fields only and the update leaves them alone (MongoDB 4.2+,
+ *   SERVER-37124; manual, findAndModify, "Upsert with Duplicate Values"): it then finds the
+ *   winner's record. If a server does not retry, the E11000 reaches us: that is the old
+ *   insert's answer, and the record is read with a `find`, as before.
+ * - A driver retry of the findAndModify (retryable write) is answered from the first
+ *   execution: an upsert that inserted answers `value: null` again (mongod
+ *   write_ops_retryability.cpp), so a lost reply never turns our claim into a duplicate.
+ */
+async function claimOrRead(
   records: Collection<IdempotencyRecord>,
   s: Settings,
-): Promise<Claim | undefined> {
+): Promise<ClaimOrRecord> {
   const owner = randomUUID();
   const now = Date.now();
   const leaseUntil = new Date(now + s.leaseMs);
   try {
-    await records.insertOne(
+    const existing = await records.findOneAndUpdate(
+      { _id: s.key },
       {
-        _id: s.key,
-        state: IdempotencyState.InProgress,
-        ...(s.fingerprint === undefined ? {} : { fingerprint: s.fingerprint }),
-        owner,
-        leaseUntil,
-        createdAt: new Date(now),
-        expiresAt: new Date(now + s.retentionMs),
+        $setOnInsert: {
+          state: IdempotencyState.InProgress,
+          ...(s.fingerprint === undefined ? {} : { fingerprint: s.fingerprint }),
+          owner,
+          leaseUntil,
+          createdAt: new Date(now),
+          expiresAt: new Date(now + s.retentionMs),
+        },
       },
-      // In transaction mode the fence reads the claim from the transaction's snapshot, which
-      // with a majority/snapshot read concern only contains majority-committed writes.
-      s.client === undefined ? {} : { writeConcern: { w: 'majority' } },
+      {
+        upsert: true,
+        returnDocument: 'before',
+        // In transaction mode the fence reads the claim from the transaction's snapshot, which
+        // with a majority/snapshot read concern only contains majority-committed writes.
+        ...(s.client === undefined ? {} : { writeConcern: { w: 'majority' } }),
+      },
     );
-    return { owner, leaseUntil };
+    return existing === null ? { claim: { owner, leaseUntil } } : { record: existing };
   } catch (error) {
-    if (isDuplicateKeyError(error)) return undefined;
+    if (isDuplicateKeyError(error)) return { record: undefined };
     throw error;
   }
 }
@@ -712,6 +754,48 @@ async function release(records: Collection<IdempotencyRecord>, key: string, owne
 }
 
 /**
+ * fn's context without `client`. Its `signal` (aborted when our lease ends) is made on first
+ * read: most `fn`s never look at it, and an AbortController plus a lease timer per call was a
+ * large share of the primitive's own CPU. Read while the lease runs, it aborts when the lease
+ * ends, as before; read after the lease ended (fn still running), it is already aborted, as the
+ * timer would have left it; read after `end()` (fn returned or threw), it never aborts.
+ */
+function leaseContext(
+  s: Settings,
+  leaseUntil: Date,
+): { readonly context: IdempotencyContext; end(): void } {
+  let controller: AbortController | undefined;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let ended = false;
+  const abort = (lease: AbortController) =>
+    lease.abort(
+      new MongoAtomicsError(
+        `${PRIMITIVE}: the lease on key ${JSON.stringify(s.key)} ended (leaseMs ${s.leaseMs}); another caller may take it over and run fn. Stop fn's work on this signal, and raise leaseMs above fn's worst-case duration`,
+      ),
+    );
+  return {
+    context: {
+      get signal(): AbortSignal {
+        if (controller === undefined) {
+          const lease = new AbortController();
+          controller = lease;
+          const remaining = leaseUntil.getTime() - Date.now();
+          if (!ended) {
+            if (remaining <= 0) abort(lease);
+            else timer = setTimeout(() => abort(lease), remaining);
+          }
+        }
+        return controller.signal;
+      },
+    },
+    end() {
+      ended = true;
+      if (timer !== undefined) clearTimeout(timer);
+    },
+  };
+}
+
+/**
  * Runs `fn` under our claim and stores its value. Undefined when, in transaction mode, the
  * fence found the claim gone before `fn` ran: the caller then reads the record again.
  */
@@ -723,26 +807,17 @@ async function execute<T>(
 ): Promise<IdempotencyResult<T> | undefined> {
   if (s.client !== undefined) return executeInTransaction<T>(records, s, s.client, held, tookOver);
 
-  const controller = new AbortController();
-  const timer = setTimeout(
-    () =>
-      controller.abort(
-        new MongoAtomicsError(
-          `${PRIMITIVE}: the lease on key ${JSON.stringify(s.key)} ended (leaseMs ${s.leaseMs}); another caller may take it over and run fn. Stop fn's work on this signal, and raise leaseMs above fn's worst-case duration`,
-        ),
-      ),
-    Math.max(0, held.leaseUntil.getTime() - Date.now()),
-  );
+  const lease = leaseContext(s, held.leaseUntil);
   const fn = s.fn as WithIdempotencyKeyOptions<T>['fn'];
   let value: T;
   try {
-    value = await fn({ signal: controller.signal });
+    value = await fn(lease.context);
   } catch (error) {
-    clearTimeout(timer);
+    lease.end();
     await release(records, s.key, held.owner);
     throw error;
   }
-  clearTimeout(timer);
+  lease.end();
   let stored: { matchedCount: number };
   try {
     stored = await records.updateOne(ours(s.key, held.owner), completion(value, s.retentionMs));
