@@ -7,8 +7,8 @@
  * The TTL monitor removing expired records is in idempotency-ttl.serial.test.ts (it changes a
  * server-wide parameter).
  */
-import type { Collection, MongoClient, MongoServerError } from 'mongodb';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Collection, CommandStartedEvent, MongoClient, MongoServerError } from 'mongodb';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   IdempotencyKeyConflictError,
   type IdempotencyResultNotStoredError,
@@ -446,6 +446,46 @@ describe(`double submit (seeds 002/003): ${WORKERS} concurrent duplicates of one
     for (const r of results.filter((r) => r.outcome !== 'executed')) {
       expect(['inProgress', 'replayed']).toContain(r.outcome);
       if (r.outcome === 'replayed') expect(r.value).toBe('charged');
+    }
+  });
+
+  it('withIdempotencyKey: every duplicate sends one command (the claim answers with the record); fn runs once', async () => {
+    const name = t.uniqueName('one-trip');
+    const ready = barrier(WORKERS);
+    const sentBy = race.all.map(() => [] as string[]);
+    const listeners = race.all.map((client, i) => {
+      const listener = (event: CommandStartedEvent) => {
+        if (event.command[event.commandName] === name) sentBy[i]?.push(event.commandName);
+      };
+      client.on('commandStarted', listener);
+      return listener;
+    });
+    let runs = 0;
+    try {
+      const results = await Promise.all(
+        collections(name).map(async (coll) => {
+          await ready();
+          return withIdempotencyKey(coll, {
+            key: 'k',
+            fn: async () => {
+              runs += 1;
+              await sleep(10);
+              return 'charged';
+            },
+          });
+        }),
+      );
+      expect(runs).toBe(1);
+      const executor = results.findIndex((r) => r.outcome === 'executed');
+      expect(executor).toBeGreaterThanOrEqual(0);
+      sentBy.forEach((names, i) => {
+        // No E11000 reached the library (it would have read the record with a find).
+        expect(names).toEqual(i === executor ? ['findAndModify', 'update'] : ['findAndModify']);
+      });
+    } finally {
+      race.all.forEach((client, i) => {
+        client.off('commandStarted', listeners[i] as (event: CommandStartedEvent) => void);
+      });
     }
   });
 
@@ -955,6 +995,89 @@ describe(`an expired lease found by ${WORKERS} callers at once`, () => {
       state: 'completed',
       value: 'charged once',
     });
+  });
+});
+
+describe("fn's lease signal is made only when fn reads it", () => {
+  /** AbortControllers constructed by src/idempotency.ts while `run` runs. */
+  async function controllersMadeBy(run: () => Promise<unknown>): Promise<number> {
+    const Original = globalThis.AbortController;
+    let made = 0;
+    globalThis.AbortController = class extends Original {
+      constructor() {
+        super();
+        if (/src[\\/]idempotency\.ts/.test(new Error().stack ?? '')) made += 1;
+      }
+    };
+    try {
+      await run();
+    } finally {
+      globalThis.AbortController = Original;
+    }
+    return made;
+  }
+  const LEASE_MS = 123_457;
+  const leaseTimers = (delays: readonly unknown[]) =>
+    delays.filter((ms) => typeof ms === 'number' && ms > LEASE_MS - 10_000 && ms <= LEASE_MS);
+
+  it('an fn that never reads its signal: no AbortController and no lease timer', async () => {
+    const keys = freshKeys();
+    const timers = vi.spyOn(globalThis, 'setTimeout');
+    try {
+      const made = await controllersMadeBy(() =>
+        withIdempotencyKey(keys, { key: 'k', leaseMs: LEASE_MS, fn: async () => 'v' }),
+      );
+      expect(made).toBe(0);
+      expect(leaseTimers(timers.mock.calls.map((call) => call[1]))).toEqual([]);
+    } finally {
+      timers.mockRestore();
+    }
+  });
+
+  it('an fn that reads it: one AbortController and one lease timer, cleared when fn returns', async () => {
+    const keys = freshKeys();
+    const timers = vi.spyOn(globalThis, 'setTimeout');
+    const cleared = vi.spyOn(globalThis, 'clearTimeout');
+    let signal: AbortSignal | undefined;
+    try {
+      const made = await controllersMadeBy(() =>
+        withIdempotencyKey(keys, {
+          key: 'k',
+          leaseMs: LEASE_MS,
+          fn: async (context) => {
+            signal = context.signal;
+            // Read twice: the same signal.
+            expect(context.signal).toBe(signal);
+            return 'v';
+          },
+        }),
+      );
+      expect(made).toBe(1);
+      const leaseTimerIndexes = timers.mock.calls
+        .map((call, i) => (leaseTimers([call[1]]).length === 1 ? i : -1))
+        .filter((i) => i >= 0);
+      expect(leaseTimerIndexes).toHaveLength(1);
+      const handle = timers.mock.results[leaseTimerIndexes[0] as number]?.value;
+      expect(cleared.mock.calls.map((call) => call[0])).toContain(handle);
+      expect(signal?.aborted).toBe(false);
+    } finally {
+      timers.mockRestore();
+      cleared.mockRestore();
+    }
+  });
+
+  it('first read after the lease ended, fn still running: already aborted, with the lease error', async () => {
+    const keys = freshKeys();
+    const result = await withIdempotencyKey(keys, {
+      key: 'k',
+      leaseMs: 30,
+      fn: async (context) => {
+        await sleep(80);
+        const { signal } = context;
+        return { aborted: signal.aborted, reason: isMongoAtomicsError(signal.reason) };
+      },
+    });
+    expect(result).toMatchObject({ outcome: 'executed', value: { aborted: true, reason: true } });
   });
 });
 
