@@ -5,9 +5,9 @@
  * The race it closes (seeds 002 and 003: double submits, payment webhooks delivered twice):
  * "look the key up, run the work if it is unknown, then store the result" lets two duplicates
  * arriving together both find nothing and both do the work (20 concurrent duplicates ran it 20
- * times in our tests). Here the claim is an insert on the unique `_id`: of N concurrent
- * duplicates exactly one insert succeeds, and the others learn what to do from the record it
- * wrote.
+ * times in our tests). Here the claim is an upsert on the unique `_id`: of N concurrent
+ * duplicates exactly one inserts, and the others learn what to do from the record it wrote, in
+ * the reply to that same command.
  *
  * Records (one per key, in a collection of their own):
  *   { _id: key, state: 'inProgress' | 'completed', fingerprint?, owner, leaseUntil?, value?,
@@ -16,16 +16,25 @@
  * a caller whose lease was taken over can neither complete nor release someone else's claim.
  *
  * Contract
- * - **Claim**: `insertOne({ _id: key, state: 'inProgress', owner: me, leaseUntil: now + leaseMs })`.
- *   Success: this caller runs `fn`. E11000: a record exists; read it (`find`) and:
+ * - **Claim, or read**, in one command: `findOneAndUpdate({ _id: key }, { $setOnInsert: { state:
+ *   'inProgress', owner: me, leaseUntil: now + leaseMs, … } }, { upsert: true, returnDocument:
+ *   'before' })`. `null`: no record existed, ours is inserted, this caller runs `fn`. A
+ *   record: `$setOnInsert` did nothing (nothing written, no oplog entry) and the reply is the
+ *   record as stored. Concurrent first calls: the loser's duplicate key error is retried by
+ *   the server as an update (MongoDB 4.2+: equality on `_id`, `_id` unchanged, no
+ *   transaction), so it gets the winner's record; a server that does not retry answers E11000,
+ *   and the record is then read with `find` (as the insert-based claim of earlier versions
+ *   did). With the record:
  *   - fingerprint differs from the one given → IdempotencyKeyConflictError (nothing runs);
  *   - `completed` → `replayed` with the stored value;
- *   - `inProgress`, lease live → `inProgress`, or with `wait`, read again every `intervalMs`
- *     until it completes, its lease expires or `timeoutMs` passes;
+ *   - `inProgress`, lease live → `inProgress`, or with `wait`, read again (`find`) every
+ *     `intervalMs` until it completes, its lease expires or `timeoutMs` passes;
  *   - `inProgress`, lease expired (the holder died, or overran its lease) → take it over:
  *     `findOneAndUpdate({ _id, state: 'inProgress', owner: old, leaseUntil ≤ now },
  *     { $set: { owner: me, leaseUntil } })`; the winner runs `fn` (`tookOver: true`), a loser
- *     reads again;
+ *     reads again. A command of its own on purpose: it is bounded by `maxTimeMS` (a holder's
+ *     transaction may hold the record), which a fresh claim must not be, and its filter tells
+ *     from the reply alone whether it won; folded into the claim it would need both;
  *   - no record (released or expired meanwhile) → claim again.
  * - **Completion**: `updateOne({ _id, owner: me, state: 'inProgress' }, { $set: { state:
  *   'completed', value, completedAt, expiresAt: now + retentionMs } })`. Matching nothing means
@@ -65,12 +74,13 @@
  * - **`client`** must be the MongoClient the collection was obtained from (compared with the
  *   collection's own client): another one is refused with InvalidArgumentError before anything
  *   is sent, since the transaction would not cover the records.
- * - **Round trips** (fn's own commands not counted): executed: 2 (`insert`, `update`); replayed,
- *   inProgress, fingerprint conflict: 2 (`insert`, `find`), plus 1 `find` per `wait` poll; fn
- *   threw: 2 (`insert`, `delete`); takeover: 4 (`insert`, `find`, `findAndModify`, `update`).
- *   Transaction mode executed: 4 (`insert`, `update` fence, `update` completion,
- *   `commitTransaction`); fn threw: 4 (`insert`, `update`, `abortTransaction`, `delete`); a
- *   transient conflict re-runs the attempt (see withRetryingTransaction).
+ * - **Round trips** (fn's own commands not counted): executed: 2 (`findAndModify` claim,
+ *   `update`); replayed, inProgress, fingerprint conflict: 1 (`findAndModify`), plus 1 `find`
+ *   per `wait` poll; fn threw: 2 (`findAndModify`, `delete`); takeover: 3 (`findAndModify`
+ *   claim, `findAndModify` takeover, `update`). Transaction mode executed: 4 (`findAndModify`,
+ *   `update` fence, `update` completion, `commitTransaction`); fn threw: 4 (`findAndModify`,
+ *   `update`, `abortTransaction`, `delete`); a transient conflict re-runs the attempt (see
+ *   withRetryingTransaction). A claim met by an E11000 the server did not retry: 1 `find` more.
  * - **Clocks**: leases are dates written and compared by the callers' clocks. Clock skew between
  *   application servers shortens or lengthens a lease by the skew: keep clocks synchronised
  *   (NTP) and `leaseMs` well above the skew. `expiresAt` is compared by the server's TTL monitor.
@@ -179,7 +189,9 @@ export interface IdempotencyContext {
   /**
    * Aborts when this caller's lease ends (its reason: a MongoAtomicsError). Past that moment a
    * duplicate may take the key over and run `fn` too: pass it to long-running work (HTTP
-   * clients, loops) so that the work stops instead of running twice.
+   * clients, loops) so that the work stops instead of running twice. Made on first read (an
+   * `fn` that never reads it costs no AbortController and no timer); read after the lease
+   * ended, it is already aborted; it never aborts once `fn` has returned or thrown.
    */
   readonly signal: AbortSignal;
   /** Absent: without `client` there is no transaction; pass `client` for transaction mode. */
