@@ -5,9 +5,9 @@
  * The race it closes (seeds 002 and 003: double submits, payment webhooks delivered twice):
  * "look the key up, run the work if it is unknown, then store the result" lets two duplicates
  * arriving together both find nothing and both do the work (20 concurrent duplicates ran it 20
- * times in our tests). Here the claim is an insert on the unique `_id`: of N concurrent
- * duplicates exactly one insert succeeds, and the others learn what to do from the record it
- * wrote.
+ * times in our tests). Here the claim is an upsert on the unique `_id`: of N concurrent
+ * duplicates exactly one inserts, and the others learn what to do from the record it wrote, in
+ * the reply to that same command.
  *
  * Records (one per key, in a collection of their own):
  *   { _id: key, state: 'inProgress' | 'completed', fingerprint?, owner, leaseUntil?, value?,
@@ -16,16 +16,25 @@
  * a caller whose lease was taken over can neither complete nor release someone else's claim.
  *
  * Contract
- * - **Claim**: `insertOne({ _id: key, state: 'inProgress', owner: me, leaseUntil: now + leaseMs })`.
- *   Success: this caller runs `fn`. E11000: a record exists; read it (`find`) and:
+ * - **Claim, or read**, in one command: `findOneAndUpdate({ _id: key }, { $setOnInsert: { state:
+ *   'inProgress', owner: me, leaseUntil: now + leaseMs, … } }, { upsert: true, returnDocument:
+ *   'before' })`. `null`: no record existed, ours is inserted, this caller runs `fn`. A
+ *   record: `$setOnInsert` did nothing (nothing written, no oplog entry) and the reply is the
+ *   record as stored. Concurrent first calls: the loser's duplicate key error is retried by
+ *   the server as an update (MongoDB 4.2+: equality on `_id`, `_id` unchanged, no
+ *   transaction), so it gets the winner's record; a server that does not retry answers E11000,
+ *   and the record is then read with `find` (as the insert-based claim of earlier versions
+ *   did). With the record:
  *   - fingerprint differs from the one given → IdempotencyKeyConflictError (nothing runs);
  *   - `completed` → `replayed` with the stored value;
- *   - `inProgress`, lease live → `inProgress`, or with `wait`, read again every `intervalMs`
- *     until it completes, its lease expires or `timeoutMs` passes;
+ *   - `inProgress`, lease live → `inProgress`, or with `wait`, read again (`find`) every
+ *     `intervalMs` until it completes, its lease expires or `timeoutMs` passes;
  *   - `inProgress`, lease expired (the holder died, or overran its lease) → take it over:
  *     `findOneAndUpdate({ _id, state: 'inProgress', owner: old, leaseUntil ≤ now },
  *     { $set: { owner: me, leaseUntil } })`; the winner runs `fn` (`tookOver: true`), a loser
- *     reads again;
+ *     reads again. A command of its own on purpose: it is bounded by `maxTimeMS` (a holder's
+ *     transaction may hold the record), which a fresh claim must not be, and its filter tells
+ *     from the reply alone whether it won; folded into the claim it would need both;
  *   - no record (released or expired meanwhile) → claim again.
  * - **Completion**: `updateOne({ _id, owner: me, state: 'inProgress' }, { $set: { state:
  *   'completed', value, completedAt, expiresAt: now + retentionMs } })`. Matching nothing means
@@ -65,12 +74,13 @@
  * - **`client`** must be the MongoClient the collection was obtained from (compared with the
  *   collection's own client): another one is refused with InvalidArgumentError before anything
  *   is sent, since the transaction would not cover the records.
- * - **Round trips** (fn's own commands not counted): executed: 2 (`insert`, `update`); replayed,
- *   inProgress, fingerprint conflict: 2 (`insert`, `find`), plus 1 `find` per `wait` poll; fn
- *   threw: 2 (`insert`, `delete`); takeover: 4 (`insert`, `find`, `findAndModify`, `update`).
- *   Transaction mode executed: 4 (`insert`, `update` fence, `update` completion,
- *   `commitTransaction`); fn threw: 4 (`insert`, `update`, `abortTransaction`, `delete`); a
- *   transient conflict re-runs the attempt (see withRetryingTransaction).
+ * - **Round trips** (fn's own commands not counted): executed: 2 (`findAndModify` claim,
+ *   `update`); replayed, inProgress, fingerprint conflict: 1 (`findAndModify`), plus 1 `find`
+ *   per `wait` poll; fn threw: 2 (`findAndModify`, `delete`); takeover: 3 (`findAndModify`
+ *   claim, `findAndModify` takeover, `update`). Transaction mode executed: 4 (`findAndModify`,
+ *   `update` fence, `update` completion, `commitTransaction`); fn threw: 4 (`findAndModify`,
+ *   `update`, `abortTransaction`, `delete`); a transient conflict re-runs the attempt (see
+ *   withRetryingTransaction). A claim met by an E11000 the server did not retry: 1 `find` more.
  * - **Clocks**: leases are dates written and compared by the callers' clocks. Clock skew between
  *   application servers shortens or lengthens a lease by the skew: keep clocks synchronised
  *   (NTP) and `leaseMs` well above the skew. `expiresAt` is compared by the server's TTL monitor.
@@ -179,7 +189,9 @@ export interface IdempotencyContext {
   /**
    * Aborts when this caller's lease ends (its reason: a MongoAtomicsError). Past that moment a
    * duplicate may take the key over and run `fn` too: pass it to long-running work (HTTP
-   * clients, loops) so that the work stops instead of running twice.
+   * clients, loops) so that the work stops instead of running twice. Made on first read (an
+   * `fn` that never reads it costs no AbortController and no timer); read after the lease
+   * ended, it is already aborted; it never aborts once `fn` has returned or thrown.
    */
   readonly signal: AbortSignal;
   /** Absent: without `client` there is no transaction; pass `client` for transaction mode. */
@@ -550,29 +562,36 @@ export async function withIdempotencyKey<T>(
 
   for (;;) {
     nextRound();
-    const claimed = await claim(records, s);
-    if (claimed !== undefined) {
-      const result = await execute<T>(records, s, claimed, false);
+    const claimed = await claimOrRead(records, s);
+    // What the key's record says, when the claim found one; `undefined`: read it (below).
+    let record: IdempotencyRecord | null | undefined;
+    if (claimed.claim !== undefined) {
+      const result = await execute<T>(records, s, claimed.claim, false);
       if (result !== undefined) return result;
+    } else {
+      record = claimed.record;
     }
-    // Someone else holds (or held) the key: read what they left.
+    // Someone else holds (or held) the key: decide from what they left.
     for (;;) {
       // From the primary: a stale secondary could show no record (and send us round the claim
-      // loop) or an old `inProgress` (and delay a replay).
-      const record = await records.findOne({ _id: s.key }, { readPreference: 'primary' });
+      // loop) or an old `inProgress` (and delay a replay). The claim's own answer comes from
+      // the primary already (findAndModify always runs there).
+      record ??= await records.findOne({ _id: s.key }, { readPreference: 'primary' });
       // Gone (released, or expired by the TTL index): out to the next claim. A `break`, not a
       // labelled `continue`: Stryker's instrumented copy of a labelled loop does not compile.
       if (record === null) break;
-      if ((record.fingerprint ?? null) !== (s.fingerprint ?? null)) {
+      const current = record;
+      record = undefined;
+      if ((current.fingerprint ?? null) !== (s.fingerprint ?? null)) {
         throw new IdempotencyKeyConflictError(s.key);
       }
-      if (record.state === IdempotencyState.Completed) {
+      if (current.state === IdempotencyState.Completed) {
         return {
           outcome: 'replayed',
-          value: (Object.hasOwn(record, 'value') ? record.value : undefined) as T,
+          value: (Object.hasOwn(current, 'value') ? current.value : undefined) as T,
         };
       }
-      const leaseUntil = record.leaseUntil instanceof Date ? record.leaseUntil : new Date(0);
+      const leaseUntil = current.leaseUntil instanceof Date ? current.leaseUntil : new Date(0);
       if (leaseUntil.getTime() > Date.now()) {
         const remaining = remainingWait();
         if (remaining <= 0) return { outcome: 'inProgress', leaseUntil };
@@ -582,7 +601,7 @@ export async function withIdempotencyKey<T>(
         );
         continue;
       }
-      const taken = await takeOver(records, s, record.owner, remainingWait());
+      const taken = await takeOver(records, s, current.owner, remainingWait());
       if (taken === 'held') {
         const remaining = remainingWait();
         // The recorded lease is already over (its holder's transaction is finishing): tell the
@@ -609,32 +628,67 @@ interface Claim {
   readonly leaseUntil: Date;
 }
 
-/** Inserts the record; undefined when one exists (E11000 on `_id`). */
-async function claim(
+/**
+ * What the claim found: our new claim, or the key's existing record (`record`, unchanged by the
+ * claim), or neither (`record: undefined`: the claim met a duplicate key error the server did
+ * not retry; read the record).
+ */
+type ClaimOrRecord =
+  | { readonly claim: Claim; readonly record?: never }
+  | { readonly claim?: never; readonly record: IdempotencyRecord | undefined };
+
+/**
+ * Claims the key, or reads its record, in ONE command:
+ * `findAndModify({ _id: key }, { $setOnInsert: claim }, upsert, new: false)`.
+ *
+ * - No record: the upsert inserts `{ _id: key, ...claim }` and answers `value: null` (the
+ *   document before the write: none). That is our claim, made by the same single-document
+ *   insert as before.
+ * - A record: `$setOnInsert` "does nothing" when the upsert does not insert (MongoDB manual,
+ *   reference/operator/update/setOnInsert), so nothing is written (no oplog entry, no write
+ *   conflict with a transaction holding the record through its fence) and the answer is the
+ *   record as stored: the read that used to be a second command.
+ * - Two first calls at once: the `_id` index admits one insert. The loser's upsert meets the
+ *   duplicate key, which the server retries as an update when the filter is an equality on the
+ *   violated unique index's fields only and the update leaves them alone (MongoDB 4.2+,
+ *   SERVER-37124; manual, findAndModify, "Upsert with Duplicate Values"): it then finds the
+ *   winner's record. If a server does not retry, the E11000 reaches us: that is the old
+ *   insert's answer, and the record is read with a `find`, as before.
+ * - A driver retry of the findAndModify (retryable write) is answered from the first
+ *   execution: an upsert that inserted answers `value: null` again (mongod
+ *   write_ops_retryability.cpp), so a lost reply never turns our claim into a duplicate.
+ */
+async function claimOrRead(
   records: Collection<IdempotencyRecord>,
   s: Settings,
-): Promise<Claim | undefined> {
+): Promise<ClaimOrRecord> {
   const owner = randomUUID();
   const now = Date.now();
   const leaseUntil = new Date(now + s.leaseMs);
   try {
-    await records.insertOne(
+    const existing = await records.findOneAndUpdate(
+      { _id: s.key },
       {
-        _id: s.key,
-        state: IdempotencyState.InProgress,
-        ...(s.fingerprint === undefined ? {} : { fingerprint: s.fingerprint }),
-        owner,
-        leaseUntil,
-        createdAt: new Date(now),
-        expiresAt: new Date(now + s.retentionMs),
+        $setOnInsert: {
+          state: IdempotencyState.InProgress,
+          ...(s.fingerprint === undefined ? {} : { fingerprint: s.fingerprint }),
+          owner,
+          leaseUntil,
+          createdAt: new Date(now),
+          expiresAt: new Date(now + s.retentionMs),
+        },
       },
-      // In transaction mode the fence reads the claim from the transaction's snapshot, which
-      // with a majority/snapshot read concern only contains majority-committed writes.
-      s.client === undefined ? {} : { writeConcern: { w: 'majority' } },
+      {
+        upsert: true,
+        returnDocument: 'before',
+        // In transaction mode the fence reads the claim from the transaction's snapshot, which
+        // with a majority/snapshot read concern only contains majority-committed writes.
+        ...(s.client === undefined ? {} : { writeConcern: { w: 'majority' } }),
+      },
     );
-    return { owner, leaseUntil };
+    return existing === null ? { claim: { owner, leaseUntil } } : { record: existing };
   } catch (error) {
-    if (isDuplicateKeyError(error)) return undefined;
+    if (isDuplicateKeyError(error)) return { record: undefined };
     throw error;
   }
 }
@@ -712,6 +766,48 @@ async function release(records: Collection<IdempotencyRecord>, key: string, owne
 }
 
 /**
+ * fn's context without `client`. Its `signal` (aborted when our lease ends) is made on first
+ * read: most `fn`s never look at it, and an AbortController plus a lease timer per call was a
+ * large share of the primitive's own CPU. Read while the lease runs, it aborts when the lease
+ * ends, as before; read after the lease ended (fn still running), it is already aborted, as the
+ * timer would have left it; read after `end()` (fn returned or threw), it never aborts.
+ */
+function leaseContext(
+  s: Settings,
+  leaseUntil: Date,
+): { readonly context: IdempotencyContext; end(): void } {
+  let controller: AbortController | undefined;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let ended = false;
+  const abort = (lease: AbortController) =>
+    lease.abort(
+      new MongoAtomicsError(
+        `${PRIMITIVE}: the lease on key ${JSON.stringify(s.key)} ended (leaseMs ${s.leaseMs}); another caller may take it over and run fn. Stop fn's work on this signal, and raise leaseMs above fn's worst-case duration`,
+      ),
+    );
+  return {
+    context: {
+      get signal(): AbortSignal {
+        if (controller === undefined) {
+          const lease = new AbortController();
+          controller = lease;
+          const remaining = leaseUntil.getTime() - Date.now();
+          if (!ended) {
+            if (remaining <= 0) abort(lease);
+            else timer = setTimeout(() => abort(lease), remaining);
+          }
+        }
+        return controller.signal;
+      },
+    },
+    end() {
+      ended = true;
+      if (timer !== undefined) clearTimeout(timer);
+    },
+  };
+}
+
+/**
  * Runs `fn` under our claim and stores its value. Undefined when, in transaction mode, the
  * fence found the claim gone before `fn` ran: the caller then reads the record again.
  */
@@ -723,26 +819,17 @@ async function execute<T>(
 ): Promise<IdempotencyResult<T> | undefined> {
   if (s.client !== undefined) return executeInTransaction<T>(records, s, s.client, held, tookOver);
 
-  const controller = new AbortController();
-  const timer = setTimeout(
-    () =>
-      controller.abort(
-        new MongoAtomicsError(
-          `${PRIMITIVE}: the lease on key ${JSON.stringify(s.key)} ended (leaseMs ${s.leaseMs}); another caller may take it over and run fn. Stop fn's work on this signal, and raise leaseMs above fn's worst-case duration`,
-        ),
-      ),
-    Math.max(0, held.leaseUntil.getTime() - Date.now()),
-  );
+  const lease = leaseContext(s, held.leaseUntil);
   const fn = s.fn as WithIdempotencyKeyOptions<T>['fn'];
   let value: T;
   try {
-    value = await fn({ signal: controller.signal });
+    value = await fn(lease.context);
   } catch (error) {
-    clearTimeout(timer);
+    lease.end();
     await release(records, s.key, held.owner);
     throw error;
   }
-  clearTimeout(timer);
+  lease.end();
   let stored: { matchedCount: number };
   try {
     stored = await records.updateOne(ours(s.key, held.owner), completion(value, s.retentionMs));

@@ -78,10 +78,11 @@ interface Step {
   readonly inTransaction?: boolean;
   /**
    * Where the fail point is armed: `start` (before the call: the first such command is hit) or
-   * a named point the scenario reaches (`fn`: inside the idempotency callback, so a later
-   * command of the same name is hit instead of the first).
+   * a named point the scenario reaches (`fnStart`: on entering the idempotency callback, before
+   * its own write; `fn`: inside it, after that write), so a later command of the same name is
+   * hit instead of the first.
    */
-  readonly at?: 'start' | 'fn';
+  readonly at?: 'start' | 'fnStart' | 'fn';
   /** Tells two steps with the same command apart in the test name. */
   readonly label?: string;
 }
@@ -215,7 +216,7 @@ interface Ctx {
   /** This cell's document id (or key). */
   readonly id: string;
   /** Arms the fail point if this cell's step waits for the named point (first time only). */
-  arm(point: 'fn'): Promise<void>;
+  arm(point: 'fnStart' | 'fn'): Promise<void>;
 }
 
 /** The test client's view of the collections, for seeding and for reading the final state. */
@@ -779,6 +780,8 @@ function idempotencyScenarios(): Scenario[] {
         client,
         transaction: TRANSACTION,
         fn: async ({ session }) => {
+          // The claim is a findAndModify too: fn's own is hit only when armed from here.
+          await arm('fnStart');
           await ledger.findOneAndUpdate({ _id: id }, { $inc: { n: 1 } }, { session });
           await arm('fn');
           if (fails) throw new BusinessError('fn failed');
@@ -860,7 +863,10 @@ function idempotencyScenarios(): Scenario[] {
   const tx = { inTransaction: true } as const;
   return [
     single('withIdempotencyKey', 'executed', {
-      steps: [{ command: 'insert' }, { command: 'update', label: 'completion' }],
+      steps: [
+        { command: 'findAndModify', label: 'claim' },
+        { command: 'update', label: 'completion' },
+      ],
       outcome: 'executed',
       seed: seed(false),
       run: plainRun(false),
@@ -869,7 +875,10 @@ function idempotencyScenarios(): Scenario[] {
       agrees,
     }),
     single('withIdempotencyKey', 'fn throws', {
-      steps: [{ command: 'insert' }, { command: 'delete', label: 'release' }],
+      steps: [
+        { command: 'findAndModify', label: 'claim' },
+        { command: 'delete', label: 'release' },
+      ],
       outcome: 'BusinessError',
       seed: seed(false),
       run: plainRun(true),
@@ -878,7 +887,7 @@ function idempotencyScenarios(): Scenario[] {
       agrees,
     }),
     single('withIdempotencyKey', 'replayed', {
-      steps: [{ command: 'insert' }, { command: 'find' }],
+      steps: [{ command: 'findAndModify', label: 'claim' }],
       outcome: 'replayed',
       seed: seed(true),
       run: plainRun(false),
@@ -888,9 +897,9 @@ function idempotencyScenarios(): Scenario[] {
     }),
     single('withIdempotencyKey (transaction)', 'executed', {
       steps: [
-        { command: 'insert', label: 'claim' },
+        { command: 'findAndModify', label: 'claim' },
         { command: 'update', label: 'fence', ...tx },
-        { command: 'findAndModify', label: 'fn', ...tx },
+        { command: 'findAndModify', label: 'fn', at: 'fnStart', ...tx },
         { command: 'update', label: 'completion', at: 'fn', ...tx },
         { command: 'commitTransaction', ...tx },
       ],
@@ -903,9 +912,9 @@ function idempotencyScenarios(): Scenario[] {
     }),
     single('withIdempotencyKey (transaction)', 'fn throws', {
       steps: [
-        { command: 'insert', label: 'claim' },
+        { command: 'findAndModify', label: 'claim' },
         { command: 'update', label: 'fence', ...tx },
-        { command: 'findAndModify', label: 'fn', ...tx },
+        { command: 'findAndModify', label: 'fn', at: 'fnStart', ...tx },
         { command: 'abortTransaction', ...tx },
         { command: 'delete', label: 'release' },
       ],
@@ -917,7 +926,7 @@ function idempotencyScenarios(): Scenario[] {
       agrees,
     }),
     single('withIdempotencyKey (transaction)', 'replayed', {
-      steps: [{ command: 'insert' }, { command: 'find' }],
+      steps: [{ command: 'findAndModify', label: 'claim' }],
       outcome: 'replayed',
       seed: seed(true),
       run: txRun(false),

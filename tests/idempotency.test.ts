@@ -7,8 +7,8 @@
  * The TTL monitor removing expired records is in idempotency-ttl.serial.test.ts (it changes a
  * server-wide parameter).
  */
-import type { Collection, MongoClient, MongoServerError } from 'mongodb';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Collection, CommandStartedEvent, MongoClient, MongoServerError } from 'mongodb';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   IdempotencyKeyConflictError,
   type IdempotencyResultNotStoredError,
@@ -86,7 +86,7 @@ function counted<T>(value: T, before?: () => Promise<void>) {
 }
 
 describe('first call and replay', () => {
-  it('the first call runs fn once and stores its value: executed, 2 round trips (insert, update)', async () => {
+  it('the first call runs fn once and stores its value: executed, 2 round trips (findAndModify claim, update)', async () => {
     const keys = freshKeys();
     const work = counted({ orderId: 'o1', status: 201 });
     const before = Date.now();
@@ -102,7 +102,7 @@ describe('first call and replay', () => {
       tookOver: false,
     });
     expect(work.runs).toBe(1);
-    expect(t.commands.names()).toEqual(['insert', 'update']);
+    expect(t.commands.names()).toEqual(['findAndModify', 'update']);
     const record = await keys.findOne({ _id: 'k1' });
     expect(record).toMatchObject({
       _id: 'k1',
@@ -118,7 +118,7 @@ describe('first call and replay', () => {
     expect(retained).toBeLessThan(24 * 3600_000 + 5_000);
   });
 
-  it('a later duplicate replays the stored value without running fn: 2 round trips (insert → E11000, find)', async () => {
+  it('a later duplicate replays the stored value without running fn: 1 round trip (the claim findAndModify answers with the record, writes nothing)', async () => {
     const keys = freshKeys();
     await withIdempotencyKey(keys, { key: 'k1', fn: async () => ({ charged: 500 }) });
     const again = counted({ charged: 999 });
@@ -126,7 +126,7 @@ describe('first call and replay', () => {
     const result = await withIdempotencyKey(keys, { key: 'k1', fn: again.fn });
     expect(result).toEqual({ outcome: 'replayed', value: { charged: 500 } });
     expect(again.runs).toBe(0);
-    expect(t.commands.names()).toEqual(['insert', 'find']);
+    expect(t.commands.names()).toEqual(['findAndModify']);
   });
 
   it('undefined replays as undefined, null as null (undefined is not stored)', async () => {
@@ -143,7 +143,7 @@ describe('first call and replay', () => {
 });
 
 describe('a concurrent duplicate', () => {
-  it('while the first call runs, a duplicate resolves inProgress at once with the holder lease (insert, find); fn runs once', async () => {
+  it('while the first call runs, a duplicate resolves inProgress at once with the holder lease (one findAndModify); fn runs once', async () => {
     const keys = freshKeys();
     const started = deferred();
     const gate = deferred();
@@ -161,7 +161,7 @@ describe('a concurrent duplicate', () => {
     expect(result.outcome).toBe('inProgress');
     const holder = await keys.findOne({ _id: 'k' });
     expect(result.leaseUntil).toEqual(holder?.leaseUntil);
-    expect(second.commands.names()).toEqual(['insert', 'find']);
+    expect(second.commands.names()).toEqual(['findAndModify']);
     gate.resolve();
     expect((await firstCall).outcome).toBe('executed');
     expect(first.runs + duplicate.runs).toBe(1);
@@ -192,10 +192,10 @@ describe('a concurrent duplicate', () => {
     expect(await firstCall).toMatchObject({ outcome: 'executed', value: { receipt: 'r-1' } });
     expect(duplicate.runs).toBe(0);
     const names = second.commands.names();
-    expect(names[0]).toBe('insert');
+    expect(names[0]).toBe('findAndModify');
     expect(names.slice(1).every((name) => name === 'find')).toBe(true);
     // It read at least twice before the first call finished, then once more.
-    expect(names.length).toBeGreaterThanOrEqual(4);
+    expect(names.length).toBeGreaterThanOrEqual(3);
   });
 
   it('with wait, the duplicate resolves inProgress when the wait limit passes first', async () => {
@@ -229,7 +229,7 @@ describe('a concurrent duplicate', () => {
 });
 
 describe('fn throws', () => {
-  it('the key is released (insert, delete), the error is rethrown unchanged, and a retry runs fn (insert, update)', async () => {
+  it('the key is released (findAndModify, delete), the error is rethrown unchanged, and a retry runs fn (findAndModify, update)', async () => {
     const keys = freshKeys();
     const thrown = new Error('card declined');
     const error = await rejectionOf(
@@ -241,7 +241,7 @@ describe('fn throws', () => {
       }),
     );
     expect(error).toBe(thrown);
-    expect(t.commands.names()).toEqual(['insert', 'delete']);
+    expect(t.commands.names()).toEqual(['findAndModify', 'delete']);
     expect(await keys.findOne({ _id: 'k' })).toBeNull();
 
     t.commands.reset();
@@ -251,12 +251,12 @@ describe('fn throws', () => {
       value: 'charged',
     });
     expect(retry.runs).toBe(1);
-    expect(t.commands.names()).toEqual(['insert', 'update']);
+    expect(t.commands.names()).toEqual(['findAndModify', 'update']);
   });
 });
 
 describe('leases', () => {
-  it('a holder that died (inProgress, lease expired) is taken over: fn runs, result stored, tookOver (insert, find, findAndModify, update)', async () => {
+  it('a holder that died (inProgress, lease expired) is taken over: fn runs, result stored, tookOver (claim findAndModify, takeover findAndModify, update)', async () => {
     const keys = freshKeys();
     const past = new Date(Date.now() - 1_000);
     await keys.insertOne({
@@ -277,7 +277,7 @@ describe('leases', () => {
       tookOver: true,
     });
     expect(work.runs).toBe(1);
-    expect(t.commands.names()).toEqual(['insert', 'find', 'findAndModify', 'update']);
+    expect(t.commands.names()).toEqual(['findAndModify', 'findAndModify', 'update']);
     const record = await keys.findOne({ _id: 'k' });
     expect(record).toMatchObject({ state: 'completed', value: 'recovered' });
     expect(record?.owner).not.toBe('dead-process');
@@ -299,7 +299,7 @@ describe('leases', () => {
     const result = await withIdempotencyKey(keys, { key: 'k', fn: work.fn });
     expect(result).toEqual({ outcome: 'inProgress', leaseUntil: holder.leaseUntil });
     expect(work.runs).toBe(0);
-    expect(t.commands.names()).toEqual(['insert', 'find']);
+    expect(t.commands.names()).toEqual(['findAndModify']);
     expect(await keys.findOne({ _id: 'k' })).toEqual(holder);
   });
 
@@ -377,7 +377,7 @@ describe('fingerprints', () => {
       expect(isIdempotencyKeyConflictError(error)).toBe(true);
       expect((error as IdempotencyKeyConflictError).key).toBe('k');
       expect(work.runs).toBe(0);
-      expect(t.commands.names()).toEqual(['insert', 'find']);
+      expect(t.commands.names()).toEqual(['findAndModify']);
       expect(await keys.findOne({ _id: 'k' })).toEqual(existing);
     },
   );
@@ -449,6 +449,46 @@ describe(`double submit (seeds 002/003): ${WORKERS} concurrent duplicates of one
     }
   });
 
+  it('withIdempotencyKey: every duplicate sends one command (the claim answers with the record); fn runs once', async () => {
+    const name = t.uniqueName('one-trip');
+    const ready = barrier(WORKERS);
+    const sentBy = race.all.map(() => [] as string[]);
+    const listeners = race.all.map((client, i) => {
+      const listener = (event: CommandStartedEvent) => {
+        if (event.command[event.commandName] === name) sentBy[i]?.push(event.commandName);
+      };
+      client.on('commandStarted', listener);
+      return listener;
+    });
+    let runs = 0;
+    try {
+      const results = await Promise.all(
+        collections(name).map(async (coll) => {
+          await ready();
+          return withIdempotencyKey(coll, {
+            key: 'k',
+            fn: async () => {
+              runs += 1;
+              await sleep(10);
+              return 'charged';
+            },
+          });
+        }),
+      );
+      expect(runs).toBe(1);
+      const executor = results.findIndex((r) => r.outcome === 'executed');
+      expect(executor).toBeGreaterThanOrEqual(0);
+      sentBy.forEach((names, i) => {
+        // No E11000 reached the library (it would have read the record with a find).
+        expect(names).toEqual(i === executor ? ['findAndModify', 'update'] : ['findAndModify']);
+      });
+    } finally {
+      race.all.forEach((client, i) => {
+        client.off('commandStarted', listeners[i] as (event: CommandStartedEvent) => void);
+      });
+    }
+  });
+
   it('withIdempotencyKey with wait: fn runs once and all 19 duplicates replay its value', async () => {
     const name = t.uniqueName('waiting');
     const ready = barrier(WORKERS);
@@ -475,7 +515,7 @@ describe(`double submit (seeds 002/003): ${WORKERS} concurrent duplicates of one
 });
 
 describe('transaction mode (client)', () => {
-  it('the business write and the stored result commit together: insert, update (fence), [fn], update, commitTransaction', async () => {
+  it('the business write and the stored result commit together: findAndModify (claim), update (fence), [fn], update, commitTransaction', async () => {
     const keys = freshKeys();
     const orders = await freshOrders();
     t.commands.reset();
@@ -494,7 +534,7 @@ describe('transaction mode (client)', () => {
       tookOver: false,
     });
     expect(t.commands.names()).toEqual([
-      'insert',
+      'findAndModify',
       'update',
       'insert',
       'update',
@@ -549,7 +589,7 @@ describe('transaction mode (client)', () => {
     gate.resolve();
     expect(await rejectionOf(call)).toBe(thrown);
     expect(t.commands.names()).toEqual([
-      'insert',
+      'findAndModify',
       'update',
       'insert',
       'abortTransaction',
@@ -640,7 +680,7 @@ describe('transaction mode (client)', () => {
     expect(await firstCall).toMatchObject({ outcome: 'executed', value: 'o1', leaseLost: false });
     expect(runs).toBe(1);
     // The takeover was tried, and waited behind the transaction instead of winning.
-    expect(second.commands.names().slice(0, 3)).toEqual(['insert', 'find', 'findAndModify']);
+    expect(second.commands.names().slice(0, 2)).toEqual(['findAndModify', 'findAndModify']);
     expect(await orders.find({}).toArray()).toEqual([{ _id: 'o1', total: 500 }]);
   });
 
@@ -707,7 +747,7 @@ describe('transaction mode: a lease lost before the transaction starts', () => {
     const result = await call;
     expect(result).toEqual({ outcome: 'inProgress', leaseUntil: thiefLease });
     expect(runs).toBe(0);
-    expect(commands.names()).toEqual(['insert', 'update', 'abortTransaction', 'find']);
+    expect(commands.names()).toEqual(['findAndModify', 'update', 'abortTransaction', 'find']);
     expect(await keys.findOne({ _id: 'k' })).toMatchObject({ owner: 'thief', state: 'inProgress' });
   });
 });
@@ -742,7 +782,7 @@ describe('messages true to the state', () => {
     expect((notStored.cause as { code?: unknown }).code).toBe(64);
     expect(notStored.message).not.toMatch(/stays in progress/);
     expect(notStored.message).toMatch(/result was written/);
-    expect(commands.names()).toEqual(['insert', 'update']);
+    expect(commands.names()).toEqual(['findAndModify', 'update']);
     // What the message says: the record is completed, and a duplicate replays it.
     expect(await keys.findOne({ _id: 'k' })).toMatchObject({
       state: 'completed',
@@ -855,7 +895,7 @@ describe('messages true to the state', () => {
     try {
       expect((error as MongoServerError).code).toBe(2);
       expect(commands.names()).toEqual([
-        'insert',
+        'findAndModify',
         'update',
         'insert',
         'update',
@@ -955,6 +995,89 @@ describe(`an expired lease found by ${WORKERS} callers at once`, () => {
       state: 'completed',
       value: 'charged once',
     });
+  });
+});
+
+describe("fn's lease signal is made only when fn reads it", () => {
+  /** AbortControllers constructed by src/idempotency.ts while `run` runs. */
+  async function controllersMadeBy(run: () => Promise<unknown>): Promise<number> {
+    const Original = globalThis.AbortController;
+    let made = 0;
+    globalThis.AbortController = class extends Original {
+      constructor() {
+        super();
+        if (/src[\\/]idempotency\.ts/.test(new Error().stack ?? '')) made += 1;
+      }
+    };
+    try {
+      await run();
+    } finally {
+      globalThis.AbortController = Original;
+    }
+    return made;
+  }
+  const LEASE_MS = 123_457;
+  const leaseTimers = (delays: readonly unknown[]) =>
+    delays.filter((ms) => typeof ms === 'number' && ms > LEASE_MS - 10_000 && ms <= LEASE_MS);
+
+  it('an fn that never reads its signal: no AbortController and no lease timer', async () => {
+    const keys = freshKeys();
+    const timers = vi.spyOn(globalThis, 'setTimeout');
+    try {
+      const made = await controllersMadeBy(() =>
+        withIdempotencyKey(keys, { key: 'k', leaseMs: LEASE_MS, fn: async () => 'v' }),
+      );
+      expect(made).toBe(0);
+      expect(leaseTimers(timers.mock.calls.map((call) => call[1]))).toEqual([]);
+    } finally {
+      timers.mockRestore();
+    }
+  });
+
+  it('an fn that reads it: one AbortController and one lease timer, cleared when fn returns', async () => {
+    const keys = freshKeys();
+    const timers = vi.spyOn(globalThis, 'setTimeout');
+    const cleared = vi.spyOn(globalThis, 'clearTimeout');
+    let signal: AbortSignal | undefined;
+    try {
+      const made = await controllersMadeBy(() =>
+        withIdempotencyKey(keys, {
+          key: 'k',
+          leaseMs: LEASE_MS,
+          fn: async (context) => {
+            signal = context.signal;
+            // Read twice: the same signal.
+            expect(context.signal).toBe(signal);
+            return 'v';
+          },
+        }),
+      );
+      expect(made).toBe(1);
+      const leaseTimerIndexes = timers.mock.calls
+        .map((call, i) => (leaseTimers([call[1]]).length === 1 ? i : -1))
+        .filter((i) => i >= 0);
+      expect(leaseTimerIndexes).toHaveLength(1);
+      const handle = timers.mock.results[leaseTimerIndexes[0] as number]?.value;
+      expect(cleared.mock.calls.map((call) => call[0])).toContain(handle);
+      expect(signal?.aborted).toBe(false);
+    } finally {
+      timers.mockRestore();
+      cleared.mockRestore();
+    }
+  });
+
+  it('first read after the lease ended, fn still running: already aborted, with the lease error', async () => {
+    const keys = freshKeys();
+    const result = await withIdempotencyKey(keys, {
+      key: 'k',
+      leaseMs: 30,
+      fn: async (context) => {
+        await sleep(80);
+        const { signal } = context;
+        return { aborted: signal.aborted, reason: isMongoAtomicsError(signal.reason) };
+      },
+    });
+    expect(result).toMatchObject({ outcome: 'executed', value: { aborted: true, reason: true } });
   });
 });
 

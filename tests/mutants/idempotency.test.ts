@@ -12,8 +12,8 @@
  * Delays are read from a spy on `setTimeout` (it still schedules): the driver's own timers are
  * in that list too, so the tests look for the library's delay in it, never at its length.
  *
- * Interleavings that cannot be produced on demand (a record deleted between our failed claim
- * and our read, a churn of claims that never ends, a takeover that keeps losing, a fence that
+ * Interleavings that cannot be produced on demand (a record deleted between two reads, a claim
+ * the server answers with E11000, a churn of claims that never ends, a takeover that keeps losing, a fence that
  * keeps failing, a takeover blocked by a transaction at an exact clock) are made by a Proxy on
  * the real records collection that runs or scripts the other caller's action at that point;
  * each test says what it scripts.
@@ -86,6 +86,30 @@ const only = (name: string): Document => {
   return (events[0] as CommandStartedEvent).command;
 };
 
+/** Was this findOneAndUpdate call the claim (an upsert), not a takeover? */
+const isClaim = (args: readonly unknown[]): boolean =>
+  (args[2] as { upsert?: unknown } | undefined)?.upsert === true;
+
+/** The real findOneAndUpdate of `coll`, for the claims a scripted collection lets through. */
+const realFindOneAndUpdate =
+  (coll: Collection<IdempotencyRecord>) =>
+  (...args: never[]): unknown =>
+    (coll.findOneAndUpdate as (...a: never[]) => unknown).apply(coll, args);
+
+/** The claim command (the first findAndModify sent). */
+const claimCommand = (): Document => {
+  const [first] = sent('findAndModify');
+  expect(first).toBeDefined();
+  return (first as CommandStartedEvent).command;
+};
+
+/** The reply of a server that does not retry an upsert that met a duplicate key. */
+const duplicateKey = () =>
+  new MongoServerError({
+    code: 11000,
+    errmsg: 'E11000 duplicate key error collection: db.keys index: _id_ dup key: { _id: "k" }',
+  });
+
 /** A record of a live or expired claim held by someone else, written directly. */
 async function heldBy(
   coll: Collection<IdempotencyRecord>,
@@ -109,11 +133,11 @@ const giveUp =
   'withIdempotencyKey: key "k" was claimed by another caller 20 times in a row and released or lost again each time; giving up, fn did not run. Call again later; if it keeps happening, check that fn finishes within leaseMs (callers that outlive their lease are taken over)';
 
 describe('the read loop', () => {
-  it('the record vanishes between our failed claim and our read: the call claims again and runs fn once', async () => {
+  it('the record vanishes while a duplicate waits: the next poll finds nothing, the call claims again and runs fn once', async () => {
     const keys = freshKeys();
     await heldBy(keys, 'holder', new Date(Date.now() + 60_000));
     let reads = 0;
-    // Scripted: the holder releases the key just before our first read.
+    // Scripted: the holder releases the key just before our first poll.
     const racing = scripted(keys, {
       findOne: async (...args: never[]) => {
         reads += 1;
@@ -124,6 +148,7 @@ describe('the read loop', () => {
     let runs = 0;
     const result = await withIdempotencyKey(racing, {
       key: 'k',
+      wait: { timeoutMs: 5_000, intervalMs: 5 },
       fn: async () => {
         runs += 1;
         return 'mine';
@@ -137,18 +162,75 @@ describe('the read loop', () => {
     });
     expect(runs).toBe(1);
     expect(reads).toBe(1);
-    // `delete` is the holder's release (same client); then our read, the new claim, completion.
-    expect(t.commands.names()).toEqual(['insert', 'delete', 'find', 'insert', 'update']);
+    // The claim that found the holder, the holder's release (same client), our poll, the new
+    // claim, the completion.
+    expect(t.commands.names()).toEqual([
+      'findAndModify',
+      'delete',
+      'find',
+      'findAndModify',
+      'update',
+    ]);
     const record = await keys.findOne({ _id: 'k' });
     expect(record).toMatchObject({ state: 'completed', value: 'mine' });
     expect(record?.owner).not.toBe('holder');
   });
 
+  it('a claim answered with E11000 (a server that does not retry the upsert): the record is read with find, as the old insert did', async () => {
+    const keys = freshKeys();
+    await withIdempotencyKey(keys, { key: 'k', fn: async () => 'theirs' });
+    t.commands.reset();
+    let claims = 0;
+    const unretried = scripted(keys, {
+      findOneAndUpdate: async () => {
+        claims += 1;
+        throw duplicateKey();
+      },
+    });
+    const result = await withIdempotencyKey(unretried, { key: 'k', fn: async () => 'mine' });
+    expect(result).toStrictEqual({ outcome: 'replayed', value: 'theirs' });
+    expect(claims).toBe(1);
+    expect(t.commands.names()).toEqual(['find']);
+  });
+
+  it('the record vanishes between a claim answered with E11000 and our read: the call claims again and runs fn once', async () => {
+    const keys = freshKeys();
+    await heldBy(keys, 'holder', new Date(Date.now() + 60_000));
+    let claims = 0;
+    // Scripted: the first claim meets the duplicate key unretried; the holder releases the key
+    // before our read.
+    const racing = scripted(keys, {
+      findOneAndUpdate: async (...args: never[]) => {
+        claims += 1;
+        if (claims > 1) return realFindOneAndUpdate(keys)(...args);
+        await keys.deleteOne({ _id: 'k' });
+        throw duplicateKey();
+      },
+    });
+    const result = await withIdempotencyKey(racing, { key: 'k', fn: async () => 'mine' });
+    expect(result).toStrictEqual({
+      outcome: 'executed',
+      value: 'mine',
+      leaseLost: false,
+      tookOver: false,
+    });
+    expect(claims).toBe(2);
+    expect(t.commands.names()).toEqual(['delete', 'find', 'findAndModify', 'update']);
+  });
+
   it('claims that keep failing while every read finds nothing: gives up after 20 claims', async () => {
     const keys = freshKeys();
     await heldBy(keys, 'holder', new Date(Date.now() + 60_000));
-    // Scripted: every read finds the key released (a churn of claims and releases).
-    const churn = scripted(keys, { findOne: async () => null });
+    let claims = 0;
+    // Scripted: every claim meets a duplicate key the server did not retry, and every read
+    // then finds the key released (a churn of claims and releases).
+    const churn = scripted(keys, {
+      findOneAndUpdate: async () => {
+        claims += 1;
+        throw duplicateKey();
+      },
+      findOne: async () => null,
+    });
     let runs = 0;
     const error = await rejectionOf(
       withIdempotencyKey(churn, {
@@ -162,16 +244,18 @@ describe('the read loop', () => {
     expect(error).toBeInstanceOf(MongoAtomicsError);
     expect((error as Error).message).toBe(giveUp);
     expect(runs).toBe(0);
-    expect(t.commands.names()).toEqual(Array(20).fill('insert'));
+    expect(claims).toBe(20);
+    expect(t.commands.names()).toEqual([]);
   });
 
-  it('takeovers that keep losing: gives up after 20 rounds (one claim, 20 reads)', async () => {
+  it('takeovers that keep losing: gives up after 20 rounds (one claim, 19 reads)', async () => {
     const keys = freshKeys();
     await heldBy(keys, 'holder', new Date(Date.now() - 60_000));
     let takeovers = 0;
     // Scripted: another caller wins every takeover first.
     const losing = scripted(keys, {
-      findOneAndUpdate: async () => {
+      findOneAndUpdate: async (...args: never[]) => {
+        if (isClaim(args)) return realFindOneAndUpdate(keys)(...args);
         takeovers += 1;
         return null;
       },
@@ -179,7 +263,8 @@ describe('the read loop', () => {
     const error = await rejectionOf(withIdempotencyKey(losing, { key: 'k', fn: async () => 1 }));
     expect((error as Error).message).toBe(giveUp);
     expect(takeovers).toBe(20);
-    expect(t.commands.names()).toEqual(['insert', ...Array(20).fill('find')]);
+    // The claim's answer is the first read.
+    expect(t.commands.names()).toEqual(['findAndModify', ...Array(19).fill('find')]);
   });
 
   it('transaction mode, takeovers whose fence keeps failing: gives up after 20 rounds; fn never runs', async () => {
@@ -188,7 +273,8 @@ describe('the read loop', () => {
     let fences = 0;
     // Scripted: every takeover wins, and every fence then finds the claim gone again.
     const stolen = scripted(keys, {
-      findOneAndUpdate: async () => ({ _id: 'k' }),
+      findOneAndUpdate: async (...args: never[]) =>
+        isClaim(args) ? realFindOneAndUpdate(keys)(...args) : { _id: 'k' },
       updateOne: async () => {
         fences += 1;
         return { acknowledged: true, matchedCount: 0, modifiedCount: 0, upsertedCount: 0 };
@@ -209,11 +295,11 @@ describe('the read loop', () => {
     expect(error).toBeInstanceOf(MongoAtomicsError);
     expect(fences).toBe(20);
     expect(runs).toBe(0);
-    expect(sent('insert')).toHaveLength(1);
-    expect(sent('find')).toHaveLength(20);
+    expect(sent('findAndModify')).toHaveLength(1);
+    expect(sent('find')).toHaveLength(19);
   });
 
-  it('reads the record of its own key, from the primary', async () => {
+  it('claims and reads the record of its own key, from the primary', async () => {
     const keys = freshKeys();
     await keys.insertOne({
       _id: 'other',
@@ -231,9 +317,21 @@ describe('the read loop', () => {
     t.commands.reset();
     const result = await withIdempotencyKey(leaning, { key: 'k', fn: async () => 'again' });
     expect(result).toStrictEqual({ outcome: 'replayed', value: 'mine' });
-    const find = only('find');
-    expect(find.filter).toEqual({ _id: 'k' });
-    expect(find.$readPreference?.mode ?? 'primary').toBe('primary');
+    expect(t.commands.names()).toEqual(['findAndModify']);
+    expect(claimCommand().query).toEqual({ _id: 'k' });
+    // A wait poll is a find from the primary.
+    await heldBy(keys, 'holder', new Date(Date.now() + 60_000), { _id: 'held' });
+    await withIdempotencyKey(leaning, {
+      key: 'held',
+      wait: { timeoutMs: 30, intervalMs: 5 },
+      fn: async () => 'again',
+    });
+    const finds = sent('find');
+    expect(finds.length).toBeGreaterThanOrEqual(1);
+    for (const { command } of finds) {
+      expect(command.filter).toEqual({ _id: 'held' });
+      expect(command.$readPreference?.mode ?? 'primary').toBe('primary');
+    }
   });
 
   it('a completed record without its own value replays undefined, never an inherited one', async () => {
@@ -299,8 +397,8 @@ describe('the lease boundary and the exact commands (frozen clock)', () => {
       leaseLost: false,
       tookOver: true,
     });
-    expect(t.commands.names()).toEqual(['insert', 'find', 'findAndModify', 'update']);
-    const takeover = only('findAndModify');
+    expect(t.commands.names()).toEqual(['findAndModify', 'findAndModify', 'update']);
+    const takeover = (sent('findAndModify')[1] as CommandStartedEvent).command;
     expect(takeover.query).toEqual({
       _id: 'k',
       state: 'inProgress',
@@ -343,7 +441,7 @@ describe('the lease boundary and the exact commands (frozen clock)', () => {
     freezeClock();
     const result = await withIdempotencyKey(keys, { key: 'k', fn: async () => 'v' });
     expect(result).toStrictEqual({ outcome: 'inProgress', leaseUntil: new Date(T + 1) });
-    expect(t.commands.names()).toEqual(['insert', 'find']);
+    expect(t.commands.names()).toEqual(['findAndModify']);
   });
 
   it('the claim document with the defaults (lease 60 s, retention 24 h) and a fingerprint; no write concern', async () => {
@@ -358,8 +456,12 @@ describe('the lease boundary and the exact commands (frozen clock)', () => {
         return undefined;
       },
     });
-    const insert = only('insert');
-    const claimed = insert.documents[0];
+    const claim = only('findAndModify');
+    expect(claim.query).toStrictEqual({ _id: 'k' });
+    expect(claim.upsert).toBe(true);
+    expect(claim.new).toBe(false);
+    expect(Object.keys(claim.update)).toEqual(['$setOnInsert']);
+    const claimed = { _id: 'k', ...claim.update.$setOnInsert };
     expect(claimed).toStrictEqual({
       _id: 'k',
       state: 'inProgress',
@@ -369,7 +471,7 @@ describe('the lease boundary and the exact commands (frozen clock)', () => {
       createdAt: new Date(T),
       expiresAt: new Date(T + 86_400_000),
     });
-    expect(insert.writeConcern).toBeUndefined();
+    expect(claim.writeConcern).toBeUndefined();
     expect(during).toStrictEqual(claimed);
     // Completion of `undefined`: no value field is written.
     const update = only('update');
@@ -385,9 +487,9 @@ describe('the lease boundary and the exact commands (frozen clock)', () => {
   it('the claim document without a fingerprint has no fingerprint field', async () => {
     const keys = freshKeys();
     await withIdempotencyKey(keys, { key: 'k', fn: async () => 1 });
-    const claimed = only('insert').documents[0];
+    const claimed = only('findAndModify').update.$setOnInsert;
     expect(Object.keys(claimed).sort()).toEqual(
-      ['_id', 'createdAt', 'expiresAt', 'leaseUntil', 'owner', 'state'].sort(),
+      ['createdAt', 'expiresAt', 'leaseUntil', 'owner', 'state'].sort(),
     );
   });
 
@@ -407,8 +509,8 @@ describe('the lease boundary and the exact commands (frozen clock)', () => {
       }),
     );
     expect(error).toBe(boom);
-    expect(t.commands.names()).toEqual(['insert', 'delete']);
-    const owner = only('insert').documents[0].owner;
+    expect(t.commands.names()).toEqual(['findAndModify', 'delete']);
+    const owner = only('findAndModify').update.$setOnInsert.owner;
     const release = only('delete');
     expect(release.deletes).toEqual([{ q: { _id: 'k', owner, state: 'inProgress' }, limit: 1 }]);
     expect(release.maxTimeMS).toBe(1_000);
@@ -417,9 +519,9 @@ describe('the lease boundary and the exact commands (frozen clock)', () => {
   it('a claim refused for another reason than E11000: that error, unchanged; fn does not run', async () => {
     const keys = freshKeys();
     const refused = new MongoServerError({ code: 2, codeName: 'BadValue', errmsg: 'refused' });
-    // Scripted reply: the insert fails with a plain command error.
+    // Scripted reply: the claim fails with a plain command error.
     const refusing = scripted(keys, {
-      insertOne: async () => {
+      findOneAndUpdate: async () => {
         throw refused;
       },
     });
@@ -454,6 +556,7 @@ describe('a takeover the holder’s transaction blocks (scripted MaxTimeMSExpire
     const maxTimes: unknown[] = [];
     const records = scripted(keys, {
       findOneAndUpdate: async (...args: never[]) => {
+        if (isClaim(args)) return realFindOneAndUpdate(keys)(...args);
         maxTimes.push((args[2] as { maxTimeMS?: unknown } | undefined)?.maxTimeMS);
         throw maxTimeExpired();
       },
@@ -467,7 +570,7 @@ describe('a takeover the holder’s transaction blocks (scripted MaxTimeMSExpire
     const result = await withIdempotencyKey(records, { key: 'k', fn: async () => 1 });
     expect(result).toStrictEqual({ outcome: 'inProgress', leaseUntil: new Date(T + 100) });
     expect(maxTimes).toEqual([1_000]);
-    expect(t.commands.names()).toEqual(['insert', 'find']);
+    expect(t.commands.names()).toEqual(['findAndModify']);
   });
 
   it('with wait: every takeover waits the remaining time (whole ms), polls at intervalMs, then inProgress in intervalMs', async () => {
@@ -495,7 +598,8 @@ describe('a takeover the holder’s transaction blocks (scripted MaxTimeMSExpire
     await heldBy(keys, 'old', new Date(Date.now() - 1_000));
     const failure = new MongoServerError({ code: 2, codeName: 'BadValue', errmsg: 'no' });
     const records = scripted(keys, {
-      findOneAndUpdate: async () => {
+      findOneAndUpdate: async (...args: never[]) => {
+        if (isClaim(args)) return realFindOneAndUpdate(keys)(...args);
         throw failure;
       },
     });
@@ -624,10 +728,10 @@ describe('transaction mode commands', () => {
       leaseLost: false,
       tookOver: false,
     });
-    expect(t.commands.names()).toEqual(['insert', 'update', 'update', 'commitTransaction']);
-    const insert = only('insert');
-    expect(insert.writeConcern).toEqual({ w: 'majority' });
-    const owner = insert.documents[0].owner;
+    expect(t.commands.names()).toEqual(['findAndModify', 'update', 'update', 'commitTransaction']);
+    const claim = only('findAndModify');
+    expect(claim.writeConcern).toEqual({ w: 'majority' });
+    const owner = claim.update.$setOnInsert.owner;
     const [fence, completion] = sent('update').map((event) => event.command);
     expect(fence?.updates[0].q).toEqual({ _id: 'k', owner, state: 'inProgress' });
     expect(fence?.updates[0].u).toEqual({ $inc: { fence: 1 } });
