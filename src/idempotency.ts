@@ -166,9 +166,9 @@ export interface IdempotencyRecord {
   leaseUntil?: Date;
   /** When `completed`: what `fn` resolved to (absent when it resolved to `undefined`). */
   value?: unknown;
-  /** When the key was first claimed (server time). */
+  /** When the key was first claimed (the claiming caller's clock). */
   createdAt: Date;
-  /** When `completed`: when the value was stored (server time). */
+  /** When `completed`: when the value was stored (the storing caller's clock). */
   completedAt?: Date;
   /** The TTL index deletes the record after this date. */
   expiresAt: Date;
@@ -331,7 +331,7 @@ export type IdempotencyResult<T> =
       readonly outcome: 'inProgress';
       /**
        * When the holder's claim may be taken over: a hint for `Retry-After`. Informational
-       * (server clock).
+       * (the holder's clock, as every lease of this primitive).
        */
       readonly leaseUntil: Date;
       /** Absent: there is no result yet. */
