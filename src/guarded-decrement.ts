@@ -24,7 +24,7 @@ import {
   MongoAtomicsError,
   RetryBudgetExhaustedError,
 } from './errors.js';
-import { readWithVerdicts } from './failure-read.js';
+import { readWithVerdicts, selectsOneDocument, updateWithVerdicts } from './failure-read.js';
 import {
   type AlreadyApplied,
   assertNoOverlap,
@@ -34,6 +34,7 @@ import {
   type OpIdOptions,
   opGuard,
   opQuestion,
+  opRecordExpression,
 } from './op-log.js';
 import type { CheckedPath, NumericPath } from './paths.js';
 import { type WithRetryingTransactionOptions, withRetryingTransaction } from './transaction.js';
@@ -132,11 +133,11 @@ function fieldNotNumeric(primitive: string, field: string, whose: string, proble
 }
 
 /**
- * `insufficient` for the document read after the guarded update matched nothing, with what can
- * still be taken (field − floor, never negative); throws when the field is no number.
+ * `insufficient` for a document whose field (`value`, as a query reaches it) failed the guard,
+ * with what can still be taken (field − floor, never negative); throws when the field is no
+ * number.
  */
-function insufficientIn(doc: Document, field: string, floor: number) {
-  const value = valueAlong(doc, field);
+function insufficientFrom(value: unknown, field: string, floor: number) {
   const problem = notANumber(value);
   if (problem !== undefined) {
     throw fieldNotNumeric('guardedDecrement', field, 'the matched document', problem);
@@ -216,6 +217,42 @@ export async function guardedDecrement<TSchema extends Document = Document>(
   assertNoOverlap(v, op, field, 'field');
   const sessionOption = session === undefined ? {} : { session };
 
+  if (selectsOneDocument(filter)) {
+    // One command on every path: the guard moves into the update, which writes nothing when
+    // it fails, and the projection says why (see updateWithVerdicts).
+    const seen = opQuestion(op);
+    const sufficient = guardHolds(`$${field}`, { $literal: floor + amount });
+    const outcome = await updateWithVerdicts(
+      'guardedDecrement',
+      collection,
+      {
+        filter,
+        guard: seen === undefined ? sufficient : { $and: [sufficient, { $not: [seen] }] },
+        writes: [
+          // `$add` of the negated amount computes what `$inc` would (int + int stays an int,
+          // overflowing to a long; Decimal128 stays Decimal128), on the server.
+          [field, { $add: [`$${field}`, { $literal: -amount }] }],
+          ...(op === undefined ? [] : [[op.field, opRecordExpression(op)] as const]),
+        ],
+        questions: { applied: seen },
+        // The field as a query or an aggregation reaches it (an array met on the way is
+        // returned whole), to say what a document holds that the guard cannot pass.
+        facts: { current: `$${field}` },
+        documentWhen: 'applied',
+      },
+      session,
+    );
+    if (outcome === null) return { outcome: 'notFound' };
+    if (outcome.applied) return { outcome: 'decremented', document: outcome.document };
+    if (outcome.verdicts.applied && outcome.document !== undefined) {
+      return { outcome: 'alreadyApplied', document: outcome.document };
+    }
+    const current = Object.hasOwn(outcome.facts, 'current') ? outcome.facts.current : undefined;
+    return insufficientFrom(current, field, floor);
+  }
+
+  // A filter that may match several documents keeps the guard in the filter, which picks one
+  // that has enough; when none has, a second command tells `insufficient` from `notFound`.
   const plain = decrementStatement(filter, field, amount, floor);
   const statement = guarded(op, plain.filter, plain.update);
   const updated = await collection.findOneAndUpdate(
@@ -235,7 +272,7 @@ export async function guardedDecrement<TSchema extends Document = Document>(
       ...primaryRead(session),
     });
     if (current === null) return { outcome: 'notFound' };
-    return insufficientIn(current, field, floor);
+    return insufficientFrom(valueAlong(current, field), field, floor);
   }
   // With an opId the server says whether the id is recorded (see failure-read.ts), and the
   // whole document is read: `alreadyApplied` returns it.
@@ -248,7 +285,7 @@ export async function guardedDecrement<TSchema extends Document = Document>(
   );
   if (read === null) return { outcome: 'notFound' };
   if (read.verdicts.applied) return { outcome: 'alreadyApplied', document: read.document };
-  return insufficientIn(read.document, field, floor);
+  return insufficientFrom(valueAlong(read.document, field), field, floor);
 }
 
 /** One line of a guardedDecrementAll order: which document, and how much to take from it. */
@@ -604,7 +641,7 @@ async function inCallerTransaction<TSchema extends Document>(
 }
 
 /** The server's verdict on `value >= threshold` as the update's filter `{ $gte: threshold }` has it. */
-function guardHolds(value: string, threshold: string): Document {
+function guardHolds(value: string, threshold: unknown): Document {
   // The query's `$gte` matches only numbers (type bracketing), never NaN, and compares int,
   // long, double and Decimal128 exactly (Decimal128("0.1") < 0.1 as a double); the
   // aggregation's `$gte` orders values the same way once non-numbers are ruled out.
