@@ -165,16 +165,28 @@ const SINGLE_OPTIONS = ['filter', 'field', 'amount', 'floor', 'session', ...OP_I
 /**
  * Decrements `field` by `amount` only if at least `amount` remains above `floor`.
  *
- * - **Guard**: `filter` AND `field ≥ floor + amount` (a non-numeric or missing field never
- *   matches: the failure read then throws InvalidArgumentError on `field`, see below).
- * - **Update**: `$inc: { field: -amount }`.
+ * - **Guard**: `filter` AND `field` is a number ≥ `floor + amount` (a non-numeric or missing
+ *   field never passes: InvalidArgumentError on `field`, see below).
+ * - **Update**, when `filter` has an `_id` equality (it selects at most one document): the
+ *   filter is `filter` alone and the update a pipeline, `$replaceWith: { $cond: [guard, <the
+ *   document with field + (−amount)>, '$$ROOT'] }`, with `returnDocument: 'before'` and a
+ *   projection evaluating the guard, the written document and the reasons on the same
+ *   before-image (see updateWithVerdicts in failure-read.ts). A refused call replaces the
+ *   document by itself, which MongoDB treats as a no-op: nothing is written (no oplog entry,
+ *   no write conflict in a caller's transaction). With any other filter the guard is in the
+ *   filter and the update `$inc: { field: -amount }`, so that of several matching documents
+ *   one with enough is taken.
  * - **Atomic**: guard and update are one `findOneAndUpdate` on one document: the stock never
  *   goes below the floor and is never oversold, under any concurrency.
- * - **Round trips**: success: 1 (`findAndModify`). Failure: 2, the second a `find` that tells
- *   `insufficient` from `notFound`.
+ * - **Round trips**: success: 1 (`findAndModify`). Failure (`insufficient`, `notFound`,
+ *   `alreadyApplied`, a non-numeric field): 1 with an `_id` equality in `filter`; else 2, the
+ *   second a `find` that tells them apart. When the driver retried a `findAndModify` that the
+ *   server had applied and the answer is the stored image, one `aggregate` more evaluates the
+ *   projection on it (`_id` filters only).
  * - **`opId`**: also guarded by "this id not yet applied" and records it in the same update; a
- *   repeat resolves `alreadyApplied` with the document (the failure read then reads it whole).
- * - Works on a standalone server; joins the caller's transaction through `session`.
+ *   repeat resolves `alreadyApplied` with the document as it is.
+ * - Works on a standalone server; joins the caller's transaction through `session`. Needs
+ *   MongoDB 4.4+ (pipeline updates, expressions in a findAndModify projection).
  * - Use integers (units, cents): `floor + amount` is computed in floating point.
  *
  * @example
@@ -190,8 +202,11 @@ const SINGLE_OPTIONS = ['filter', 'field', 'amount', 'floor', 'session', ...OP_I
  *
  * @throws InvalidArgumentError for invalid options, before anything is sent; and on option
  *   `field` when the matched document lacks the field or holds no number there (a string, null,
- *   NaN, …): a misspelt field or bad data, not a shortage. Found by the failure path's read (no
- *   extra round trip); nothing was decremented.
+ *   NaN, an array on the path, …): a misspelt field or bad data, not a shortage. Found by the
+ *   failure path's own command (no extra round trip); nothing was decremented.
+ * @throws MongoAtomicsError when the server did not evaluate the projection (before 4.4), or,
+ *   on a retried command, when the outcome could not be read from the image (see
+ *   retry-image.ts): the decrement was applied, so do not repeat it blindly.
  */
 export function guardedDecrement<
   TSchema extends Document = Document,

@@ -391,7 +391,8 @@ function guardedDecrementScenarios(): Scenario[] {
       claim,
     }),
     single('guardedDecrement', 'insufficient', {
-      steps: FAM_FIND,
+      // One command: the update's own projection tells the outcome (no failure read).
+      steps: FAM,
       outcome: 'insufficient',
       seed: async (a, id) => {
         await a.items.insertOne({ _id: id, stock: 10 });
@@ -401,7 +402,8 @@ function guardedDecrementScenarios(): Scenario[] {
       claim,
     }),
     single('guardedDecrement', 'alreadyApplied, opId repeated', {
-      steps: FAM_FIND,
+      // One command: the update's own projection tells the outcome (no failure read).
+      steps: FAM,
       outcome: 'alreadyApplied',
       seed: async (a, id) => {
         await a.items.insertOne({ _id: id, stock: 7, _opIds: ['op'] });
