@@ -1,6 +1,8 @@
 /**
- * The read a primitive makes after its guarded update matched nothing, to tell the outcomes
- * apart (`notFound`, `alreadyApplied`, `alreadyClaimed`, `full`, …).
+ * How a primitive tells its failure outcomes apart (`notFound`, `insufficient`,
+ * `alreadyApplied`, `alreadyClaimed`, `full`, …): `updateWithVerdicts` asks in the update's
+ * own command (for a filter that selects at most one document by `_id`), `readWithVerdicts`
+ * in a read made after a guarded update matched nothing.
  *
  * Every comparison that decides such an outcome is made by the SERVER, in the same read, as an
  * aggregation expression in the projection: "is this op id in the log", "does the state field
@@ -11,8 +13,17 @@
  * the wrong outcome. Numbers are compared by the server too, so Decimal128 and double are
  * compared exactly (a JavaScript replay would round the decimal to a double first).
  *
- * No extra round trip: it is the one `find` the failure path already made. Needs MongoDB 4.4+
- * (expressions in find projections).
+ * `readWithVerdicts` is the failure path's second command (a `find`); `updateWithVerdicts`
+ * needs none. Both need MongoDB 4.4+ (expressions in find and findAndModify projections).
+ *
+ * Primitives that do not use `updateWithVerdicts` yet, and why (issue 11): claimOnce's
+ * `requires` is a query filter, which no aggregation expression can evaluate (and `from`
+ * holding null matches a missing field in a query, not in an expression); capacity sets and
+ * applyProgress (its op id guard) could, for `_id` filters, and are the next candidates;
+ * updateWithVersion writes the caller's operator update, which cannot be made conditional in
+ * one command (operator updates have no condition, and not every one has a pipeline form:
+ * positional `$`, `arrayFilters`, `$push` modifiers); guardedDecrementAll's `update` command
+ * returns counts, not documents, so which item fell short still needs its diagnosis.
  */
 import type { ClientSession, Collection, Document, Filter, WithId } from 'mongodb';
 import { primaryRead } from './driver.js';
