@@ -1,6 +1,8 @@
 /**
- * The read a primitive makes after its guarded update matched nothing, to tell the outcomes
- * apart (`notFound`, `alreadyApplied`, `alreadyClaimed`, `full`, …).
+ * How a primitive tells its failure outcomes apart (`notFound`, `insufficient`,
+ * `alreadyApplied`, `alreadyClaimed`, `full`, …): `updateWithVerdicts` asks in the update's
+ * own command (for a filter that selects at most one document by `_id`), `readWithVerdicts`
+ * in a read made after a guarded update matched nothing.
  *
  * Every comparison that decides such an outcome is made by the SERVER, in the same read, as an
  * aggregation expression in the projection: "is this op id in the log", "does the state field
@@ -11,13 +13,24 @@
  * the wrong outcome. Numbers are compared by the server too, so Decimal128 and double are
  * compared exactly (a JavaScript replay would round the decimal to a double first).
  *
- * No extra round trip: it is the one `find` the failure path already made. Needs MongoDB 4.4+
- * (expressions in find projections).
+ * `readWithVerdicts` is the failure path's second command (a `find`); `updateWithVerdicts`
+ * needs none. Both need MongoDB 4.4+ (expressions in find and findAndModify projections).
+ *
+ * Primitives that do not use `updateWithVerdicts` yet, and why (issue 11): claimOnce's
+ * `requires` is a query filter, which no aggregation expression can evaluate (and `from`
+ * holding null matches a missing field in a query, not in an expression); capacity sets and
+ * applyProgress (its op id guard) could, for `_id` filters, and are the next candidates;
+ * updateWithVersion writes the caller's operator update, which cannot be made conditional in
+ * one command (operator updates have no condition, and not every one has a pipeline form:
+ * positional `$`, `arrayFilters`, `$push` modifiers); guardedDecrementAll's `update` command
+ * returns counts, not documents, so which item fell short still needs its diagnosis.
  */
 import type { ClientSession, Collection, Document, Filter, WithId } from 'mongodb';
 import { primaryRead } from './driver.js';
 import { MongoAtomicsError } from './errors.js';
+import { isUnprojectedImage, projectRetryImage } from './retry-image.js';
 import { isPlainObject } from './validate.js';
+import { bsonType } from './values.js';
 
 /** The document the filter selects, and the server's answer to each question asked. */
 export interface Verdicts<TSchema extends Document, Q extends Questions> {
@@ -86,5 +99,198 @@ export function holdsExpression(path: string, value: unknown): Document {
       // server might evaluate in full).
       { $cond: [{ $isArray: `$${path}` }, { $in: [literal, `$${path}`] }, false] },
     ],
+  };
+}
+
+// =============================================================================================
+// The failure verdict in the update's own command
+
+/**
+ * Does `filter` select at most one document whatever the collection holds? True when it has a
+ * top-level `_id` equality: a value (not a regular expression, not an operator document) or
+ * `{ $eq: value }`. `_id` is unique (its index uses the collection's default collation, the
+ * one the query uses too), and further conditions beside it can only narrow the match.
+ *
+ * Only such filters may carry their guard in the update instead of in the filter (see
+ * `updateWithVerdicts`): a filter that matches several documents relies on the guard in the
+ * filter to pick one that passes it.
+ */
+export function selectsOneDocument(filter: Document): boolean {
+  if (!Object.hasOwn(filter, '_id')) return false;
+  const id: unknown = filter._id;
+  if (id instanceof RegExp || bsonType(id) === 'BSONRegExp') return false;
+  if (!isPlainObject(id)) return true;
+  const keys = Object.keys(id);
+  if (keys.every((key) => !key.startsWith('$'))) return true;
+  return keys.length === 1 && keys[0] === '$eq';
+}
+
+/** One value the update writes: the dotted path, and the aggregation expression of its value. */
+export type Write = readonly [path: string, value: unknown];
+
+/** What `updateWithVerdicts` sends and asks. */
+export interface ConditionalUpdate<Q extends Questions> {
+  /** Selects at most one document (see `selectsOneDocument`). */
+  readonly filter: Document;
+  /** Boolean expression over the document as it is: the update applies only when it holds. */
+  readonly guard: Document;
+  /** The values written when the guard holds, in order; paths must not overlap. */
+  readonly writes: readonly Write[];
+  /** Questions asked of the document when the guard fails (as in `readWithVerdicts`). */
+  readonly questions: Q;
+  /** Values of the document reported when the guard fails, each an expression (`'$stock'`). */
+  readonly facts: Readonly<Record<string, unknown>>;
+  /**
+   * A key of `questions`: when the guard fails and that verdict is true, the whole document (as
+   * it is) is returned too. Left out: it never is (a failure reports verdicts and facts only).
+   */
+  readonly documentWhen?: (keyof Q & string) | undefined;
+}
+
+/** The answer of `updateWithVerdicts`; `null` when no document matches the filter. */
+export type ConditionalOutcome<TSchema extends Document, Q extends Questions> =
+  | {
+      /** The guard held: the writes were applied. */
+      readonly applied: true;
+      /** The document as the update left it, computed by the server. */
+      readonly document: WithId<TSchema>;
+    }
+  | {
+      /** The guard failed: nothing was written (the command was a no-op). */
+      readonly applied: false;
+      /** The document as it is, exactly when the verdict named by `documentWhen` is true. */
+      readonly document: WithId<TSchema> | undefined;
+      readonly verdicts: { readonly [K in keyof Q]: boolean };
+      /** The facts asked for; a fact whose path the document lacks is absent. */
+      readonly facts: Readonly<Record<string, unknown>>;
+    };
+
+/**
+ * The document with `writes` applied, as an expression: `$mergeObjects` of the document and of
+ * the written values, nested along dotted paths (`a.b` becomes `{ a: { $mergeObjects: ['$a',
+ * { b: … }] } }`). `$mergeObjects` keeps existing fields in place and appends new ones, as the
+ * update operators (`$inc`, `$set`, `$push`) do. Each parent on a written path must be a
+ * document or missing (`$mergeObjects` fails on a scalar or an array, nothing written), which
+ * is where `$set`/`$push` would fail too.
+ */
+function writtenDocument(writes: readonly Write[]): Document {
+  const merged = (prefix: string, entries: readonly Write[]): Document => {
+    const groups = new Map<string, Write[]>();
+    for (const [path, value] of entries) {
+      const [head = '', ...rest] = path.split('.');
+      const group = groups.get(head) ?? [];
+      group.push([rest.join('.'), value]);
+      groups.set(head, group);
+    }
+    return Object.fromEntries(
+      [...groups].map(([head, group]) => {
+        const [first] = group;
+        if (group.length === 1 && first !== undefined && first[0] === '') return [head, first[1]];
+        if (group.some(([rest]) => rest === '')) {
+          throw new MongoAtomicsError(`internal: overlapping written paths at "${prefix}${head}"`);
+        }
+        return [head, { $mergeObjects: [`$${prefix}${head}`, merged(`${prefix}${head}.`, group)] }];
+      }),
+    );
+  };
+  return { $mergeObjects: ['$$ROOT', merged('', writes)] };
+}
+
+/**
+ * A guarded single-document update that reports why it did not apply IN THE SAME COMMAND, and
+ * writes nothing when it does not.
+ *
+ * One `findAndModify`:
+ * - `query`: `filter` alone (it selects at most one document: see `selectsOneDocument`);
+ * - `update`: the pipeline `[{ $replaceWith: { $cond: [guard, <document with writes>,
+ *   '$$ROOT'] } }]`. When the guard fails the document is replaced by itself: mongod compares
+ *   the result with the stored document byte for byte and, equal, treats the update as a no-op
+ *   (`pipeline_executor.cpp`: "Check for noop", `originalDoc.binaryEqual(...)` →
+ *   `ApplyResult::noopResult()`; the update stage then skips the storage write: no oplog
+ *   entry, nModified 0, and no write to conflict with another transaction's);
+ * - `new: false` with a projection that evaluates, over that same before-image, the guard, the
+ *   document the update wrote (the same expression), the questions and the facts. The server
+ *   decides every outcome, with the collection's default collation and its own arithmetic,
+ *   exactly as the update did; the client only reads the answers.
+ *
+ * When the driver retried the command (retryable writes) and mongod answered from the stored
+ * image without applying the projection (see retry-image.ts), the same projection is
+ * evaluated over that image by one `aggregate` (on this path only).
+ *
+ * Needs MongoDB 4.4+ (pipeline updates: 4.2; expressions in a findAndModify projection: 4.4).
+ */
+export async function updateWithVerdicts<TSchema extends Document, Q extends Questions>(
+  primitive: string,
+  collection: Collection<TSchema>,
+  plan: ConditionalUpdate<Q>,
+  session: ClientSession | undefined,
+): Promise<ConditionalOutcome<TSchema, Q> | null> {
+  const asked = Object.entries(plan.questions).filter(([, expression]) => expression !== undefined);
+  const written = writtenDocument(plan.writes);
+  const whenAsked = plan.documentWhen === undefined ? undefined : plan.questions[plan.documentWhen];
+  const projection = {
+    _id: 0,
+    // One expression object (see readWithVerdicts): `$$REMOVE` leaves `document` out.
+    r: {
+      $mergeObjects: [
+        {
+          applied: plan.guard,
+          document: {
+            $cond: [
+              plan.guard,
+              written,
+              whenAsked === undefined ? '$$REMOVE' : { $cond: [whenAsked, '$$ROOT', '$$REMOVE'] },
+            ],
+          },
+          verdicts: { $mergeObjects: [Object.fromEntries(asked)] },
+          facts: { $mergeObjects: [plan.facts] },
+        },
+      ],
+    },
+  };
+  const value = await collection.findOneAndUpdate(
+    plan.filter as Filter<TSchema>,
+    [{ $replaceWith: { $cond: [plan.guard, written, '$$ROOT'] } }],
+    { returnDocument: 'before', projection, ...(session === undefined ? {} : { session }) },
+  );
+  if (value === null) return null;
+  // A retried command is answered with the whole before-image, unprojected: the server
+  // evaluates the same projection over it.
+  const projected = isUnprojectedImage(value)
+    ? await projectRetryImage(primitive, collection, value, projection, session)
+    : value;
+  const reply: unknown = projected.r;
+  const refuse = (): never => {
+    // A server before 4.4 refuses expressions in a findAndModify projection (its error passes
+    // through); a reply without the answers asked for is no MongoDB reply to trust either.
+    throw new MongoAtomicsError(
+      `${primitive}: the server did not evaluate the findAndModify projection that tells the outcomes apart. MongoDB 4.4 or later is required: upgrade the server`,
+    );
+  };
+  if (!isPlainObject(reply) || typeof reply.applied !== 'boolean') return refuse();
+  const document = Object.hasOwn(reply, 'document') ? reply.document : undefined;
+  if (reply.applied) {
+    if (!isPlainObject(document)) return refuse();
+    return { applied: true, document: document as WithId<TSchema> };
+  }
+  const { verdicts, facts } = reply;
+  if (
+    !isPlainObject(verdicts) ||
+    !isPlainObject(facts) ||
+    !asked.every(([key]) => Object.hasOwn(verdicts, key) && typeof verdicts[key] === 'boolean') ||
+    // The document comes exactly when the `documentWhen` verdict is true.
+    (document === undefined
+      ? whenAsked !== undefined && verdicts[plan.documentWhen as string] === true
+      : whenAsked === undefined ||
+        verdicts[plan.documentWhen as string] !== true ||
+        !isPlainObject(document))
+  ) {
+    return refuse();
+  }
+  return {
+    applied: false,
+    document: document as WithId<TSchema> | undefined,
+    verdicts: verdicts as { readonly [K in keyof Q]: boolean },
+    facts,
   };
 }

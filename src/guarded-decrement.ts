@@ -24,7 +24,7 @@ import {
   MongoAtomicsError,
   RetryBudgetExhaustedError,
 } from './errors.js';
-import { readWithVerdicts } from './failure-read.js';
+import { readWithVerdicts, selectsOneDocument, updateWithVerdicts } from './failure-read.js';
 import {
   type AlreadyApplied,
   assertNoOverlap,
@@ -34,6 +34,7 @@ import {
   type OpIdOptions,
   opGuard,
   opQuestion,
+  opRecordExpression,
 } from './op-log.js';
 import type { CheckedPath, NumericPath } from './paths.js';
 import { type WithRetryingTransactionOptions, withRetryingTransaction } from './transaction.js';
@@ -132,11 +133,11 @@ function fieldNotNumeric(primitive: string, field: string, whose: string, proble
 }
 
 /**
- * `insufficient` for the document read after the guarded update matched nothing, with what can
- * still be taken (field − floor, never negative); throws when the field is no number.
+ * `insufficient` for a document whose field (`value`, as a query reaches it) failed the guard,
+ * with what can still be taken (field − floor, never negative); throws when the field is no
+ * number.
  */
-function insufficientIn(doc: Document, field: string, floor: number) {
-  const value = valueAlong(doc, field);
+function insufficientFrom(value: unknown, field: string, floor: number) {
   const problem = notANumber(value);
   if (problem !== undefined) {
     throw fieldNotNumeric('guardedDecrement', field, 'the matched document', problem);
@@ -164,16 +165,28 @@ const SINGLE_OPTIONS = ['filter', 'field', 'amount', 'floor', 'session', ...OP_I
 /**
  * Decrements `field` by `amount` only if at least `amount` remains above `floor`.
  *
- * - **Guard**: `filter` AND `field ≥ floor + amount` (a non-numeric or missing field never
- *   matches: the failure read then throws InvalidArgumentError on `field`, see below).
- * - **Update**: `$inc: { field: -amount }`.
+ * - **Guard**: `filter` AND `field` is a number ≥ `floor + amount` (a non-numeric or missing
+ *   field never passes: InvalidArgumentError on `field`, see below).
+ * - **Update**, when `filter` has an `_id` equality (it selects at most one document): the
+ *   filter is `filter` alone and the update a pipeline, `$replaceWith: { $cond: [guard, <the
+ *   document with field + (−amount)>, '$$ROOT'] }`, with `returnDocument: 'before'` and a
+ *   projection evaluating the guard, the written document and the reasons on the same
+ *   before-image (see updateWithVerdicts in failure-read.ts). A refused call replaces the
+ *   document by itself, which MongoDB treats as a no-op: nothing is written (no oplog entry,
+ *   no write conflict in a caller's transaction). With any other filter the guard is in the
+ *   filter and the update `$inc: { field: -amount }`, so that of several matching documents
+ *   one with enough is taken.
  * - **Atomic**: guard and update are one `findOneAndUpdate` on one document: the stock never
  *   goes below the floor and is never oversold, under any concurrency.
- * - **Round trips**: success: 1 (`findAndModify`). Failure: 2, the second a `find` that tells
- *   `insufficient` from `notFound`.
+ * - **Round trips**: success: 1 (`findAndModify`). Failure (`insufficient`, `notFound`,
+ *   `alreadyApplied`, a non-numeric field): 1 with an `_id` equality in `filter`; else 2, the
+ *   second a `find` that tells them apart. When the driver retried a `findAndModify` that the
+ *   server had applied and the answer is the stored image, one `aggregate` more evaluates the
+ *   projection on it (`_id` filters only).
  * - **`opId`**: also guarded by "this id not yet applied" and records it in the same update; a
- *   repeat resolves `alreadyApplied` with the document (the failure read then reads it whole).
- * - Works on a standalone server; joins the caller's transaction through `session`.
+ *   repeat resolves `alreadyApplied` with the document as it is.
+ * - Works on a standalone server; joins the caller's transaction through `session`. Needs
+ *   MongoDB 4.4+ (pipeline updates, expressions in a findAndModify projection).
  * - Use integers (units, cents): `floor + amount` is computed in floating point.
  *
  * @example
@@ -189,8 +202,11 @@ const SINGLE_OPTIONS = ['filter', 'field', 'amount', 'floor', 'session', ...OP_I
  *
  * @throws InvalidArgumentError for invalid options, before anything is sent; and on option
  *   `field` when the matched document lacks the field or holds no number there (a string, null,
- *   NaN, …): a misspelt field or bad data, not a shortage. Found by the failure path's read (no
- *   extra round trip); nothing was decremented.
+ *   NaN, an array on the path, …): a misspelt field or bad data, not a shortage. Found by the
+ *   failure path's own command (no extra round trip); nothing was decremented.
+ * @throws MongoAtomicsError when the server did not evaluate the projection (before 4.4), or,
+ *   on a retried command, when the outcome could not be read from the image (see
+ *   retry-image.ts): the decrement was applied, so do not repeat it blindly.
  */
 export function guardedDecrement<
   TSchema extends Document = Document,
@@ -216,6 +232,42 @@ export async function guardedDecrement<TSchema extends Document = Document>(
   assertNoOverlap(v, op, field, 'field');
   const sessionOption = session === undefined ? {} : { session };
 
+  if (selectsOneDocument(filter)) {
+    // One command on every path: the guard moves into the update, which writes nothing when
+    // it fails, and the projection says why (see updateWithVerdicts).
+    const seen = opQuestion(op);
+    const sufficient = guardHolds(`$${field}`, { $literal: floor + amount });
+    const outcome = await updateWithVerdicts(
+      'guardedDecrement',
+      collection,
+      {
+        filter,
+        guard: seen === undefined ? sufficient : { $and: [sufficient, { $not: [seen] }] },
+        writes: [
+          // `$add` of the negated amount computes what `$inc` would (int + int stays an int,
+          // overflowing to a long; Decimal128 stays Decimal128), on the server.
+          [field, { $add: [`$${field}`, { $literal: -amount }] }],
+          ...(op === undefined ? [] : [[op.field, opRecordExpression(op)] as const]),
+        ],
+        questions: { applied: seen },
+        // The field as a query or an aggregation reaches it (an array met on the way is
+        // returned whole), to say what a document holds that the guard cannot pass.
+        facts: { current: `$${field}` },
+        documentWhen: 'applied',
+      },
+      session,
+    );
+    if (outcome === null) return { outcome: 'notFound' };
+    if (outcome.applied) return { outcome: 'decremented', document: outcome.document };
+    if (outcome.verdicts.applied && outcome.document !== undefined) {
+      return { outcome: 'alreadyApplied', document: outcome.document };
+    }
+    const current = Object.hasOwn(outcome.facts, 'current') ? outcome.facts.current : undefined;
+    return insufficientFrom(current, field, floor);
+  }
+
+  // A filter that may match several documents keeps the guard in the filter, which picks one
+  // that has enough; when none has, a second command tells `insufficient` from `notFound`.
   const plain = decrementStatement(filter, field, amount, floor);
   const statement = guarded(op, plain.filter, plain.update);
   const updated = await collection.findOneAndUpdate(
@@ -235,7 +287,7 @@ export async function guardedDecrement<TSchema extends Document = Document>(
       ...primaryRead(session),
     });
     if (current === null) return { outcome: 'notFound' };
-    return insufficientIn(current, field, floor);
+    return insufficientFrom(valueAlong(current, field), field, floor);
   }
   // With an opId the server says whether the id is recorded (see failure-read.ts), and the
   // whole document is read: `alreadyApplied` returns it.
@@ -248,7 +300,7 @@ export async function guardedDecrement<TSchema extends Document = Document>(
   );
   if (read === null) return { outcome: 'notFound' };
   if (read.verdicts.applied) return { outcome: 'alreadyApplied', document: read.document };
-  return insufficientIn(read.document, field, floor);
+  return insufficientFrom(valueAlong(read.document, field), field, floor);
 }
 
 /** One line of a guardedDecrementAll order: which document, and how much to take from it. */
@@ -604,7 +656,7 @@ async function inCallerTransaction<TSchema extends Document>(
 }
 
 /** The server's verdict on `value >= threshold` as the update's filter `{ $gte: threshold }` has it. */
-function guardHolds(value: string, threshold: string): Document {
+function guardHolds(value: string, threshold: unknown): Document {
   // The query's `$gte` matches only numbers (type bracketing), never NaN, and compares int,
   // long, double and Decimal128 exactly (Decimal128("0.1") < 0.1 as a double); the
   // aggregation's `$gte` orders values the same way once non-numbers are ruled out.

@@ -59,6 +59,20 @@ describe('under a case-insensitive default collation, outcomes agree with the se
       opId: 'req-1',
     });
     expect(result).toEqual({ outcome: 'alreadyApplied', document: doc });
+    // One command: the update's projection asked the server (see failure-read.ts).
+    expect(calls).toEqual(['findAndModify']);
+  });
+
+  it('guardedDecrement with a filter that may match several documents: the failure read asks the server', async () => {
+    const doc = { _id: 'p1', sku: 'tee', stock: 5, _opIds: ['REQ-1'] };
+    const { collection, calls } = caseInsensitiveCollection([doc]);
+    const result = await guardedDecrement(collection, {
+      filter: { sku: 'tee' },
+      field: 'stock',
+      amount: 1,
+      opId: 'req-1',
+    });
+    expect(result).toEqual({ outcome: 'alreadyApplied', document: doc });
     expect(calls).toEqual(['findAndModify', 'find']);
   });
 
@@ -135,7 +149,7 @@ describe('under a case-insensitive default collation, outcomes agree with the se
 
 describe('the failure read trusts only verdicts the server computed', () => {
   it('a reply without evaluated verdicts (a server before 4.4 ignores projection expressions) throws MongoAtomicsError naming the primitive', async () => {
-    const doc = { _id: 'p1', stock: 0, _opIds: ['req-1'] };
+    const doc = { _id: 'p1', sku: 'tee', stock: 0, _opIds: ['req-1'] };
     const stub = {
       collectionName: 'old_server',
       findOneAndUpdate: async () => null,
@@ -143,7 +157,7 @@ describe('the failure read trusts only verdicts the server computed', () => {
       findOne: async () => doc,
     } as unknown as Collection<typeof doc>;
     const error = await guardedDecrement(stub, {
-      filter: { _id: 'p1' },
+      filter: { sku: 'tee' },
       field: 'stock',
       amount: 1,
       opId: 'req-1',
@@ -152,5 +166,35 @@ describe('the failure read trusts only verdicts the server computed', () => {
     expect((error as Error).message).toBe(
       'guardedDecrement: the server did not evaluate the find projection that tells the outcomes apart; nothing was changed. MongoDB 4.4 or later is required: upgrade the server',
     );
+  });
+
+  it('a findAndModify reply without the evaluated projection throws MongoAtomicsError naming the primitive, whatever the outcome would be', async () => {
+    // Shapes no mongod 4.4+ sends (a proxy dropping computed fields, a field of the wrong
+    // type): the library must refuse them, not read an outcome from them.
+    const replies = [
+      { stock: 0 },
+      { r: { applied: 'no' } },
+      { r: { applied: false, verdicts: {}, facts: {} } },
+      { r: { applied: false, verdicts: { applied: 'yes' }, facts: {} } },
+      { r: { applied: false, verdicts: { applied: true }, facts: {} } },
+      { r: { applied: false, verdicts: { applied: false }, facts: {}, document: { _id: 'p1' } } },
+      { r: { applied: true } },
+    ];
+    for (const reply of replies) {
+      const stub = {
+        collectionName: 'proxy',
+        findOneAndUpdate: async () => reply,
+      } as unknown as Collection<{ _id: string; stock: number }>;
+      const error = await guardedDecrement(stub, {
+        filter: { _id: 'p1' },
+        field: 'stock',
+        amount: 1,
+        opId: 'req-1',
+      }).catch((e: unknown) => e);
+      expect(isMongoAtomicsError(error), JSON.stringify(reply)).toBe(true);
+      expect((error as Error).message).toBe(
+        'guardedDecrement: the server did not evaluate the findAndModify projection that tells the outcomes apart. MongoDB 4.4 or later is required: upgrade the server',
+      );
+    }
   });
 });

@@ -392,7 +392,8 @@ function guardedDecrementScenarios(): Scenario[] {
       claim,
     }),
     single('guardedDecrement', 'insufficient', {
-      steps: FAM_FIND,
+      // One command: the update's own projection tells the outcome (no failure read).
+      steps: FAM,
       outcome: 'insufficient',
       seed: async (a, id) => {
         await a.items.insertOne({ _id: id, stock: 10 });
@@ -402,7 +403,8 @@ function guardedDecrementScenarios(): Scenario[] {
       claim,
     }),
     single('guardedDecrement', 'alreadyApplied, opId repeated', {
-      steps: FAM_FIND,
+      // One command: the update's own projection tells the outcome (no failure read).
+      steps: FAM,
       outcome: 'alreadyApplied',
       seed: async (a, id) => {
         await a.items.insertOne({ _id: id, stock: 7, _opIds: ['op'] });

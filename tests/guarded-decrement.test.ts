@@ -5,6 +5,7 @@
 import {
   type ClientSession,
   type Collection,
+  type CommandSucceededEvent,
   Decimal128,
   type Document,
   Double,
@@ -111,7 +112,7 @@ describe('guardedDecrement outcomes', () => {
     });
   });
 
-  it('a missing or non-numeric field is reported, not disguised as insufficient: InvalidArgumentError on "field" naming what was found, nothing decremented, still 2 round trips', async () => {
+  it('a missing or non-numeric field is reported, not disguised as insufficient: InvalidArgumentError on "field" naming what was found, nothing decremented, still 1 round trip', async () => {
     // A misspelt field (`stok`) or a stock written as a string by a form must not read as "out
     // of stock": the guard can never match such a document, whatever the stock really is.
     const coll = await products([
@@ -146,8 +147,8 @@ describe('guardedDecrement outcomes', () => {
         expect((error as Error).message).toBe(
           `guardedDecrement: option "field" names "${field}", but the matched document ${found}: nothing was decremented. Check the field name, or store a number (int, long, double or Decimal128) in that field`,
         );
-        // The failure path's own read found it: no extra round trip.
-        expect(t.commands.names()).toEqual(['findAndModify', 'find']);
+        // The update's own projection found it: no extra round trip.
+        expect(t.commands.names()).toEqual(['findAndModify']);
       }
     }
     expect(await stockOf(coll, 'text')).toBe('10');
@@ -178,22 +179,176 @@ describe('guardedDecrement round trips', () => {
     expect(t.commands.names()).toEqual(['findAndModify']);
   });
 
-  it('insufficient and notFound: one findAndModify, then one find', async () => {
+  it('insufficient, notFound, alreadyApplied: the same one findAndModify, nothing else', async () => {
     const coll = await products([{ _id: 'p1', stock: 0 }]);
-    await guardedDecrement(coll, { filter: { _id: 'p1' }, field: 'stock', amount: 1 });
-    await guardedDecrement(coll, { filter: { _id: 'p2' }, field: 'stock', amount: 1 });
-    expect(t.commands.names()).toEqual(['findAndModify', 'find', 'findAndModify', 'find']);
+    expect(
+      await guardedDecrement(coll, { filter: { _id: 'p1' }, field: 'stock', amount: 1 }),
+    ).toEqual({ outcome: 'insufficient', available: 0 });
+    expect(
+      await guardedDecrement(coll, { filter: { _id: 'p2' }, field: 'stock', amount: 1 }),
+    ).toEqual({ outcome: 'notFound' });
+    await coll.updateOne({ _id: 'p1' }, { $set: { stock: 1 } });
+    const once = { filter: { _id: 'p1' }, field: 'stock', amount: 1, opId: 'r1' } as const;
+    expect((await guardedDecrement(coll, once)).outcome).toBe('decremented');
+    await coll.updateOne({ _id: 'p1' }, { $set: { stock: 5 } });
+    t.commands.reset();
+    expect(await guardedDecrement(coll, once)).toEqual({
+      outcome: 'alreadyApplied',
+      document: { _id: 'p1', stock: 5, _opIds: ['r1'] },
+    });
+    expect(t.commands.names()).toEqual(['findAndModify']);
+    // An opId that is new, on a document without enough: insufficient, still one command.
+    expect(await guardedDecrement(coll, { ...once, opId: 'r2', amount: 6 })).toEqual({
+      outcome: 'insufficient',
+      available: 5,
+    });
+    expect(t.commands.names()).toEqual(['findAndModify', 'findAndModify']);
   });
 
-  it('without an opId the failure read fetches the field alone; with one, the document and the server verdict', async () => {
+  it('a failed call sends the document back only with alreadyApplied: insufficient returns the verdicts and the field, not the document', async () => {
     const coll = await products([{ _id: 'p1', stock: 0, name: 'x'.repeat(1000) }]);
-    await guardedDecrement(coll, { filter: { _id: 'p1' }, field: 'stock', amount: 1 });
-    await guardedDecrement(coll, { filter: { _id: 'p1' }, field: 'stock', amount: 1, opId: 'r1' });
+    const replies: unknown[] = [];
+    const listener = (event: CommandSucceededEvent) => {
+      if (event.commandName === 'findAndModify') replies.push(event.reply);
+    };
+    t.client.on('commandSucceeded', listener);
+    try {
+      await guardedDecrement(coll, { filter: { _id: 'p1' }, field: 'stock', amount: 1 });
+      await guardedDecrement(coll, { filter: { _id: 'p1' }, field: 'stock', amount: 1, opId: 'r' });
+    } finally {
+      t.client.off('commandSucceeded', listener);
+    }
+    expect(replies.map((reply) => (reply as Document).value)).toEqual([
+      { r: { applied: false, verdicts: {}, facts: { current: 0 } } },
+      { r: { applied: false, verdicts: { applied: false }, facts: { current: 0 } } },
+    ]);
+  });
+
+  it('a filter without an _id equality keeps the guard in the filter: of two matching documents the one with enough is taken; failure then costs one find more', async () => {
+    // Moving the guard into the update would let the filter pick a document that has too
+    // little while another has enough, and refuse the order.
+    const coll = await products([
+      { _id: 'a', name: 'tee', stock: 0 },
+      { _id: 'b', name: 'tee', stock: 4 },
+    ]);
+    const result = await guardedDecrement(coll, {
+      filter: { name: 'tee' },
+      field: 'stock',
+      amount: 3,
+    });
+    expect(result).toEqual({
+      outcome: 'decremented',
+      document: { _id: 'b', name: 'tee', stock: 1 },
+    });
+    expect(t.commands.names()).toEqual(['findAndModify']);
+    t.commands.reset();
+    expect(
+      await guardedDecrement(coll, { filter: { name: 'tee' }, field: 'stock', amount: 3 }),
+    ).toEqual({ outcome: 'insufficient', available: 0 });
+    expect(t.commands.names()).toEqual(['findAndModify', 'find']);
+    // The same two commands for an _id that is not a plain equality.
+    t.commands.reset();
+    expect(
+      await guardedDecrement(coll, { filter: { _id: { $in: ['a'] } }, field: 'stock', amount: 3 }),
+    ).toEqual({ outcome: 'insufficient', available: 0 });
+    expect(t.commands.names()).toEqual(['findAndModify', 'find']);
+  });
+
+  it('without an _id equality, the failure read fetches the field alone without an opId; with one, the document and the server verdict', async () => {
+    const coll = await products([{ _id: 'p1', stock: 0, name: 'x'.repeat(1000) }]);
+    const filter = { name: 'x'.repeat(1000) };
+    await guardedDecrement(coll, { filter, field: 'stock', amount: 1 });
+    await guardedDecrement(coll, { filter, field: 'stock', amount: 1, opId: 'r1' });
     const reads = t.commands.started.filter((event) => event.commandName === 'find');
     expect(reads.map((event) => event.command.projection)).toEqual([
       { stock: 1 },
       expect.objectContaining({ document: '$$ROOT' }),
     ]);
+  });
+});
+
+describe('guardedDecrement writes nothing when it fails', () => {
+  // mongod skips the storage write of an update whose result is byte-identical to the stored
+  // document (pipeline_executor.cpp "Check for noop"; the update stage returns before its
+  // WriteUnitOfWork): no oplog entry, and nothing for another transaction to conflict with.
+  // The offline server's behaviour is pinned in tests/conformance/noop-updates.test.ts.
+  it('a refused call inside a transaction leaves the document free: another transaction then updates it and commits, and so does the first', async () => {
+    const coll = await products([{ _id: 'p1', stock: 1, name: 'tee' }]);
+    const first = t.client.startSession();
+    const second = t.client.startSession();
+    try {
+      first.startTransaction();
+      for (const opId of [undefined, 'r1']) {
+        expect(
+          await guardedDecrement(coll, {
+            filter: { _id: 'p1' },
+            field: 'stock',
+            amount: 2,
+            session: first,
+            ...(opId === undefined ? {} : { opId }),
+          }),
+        ).toEqual({ outcome: 'insufficient', available: 1 });
+      }
+      second.startTransaction();
+      // Had the refused call written (even the same values), this would be a WriteConflict.
+      await coll.updateOne({ _id: 'p1' }, { $set: { name: 'shirt' } }, { session: second });
+      await second.commitTransaction();
+      await first.commitTransaction();
+    } finally {
+      await first.endSession();
+      await second.endSession();
+    }
+    expect(await coll.findOne({ _id: 'p1' })).toEqual({ _id: 'p1', stock: 1, name: 'shirt' });
+  });
+
+  it('a refused call in a transaction that starts after another transaction wrote the document: no WriteConflict for it', async () => {
+    const coll = await products([{ _id: 'p1', stock: 1, name: 'tee' }]);
+    const writer = t.client.startSession();
+    const reader = t.client.startSession();
+    try {
+      writer.startTransaction();
+      await coll.updateOne({ _id: 'p1' }, { $set: { name: 'shirt' } }, { session: writer });
+      reader.startTransaction();
+      // Its snapshot predates the writer's commit: it sees stock 1, refuses, and writes nothing.
+      expect(
+        await guardedDecrement(coll, {
+          filter: { _id: 'p1' },
+          field: 'stock',
+          amount: 2,
+          session: reader,
+        }),
+      ).toEqual({ outcome: 'insufficient', available: 1 });
+      await writer.commitTransaction();
+      await reader.commitTransaction();
+    } finally {
+      await writer.endSession();
+      await reader.endSession();
+    }
+  });
+
+  it('a refused call leaves the document byte for byte as it was (types, field order, op log)', async () => {
+    const coll = await products([]);
+    const stored = {
+      _id: 'p1',
+      inventory: { available: Long.fromNumber(2), reserved: new Int32(1) },
+      name: 'tee',
+      _opIds: ['old'],
+    };
+    await coll.insertOne(stored as never);
+    const result = await guardedDecrement(coll, {
+      filter: { _id: 'p1' },
+      field: 'inventory.available',
+      amount: 3,
+      opId: 'r1',
+    });
+    expect(result).toEqual({ outcome: 'insufficient', available: 2 });
+    const raw = await t.db
+      .collection(coll.collectionName)
+      .findOne({ _id: 'p1' as never }, { promoteLongs: false, promoteValues: false });
+    expect(raw).toStrictEqual(stored);
+    expect(Object.keys(raw ?? {})).toEqual(['_id', 'inventory', 'name', '_opIds']);
+    expect(raw?.inventory.available).toBeInstanceOf(Long);
+    expect(Object.keys(raw?.inventory ?? {})).toEqual(['available', 'reserved']);
   });
 });
 

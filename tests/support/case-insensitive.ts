@@ -7,7 +7,9 @@
  * server's own evaluator on case-folded copies (documents and the operation's literals), while
  * the values it returns are the stored ones: the reply has the exact shape mongod sends.
  *
- * It serves the failure paths, and the answer to a RETRIED findAndModify: an update whose
+ * It serves the failure paths (a guarded update that matches nothing, or a pipeline update
+ * that puts the document back as it is, a no-op, answered with its projected before-image),
+ * and the answer to a RETRIED findAndModify: an update whose
  * guard matches would have to be applied, which this stub does not do; it throws instead, so a
  * test can never pass on a write it skipped. Given `retriedImage`, `findOneAndUpdate` answers
  * as mongod answers a findAndModify that the driver retried after the first execution applied
@@ -140,10 +142,35 @@ export function caseInsensitiveCollection<T extends Document>(
     collectionName: 'case_insensitive',
     async findOneAndUpdate(
       filter: Document,
-      _update: unknown,
-      { includeResultMetadata = false }: { includeResultMetadata?: boolean } = {},
+      update: unknown,
+      {
+        includeResultMetadata = false,
+        projection,
+      }: { includeResultMetadata?: boolean; projection?: Document } = {},
     ) {
       calls.push('findAndModify');
+      if (Array.isArray(update) && options.retriedImage === undefined) {
+        // A pipeline update that puts the document back as it is (a no-op on mongod), with
+        // `new: false` and an expression projection: the before-image, projected under the
+        // collation, strings spelled as stored. An update that would change the document
+        // throws, as above: this stub serves refusals only.
+        const doc = matching(filter);
+        if (doc === undefined) return null;
+        const folded = fold(doc) as Document;
+        const [result] = runPipeline([folded], (update as Document[]).map(foldStage));
+        if (
+          !Buffer.from(BSON.serialize(result ?? {})).equals(Buffer.from(BSON.serialize(folded)))
+        ) {
+          throw new Error(
+            'case-insensitive stub: the update would write; this stub serves refusals only',
+          );
+        }
+        const projected = applyProjection(folded, fold(projection, true) as Document);
+        const value = fromWire(unfolder(docs, projection)(projected) as Document);
+        return includeResultMetadata
+          ? { ok: 1, value, lastErrorObject: { n: 1, updatedExisting: true } }
+          : value;
+      }
       const image = options.retriedImage;
       if (image !== undefined) {
         if (!compileFilter(fold(filter) as Document)(fold(image) as Document)) {
