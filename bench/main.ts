@@ -8,6 +8,8 @@
  *   --json <file>                    also write the results as JSON (for --baseline later)
  *   --baseline <file.json>           add a "before → after" column from an earlier --json
  *   --only <sections>                comma-separated subset: roundTrips,cpu,driver,scaling,contention
+ *   --from <file.json>               measure nothing: render the markdown of an earlier --json
+ *                                    (with --baseline: a before/after report of two runs)
  *
  * The backend is chosen as the tests choose it (tests/support/backend.ts): MONGODB_URI, else a
  * mongodb-memory-server replica set, else the offline server; MONGO_ATOMICS_TEST_BACKEND=
@@ -38,6 +40,7 @@ const { values: args } = parseArgs({
     json: { type: 'string' },
     baseline: { type: 'string' },
     only: { type: 'string' },
+    from: { type: 'string' },
   },
 });
 const only = new Set(args.only?.split(',') ?? SECTIONS);
@@ -52,6 +55,17 @@ const baseline =
   args.baseline === undefined
     ? undefined
     : (JSON.parse(readFileSync(args.baseline, 'utf8')) as Results);
+
+if (args.from !== undefined) {
+  const earlier = JSON.parse(readFileSync(args.from, 'utf8')) as Results;
+  const text = markdown(earlier, baseline);
+  if (args.out === undefined) console.log(text);
+  else {
+    write(args.out, text);
+    console.log(`wrote ${args.out}`);
+  }
+  process.exit(0);
+}
 
 const notes: string[] = [];
 const backend = await startBenchBackend(notes);

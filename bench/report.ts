@@ -144,7 +144,7 @@ export function targets(r: Omit<Results, 'targets' | 'meta' | 'format'>): Target
 // ---------------------------------------------------------------- formatting
 
 export function fmt(value: number): string {
-  if (!Number.isFinite(value)) return String(value);
+  if (!Number.isFinite(value) || Number.isInteger(value)) return value.toLocaleString('en-US');
   const abs = Math.abs(value);
   if (abs >= 1000) return Math.round(value).toLocaleString('en-US');
   if (abs >= 100) return value.toFixed(0);
@@ -356,7 +356,12 @@ function tables(r: Results): Record<string, Table> {
       rows: r.targets.map((t) => ({
         id: t.id,
         metric: t.value,
-        cells: [t.statement, `${fmt(t.value)} ${t.unit}`, t.met ? 'met' : '**not met**', t.detail],
+        cells: [
+          t.statement,
+          `${fmt(t.value)}${t.unit === '×' ? '×' : ` ${t.unit}`}`,
+          t.met ? 'met' : '**not met**',
+          t.detail,
+        ],
       })),
     },
   };

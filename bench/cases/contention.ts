@@ -142,7 +142,7 @@ export async function transfers(ctx: BenchContext): Promise<TransferRow[]> {
           }
         }),
       ],
-      { rounds: ctx.size(2, 5), warmupRounds: 1 },
+      { rounds: ctx.size(2, 9), warmupRounds: 1 },
     );
     const l = lib ?? [];
     const d = drv ?? [];
