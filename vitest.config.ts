@@ -8,6 +8,8 @@ import { defineConfig } from 'vitest/config';
  *
  * `tests/packaging/` packs the package and loads it in a child process, without the driver under
  * test: it runs once, in `driver7`.
+ * `tests/bench.test.ts` runs the benchmark suite in a child process (the installed `mongodb`,
+ * whatever the project's alias): it too runs once, in `driver7`.
  *
  * Files named `*.serial.test.ts` change server-wide state (server parameters) and run in the
  * `serial` project, after the parallel projects have finished (`sequence.groupOrder`).
@@ -42,7 +44,7 @@ export default defineConfig({
         test: {
           name: 'driver6',
           include: ['tests/**/*.test.ts'],
-          exclude: [SERIAL, 'tests/offline-server/**', 'tests/packaging/**'],
+          exclude: [SERIAL, 'tests/offline-server/**', 'tests/packaging/**', 'tests/bench.test.ts'],
           sequence: { groupOrder: 0 },
         },
         resolve: { alias: [{ find: /^mongodb$/, replacement: 'mongodb6' }] },
