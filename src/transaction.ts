@@ -95,13 +95,59 @@ const DEFAULT_TIMEOUT_MS = 120_000;
  * systematic failure stops after 100 callback runs instead of running for two minutes.
  */
 const DEFAULT_MAX_ATTEMPTS = 100;
-/** Driver 7.1's backoff (transactions convenient API specification). */
+/**
+ * The backoff of the transactions convenient API specification ("Sequence of Actions", step
+ * 2.1): before retry k (k = 1 on the first retry) wait `jitter × min(5 × 1.5^(k − 1), 500)` ms,
+ * so the first retry waits up to 5 ms. Node driver 7.1+ (`ClientSession.withTransaction`,
+ * src/sessions.ts) computes `1.5^k` instead, one step further along (up to 7.5 ms first): a
+ * deviation of that driver from the specification, not followed here. Used when `backoff` is
+ * given (its missing fields take these values); without it the adaptive policy applies.
+ */
 const DEFAULT_BACKOFF = {
   initialDelayMs: 5,
   factor: 1.5,
   maxDelayMs: 500,
   jitter: 'full',
 } as const satisfies Required<TransactionBackoff>;
+/**
+ * The adaptive policy (the default when `backoff` is not given). Writers contending on the same
+ * documents under "first updater wins" lose whole attempts to each other; a backoff that starts
+ * again from 5 ms at every call keeps them colliding, since each new call knows nothing of the
+ * contention the previous ones met. So one contention level is kept per MongoClient (all calls
+ * through that client share it): every TransientTransactionError raises it by 1, every commit
+ * lowers it by COMMIT_DECAY, and a transient retry waits a random time in
+ * `[0, min(5 × 1.5^(level − 1), 500))` ms. The level settles where conflicts per commit equal
+ * COMMIT_DECAY, so attempts per commit tend to 1 + COMMIT_DECAY (1.5) whatever the number of
+ * contenders, instead of growing with it. Without conflicts the level stays 0 and nothing
+ * waits: a first attempt is never delayed, uncontended calls cost what they did.
+ */
+const ADAPTIVE = {
+  /** Level lost per commit: the conflicts per commit the policy aims at. */
+  commitDecay: 0.5,
+} as const;
+/** Above this level the delay is capped at maxDelayMs anyway: a storm must not leave a debt. */
+const ADAPTIVE_MAX_LEVEL =
+  Math.ceil(
+    Math.log(DEFAULT_BACKOFF.maxDelayMs / DEFAULT_BACKOFF.initialDelayMs) /
+      Math.log(DEFAULT_BACKOFF.factor),
+  ) + 1;
+
+/** The adaptive policy's contention level of one MongoClient. */
+interface Contention {
+  level: number;
+}
+/** Keyed by client: the state goes when the client is collected. */
+const contentionByClient = new WeakMap<MongoClient, Contention>();
+
+function contentionOf(client: MongoClient): Contention {
+  let state = contentionByClient.get(client);
+  if (state === undefined) {
+    state = { level: 0 };
+    contentionByClient.set(client, state);
+  }
+  return state;
+}
+
 /** Consecutive attempts ended by NoSuchTransaction before giving up (`abortedBeforeCommit`). */
 const ABORTED_BEFORE_COMMIT_LIMIT = 2;
 /** setTimeout's largest delay; longer ones fire at once. */
@@ -218,7 +264,8 @@ export interface WithRetryingTransactionOptions {
 interface Settings {
   readonly timeoutMs: number;
   readonly maxAttempts: number;
-  readonly backoff: Required<TransactionBackoff>;
+  /** Undefined: the adaptive policy (no `backoff` given). */
+  readonly backoff: Required<TransactionBackoff> | undefined;
   readonly onRetry: ((event: TransactionRetryEvent) => void | Promise<void>) | undefined;
   readonly signal: AbortSignal | undefined;
   readonly transactionOptions: RetryingTransactionOptions | undefined;
@@ -409,7 +456,8 @@ function validate(
   return {
     timeoutMs,
     maxAttempts,
-    backoff: validateBackoff(v, o.backoff),
+    // Given: exactly that sequence. Absent: the adaptive policy (see ADAPTIVE).
+    backoff: o.backoff === undefined ? undefined : validateBackoff(v, o.backoff),
     onRetry,
     signal: o.signal,
     transactionOptions: validateTransactionOptions(o.transactionOptions),
@@ -425,9 +473,16 @@ export function backoffDelay(backoff: Required<TransactionBackoff>, failedAttemp
   return backoff.jitter === 'full' ? Math.random() * computed : computed;
 }
 
-/** Resolves after `ms`, or rejects with `signal.reason` as soon as it aborts. */
-export function sleep(ms: number, signal: AbortSignal): Promise<void> {
+/**
+ * Resolves after `ms`, or rejects with `signal.reason` as soon as it aborts. Without a signal,
+ * a plain timer: nothing can interrupt it, so nothing needs an AbortController.
+ */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
+    if (signal === undefined) {
+      setTimeout(resolve, ms);
+      return;
+    }
     if (signal.aborted) {
       reject(signal.reason);
       return;
@@ -536,17 +591,41 @@ export async function withRetryingTransaction<T>(
     `${timeLimit()}. Raise timeoutMs to allow more time, or make the transaction shorter or less contended`;
   const attemptLimit = () => `gave up after ${attempt} attempt(s) (maxAttempts)`;
 
-  // One controller for the call: the callback's `signal`, and what interrupts a backoff.
-  const controller = new AbortController();
-  const onCallerAbort = () => controller.abort(callerSignal?.reason);
-  callerSignal?.addEventListener('abort', onCallerAbort, { once: true });
-  const budgetTimer = setTimeout(() => {
+  // One controller for the call: the callback's `signal`, and what interrupts a backoff. Made
+  // only when something can listen to it (the callback reads `signal`, or the caller passed a
+  // signal): most calls never need one, and it was most of the runner's own CPU. Its deadline
+  // timer comes with it; without a controller, nothing observes the deadline between the
+  // elapsed-time checks below, so nothing changes.
+  let controller: AbortController | undefined;
+  let budgetTimer: ReturnType<typeof setTimeout> | undefined;
+  const budgetSpent = () => {
     const cause =
       lastError ??
       new Error(`the time budget ran out during attempt ${attempt}, before any attempt failed`);
-    controller.abort(giveUp(GiveUpReason.Timeout, timeoutMessage(), cause));
-  }, settings.timeoutMs);
-  const context = (n: number): TransactionAttempt => ({ attempt: n, signal: controller.signal });
+    return giveUp(GiveUpReason.Timeout, timeoutMessage(), cause);
+  };
+  const onCallerAbort = () => controller?.abort(callerSignal?.reason);
+  const signalOf = (): AbortSignal => {
+    if (controller !== undefined) return controller.signal;
+    const created = new AbortController();
+    controller = created;
+    // Whatever already happened, the signal shows at once, as if it had listened all along.
+    if (callerSignal?.aborted) created.abort(callerSignal.reason);
+    else if (elapsed() >= settings.timeoutMs) created.abort(budgetSpent());
+    else {
+      callerSignal?.addEventListener('abort', onCallerAbort, { once: true });
+      budgetTimer = setTimeout(() => created.abort(budgetSpent()), settings.timeoutMs - elapsed());
+    }
+    return created.signal;
+  };
+  if (callerSignal !== undefined) signalOf();
+  const context = (n: number): TransactionAttempt => ({
+    attempt: n,
+    get signal() {
+      return signalOf();
+    },
+  });
+  const contention = settings.backoff === undefined ? contentionOf(client) : undefined;
 
   /**
    * Before try `attempt + 1`: throws when the budget is spent, else reports and waits.
@@ -579,12 +658,24 @@ export async function withRetryingTransaction<T>(
       );
     };
     if (attempt >= settings.maxAttempts) throw spent(GiveUpReason.MaxAttempts);
-    const delayMs = backoffDelay(settings.backoff, attempt);
+    let delayMs: number;
+    if (contention === undefined)
+      delayMs = backoffDelay(settings.backoff ?? DEFAULT_BACKOFF, attempt);
+    else if (reason === TransactionRetryReason.TransientTransactionError) {
+      // Contention (see ADAPTIVE): the client's level, not this call's attempt number.
+      contention.level = Math.min(contention.level + 1, ADAPTIVE_MAX_LEVEL);
+      delayMs = backoffDelay(DEFAULT_BACKOFF, contention.level);
+    } else {
+      // An unknown commit result or a cleared pool says nothing about contention.
+      delayMs = backoffDelay(DEFAULT_BACKOFF, attempt);
+    }
     // Never sleep past the deadline: a try that could not start in time is not worth the wait.
     if (elapsed() + delayMs >= settings.timeoutMs) throw spent(GiveUpReason.Timeout);
     await settings.onRetry?.({ attempt, reason, error, delayMs });
     if (elapsed() + delayMs >= settings.timeoutMs) throw spent(GiveUpReason.Timeout);
-    await sleep(delayMs, controller.signal);
+    // A controller exists when anything could interrupt the wait (the caller's signal); the
+    // deadline cannot, as the wait ends before it.
+    await sleep(delayMs, controller?.signal);
   };
 
   const session = client.startSession();
@@ -636,6 +727,9 @@ export async function withRetryingTransaction<T>(
       for (;;) {
         try {
           await session.commitTransaction();
+          if (contention !== undefined) {
+            contention.level = Math.max(0, contention.level - ADAPTIVE.commitDecay);
+          }
           return result;
         } catch (error) {
           if (isTransactionsUnsupported(error)) throw new TransactionsUnsupportedError(error);
@@ -672,8 +766,8 @@ export async function withRetryingTransaction<T>(
       }
     }
   } finally {
-    clearTimeout(budgetTimer);
-    callerSignal?.removeEventListener('abort', onCallerAbort);
+    if (budgetTimer !== undefined) clearTimeout(budgetTimer);
+    if (controller !== undefined) callerSignal?.removeEventListener('abort', onCallerAbort);
     await abortIfOpen(session);
     await endQuietly(session);
   }
