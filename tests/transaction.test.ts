@@ -517,18 +517,19 @@ describe('retries, with fail points', () => {
       return log.delays();
     }
 
-    it('the level carries over to the next call of the same client, drops 0.5 per commit, and is not shared with another client', async () => {
+    it('the level carries over to the next call of the same client, drops 0.3 per commit, and is not shared with another client', async () => {
       vi.spyOn(Math, 'random').mockReturnValue(0.5);
       const a = await failPoints.appClient();
       const b = await failPoints.appClient();
       // Fresh client: levels 1, 2, 3 (the specification's first three caps, halved).
       expect(await conflicted(a, 3)).toEqual([2.5, 3.75, 5.625]);
-      // The commit left level 2.5: the next call's first retry starts from 3.5, not from 1.
-      expect(await conflicted(a, 1)).toEqual([0.5 * 5 * 1.5 ** 2.5]);
+      // The commit left level 2.7: the next call's first retry starts from 3.7, not from 1.
+      const [carried] = await conflicted(a, 1);
+      expect(carried).toBeCloseTo(0.5 * 5 * 1.5 ** (3.7 - 1), 9);
       // Client b met no conflict: its first retry is at level 1.
       expect(await conflicted(b, 1)).toEqual([2.5]);
-      // Commits without conflict lower a's level (3.5 − 0.5 at that commit = 3) to 0 …
-      for (let i = 0; i < 6; i += 1) expect(await conflicted(a, 0)).toEqual([]);
+      // Commits without conflict lower a's level (3.7 − 0.3 at that commit = 3.4) to 0 …
+      for (let i = 0; i < 12; i += 1) expect(await conflicted(a, 0)).toEqual([]);
       // … so its next conflict is at level 1 again.
       expect(await conflicted(a, 1)).toEqual([2.5]);
     });
@@ -536,10 +537,11 @@ describe('retries, with fail points', () => {
     it('a given backoff is exactly what was set, and neither reads nor moves the level', async () => {
       vi.spyOn(Math, 'random').mockReturnValue(0.5);
       const a = await failPoints.appClient();
-      expect(await conflicted(a, 2)).toEqual([2.5, 3.75]); // level 2, then 1.5 after the commit
+      expect(await conflicted(a, 2)).toEqual([2.5, 3.75]); // level 2, then 1.7 after the commit
       expect(await conflicted(a, 3, { backoff: { jitter: 'none' } })).toEqual([5, 7.5, 11.25]);
-      // Still 1.5: this conflict takes it to 2.5.
-      expect(await conflicted(a, 1)).toEqual([0.5 * 5 * 1.5 ** 1.5]);
+      // Still 1.7: this conflict takes it to 2.7.
+      const [next] = await conflicted(a, 1);
+      expect(next).toBeCloseTo(0.5 * 5 * 1.5 ** (2.7 - 1), 9);
     });
 
     it('an unknown commit result is not contention: its wait follows the call’s own attempt, and the level stays', async () => {
