@@ -7,7 +7,10 @@
  * - Each attempt: `startTransaction(transactionOptions)`, `fn(session, { attempt, signal })`,
  *   then `commitTransaction` unless the callback committed or aborted the transaction itself.
  * - TransientTransactionError (from the callback or from the commit): the transaction is aborted
- *   if still open and the WHOLE callback runs again, after a backoff.
+ *   if still open and the WHOLE callback runs again, after a backoff. Without a `backoff` option
+ *   the wait follows the client's contention level (adaptive policy, see ADAPTIVE): it grows with
+ *   the conflicts that calls through the same MongoClient meet and shrinks with their commits.
+ *   With one, exactly the sequence it sets.
  * - UnknownTransactionCommitResult on commit, except MaxTimeMSExpired (50): ONLY the commit is
  *   sent again (the driver adds `w: "majority"` to a repeated commit), after a backoff.
  * - A cleared connection pool (the driver's MongoPoolClearedError, label `PoolRequestedRetry`,
@@ -36,7 +39,8 @@
  * commit that waited so adds 1 `commitTransaction`.
  *
  * Why not `session.withTransaction`: the driver retries for 120 s with no attempt cap, no
- * backoff before 7.1, no retry hook, no AbortSignal, no attempt number for the callback to reset
+ * backoff before 7.1 (since then one that restarts from its first step at every call, so
+ * contending writers keep colliding), no retry hook, no AbortSignal, no attempt number for the callback to reset
  * its state, a bare server error on a standalone, and it loops until its deadline when the
  * callback swallows a server error (below). This runner has all of those.
  *
@@ -95,13 +99,62 @@ const DEFAULT_TIMEOUT_MS = 120_000;
  * systematic failure stops after 100 callback runs instead of running for two minutes.
  */
 const DEFAULT_MAX_ATTEMPTS = 100;
-/** Driver 7.1's backoff (transactions convenient API specification). */
+/**
+ * The backoff of the transactions convenient API specification ("Sequence of Actions", step
+ * 2.1): before retry k (k = 1 on the first retry) wait `jitter × min(5 × 1.5^(k − 1), 500)` ms,
+ * so the first retry waits up to 5 ms. Node driver 7.1+ (`ClientSession.withTransaction`,
+ * src/sessions.ts) computes `1.5^k` instead, one step further along (up to 7.5 ms first): a
+ * deviation of that driver from the specification, not followed here. Used when `backoff` is
+ * given (its missing fields take these values); without it the adaptive policy applies.
+ */
 const DEFAULT_BACKOFF = {
   initialDelayMs: 5,
   factor: 1.5,
   maxDelayMs: 500,
   jitter: 'full',
 } as const satisfies Required<TransactionBackoff>;
+/**
+ * The adaptive policy (the default when `backoff` is not given). Writers contending on the same
+ * documents under "first updater wins" lose whole attempts to each other; a backoff that starts
+ * again from 5 ms at every call keeps them colliding, since each new call knows nothing of the
+ * contention the previous ones met. So one contention level is kept per MongoClient (all calls
+ * through that client share it): every TransientTransactionError raises it by 1, every commit
+ * lowers it by `commitDecay` (0.3), and a transient retry waits a random time in
+ * `[0, min(5 × 1.5^(level − 1), 500))` ms. The level settles where conflicts per commit equal
+ * `commitDecay`, so attempts per commit tend to 1 + commitDecay (1.3) whatever the number of
+ * contenders, instead of growing with it. Without conflicts the level stays 0 and nothing
+ * waits: a first attempt is never delayed, uncontended calls cost what they did.
+ */
+const ADAPTIVE = {
+  /** Level lost per commit: the conflicts per commit the policy aims at. */
+  // Measured at 32 callers on 4 hot accounts (offline server, interleaved with the driver):
+  // 0.5 gave 1.5-1.6 attempts per commit, 0.3 gave 1.3-1.4 at equal or better commits/s and
+  // p99; under a heavily loaded machine 0.5 reached 2.3, over the 2 aimed at.
+  commitDecay: 0.3,
+} as const;
+/** Above this level the delay is capped at maxDelayMs anyway: a storm must not leave a debt. */
+const ADAPTIVE_MAX_LEVEL =
+  Math.ceil(
+    Math.log(DEFAULT_BACKOFF.maxDelayMs / DEFAULT_BACKOFF.initialDelayMs) /
+      Math.log(DEFAULT_BACKOFF.factor),
+  ) + 1;
+
+/** The adaptive policy's contention level of one MongoClient. */
+interface Contention {
+  level: number;
+}
+/** Keyed by client: the state goes when the client is collected. */
+const contentionByClient = new WeakMap<MongoClient, Contention>();
+
+function contentionOf(client: MongoClient): Contention {
+  let state = contentionByClient.get(client);
+  if (state === undefined) {
+    state = { level: 0 };
+    contentionByClient.set(client, state);
+  }
+  return state;
+}
+
 /** Consecutive attempts ended by NoSuchTransaction before giving up (`abortedBeforeCommit`). */
 const ABORTED_BEFORE_COMMIT_LIMIT = 2;
 /** setTimeout's largest delay; longer ones fire at once. */
@@ -118,9 +171,30 @@ export interface TransactionAttempt {
   /**
    * Aborted when the caller's `options.signal` aborts (reason: its reason) or the time budget
    * runs out (reason: a RetryBudgetExhaustedError with reason `'timeout'`). Pass it to
-   * long-running work; the same signal serves every attempt of one call.
+   * long-running work; the same signal serves every attempt of one call. It is made on first
+   * read (a callback that never reads it costs no AbortController); read late, it already shows
+   * an abort or a deadline that came before.
    */
   readonly signal: AbortSignal;
+}
+
+/**
+ * The callback's TransactionAttempt: `signal` is a getter on the prototype, so the controller
+ * behind it is made on first read. (An object literal with an own getter, built per attempt,
+ * cost V8 about 60 µs per call, several times what the AbortController did.) Destructuring
+ * `{ attempt, signal }` works as on a plain object; a spread copies `attempt` only.
+ */
+class Attempt implements TransactionAttempt {
+  readonly #signalOf: () => AbortSignal;
+  constructor(
+    readonly attempt: number,
+    signalOf: () => AbortSignal,
+  ) {
+    this.#signalOf = signalOf;
+  }
+  get signal(): AbortSignal {
+    return this.#signalOf();
+  }
 }
 
 /** Why a transaction is being retried. */
@@ -160,7 +234,9 @@ export interface TransactionRetryEvent {
 /**
  * Exponential backoff between tries: before try `n + 1` the runner waits
  * `min(initialDelayMs × factor^(n − 1), maxDelayMs)` ms, or with full jitter a random time in
- * `[0, that)`. Jitter spreads contending writers apart so they stop colliding.
+ * `[0, that)`. Jitter spreads contending writers apart so they stop colliding. The defaults give
+ * the transactions convenient API specification's sequence (step 2.1: up to 5, 7.5, 11.25 … ms,
+ * at most 500); Node driver 7.1+ waits one step further along (up to 7.5 ms first).
  */
 export interface TransactionBackoff {
   /** @default 5 */
@@ -196,7 +272,16 @@ export interface WithRetryingTransactionOptions {
    * only the time budget. @default 100
    */
   readonly maxAttempts?: number;
-  /** Delay between tries; see TransactionBackoff. @default { initialDelayMs: 5, factor: 1.5, maxDelayMs: 500, jitter: 'full' } */
+  /**
+   * Delay between tries, exactly as set; see TransactionBackoff (`{}` gives the
+   * specification's sequence). When absent, the adaptive policy: a transient retry waits a
+   * random time under `min(5 × 1.5^(level − 1), 500)` ms, where `level` is kept per MongoClient,
+   * +1 for every TransientTransactionError of a call without `backoff`, −0.3 for every commit
+   * (never below 0). Under contention this settles near 1.3 attempts per commit; without it,
+   * nothing changes. Commit-only retries (unknown commit result, cleared pool) wait the
+   * specification's sequence for the call's attempt number.
+   * @default the adaptive policy
+   */
   readonly backoff?: TransactionBackoff;
   /**
    * Called before each backoff, awaited. The library never logs: this is where to. An error it
@@ -218,7 +303,8 @@ export interface WithRetryingTransactionOptions {
 interface Settings {
   readonly timeoutMs: number;
   readonly maxAttempts: number;
-  readonly backoff: Required<TransactionBackoff>;
+  /** Undefined: the adaptive policy (no `backoff` given). */
+  readonly backoff: Required<TransactionBackoff> | undefined;
   readonly onRetry: ((event: TransactionRetryEvent) => void | Promise<void>) | undefined;
   readonly signal: AbortSignal | undefined;
   readonly transactionOptions: RetryingTransactionOptions | undefined;
@@ -409,7 +495,8 @@ function validate(
   return {
     timeoutMs,
     maxAttempts,
-    backoff: validateBackoff(v, o.backoff),
+    // Given: exactly that sequence. Absent: the adaptive policy (see ADAPTIVE).
+    backoff: o.backoff === undefined ? undefined : validateBackoff(v, o.backoff),
     onRetry,
     signal: o.signal,
     transactionOptions: validateTransactionOptions(o.transactionOptions),
@@ -425,9 +512,16 @@ export function backoffDelay(backoff: Required<TransactionBackoff>, failedAttemp
   return backoff.jitter === 'full' ? Math.random() * computed : computed;
 }
 
-/** Resolves after `ms`, or rejects with `signal.reason` as soon as it aborts. */
-export function sleep(ms: number, signal: AbortSignal): Promise<void> {
+/**
+ * Resolves after `ms`, or rejects with `signal.reason` as soon as it aborts. Without a signal,
+ * a plain timer: nothing can interrupt it, so nothing needs an AbortController.
+ */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
+    if (signal === undefined) {
+      setTimeout(resolve, ms);
+      return;
+    }
     if (signal.aborted) {
       reject(signal.reason);
       return;
@@ -479,7 +573,8 @@ const ABORTED_BEFORE_COMMIT_MESSAGE =
 /**
  * Runs `fn` in a transaction and commits it, retrying on TransientTransactionError (the whole
  * callback) and UnknownTransactionCommitResult (the commit alone), with jittered exponential
- * backoff, within `timeoutMs` and `maxAttempts`. Resolves to the callback's value.
+ * backoff (by default adapted to the contention met through `client`), within `timeoutMs` and
+ * `maxAttempts`. Resolves to the callback's value.
  *
  * The callback may run several times: keep side effects outside the database idempotent, or
  * reset them when `attempt > 1`. Pass `session` to every operation, one at a time, and let
@@ -536,17 +631,36 @@ export async function withRetryingTransaction<T>(
     `${timeLimit()}. Raise timeoutMs to allow more time, or make the transaction shorter or less contended`;
   const attemptLimit = () => `gave up after ${attempt} attempt(s) (maxAttempts)`;
 
-  // One controller for the call: the callback's `signal`, and what interrupts a backoff.
-  const controller = new AbortController();
-  const onCallerAbort = () => controller.abort(callerSignal?.reason);
-  callerSignal?.addEventListener('abort', onCallerAbort, { once: true });
-  const budgetTimer = setTimeout(() => {
+  // One controller for the call: the callback's `signal`, and what interrupts a backoff. Made
+  // only when something can listen to it (the callback reads `signal`, or the caller passed a
+  // signal): most calls never need one, and it was most of the runner's own CPU. Its deadline
+  // timer comes with it; without a controller, nothing observes the deadline between the
+  // elapsed-time checks below, so nothing changes.
+  let controller: AbortController | undefined;
+  let budgetTimer: ReturnType<typeof setTimeout> | undefined;
+  const budgetSpent = () => {
     const cause =
       lastError ??
       new Error(`the time budget ran out during attempt ${attempt}, before any attempt failed`);
-    controller.abort(giveUp(GiveUpReason.Timeout, timeoutMessage(), cause));
-  }, settings.timeoutMs);
-  const context = (n: number): TransactionAttempt => ({ attempt: n, signal: controller.signal });
+    return giveUp(GiveUpReason.Timeout, timeoutMessage(), cause);
+  };
+  const onCallerAbort = () => controller?.abort(callerSignal?.reason);
+  const signalOf = (): AbortSignal => {
+    if (controller !== undefined) return controller.signal;
+    const created = new AbortController();
+    controller = created;
+    // Whatever already happened, the signal shows at once, as if it had listened all along.
+    if (callerSignal?.aborted) created.abort(callerSignal.reason);
+    else if (elapsed() >= settings.timeoutMs) created.abort(budgetSpent());
+    else {
+      callerSignal?.addEventListener('abort', onCallerAbort, { once: true });
+      budgetTimer = setTimeout(() => created.abort(budgetSpent()), settings.timeoutMs - elapsed());
+    }
+    return created.signal;
+  };
+  if (callerSignal !== undefined) signalOf();
+  const context = (n: number): TransactionAttempt => new Attempt(n, signalOf);
+  const contention = settings.backoff === undefined ? contentionOf(client) : undefined;
 
   /**
    * Before try `attempt + 1`: throws when the budget is spent, else reports and waits.
@@ -579,12 +693,24 @@ export async function withRetryingTransaction<T>(
       );
     };
     if (attempt >= settings.maxAttempts) throw spent(GiveUpReason.MaxAttempts);
-    const delayMs = backoffDelay(settings.backoff, attempt);
+    let delayMs: number;
+    if (contention === undefined)
+      delayMs = backoffDelay(settings.backoff ?? DEFAULT_BACKOFF, attempt);
+    else if (reason === TransactionRetryReason.TransientTransactionError) {
+      // Contention (see ADAPTIVE): the client's level, not this call's attempt number.
+      contention.level = Math.min(contention.level + 1, ADAPTIVE_MAX_LEVEL);
+      delayMs = backoffDelay(DEFAULT_BACKOFF, contention.level);
+    } else {
+      // An unknown commit result or a cleared pool says nothing about contention.
+      delayMs = backoffDelay(DEFAULT_BACKOFF, attempt);
+    }
     // Never sleep past the deadline: a try that could not start in time is not worth the wait.
     if (elapsed() + delayMs >= settings.timeoutMs) throw spent(GiveUpReason.Timeout);
     await settings.onRetry?.({ attempt, reason, error, delayMs });
     if (elapsed() + delayMs >= settings.timeoutMs) throw spent(GiveUpReason.Timeout);
-    await sleep(delayMs, controller.signal);
+    // A controller exists when anything could interrupt the wait (the caller's signal); the
+    // deadline cannot, as the wait ends before it.
+    await sleep(delayMs, controller?.signal);
   };
 
   const session = client.startSession();
@@ -636,6 +762,9 @@ export async function withRetryingTransaction<T>(
       for (;;) {
         try {
           await session.commitTransaction();
+          if (contention !== undefined) {
+            contention.level = Math.max(0, contention.level - ADAPTIVE.commitDecay);
+          }
           return result;
         } catch (error) {
           if (isTransactionsUnsupported(error)) throw new TransactionsUnsupportedError(error);
@@ -672,8 +801,8 @@ export async function withRetryingTransaction<T>(
       }
     }
   } finally {
-    clearTimeout(budgetTimer);
-    callerSignal?.removeEventListener('abort', onCallerAbort);
+    if (budgetTimer !== undefined) clearTimeout(budgetTimer);
+    if (controller !== undefined) callerSignal?.removeEventListener('abort', onCallerAbort);
     await abortIfOpen(session);
     await endQuietly(session);
   }

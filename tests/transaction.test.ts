@@ -17,7 +17,7 @@ import {
   MongoServerError,
   type TransactionOptions,
 } from 'mongodb';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type EmbeddedMongo, startStandalone } from '../offline-server/src/embedded.js';
 import { isTransactionsUnsupported } from '../src/driver.js';
 import {
@@ -29,12 +29,15 @@ import {
   TransactionsUnsupportedError,
 } from '../src/errors.js';
 import {
+  backoffDelay,
   type TransactionAttempt,
   type TransactionRetryEvent,
   TransactionRetryReason,
+  validateBackoff,
   type WithRetryingTransactionOptions,
   withRetryingTransaction,
 } from '../src/transaction.js';
+import { validator } from '../src/validate.js';
 import { rejectionOf, sleep } from './support/async.js';
 import { failCommand, useFailPointClients } from './support/failpoints.js';
 import { backendKind, useTestDatabase } from './support/mongo.js';
@@ -211,7 +214,8 @@ describe('retries, with fail points', () => {
       { attempt: 2, reason: TransactionRetryReason.TransientTransactionError },
     ]);
     for (const event of log.events) expect((event.error as MongoServerError).code).toBe(112);
-    // Default backoff: full jitter under min(5 × 1.5^(n−1), 500) ms.
+    // Default (adaptive) policy on a fresh client: level 1, then 2: full jitter under
+    // min(5 × 1.5^(level−1), 500) ms.
     expect(log.delays()[0]).toBeGreaterThanOrEqual(0);
     expect(log.delays()[0]).toBeLessThan(5);
     expect(log.delays()[1]).toBeLessThan(7.5);
@@ -459,6 +463,120 @@ describe('retries, with fail points', () => {
     expect(log.delays().some((delay, i) => delay !== caps[i])).toBe(true);
   });
 
+  it("the specification's sequence when backoff is given: retry k waits min(5 × 1.5^(k−1), 500) ms, 5 ms first (driver 7.1+ waits 7.5 ms first)", () => {
+    // transactions-convenient-api.md, Sequence of Actions 2.1: backoffMS = jitter ×
+    // min(BACKOFF_INITIAL × 1.5^(transactionAttempt − 1), BACKOFF_MAX), BACKOFF_INITIAL 5,
+    // BACKOFF_MAX 500, transactionAttempt incremented at step 3, so 1 at the first retry.
+    const spec = (k: number) => Math.min(5 * 1.5 ** (k - 1), 500);
+    const exact = validateBackoff(validator('test'), { jitter: 'none' });
+    const sequence = Array.from({ length: 16 }, (_, i) => backoffDelay(exact, i + 1));
+    expect(sequence.slice(0, 4)).toEqual([5, 7.5, 11.25, 16.875]);
+    expect(sequence).toEqual(Array.from({ length: 16 }, (_, i) => spec(i + 1)));
+    expect(sequence.slice(12)).toEqual([500, 500, 500, 500]);
+    // Node driver 7.9's sessions.ts computes 5 × 1.5^transactionAttempt (7.5 ms first): not this.
+    expect(sequence[0]).not.toBe(5 * 1.5 ** 1);
+    // Full jitter multiplies the capped value by the random draw, as the specification does.
+    const random = vi.spyOn(Math, 'random').mockReturnValue(0.25);
+    try {
+      const jittered = validateBackoff(validator('test'), {});
+      expect([1, 2, 3, 13].map((k) => backoffDelay(jittered, k))).toEqual([
+        1.25, 1.875, 2.8125, 125,
+      ]);
+    } finally {
+      random.mockRestore();
+    }
+  });
+
+  describe('adaptive policy (no backoff given): one contention level per MongoClient', () => {
+    afterEach(() => {
+      vi.restoreAllMocks();
+    });
+    /** One transaction inserting `_id` on a fresh collection, after `conflicts` WriteConflicts. */
+    async function conflicted(
+      fp: { client: MongoClient; appName: string },
+      conflicts: number,
+      options: WithRetryingTransactionOptions = {},
+    ): Promise<number[]> {
+      const name = await fresh('adaptive');
+      if (conflicts > 0) {
+        await failCommand(
+          t.db,
+          { times: conflicts },
+          { failCommands: ['insert'], errorCode: 112, appName: fp.appName },
+        );
+      }
+      const log = retries();
+      await withRetryingTransaction(
+        fp.client,
+        async (session) => {
+          await collOf(fp.client, name).insertOne({ _id: 1 }, { session });
+        },
+        { ...options, onRetry: log.onRetry },
+      );
+      expect(await t.db.collection<Account>(name).countDocuments()).toBe(1);
+      return log.delays();
+    }
+
+    it('the level carries over to the next call of the same client, drops 0.3 per commit, and is not shared with another client', async () => {
+      vi.spyOn(Math, 'random').mockReturnValue(0.5);
+      const a = await failPoints.appClient();
+      const b = await failPoints.appClient();
+      // Fresh client: levels 1, 2, 3 (the specification's first three caps, halved).
+      expect(await conflicted(a, 3)).toEqual([2.5, 3.75, 5.625]);
+      // The commit left level 2.7: the next call's first retry starts from 3.7, not from 1.
+      const [carried] = await conflicted(a, 1);
+      expect(carried).toBeCloseTo(0.5 * 5 * 1.5 ** (3.7 - 1), 9);
+      // Client b met no conflict: its first retry is at level 1.
+      expect(await conflicted(b, 1)).toEqual([2.5]);
+      // Commits without conflict lower a's level (3.7 − 0.3 at that commit = 3.4) to 0 …
+      for (let i = 0; i < 12; i += 1) expect(await conflicted(a, 0)).toEqual([]);
+      // … so its next conflict is at level 1 again.
+      expect(await conflicted(a, 1)).toEqual([2.5]);
+    });
+
+    it('a given backoff is exactly what was set, and neither reads nor moves the level', async () => {
+      vi.spyOn(Math, 'random').mockReturnValue(0.5);
+      const a = await failPoints.appClient();
+      expect(await conflicted(a, 2)).toEqual([2.5, 3.75]); // level 2, then 1.7 after the commit
+      expect(await conflicted(a, 3, { backoff: { jitter: 'none' } })).toEqual([5, 7.5, 11.25]);
+      // Still 1.7: this conflict takes it to 2.7.
+      const [next] = await conflicted(a, 1);
+      expect(next).toBeCloseTo(0.5 * 5 * 1.5 ** (2.7 - 1), 9);
+    });
+
+    it('an unknown commit result is not contention: its wait follows the call’s own attempt, and the level stays', async () => {
+      vi.spyOn(Math, 'random').mockReturnValue(0.5);
+      const a = await failPoints.appClient();
+      const name = await fresh('adaptiveucr');
+      await failCommand(
+        t.db,
+        { times: 2 },
+        {
+          failCommands: ['commitTransaction'],
+          errorCode: 91,
+          errorLabels: ['UnknownTransactionCommitResult'],
+          appName: a.appName,
+        },
+      );
+      const log = retries();
+      await withRetryingTransaction(
+        a.client,
+        async (session) => {
+          await collOf(a.client, name).insertOne({ _id: 1 }, { session });
+        },
+        { onRetry: log.onRetry },
+      );
+      const unknown = log.events.filter(
+        (e) => e.reason === TransactionRetryReason.UnknownCommitResult,
+      );
+      expect(unknown.length).toBeGreaterThan(0);
+      // Attempt n waits 0.5 × 5 × 1.5^(n − 1): the per-call sequence, not a contention level.
+      for (const event of unknown) expect(event.delayMs).toBe(0.5 * 5 * 1.5 ** (event.attempt - 1));
+      // The level never rose: the next conflict on this client is at level 1.
+      expect(await conflicted(a, 1)).toEqual([2.5]);
+    });
+  });
+
   it('aborting the signal during a backoff rejects at once with its reason; nothing is committed', async () => {
     const { client, appName, commands } = await failPoints.appClient();
     const name = await fresh('abortwait');
@@ -700,6 +818,94 @@ describe('cancellation and the time budget', () => {
     expect(giveUp.attempts).toBe(1);
     expect(giveUp.elapsedMs).toBeGreaterThanOrEqual(145);
     expect(await coll.countDocuments()).toBe(0);
+  });
+
+  describe('the AbortController is made only when something can listen to it', () => {
+    /** Counts AbortControllers constructed while `run` runs (the driver makes none here). */
+    async function controllersMadeBy(run: () => Promise<unknown>): Promise<number> {
+      let made = 0;
+      const Original = globalThis.AbortController;
+      vi.stubGlobal(
+        'AbortController',
+        class extends Original {
+          constructor() {
+            super();
+            made += 1;
+          }
+        },
+      );
+      try {
+        await run();
+      } finally {
+        vi.unstubAllGlobals();
+      }
+      return made;
+    }
+
+    it('none for a callback that never reads `signal`, with no caller signal; one when it reads it or a signal is given', async () => {
+      const name = await fresh('lazyctl');
+      const coll = collOf(t.client, name);
+      const insert = (id: number) => async (session: ClientSession) => {
+        await coll.insertOne({ _id: id }, { session });
+      };
+      expect(await controllersMadeBy(() => withRetryingTransaction(t.client, insert(1)))).toBe(0);
+      const reads = await controllersMadeBy(() =>
+        withRetryingTransaction(t.client, async (session, { signal }) => {
+          expect(signal.aborted).toBe(false);
+          await insert(2)(session);
+        }),
+      );
+      expect(reads).toBe(1);
+      const caller = new AbortController();
+      expect(
+        await controllersMadeBy(() =>
+          withRetryingTransaction(t.client, insert(3), { signal: caller.signal }),
+        ),
+      ).toBe(1);
+      expect(await coll.countDocuments()).toBe(3);
+    });
+
+    it('a signal first read after the deadline is already aborted with the timeout give-up; the call still commits', async () => {
+      const name = await fresh('lazylate');
+      const coll = collOf(t.client, name);
+      const seen = await withRetryingTransaction(
+        t.client,
+        async (session, attempt) => {
+          await coll.insertOne({ _id: 1 }, { session });
+          await sleep(80);
+          const { signal } = attempt; // first read, past the 30 ms budget
+          return { aborted: signal.aborted, reason: signal.reason as unknown };
+        },
+        { timeoutMs: 30 },
+      );
+      expect(seen.aborted).toBe(true);
+      expect(isRetryBudgetExhaustedError(seen.reason)).toBe(true);
+      expect((seen.reason as RetryBudgetExhaustedError).reason).toBe(GiveUpReason.Timeout);
+      expect(await coll.countDocuments()).toBe(1);
+    });
+
+    it('a signal first read in the second attempt is the one the first attempt would have had, and stays the same object', async () => {
+      const name = await fresh('lazysame', [{ _id: 'taken' }]);
+      const coll = collOf(t.client, name);
+      const signals: AbortSignal[] = [];
+      let runs = 0;
+      await withRetryingTransaction(t.client, async (session, attempt) => {
+        runs += 1;
+        await coll.insertOne({ _id: runs }, { session });
+        if (runs === 1) {
+          // Transient on the first run, without touching the signal.
+          throw new MongoServerError({
+            errmsg: 'conflict',
+            code: 112,
+            errorLabels: ['TransientTransactionError'],
+          });
+        }
+        signals.push(attempt.signal, attempt.signal);
+      });
+      expect(runs).toBe(2);
+      expect(signals[0]).toBe(signals[1]);
+      expect(signals[0]?.aborted).toBe(false);
+    });
   });
 
   it('a callback that finishes after the deadline is still committed: the budget limits retries, not finished work', async () => {
