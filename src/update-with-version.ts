@@ -466,7 +466,7 @@ export async function updateWithVersion<TSchema extends Document = Document>(
       // Wait BEFORE reading again: a read taken before the wait would be stale after it.
       const delayMs = backoffDelay(s.backoff, attempt);
       await s.onConflict?.({ ...conflict, delayMs });
-      await sleep(delayMs, signal ?? new AbortController().signal);
+      await sleep(delayMs, signal);
     }
     latest = await read();
   }
