@@ -201,6 +201,16 @@ const DEFAULT_INC: Readonly<Record<string, number>> = { quantity: 1 };
  * order). Every caller value enters the pipeline through `$literal`, so a string such as
  * `'$price'` or an object such as `{ $inc: 1 }` is stored as given, never evaluated.
  *
+ * **One pass**: the element is found without evaluating an expression per element:
+ * `$indexOfArray` over the identity values of all elements (`$<array>.<key>`, or their `$zip`
+ * for a multi-field identity), which the server extracts and compares natively with the
+ * comparison of `$eq`; the array is then rebuilt once around that position (`$slice`, the
+ * incremented element, `$slice`). When that position could be wrong (an element before it
+ * lacks an identity field, or is not a document, which shifts the positions; or a second
+ * element matches), the positions come from a per-element `$eq` instead, so the outcome is
+ * always the one described here. The cost grows with the array as a copy does, not as an
+ * expression per element does (docs/guides/increment-or-push.md, "Cost").
+ *
  * **Atomic**: reading the array, deciding between increment and push, checking the caps and
  * writing all happen inside one single-document update, so concurrent calls cannot both push.
  * The outcome and `item` are computed by the server from the same pre-image in the same
@@ -450,6 +460,23 @@ type CommandPlan = Omit<Plan<Document>, 'filter' | 'upsert' | 'session'>;
  * same expressions over the same pre-image, so what the projection says is what the update did.
  * On a retried command the same projection is evaluated by the server over the returned image
  * (retry-image.ts), so it must only read the document (`$$ROOT`, field paths) and literals.
+ *
+ * One pass over the array, without an expression per element. `$$idx` lists the positions of
+ * the matching elements. It is found with `$indexOfArray` over the identity values of all
+ * elements (`$$items.<key>`, or the `$zip` of those arrays for a multi-field identity), which
+ * the server extracts and compares natively, with the comparison of `$eq` (the collection's
+ * collation, numbers by value; a `$zip` row equals the sought row when every field does). That
+ * position is trusted only when it is exact:
+ *
+ * - a field path over an array skips the elements that lack the field (and non-documents),
+ *   which would shift every later position: the identity array must be as long as the array;
+ * - duplicates left by an older, racy implementation move together: `$indexOfArray` from the
+ *   next position must find no second match.
+ *
+ * Otherwise (rare) `$$idx` comes from the general path, one `$filter` over the positions with
+ * the per-element `$eq`. The array is then rebuilt once: the elements between matches are
+ * copied by `$slice`, the matches incremented (`$reduce` over `$$idx`, one step for one match);
+ * or the new element is appended.
  */
 function buildCommand(plan: CommandPlan): {
   pipeline: Document[];
@@ -458,9 +485,10 @@ function buildCommand(plan: CommandPlan): {
 } {
   const { array, match, inc, fields, max, op } = plan;
   const newItem: Document = { ...match, ...inc, ...fields };
+  const identity = Object.entries(match);
 
   const isMatch = (el: string): Document => {
-    const clauses = Object.entries(match).map(([key, value]) => ({
+    const clauses = identity.map(([key, value]) => ({
       $eq: [`$$${el}.${key}`, { $literal: value }],
     }));
     return clauses.length === 1 ? (clauses[0] as Document) : { $and: clauses };
@@ -482,51 +510,141 @@ function buildCommand(plan: CommandPlan): {
       $gt: [counterPlus(el, key, inc[key] as number), { $literal: cap }],
     })),
   });
-  // Any matching element over a cap blocks the whole call (duplicates move together).
-  const limited: Document =
-    caps.length === 0
-      ? { $literal: false }
-      : { $anyElementTrue: [{ $map: { input: '$$matches', as: 'el', in: overCap('el') } }] };
+  /** `body` with `$$el` bound to the element at position `position`. */
+  const atPosition = (position: string, body: Document): Document => ({
+    $let: { vars: { el: { $arrayElemAt: ['$$items', position] } }, in: body },
+  });
 
-  /** `$$items`: the array (or []); `$$matches`: its matching elements; then `body`. */
-  const withMatches = (body: Document): Document => ({
+  const single = identity.length === 1 ? identity[0] : undefined;
+  const keys: unknown =
+    single === undefined
+      ? { $zip: { inputs: identity.map(([key]) => `$$items.${key}`) } }
+      : `$$items.${single[0]}`;
+  const sought: Document = {
+    $literal: single === undefined ? identity.map(([, v]) => v) : single[1],
+  };
+  const general: Document = {
+    $filter: {
+      input: { $range: [0, { $size: '$$items' }] },
+      as: 'i',
+      cond: atPosition('$$i', isMatch('el')),
+    },
+  };
+
+  /**
+   * `$$items`: the array (or []); `$$idx`: the positions of the matching elements; then
+   * `body`. `$size` of a non-array is a server error, the type error it always was.
+   */
+  const located = (body: Document): Document => ({
     $let: {
       vars: { items: { $ifNull: [`$${array}`, []] } },
       in: {
         $let: {
-          vars: { matches: { $filter: { input: '$$items', as: 'el', cond: isMatch('el') } } },
-          in: body,
+          vars: { keys },
+          in: {
+            $let: {
+              vars: { first: { $indexOfArray: ['$$keys', sought] } },
+              in: {
+                $let: {
+                  vars: {
+                    idx: {
+                      $cond: [
+                        {
+                          $and: [
+                            { $eq: [{ $size: '$$keys' }, { $size: '$$items' }] },
+                            {
+                              $eq: [
+                                { $indexOfArray: ['$$keys', sought, { $add: ['$$first', 1] }] },
+                                -1,
+                              ],
+                            },
+                          ],
+                        },
+                        { $cond: [{ $eq: ['$$first', -1] }, [], ['$$first']] },
+                        general,
+                      ],
+                    },
+                  },
+                  in: body,
+                },
+              },
+            },
+          },
         },
       },
     },
   });
 
-  const incrementAll: Document = {
-    $map: {
-      input: '$$items',
-      as: 'el',
-      in: { $cond: [isMatch('el'), incremented('el'), '$$el'] },
+  const none: Document = { $eq: [{ $size: '$$idx' }, 0] };
+  // Any matching element over a cap blocks the whole call (duplicates move together).
+  const limited: Document =
+    caps.length === 0
+      ? { $literal: false }
+      : {
+          $anyElementTrue: [
+            { $map: { input: '$$idx', as: 'i', in: atPosition('$$i', overCap('el')) } },
+          ],
+        };
+  // For each match: the elements since the previous one, then the match incremented; then the
+  // elements after the last match. ($slice [a, -n] keeps the last n; n = 0 keeps none.)
+  const incrementMatches: Document = {
+    $let: {
+      vars: {
+        built: {
+          $reduce: {
+            input: '$$idx',
+            initialValue: { out: [], from: 0 },
+            in: {
+              out: {
+                $concatArrays: [
+                  '$$value.out',
+                  {
+                    $slice: [
+                      { $slice: ['$$items', '$$this'] },
+                      { $subtract: ['$$value.from', '$$this'] },
+                    ],
+                  },
+                  [atPosition('$$this', incremented('el'))],
+                ],
+              },
+              from: { $add: ['$$this', 1] },
+            },
+          },
+        },
+      },
+      in: {
+        $concatArrays: [
+          '$$built.out',
+          { $slice: ['$$items', '$$built.from', { $size: '$$items' }] },
+        ],
+      },
     },
   };
-  const nextArray = withMatches({
+  const nextArray = located({
     $cond: [
-      { $eq: [{ $size: '$$matches' }, 0] },
+      none,
       { $concatArrays: ['$$items', [{ $literal: newItem }]] },
-      caps.length === 0 ? incrementAll : { $cond: [limited, '$$items', incrementAll] },
+      caps.length === 0 ? incrementMatches : { $cond: [limited, '$$items', incrementMatches] },
     ],
   });
 
   // Evaluated on the before-image: how many elements matched, whether a cap blocked, and the
   // first matching element as the update left it.
-  const facts = withMatches({
-    $let: {
-      vars: { first: { $arrayElemAt: ['$$matches', 0] }, limited },
-      in: {
-        matched: { $size: '$$matches' },
-        limited: '$$limited',
-        item: { $cond: ['$$limited', '$$first', incremented('first')] },
+  const facts = located({
+    $cond: [
+      none,
+      { matched: { $literal: 0 }, limited: { $literal: false }, item: { $literal: {} } },
+      {
+        $let: {
+          vars: { first: { $arrayElemAt: ['$$items', { $arrayElemAt: ['$$idx', 0] }] }, limited },
+          in: {
+            matched: { $size: '$$idx' },
+            limited: '$$limited',
+            item: { $cond: ['$$limited', '$$first', incremented('first')] },
+          },
+        },
       },
-    },
+    ],
   });
   if (op === undefined) {
     return { pipeline: [{ $set: { [array]: nextArray } }], projection: { _id: 0, facts }, newItem };
@@ -534,16 +652,18 @@ function buildCommand(plan: CommandPlan): {
 
   // With an opId, a document that already recorded it keeps its array and log as they are
   // (the guard lives in the pipeline, not the filter: a filter guard would turn a repeat into
-  // an upsert insert). The id is recorded only when something is applied, not on limitReached.
+  // an upsert insert). The id is recorded only when something is applied, not on
+  // limitReached, which only a cap can cause.
   const seen = opSeenExpression(op);
-  const blocked = withMatches({ $and: [{ $gt: [{ $size: '$$matches' }, 0] }, limited] });
+  const skip =
+    caps.length === 0 ? seen : { $or: [seen, located({ $and: [{ $not: [none] }, limited] })] };
   const keepLog = { $ifNull: [`$${op.field}`, '$$REMOVE'] };
   return {
     pipeline: [
       {
         $set: {
           [array]: { $cond: [seen, `$${array}`, nextArray] },
-          [op.field]: { $cond: [{ $or: [seen, blocked] }, keepLog, opRecordExpression(op)] },
+          [op.field]: { $cond: [skip, keepLog, opRecordExpression(op)] },
         },
       },
     ],

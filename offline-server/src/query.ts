@@ -584,6 +584,22 @@ const EXPRESSION_OVERRIDES: Record<string, ExprFn> = {
     }
     return list.some((v) => valuesEqual(v, item));
   },
+  // mongod compares the elements like $eq (its value comparator: 2, 2.0, Long(2) and
+  // Decimal128('2') are equal); mingo's own $indexOfArray compares JavaScript values, and
+  // answers start - 1 instead of -1 when nothing is found after a <start>. A null or missing
+  // array, and bad start/end arguments, are left to mingo's operator, as before.
+  $indexOfArray: (obj, expr, options) => {
+    const args = Array.isArray(expr) ? (evalExpr(obj, expr, options) as unknown[]) : [];
+    const [array, search, start = 0, end] = args;
+    const validIndex = (i: unknown): i is number => Number.isInteger(i) && (i as number) >= 0;
+    if (!Array.isArray(array) || !validIndex(start) || (end !== undefined && !validIndex(end))) {
+      const literal = Array.isArray(expr) ? args.map((a) => ({ $literal: a })) : expr;
+      return expressionOperators.$indexOfArray(obj, literal as unknown[], options);
+    }
+    const stop = Math.min(end ?? array.length, array.length);
+    for (let i = start; i < stop; i++) if (valuesEqual(array[i], search)) return i;
+    return -1;
+  },
   // Field names become string values and back: keep them real outside the renaming of
   // mingo-names.ts (`{k: "constructor"}`, not the renamed form).
   $objectToArray: (obj, expr, options) => {

@@ -207,6 +207,112 @@ describe('the findAndModify sent, exactly', () => {
   const add = (path: string, step: number) => ({
     $add: [{ $ifNull: [path, 0] }, { $literal: step }],
   });
+  const at = (position: string, body: Document) => ({
+    $let: { vars: { el: { $arrayElemAt: ['$$items', position] } }, in: body },
+  });
+  /** `$$items`, then `$$idx` (the positions of the matches: native search, else `general`). */
+  const located = (keys: unknown, sought: Document, isMatchEl: Document, body: Document) => ({
+    $let: {
+      vars: { items },
+      in: {
+        $let: {
+          vars: { keys },
+          in: {
+            $let: {
+              vars: { first: { $indexOfArray: ['$$keys', sought] } },
+              in: {
+                $let: {
+                  vars: {
+                    idx: {
+                      $cond: [
+                        {
+                          $and: [
+                            { $eq: [{ $size: '$$keys' }, { $size: '$$items' }] },
+                            {
+                              $eq: [
+                                { $indexOfArray: ['$$keys', sought, { $add: ['$$first', 1] }] },
+                                -1,
+                              ],
+                            },
+                          ],
+                        },
+                        { $cond: [{ $eq: ['$$first', -1] }, [], ['$$first']] },
+                        {
+                          $filter: {
+                            input: { $range: [0, { $size: '$$items' }] },
+                            as: 'i',
+                            cond: at('$$i', isMatchEl),
+                          },
+                        },
+                      ],
+                    },
+                  },
+                  in: body,
+                },
+              },
+            },
+          },
+        },
+      },
+    },
+  });
+  const none = { $eq: [{ $size: '$$idx' }, 0] };
+  const incrementMatches = (counters: Document) => ({
+    $let: {
+      vars: {
+        built: {
+          $reduce: {
+            input: '$$idx',
+            initialValue: { out: [], from: 0 },
+            in: {
+              out: {
+                $concatArrays: [
+                  '$$value.out',
+                  {
+                    $slice: [
+                      { $slice: ['$$items', '$$this'] },
+                      { $subtract: ['$$value.from', '$$this'] },
+                    ],
+                  },
+                  [at('$$this', { $mergeObjects: ['$$el', counters] })],
+                ],
+              },
+              from: { $add: ['$$this', 1] },
+            },
+          },
+        },
+      },
+      in: {
+        $concatArrays: [
+          '$$built.out',
+          { $slice: ['$$items', '$$built.from', { $size: '$$items' }] },
+        ],
+      },
+    },
+  });
+  const noMatchFacts = {
+    matched: { $literal: 0 },
+    limited: { $literal: false },
+    item: { $literal: {} },
+  };
+  const factsOf = (limited: Document, firstCounters: Document) => ({
+    $cond: [
+      none,
+      noMatchFacts,
+      {
+        $let: {
+          vars: { first: { $arrayElemAt: ['$$items', { $arrayElemAt: ['$$idx', 0] }] }, limited },
+          in: {
+            matched: { $size: '$$idx' },
+            limited: '$$limited',
+            item: {
+              $cond: ['$$limited', '$$first', { $mergeObjects: ['$$first', firstCounters] }],
+            },
+          },
+        },
+      },
+    ],
+  });
 
   it('one identity field, the default counter, no max, no opId', async () => {
     const coll = await carts([{ _id: 'cart', courses: [] }]);
@@ -217,73 +323,29 @@ describe('the findAndModify sent, exactly', () => {
     expect(command.query).toStrictEqual({ _id: 'cart' });
     expect(command.new).toBe(false);
     expect(command.upsert).toBe(false);
-    const isMatch = { $eq: ['$$el.courseId', { $literal: 'c1' }] };
-    const matches = { $filter: { input: '$$items', as: 'el', cond: isMatch } };
+    const loc = (body: Document) =>
+      located(
+        '$$items.courseId',
+        { $literal: 'c1' },
+        { $eq: ['$$el.courseId', { $literal: 'c1' }] },
+        body,
+      );
     expect(command.update).toStrictEqual([
       {
         $set: {
-          courses: {
-            $let: {
-              vars: { items },
-              in: {
-                $let: {
-                  vars: { matches },
-                  in: {
-                    $cond: [
-                      { $eq: [{ $size: '$$matches' }, 0] },
-                      {
-                        $concatArrays: ['$$items', [{ $literal: { courseId: 'c1', quantity: 1 } }]],
-                      },
-                      {
-                        $map: {
-                          input: '$$items',
-                          as: 'el',
-                          in: {
-                            $cond: [
-                              isMatch,
-                              { $mergeObjects: ['$$el', { quantity: add('$$el.quantity', 1) }] },
-                              '$$el',
-                            ],
-                          },
-                        },
-                      },
-                    ],
-                  },
-                },
-              },
-            },
-          },
+          courses: loc({
+            $cond: [
+              none,
+              { $concatArrays: ['$$items', [{ $literal: { courseId: 'c1', quantity: 1 } }]] },
+              incrementMatches({ quantity: add('$$el.quantity', 1) }),
+            ],
+          }),
         },
       },
     ]);
     expect(command.fields).toStrictEqual({
       _id: 0,
-      facts: {
-        $let: {
-          vars: { items },
-          in: {
-            $let: {
-              vars: { matches },
-              in: {
-                $let: {
-                  vars: { first: { $arrayElemAt: ['$$matches', 0] }, limited: { $literal: false } },
-                  in: {
-                    matched: { $size: '$$matches' },
-                    limited: '$$limited',
-                    item: {
-                      $cond: [
-                        '$$limited',
-                        '$$first',
-                        { $mergeObjects: ['$$first', { quantity: add('$$first.quantity', 1) }] },
-                      ],
-                    },
-                  },
-                },
-              },
-            },
-          },
-        },
-      },
+      facts: loc(factsOf({ $literal: false }, { quantity: add('$$first.quantity', 1) })),
     });
   });
 
@@ -303,40 +365,28 @@ describe('the findAndModify sent, exactly', () => {
     expect(command.query).toStrictEqual({ _id: 'cart' });
     expect(command.new).toBe(false);
     expect(command.upsert).toBe(true);
-    const isMatch = (el: string) => ({
-      $and: [{ $eq: [`$$${el}.a`, { $literal: 'c1' }] }, { $eq: [`$$${el}.b`, { $literal: 2 }] }],
-    });
+    const loc = (body: Document) =>
+      located(
+        { $zip: { inputs: ['$$items.a', '$$items.b'] } },
+        { $literal: ['c1', 2] },
+        {
+          $and: [{ $eq: ['$$el.a', { $literal: 'c1' }] }, { $eq: ['$$el.b', { $literal: 2 }] }],
+        },
+        body,
+      );
     const counters = (el: string) => ({ q: add(`$$${el}.q`, 1), r: add(`$$${el}.r`, 2) });
     const limited = {
       $anyElementTrue: [
         {
           $map: {
-            input: '$$matches',
-            as: 'el',
-            in: { $or: [{ $gt: [add('$$el.r', 2), { $literal: 5 }] }] },
+            input: '$$idx',
+            as: 'i',
+            in: at('$$i', { $or: [{ $gt: [add('$$el.r', 2), { $literal: 5 }] }] }),
           },
         },
       ],
     };
-    const withMatches = (body: Document) => ({
-      $let: {
-        vars: { items },
-        in: {
-          $let: {
-            vars: { matches: { $filter: { input: '$$items', as: 'el', cond: isMatch('el') } } },
-            in: body,
-          },
-        },
-      },
-    });
     const seen = { $in: [{ $literal: 'x' }, { $ifNull: ['$_opIds', []] }] };
-    const incrementAll = {
-      $map: {
-        input: '$$items',
-        as: 'el',
-        in: { $cond: [isMatch('el'), { $mergeObjects: ['$$el', counters('el')] }, '$$el'] },
-      },
-    };
     expect(command.update).toStrictEqual([
       {
         $set: {
@@ -344,22 +394,20 @@ describe('the findAndModify sent, exactly', () => {
             $cond: [
               seen,
               '$courses',
-              withMatches({
+              loc({
                 $cond: [
-                  { $eq: [{ $size: '$$matches' }, 0] },
+                  none,
                   {
                     $concatArrays: ['$$items', [{ $literal: { a: 'c1', b: 2, q: 1, r: 2 } }]],
                   },
-                  { $cond: [limited, '$$items', incrementAll] },
+                  { $cond: [limited, '$$items', incrementMatches(counters('el'))] },
                 ],
               }),
             ],
           },
           _opIds: {
             $cond: [
-              {
-                $or: [seen, withMatches({ $and: [{ $gt: [{ $size: '$$matches' }, 0] }, limited] })],
-              },
+              { $or: [seen, loc({ $and: [{ $not: [none] }, limited] })] },
               { $ifNull: ['$_opIds', '$$REMOVE'] },
               {
                 $slice: [
@@ -376,22 +424,7 @@ describe('the findAndModify sent, exactly', () => {
       _id: 0,
       facts: {
         $mergeObjects: [
-          withMatches({
-            $let: {
-              vars: { first: { $arrayElemAt: ['$$matches', 0] }, limited },
-              in: {
-                matched: { $size: '$$matches' },
-                limited: '$$limited',
-                item: {
-                  $cond: [
-                    '$$limited',
-                    '$$first',
-                    { $mergeObjects: ['$$first', counters('first')] },
-                  ],
-                },
-              },
-            },
-          }),
+          loc(factsOf(limited, counters('first'))),
           { seen, document: { $cond: [seen, '$$ROOT', null] } },
         ],
       },
