@@ -8,9 +8,9 @@
  *   then `commitTransaction` unless the callback committed or aborted the transaction itself.
  * - TransientTransactionError (from the callback or from the commit): the transaction is aborted
  *   if still open and the WHOLE callback runs again, after a backoff. Without a `backoff` option
- *   the wait follows the client's contention level (adaptive policy, see ADAPTIVE): it grows with
- *   the conflicts that calls through the same MongoClient meet and shrinks with their commits.
- *   With one, exactly the sequence it sets.
+ *   the wait is measured in the client's transaction holding time and grows with the number of
+ *   its calls waiting to retry (adaptive policy, see ADAPTIVE). With one, exactly the sequence
+ *   it sets.
  * - UnknownTransactionCommitResult on commit, except MaxTimeMSExpired (50): ONLY the commit is
  *   sent again (the driver adds `w: "majority"` to a repeated commit), after a backoff.
  * - A cleared connection pool (the driver's MongoPoolClearedError, label `PoolRequestedRetry`,
@@ -115,33 +115,48 @@ const DEFAULT_BACKOFF = {
 } as const satisfies Required<TransactionBackoff>;
 /**
  * The adaptive policy (the default when `backoff` is not given). Writers contending on the same
- * documents under "first updater wins" lose whole attempts to each other; a backoff that starts
- * again from 5 ms at every call keeps them colliding, since each new call knows nothing of the
- * contention the previous ones met. So one contention level is kept per MongoClient (all calls
- * through that client share it): every TransientTransactionError raises it by 1, every commit
- * lowers it by `commitDecay` (0.3), and a transient retry waits a random time in
- * `[0, min(5 × 1.5^(level − 1), 500))` ms. The level settles where conflicts per commit equal
- * `commitDecay`, so attempts per commit tend to 1 + commitDecay (1.3) whatever the number of
- * contenders, instead of growing with it. Without conflicts the level stays 0 and nothing
- * waits: a first attempt is never delayed, uncontended calls cost what they did.
+ * documents under "first updater wins" are served one at a time: each holds the documents for
+ * one transaction's duration D, and a conflicting retry fails at its first write, wasting an
+ * attempt. A retry is worth sending when the holder is done and the retriers queued before it
+ * have had their turn: after about D × its queue position. Waits counted in milliseconds (the
+ * specification's 5 ms first step) are many holding times on a fast server, which leaves the
+ * documents idle, and a fraction of one far away, which makes everyone collide again.
+ *
+ * So one state is kept per MongoClient (all calls through that client share it):
+ * - `holdMs`: D, the duration of a committed attempt (start of the transaction to the commit's
+ *   reply), smoothed over the client's commits (weight `holdSmoothing` for the newest); before
+ *   the client's first commit, the duration of the attempt that just failed (at least a round
+ *   trip, a conflict fails at its first write);
+ * - `waiting`: how many of its calls are waiting to retry after a TransientTransactionError.
+ * A transient retry of try n waits a random time in
+ * `[0, min(holdMs × max(spread × (waiting + 1), 1.5^(n − 1)), 500))` ms: the retriers this
+ * client knows of are spread over `spread` times the time it takes to serve them all, so about
+ * one in `spread` comes back while the documents are held. The per-call term `1.5^(n − 1)`
+ * takes over when the contenders are elsewhere (other processes, other clients): a call that
+ * keeps meeting conflicts alone still backs off exponentially, in holding times. A first
+ * attempt never waits: uncontended calls cost what they did.
  */
 const ADAPTIVE = {
-  /** Level lost per commit: the conflicts per commit the policy aims at. */
-  // Measured at 32 callers on 4 hot accounts (offline server, interleaved with the driver):
-  // 0.5 gave 1.5-1.6 attempts per commit, 0.3 gave 1.3-1.4 at equal or better commits/s and
-  // p99; under a heavily loaded machine 0.5 reached 2.3, over the 2 aimed at.
-  commitDecay: 0.3,
+  /**
+   * How many holding times per waiting retrier a retry is spread over. Measured at 32 callers
+   * on 4 hot accounts (offline server, `npm run bench -- --only contention`, median of 3 runs,
+   * each interleaved with the driver's withTransaction): 1 gave 2.6 attempts per commit (one
+   * run), 2 gave 1.9 at 2.3× the driver's commits/s, 3 gave 1.6 at 1.9× (p99 381 ms against
+   * 900). 3 keeps a margin under 2 attempts per commit on a loaded machine.
+   */
+  spread: 3,
+  /** Weight of the newest commit in `holdMs` (exponential smoothing). */
+  holdSmoothing: 0.1,
+  /** Growth per try of the per-call term, as in the specification's sequence. */
+  factor: DEFAULT_BACKOFF.factor,
 } as const;
-/** Above this level the delay is capped at maxDelayMs anyway: a storm must not leave a debt. */
-const ADAPTIVE_MAX_LEVEL =
-  Math.ceil(
-    Math.log(DEFAULT_BACKOFF.maxDelayMs / DEFAULT_BACKOFF.initialDelayMs) /
-      Math.log(DEFAULT_BACKOFF.factor),
-  ) + 1;
 
-/** The adaptive policy's contention level of one MongoClient. */
+/** The adaptive policy's state for one MongoClient (see ADAPTIVE). */
 interface Contention {
-  level: number;
+  /** Smoothed duration of a committed attempt, ms; 0 until the client's first commit. */
+  holdMs: number;
+  /** Calls of this client now waiting to retry after a TransientTransactionError. */
+  waiting: number;
 }
 /** Keyed by client: the state goes when the client is collected. */
 const contentionByClient = new WeakMap<MongoClient, Contention>();
@@ -149,10 +164,27 @@ const contentionByClient = new WeakMap<MongoClient, Contention>();
 function contentionOf(client: MongoClient): Contention {
   let state = contentionByClient.get(client);
   if (state === undefined) {
-    state = { level: 0 };
+    state = { holdMs: 0, waiting: 0 };
     contentionByClient.set(client, state);
   }
   return state;
+}
+
+/**
+ * The adaptive policy's wait before retrying try `failedAttempt` after a transient error, whose
+ * attempt lasted `attemptMs` (see ADAPTIVE).
+ */
+function adaptiveDelay(
+  contention: Readonly<Contention>,
+  failedAttempt: number,
+  attemptMs: number,
+): number {
+  const unit = contention.holdMs > 0 ? contention.holdMs : attemptMs;
+  const turns = Math.max(
+    ADAPTIVE.spread * (contention.waiting + 1),
+    ADAPTIVE.factor ** (failedAttempt - 1),
+  );
+  return Math.random() * Math.min(unit * turns, DEFAULT_BACKOFF.maxDelayMs);
 }
 
 /** Consecutive attempts ended by NoSuchTransaction before giving up (`abortedBeforeCommit`). */
@@ -274,11 +306,12 @@ export interface WithRetryingTransactionOptions {
   readonly maxAttempts?: number;
   /**
    * Delay between tries, exactly as set; see TransactionBackoff (`{}` gives the
-   * specification's sequence). When absent, the adaptive policy: a transient retry waits a
-   * random time under `min(5 × 1.5^(level − 1), 500)` ms, where `level` is kept per MongoClient,
-   * +1 for every TransientTransactionError of a call without `backoff`, −0.3 for every commit
-   * (never below 0). Under contention this settles near 1.3 attempts per commit; without it,
-   * nothing changes. Commit-only retries (unknown commit result, cleared pool) wait the
+   * specification's sequence). When absent, the adaptive policy: retry n after a transient
+   * error waits a random time under `min(hold × max(3 × (waiting + 1), 1.5^(n − 1)), 500)` ms,
+   * where `hold` is the smoothed duration of a committed transaction on this MongoClient and
+   * `waiting` the number of its calls waiting to retry (calls without `backoff`). Waits scale
+   * with the server's speed and the queue instead of fixed 5 ms steps; without conflicts
+   * nothing waits. Commit-only retries (unknown commit result, cleared pool) wait the
    * specification's sequence for the call's attempt number.
    * @default the adaptive policy
    */
@@ -694,12 +727,13 @@ export async function withRetryingTransaction<T>(
     };
     if (attempt >= settings.maxAttempts) throw spent(GiveUpReason.MaxAttempts);
     let delayMs: number;
+    // Whether this wait is a place in the client's queue of retriers (see ADAPTIVE).
+    let queued = false;
     if (contention === undefined)
       delayMs = backoffDelay(settings.backoff ?? DEFAULT_BACKOFF, attempt);
     else if (reason === TransactionRetryReason.TransientTransactionError) {
-      // Contention (see ADAPTIVE): the client's level, not this call's attempt number.
-      contention.level = Math.min(contention.level + 1, ADAPTIVE_MAX_LEVEL);
-      delayMs = backoffDelay(DEFAULT_BACKOFF, contention.level);
+      delayMs = adaptiveDelay(contention, attempt, performance.now() - attemptStarted);
+      queued = true;
     } else {
       // An unknown commit result or a cleared pool says nothing about contention.
       delayMs = backoffDelay(DEFAULT_BACKOFF, attempt);
@@ -710,14 +744,25 @@ export async function withRetryingTransaction<T>(
     if (elapsed() + delayMs >= settings.timeoutMs) throw spent(GiveUpReason.Timeout);
     // A controller exists when anything could interrupt the wait (the caller's signal); the
     // deadline cannot, as the wait ends before it.
-    await sleep(delayMs, controller?.signal);
+    if (!queued || contention === undefined) return sleep(delayMs, controller?.signal);
+    // Counted while it waits, so the retriers queued after it wait longer; uncounted however
+    // the wait ends (an aborted signal included), or the client would wait for ghosts.
+    contention.waiting += 1;
+    try {
+      await sleep(delayMs, controller?.signal);
+    } finally {
+      contention.waiting -= 1;
+    }
   };
 
+  // When the current try's transaction started: its duration is the adaptive policy's unit.
+  let attemptStarted = started;
   const session = client.startSession();
   try {
     let abortedBeforeCommit = 0;
     for (;;) {
       attempt += 1;
+      attemptStarted = performance.now();
       session.startTransaction(settings.transactionOptions);
 
       // Transactions convenient API spec, steps 5-7: run the callback.
@@ -763,7 +808,13 @@ export async function withRetryingTransaction<T>(
         try {
           await session.commitTransaction();
           if (contention !== undefined) {
-            contention.level = Math.max(0, contention.level - ADAPTIVE.commitDecay);
+            // How long this transaction held its documents (commit retries included: a
+            // holder whose commit is retried holds them that long too).
+            const held = performance.now() - attemptStarted;
+            contention.holdMs =
+              contention.holdMs === 0
+                ? held
+                : contention.holdMs + ADAPTIVE.holdSmoothing * (held - contention.holdMs);
           }
           return result;
         } catch (error) {

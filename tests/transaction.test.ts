@@ -214,11 +214,12 @@ describe('retries, with fail points', () => {
       { attempt: 2, reason: TransactionRetryReason.TransientTransactionError },
     ]);
     for (const event of log.events) expect((event.error as MongoServerError).code).toBe(112);
-    // Default (adaptive) policy on a fresh client: level 1, then 2: full jitter under
-    // min(5 × 1.5^(level−1), 500) ms.
-    expect(log.delays()[0]).toBeGreaterThanOrEqual(0);
-    expect(log.delays()[0]).toBeLessThan(5);
-    expect(log.delays()[1]).toBeLessThan(7.5);
+    // Default (adaptive) policy: full jitter under a cap of 500 ms (its units are measured
+    // durations, pinned exactly on a controlled clock in tests/mutants/transaction.test.ts).
+    for (const delay of log.delays()) {
+      expect(delay).toBeGreaterThanOrEqual(0);
+      expect(delay).toBeLessThan(500);
+    }
     expect(commands.names()).toEqual([
       'insert',
       'abortTransaction',
@@ -487,15 +488,18 @@ describe('retries, with fail points', () => {
     }
   });
 
-  describe('adaptive policy (no backoff given): one contention level per MongoClient', () => {
+  describe('adaptive policy (no backoff given): waits measured in the client’s transaction holding time', () => {
     afterEach(() => {
       vi.restoreAllMocks();
     });
-    /** One transaction inserting `_id` on a fresh collection, after `conflicts` WriteConflicts. */
+    /**
+     * One transaction inserting `_id` on a fresh collection, after `conflicts` WriteConflicts;
+     * each attempt first spends `holdMs` (a slow transaction). Returns the waits reported.
+     */
     async function conflicted(
       fp: { client: MongoClient; appName: string },
       conflicts: number,
-      options: WithRetryingTransactionOptions = {},
+      { holdMs = 0, ...options }: WithRetryingTransactionOptions & { holdMs?: number } = {},
     ): Promise<number[]> {
       const name = await fresh('adaptive');
       if (conflicts > 0) {
@@ -509,6 +513,7 @@ describe('retries, with fail points', () => {
       await withRetryingTransaction(
         fp.client,
         async (session) => {
+          if (holdMs > 0) await sleep(holdMs);
           await collOf(fp.client, name).insertOne({ _id: 1 }, { session });
         },
         { ...options, onRetry: log.onRetry },
@@ -516,35 +521,34 @@ describe('retries, with fail points', () => {
       expect(await t.db.collection<Account>(name).countDocuments()).toBe(1);
       return log.delays();
     }
+    // With Math.random at 0.5 a wait is half of min(unit × 3, 500): any unit ≥ 500 / 3 ms
+    // gives exactly 250. Those units come from sleeps, so they are lower bounds whatever the
+    // load: exact values, no wall-clock assumption. (5 ms steps, the former default, gave 2.5.)
+    const CAPPED = 250;
 
-    it('the level carries over to the next call of the same client, drops 0.3 per commit, and is not shared with another client', async () => {
+    it('the unit is the duration of a committed transaction on the client, carried to its next calls', async () => {
       vi.spyOn(Math, 'random').mockReturnValue(0.5);
       const a = await failPoints.appClient();
-      const b = await failPoints.appClient();
-      // Fresh client: levels 1, 2, 3 (the specification's first three caps, halved).
-      expect(await conflicted(a, 3)).toEqual([2.5, 3.75, 5.625]);
-      // The commit left level 2.7: the next call's first retry starts from 3.7, not from 1.
-      const [carried] = await conflicted(a, 1);
-      expect(carried).toBeCloseTo(0.5 * 5 * 1.5 ** (3.7 - 1), 9);
-      // Client b met no conflict: its first retry is at level 1.
-      expect(await conflicted(b, 1)).toEqual([2.5]);
-      // Commits without conflict lower a's level (3.7 − 0.3 at that commit = 3.4) to 0 …
-      for (let i = 0; i < 12; i += 1) expect(await conflicted(a, 0)).toEqual([]);
-      // … so its next conflict is at level 1 again.
-      expect(await conflicted(a, 1)).toEqual([2.5]);
+      // No commit measured yet: the unit is the failed attempt's own duration (≥ 200 ms here).
+      expect(await conflicted(a, 1, { holdMs: 200 })).toEqual([CAPPED]);
+      // That call's commit held the documents ≥ 200 ms: a quick attempt of the next call
+      // still waits in that unit, the client's, not in its own few milliseconds.
+      expect(await conflicted(a, 1)).toEqual([CAPPED]);
     });
 
-    it('a given backoff is exactly what was set, and neither reads nor moves the level', async () => {
+    it('a given backoff is exactly what was set, and its commits do not move the client’s unit', async () => {
       vi.spyOn(Math, 'random').mockReturnValue(0.5);
       const a = await failPoints.appClient();
-      expect(await conflicted(a, 2)).toEqual([2.5, 3.75]); // level 2, then 1.7 after the commit
-      expect(await conflicted(a, 3, { backoff: { jitter: 'none' } })).toEqual([5, 7.5, 11.25]);
-      // Still 1.7: this conflict takes it to 2.7.
-      const [next] = await conflicted(a, 1);
-      expect(next).toBeCloseTo(0.5 * 5 * 1.5 ** (2.7 - 1), 9);
+      expect(await conflicted(a, 1, { holdMs: 200 })).toEqual([CAPPED]);
+      // Slow or not, a call with `backoff` waits its sequence…
+      expect(await conflicted(a, 3, { holdMs: 1, backoff: { jitter: 'none' } })).toEqual([
+        5, 7.5, 11.25,
+      ]);
+      // … and its commit (a few ms) left the client's unit at ≥ 200 ms.
+      expect(await conflicted(a, 1)).toEqual([CAPPED]);
     });
 
-    it('an unknown commit result is not contention: its wait follows the call’s own attempt, and the level stays', async () => {
+    it('an unknown commit result is not contention: its wait follows the call’s own attempt', async () => {
       vi.spyOn(Math, 'random').mockReturnValue(0.5);
       const a = await failPoints.appClient();
       const name = await fresh('adaptiveucr');
@@ -562,6 +566,7 @@ describe('retries, with fail points', () => {
       await withRetryingTransaction(
         a.client,
         async (session) => {
+          await sleep(200);
           await collOf(a.client, name).insertOne({ _id: 1 }, { session });
         },
         { onRetry: log.onRetry },
@@ -570,10 +575,9 @@ describe('retries, with fail points', () => {
         (e) => e.reason === TransactionRetryReason.UnknownCommitResult,
       );
       expect(unknown.length).toBeGreaterThan(0);
-      // Attempt n waits 0.5 × 5 × 1.5^(n − 1): the per-call sequence, not a contention level.
+      // Attempt n waits 0.5 × 5 × 1.5^(n − 1): the specification's sequence, not a holding time
+      // (the attempt took ≥ 200 ms, which would have given 250).
       for (const event of unknown) expect(event.delayMs).toBe(0.5 * 5 * 1.5 ** (event.attempt - 1));
-      // The level never rose: the next conflict on this client is at level 1.
-      expect(await conflicted(a, 1)).toEqual([2.5]);
     });
   });
 

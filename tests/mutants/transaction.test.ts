@@ -994,6 +994,92 @@ describe('abortedBeforeCommit: NoSuchTransaction exactly twice in a row', () => 
   });
 });
 
+describe('the adaptive policy (no backoff): holding time × max(3 × (waiting + 1), 1.5^(n − 1))', () => {
+  /** A client whose every session is a fresh fake one (concurrent calls do not share one). */
+  const manySessions = () => ({ startSession: () => fake().session }) as unknown as MongoClient;
+  /**
+   * A callback that spends `ms[n − 1]` on the fake clock in attempt n, then fails with a write
+   * conflict while `ms` has an entry for the next attempt too, else returns.
+   */
+  function timed(clock: { now: number }, ms: number[]) {
+    return async (_session: ClientSession, { attempt }: TransactionAttempt) => {
+      clock.now += ms[attempt - 1] ?? 0;
+      if (attempt < ms.length) throw writeConflict();
+      return attempt;
+    };
+  }
+
+  it('the unit is the smoothed duration of committed attempts of that client, not of another', async () => {
+    vi.spyOn(Math, 'random').mockReturnValue(0.5);
+    const clock = fakeClock();
+    const a = manySessions();
+    const b = manySessions();
+    const r = recorder();
+    // a: no commit yet, the failed attempt's 4 ms (0.5 × 4 × 3 = 6); its commit holds 10 ms.
+    await withRetryingTransaction(a, timed(clock, [4, 10]), { onRetry: r.onRetry });
+    // a's unit is now 10 (the first commit measured): 0.5 × 10 × 3, whatever its attempt took.
+    // Its commit (30 ms) moves the unit a tenth of the way: 10 + 0.1 × 20 = 12.
+    await withRetryingTransaction(a, timed(clock, [1, 30]), { onRetry: r.onRetry });
+    await withRetryingTransaction(a, timed(clock, [1, 1]), { onRetry: r.onRetry });
+    // b learnt nothing from a: its own failed attempt's 2 ms.
+    await withRetryingTransaction(b, timed(clock, [2, 1]), { onRetry: r.onRetry });
+    expect(r.events.map((e) => e.delayMs)).toEqual([6, 15, 18, 3]);
+  });
+
+  it('a call meeting conflict after conflict alone backs off by 1.5 per try, in holding times, up to 500 ms', async () => {
+    vi.spyOn(Math, 'random').mockReturnValue(0.1);
+    const clock = fakeClock();
+    const r = recorder();
+    // 16 failed attempts of 2 ms each (no commit measured: the unit is 2 ms), then a commit.
+    const ms = [...Array.from({ length: 16 }, () => 2), 0];
+    await withRetryingTransaction(manySessions(), timed(clock, ms), { onRetry: r.onRetry });
+    const turns = (n: number) => Math.max(3, 1.5 ** (n - 1));
+    expect(r.events.map((e) => e.delayMs)).toEqual(
+      Array.from({ length: 16 }, (_, i) => 0.1 * Math.min(2 * turns(i + 1), 500)),
+    );
+    // 3 holding times until 1.5^(n − 1) passes 3 (try 4), then 1.5 per try; 2 × 1.5^15 ≈ 876:
+    // capped at 500.
+    expect(r.events.slice(2, 5).map((e) => e.delayMs)).toEqual([0.1 * 6, 0.1 * 6.75, 0.1 * 10.125]);
+    expect(r.events.at(-1)?.delayMs).toBe(0.1 * 500);
+  });
+
+  it('each call of the client waiting to retry lengthens the next wait by 3 holding times, and stops counting when its wait ends, however it ends', async () => {
+    vi.spyOn(Math, 'random').mockReturnValue(0.5);
+    const clock = fakeClock();
+    const client = manySessions();
+    const r = recorder();
+    let waitingFirst!: () => void;
+    const firstWaits = new Promise<void>((resolve) => {
+      waitingFirst = resolve;
+    });
+    const controller = new AbortController();
+    // A waits 0.5 × 50 × 3 = 75 ms (its own attempt's 50 ms: no commit yet).
+    const a = withRetryingTransaction(client, timed(clock, [50, 0]), {
+      signal: controller.signal,
+      onRetry: (event) => {
+        r.onRetry(event);
+        waitingFirst();
+      },
+    });
+    await firstWaits;
+    // A macrotask later A is in its wait: B's place in the queue is 2 (0.5 × 50 × 6).
+    await new Promise((resolve) => setImmediate(resolve));
+    // Once B has chosen its wait, A's ends by its signal, B's by its timer: neither is
+    // counted any more.
+    const b = withRetryingTransaction(client, timed(clock, [50, 10]), {
+      onRetry: (event) => {
+        r.onRetry(event);
+        controller.abort(new Error('caller gone'));
+      },
+    });
+    await expect(a).rejects.toThrow('caller gone');
+    await b;
+    // B's commit held 10 ms. Nobody waits now: 0.5 × 10 × 3 (a count left at 1 would give 30).
+    await withRetryingTransaction(client, timed(clock, [1, 0]), { onRetry: r.onRetry });
+    expect(r.events.map((e) => e.delayMs)).toEqual([75, 150, 15]);
+  });
+});
+
 describe('the time budget, on a controlled clock', () => {
   it('a backoff that would end exactly at the deadline is not started: timeout, no onRetry', async () => {
     fakeClock();
@@ -1096,13 +1182,19 @@ describe('the time budget, on a controlled clock', () => {
     ).toBe(stop);
   });
 
-  it('the default backoff: 5 ms with full jitter before the first retry, capped at 500', async () => {
+  it('the default backoff: full jitter under 3 holding times, capped at 500', async () => {
     vi.spyOn(Math, 'random').mockReturnValue(0.5);
-    const f = fake();
+    const clock = fakeClock();
     const r = recorder();
-    const { fn } = failing([writeConflict]);
-    await withRetryingTransaction(f.client, fn, { onRetry: r.onRetry });
-    expect(r.events.map((e) => e.delayMs)).toEqual([2.5]);
+    // The failed attempt lasts 4 ms (no commit measured yet): 0.5 × 4 × 3.
+    const slow = (ms: number) => () => {
+      clock.now += ms;
+      return writeConflict();
+    };
+    await withRetryingTransaction(fake().client, failing([slow(4)]).fn, { onRetry: r.onRetry });
+    // 400 ms: 0.5 × min(1 200, 500).
+    await withRetryingTransaction(fake().client, failing([slow(400)]).fn, { onRetry: r.onRetry });
+    expect(r.events.map((e) => e.delayMs)).toEqual([6, 250]);
   });
 
   it('an unknown commit result when the budget is spent: commitOutcomeUnknown with the timeout message', async () => {
