@@ -665,9 +665,30 @@ export const BSON_CONTEXT: Context = Context.init({
   window: windowOperators,
 } as Parameters<typeof Context.init>[0]);
 
+/**
+ * The options every evaluation without `let` variables shares, as mingo's own `ComputeOptions`.
+ * Handed plain options, mingo copies every operator table of the context (`ComputeOptions.init`
+ * → `Context.from`, several hundred operators) for each expression evaluated and each
+ * `Aggregator` built: the largest cost of an expression here. Handed a `ComputeOptions`, it
+ * copies only the evaluation's locals and shares the options (mingo's documented `init`:
+ * "If an instance of ComputeOptions is provided, its internal options and locals are used"),
+ * so the evaluation is the same. mingo does not export the class: an operator receives an
+ * instance, so one evaluation in a throwaway context hands it over.
+ */
+const SHARED_OPTIONS: Options = (() => {
+  const capture = Context.init({
+    expression: { $options: (_obj: unknown, _expr: unknown, options: Options) => options },
+  } as Parameters<typeof Context.init>[0]);
+  const instance = evalExpr({}, { $options: 1 }, { context: capture } as Options) as Options;
+  const ComputeOptions = instance.constructor as unknown as {
+    init(options: Partial<Options>): Options;
+  };
+  return ComputeOptions.init({ context: BSON_CONTEXT });
+})();
+
 /** mingo options for evaluating expressions and pipelines. */
-export function mingoOptions(variables?: Document): Partial<Options> {
-  return variables ? { context: BSON_CONTEXT, variables } : { context: BSON_CONTEXT };
+export function mingoOptions(variables?: Document): Options {
+  return variables ? ({ context: BSON_CONTEXT, variables } as Options) : SHARED_OPTIONS;
 }
 
 /** Evaluates an aggregation expression against a document (`$$ROOT` is the document). */
@@ -676,7 +697,7 @@ export function evaluateExpression(doc: Document, expr: unknown, variables?: Doc
     const result = evalExpr(
       encodeValue(doc),
       encodeExpression(expr),
-      mingoOptions(encodeVariables(variables)) as Options,
+      mingoOptions(encodeVariables(variables)),
     );
     return decodeValue(result);
   } catch (error) {
