@@ -29,6 +29,12 @@ const SPECIAL_NAMES: ReadonlySet<string> = new Set([
   'prototype',
 ]);
 
+/**
+ * Matches a string with a special name as one of its dot-separated components (after leading
+ * `$`s): the strings that need renaming. Everything else is returned as it is, without splitting.
+ */
+const MAY_NAME_SPECIAL = new RegExp(`(?:^\\$*|\\.)(?:${[...SPECIAL_NAMES].join('|')})(?:\\.|$)`);
+
 export function encodeName(name: string): string {
   return SPECIAL_NAMES.has(name) ? MARK + name : name;
 }
@@ -38,30 +44,85 @@ export function decodeName(name: string): string {
 }
 
 function encodePath(path: string): string {
+  if (!MAY_NAME_SPECIAL.test(path)) return path;
   return path.split('.').map(encodeName).join('.');
 }
 
-function mapKeys(value: unknown, rename: (name: string) => string): unknown {
-  if (Array.isArray(value)) return value.map((v) => mapKeys(v, rename));
-  if (!isPlainObject(value)) return value;
+/** `value.map(f)`, but `value` itself when `f` changes no element (copy on first change). */
+function mapShared(value: unknown[], f: (element: unknown) => unknown): unknown[] {
+  let out: unknown[] | undefined;
+  for (let i = 0; i < value.length; i++) {
+    const element = value[i];
+    const mapped = f(element);
+    if (mapped !== element) {
+      out ??= value.slice();
+      out[i] = mapped;
+    }
+  }
+  return out ?? value;
+}
+
+/**
+ * The object with its keys and values mapped; `value` itself when nothing changes, so that the
+ * common case (no special name anywhere) allocates nothing.
+ */
+function mapEntriesShared(
+  value: Document,
+  key: (name: string) => string,
+  f: (v: unknown) => unknown,
+): Document {
+  const keys = Object.keys(value);
+  let changed = false;
+  const entries: [string, unknown][] = [];
+  for (const k of keys) {
+    const v = value[k];
+    const nk = key(k);
+    const nv = f(v);
+    if (nk !== k || nv !== v) changed = true;
+    entries.push([nk, nv]);
+  }
+  if (!changed) return value;
   const out: Document = {};
-  for (const [k, v] of Object.entries(value)) setField(out, rename(k), mapKeys(v, rename));
+  for (const [k, v] of entries) setField(out, k, v);
   return out;
 }
 
-/** A document or value with its special field names renamed for mingo (a new structure). */
+/** Renamed keys, sharing every part that has nothing to rename. */
+function mapKeys(value: unknown, rename: (name: string) => string): unknown {
+  const walk = (v: unknown): unknown => {
+    if (Array.isArray(v)) return mapShared(v, walk);
+    if (!isPlainObject(v)) return v;
+    return mapEntriesShared(v, rename, walk);
+  };
+  return walk(value);
+}
+
+/** Renamed keys in a new structure of objects and arrays (leaf values are shared). */
+function copyKeys(value: unknown, rename: (name: string) => string): unknown {
+  if (Array.isArray(value)) return value.map((v) => copyKeys(v, rename));
+  if (!isPlainObject(value)) return value;
+  const out: Document = {};
+  for (const [k, v] of Object.entries(value)) setField(out, rename(k), copyKeys(v, rename));
+  return out;
+}
+
+/**
+ * A document or value with its special field names renamed for mingo. Parts without such a
+ * name are shared with `value`, and `value` itself is returned when it has none: callers that
+ * hand the result to something that mutates it (pipeline stages) pass a copy.
+ */
 export function encodeValue<T>(value: T): T {
   return mapKeys(value, encodeName) as T;
 }
 
-/** The inverse of `encodeValue`, for what mingo returns. */
+/** The inverse of `encodeValue`, for what mingo returns (shares what it need not rename). */
 export function decodeValue<T>(value: T): T {
   return mapKeys(value, decodeName) as T;
 }
 
 /** `$a.b` field paths and `$$var.a.b` variable paths, renamed after the variable. */
 function encodePathString(s: string): string {
-  if (!s.startsWith('$')) return s;
+  if (!s.startsWith('$') || !MAY_NAME_SPECIAL.test(s)) return s;
   if (s.startsWith('$$')) {
     const [head, ...rest] = s.split('.');
     return [head, ...rest.map(encodeName)].join('.');
@@ -77,10 +138,15 @@ function encodeFieldNameArg(field: unknown): unknown {
   return encodeExpression(field);
 }
 
-/** An aggregation expression with its field references renamed for mingo. */
+/**
+ * An aggregation expression with its field references renamed for mingo. Parts with nothing to
+ * rename are shared with `expr`, except `$literal` documents and arrays, which are always new:
+ * mingo returns a literal as it is, a later pipeline stage may set a field inside it, and
+ * an update evaluates its pipeline once per document.
+ */
 export function encodeExpression(expr: unknown): unknown {
   if (typeof expr === 'string') return encodePathString(expr);
-  if (Array.isArray(expr)) return expr.map(encodeExpression);
+  if (Array.isArray(expr)) return mapShared(expr, encodeExpression);
   if (!isPlainObject(expr)) return expr;
   const keys = Object.keys(expr);
   const op = keys[0];
@@ -88,7 +154,9 @@ export function encodeExpression(expr: unknown): unknown {
     const arg = expr[op];
     switch (op) {
       case '$literal':
-        return { $literal: encodeValue(arg) };
+        return isPlainObject(arg) || Array.isArray(arg)
+          ? { $literal: copyKeys(arg, encodeName) }
+          : expr;
       case '$let':
         if (isPlainObject(arg)) {
           // Variable names are not field names: `$$constructor` refers to vars.constructor.
@@ -110,12 +178,11 @@ export function encodeExpression(expr: unknown): unknown {
         }
         break;
     }
-    return { [op]: encodeExpression(arg) };
+    const encoded = encodeExpression(arg);
+    return encoded === arg ? expr : { [op]: encoded };
   }
   // An object expression (or an operator's named arguments, none of which is a special name).
-  const out: Document = {};
-  for (const [k, v] of Object.entries(expr)) setField(out, encodePath(k), encodeExpression(v));
-  return out;
+  return mapEntriesShared(expr, encodePath, encodeExpression);
 }
 
 /** Whether a stage spec mentions a special name as a key or a string, anywhere. */

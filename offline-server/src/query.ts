@@ -681,9 +681,30 @@ export const BSON_CONTEXT: Context = Context.init({
   window: windowOperators,
 } as Parameters<typeof Context.init>[0]);
 
+/**
+ * The options every evaluation without `let` variables shares, as mingo's own `ComputeOptions`.
+ * Handed plain options, mingo copies every operator table of the context (`ComputeOptions.init`
+ * → `Context.from`, several hundred operators) for each expression evaluated and each
+ * `Aggregator` built: the largest cost of an expression here. Handed a `ComputeOptions`, it
+ * copies only the evaluation's locals and shares the options (mingo's documented `init`:
+ * "If an instance of ComputeOptions is provided, its internal options and locals are used"),
+ * so the evaluation is the same. mingo does not export the class: an operator receives an
+ * instance, so one evaluation in a throwaway context hands it over.
+ */
+const SHARED_OPTIONS: Options = (() => {
+  const capture = Context.init({
+    expression: { $options: (_obj: unknown, _expr: unknown, options: Options) => options },
+  } as Parameters<typeof Context.init>[0]);
+  const instance = evalExpr({}, { $options: 1 }, { context: capture } as Options) as Options;
+  const ComputeOptions = instance.constructor as unknown as {
+    init(options: Partial<Options>): Options;
+  };
+  return ComputeOptions.init({ context: BSON_CONTEXT });
+})();
+
 /** mingo options for evaluating expressions and pipelines. */
-export function mingoOptions(variables?: Document): Partial<Options> {
-  return variables ? { context: BSON_CONTEXT, variables } : { context: BSON_CONTEXT };
+export function mingoOptions(variables?: Document): Options {
+  return variables ? ({ context: BSON_CONTEXT, variables } as Options) : SHARED_OPTIONS;
 }
 
 /** Evaluates an aggregation expression against a document (`$$ROOT` is the document). */
@@ -692,7 +713,7 @@ export function evaluateExpression(doc: Document, expr: unknown, variables?: Doc
     const result = evalExpr(
       encodeValue(doc),
       encodeExpression(expr),
-      mingoOptions(encodeVariables(variables)) as Options,
+      mingoOptions(encodeVariables(variables)),
     );
     return decodeValue(result);
   } catch (error) {
@@ -711,14 +732,34 @@ export function asServerError(error: unknown): ServerError {
  * the same value (mongod evaluates them once per command).
  */
 export function pinNow<T>(value: T, now: Date): T {
+  // Copy on write: a value that does not mention `$$NOW` (the common case) is returned as it is.
   const walk = (v: unknown): unknown => {
     if (v === '$$NOW') return { $literal: now };
-    if (Array.isArray(v)) return v.map(walk);
+    if (Array.isArray(v)) {
+      let out: unknown[] | undefined;
+      for (let i = 0; i < v.length; i++) {
+        const x = walk(v[i]);
+        if (x !== v[i]) {
+          out ??= v.slice();
+          out[i] = x;
+        }
+      }
+      return out ?? v;
+    }
     if (isPlainObject(v)) {
       if ('$literal' in v) return v;
-      const out: Document = {};
-      for (const [k, x] of Object.entries(v)) setField(out, k, walk(x));
-      return out;
+      let out: Document | undefined;
+      const keys = Object.keys(v);
+      for (let i = 0; i < keys.length; i++) {
+        const k = keys[i] as string;
+        const x = walk(v[k]);
+        if (x !== v[k] && out === undefined) {
+          out = {};
+          for (let j = 0; j < i; j++) setField(out, keys[j] as string, v[keys[j] as string]);
+        }
+        if (out !== undefined) setField(out, k, x);
+      }
+      return out ?? v;
     }
     return v;
   };

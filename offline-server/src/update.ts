@@ -10,7 +10,7 @@
  * addtoset_node, pull_node, pop_node, rename_node, modifier_node, pipeline_executor,
  * update_driver).
  */
-import { Decimal128, type Document, Long, serialize, Timestamp } from 'bson';
+import { Decimal128, type Document, Long, Timestamp } from 'bson';
 import { Aggregator } from 'mingo/aggregator';
 import { ErrorCode, ServerError } from './errors.js';
 import { decodeValue, encodePipeline, encodeValue, encodeVariables } from './mingo-names.js';
@@ -35,6 +35,7 @@ import {
   isNumeric,
   isPlainObject,
   multiplyNumbers,
+  sameBytes,
   setField,
   splitPath,
   toDouble,
@@ -90,10 +91,6 @@ export function applyUpdate(
     result = applyReplacement(doc, update);
   }
   return { doc: result, changed: !sameBytes(doc, result) };
-}
-
-function sameBytes(a: Document, b: Document): boolean {
-  return Buffer.from(serialize(a)).equals(Buffer.from(serialize(b)));
 }
 
 // =============================================================================================

@@ -9,7 +9,7 @@
  * Reference: https://www.mongodb.com/docs/manual/reference/bson-type-comparison-order/ and mongod
  * `src/mongo/bson/bsonelement.cpp` (`compareElementValues`, `canonicalizeBSONType`).
  */
-import { Binary, Decimal128, type Document, Long, type Timestamp } from 'bson';
+import { Binary, Decimal128, type Document, Long, serialize, type Timestamp } from 'bson';
 
 /** A BSON class instance, identified by its tag. */
 interface Tagged {
@@ -687,6 +687,43 @@ export function getPathValues(doc: unknown, path: string | readonly string[]): u
 }
 
 /** Deep copy of documents and arrays; immutable BSON instances are shared, mutable ones copied. */
+/**
+ * Whether two documents serialize to the same BSON bytes: mongod's no-op test for an update
+ * (`pipeline_executor.cpp` and the update driver compare the result with the stored document
+ * byte for byte). A walk answers first, without serializing, when it can prove the bytes equal:
+ * the same keys in the same order holding the same strings, booleans, numbers (`Object.is`, so
+ * `0` and `-0`, which serialize differently, are not the same; NaN is left to the bytes), the
+ * same object, or dates of the same time. Anything else is decided by the bytes.
+ */
+export function sameBytes(a: Document, b: Document): boolean {
+  if (provablySameBytes(a, b)) return true;
+  return Buffer.from(serialize(a)).equals(Buffer.from(serialize(b)));
+}
+
+function provablySameBytes(a: unknown, b: unknown): boolean {
+  if (typeof a === 'number') return typeof b === 'number' && Object.is(a, b) && !Number.isNaN(a);
+  if (a === b) return true;
+  if (typeof a !== 'object' || a === null || typeof b !== 'object' || b === null) return false;
+  if (Array.isArray(a)) {
+    if (!Array.isArray(b) || a.length !== b.length) return false;
+    for (let i = 0; i < a.length; i++) if (!provablySameBytes(a[i], b[i])) return false;
+    return true;
+  }
+  if (a instanceof Date) {
+    const t = a.getTime();
+    return b instanceof Date && t === b.getTime() && !Number.isNaN(t);
+  }
+  if (!isPlainObject(a) || !isPlainObject(b)) return false;
+  const keys = Object.keys(a);
+  const other = Object.keys(b);
+  if (keys.length !== other.length) return false;
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i] as string;
+    if (key !== other[i] || !provablySameBytes(a[key], b[key])) return false;
+  }
+  return true;
+}
+
 export function cloneDocument<T>(value: T): T {
   return cloneValue(value) as T;
 }

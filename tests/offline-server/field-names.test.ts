@@ -162,6 +162,29 @@ describe('expressions and aggregation through mingo', () => {
     expect(text(built)).toBe('{"__proto__":{"isAdmin":1}}');
   });
 
+  it('every Object.prototype name is read at every place of a path or key, and other names as written', () => {
+    // encodeExpression and encodeValue skip, by one regular expression, the strings and keys
+    // with no special name (mingo-names.ts): each special name in each position must still be
+    // renamed, and a name that only contains one must not be.
+    for (const name of [...prototypeNames, 'prototype']) {
+      const d = JSON.parse(
+        `{"_id":1,${JSON.stringify(name)}:{"x":{${JSON.stringify(name)}:7}},"a":{${JSON.stringify(name)}:8}}`,
+      ) as Document;
+      expect(evaluateExpression(d, `$${name}.x.${name}`), name).toBe(7);
+      expect(evaluateExpression(d, `$a.${name}`), name).toBe(8);
+      expect(evaluateExpression(d, { $let: { vars: { v: '$a' }, in: `$$v.${name}` } })).toBe(8);
+      const built = evaluateExpression(d, { [name]: `$a.${name}`, [`a${name}`]: 1 });
+      expect(text(built), name).toBe(`{${JSON.stringify(name)}:8,"a${name}":1}`);
+      const written = apply(d, [{ $set: { [`a.${name}`]: 9, [`${name}x`]: 1 } }]);
+      expect(text(written.a), name).toBe(`{${JSON.stringify(name)}:9}`);
+      expect(Object.hasOwn(written, `${name}x`), name).toBe(true);
+    }
+    const d = { _id: 1, a: { xconstructor: 1, constructorx: 2, toStringy: 3 } };
+    expect(evaluateExpression(d, '$a')).toEqual(d.a);
+    expect(evaluateExpression(d, '$a.xconstructor')).toBe(1);
+    expect(evaluateExpression(d, '$a.constructorx')).toBe(2);
+  });
+
   it('aggregate stages keep, group by, count into and unwind into special names', () => {
     const docs = [
       doc('{"_id":1,"__proto__":{"isAdmin":1},"constructor":"a","prototype":[1,2]}'),

@@ -375,6 +375,34 @@ describe('applyUpdate: replacement and pipeline updates', () => {
     expect(serverError(() => apply({ _id: 1 }, [{ $nope: {} }])).code).toBe(40324);
   });
 
+  it('a pipeline applied to several documents gives each its own values and leaves the command as sent', () => {
+    // The server shares the parts of a pipeline that need no renaming (mingo-names.ts) but a
+    // `$literal` document is a new one per document: mingo returns it as it is and a later
+    // stage's dotted $set writes inside it.
+    const pipeline = [
+      { $set: { a: { $literal: { x: 1 } }, list: { $literal: [{ k: 1 }] } } },
+      { $set: { 'a.y': '$n' } },
+    ];
+    const sent = structuredClone(pipeline);
+    const first = { _id: 1, n: 1, sub: { s: 1 } };
+    const second = { _id: 2, n: 2, sub: { s: 2 } };
+    const one = apply(first, pipeline);
+    const two = apply(second, pipeline);
+    expect(one).toEqual({
+      _id: 1,
+      n: 1,
+      sub: { s: 1 },
+      a: { x: 1, y: 1 },
+      list: [{ k: 1 }],
+    });
+    expect(two).toMatchObject({ a: { x: 1, y: 2 } });
+    expect(one.a).not.toBe(two.a);
+    expect(one.list).not.toBe(two.list);
+    expect(pipeline).toEqual(sent);
+    expect(first).toEqual({ _id: 1, n: 1, sub: { s: 1 } });
+    expect(second).toEqual({ _id: 2, n: 2, sub: { s: 2 } });
+  });
+
   it('changed is false when the document is byte-identical', () => {
     expect(applyUpdate({ _id: 1, a: 1 }, { $set: { a: 1 } }).changed).toBe(false);
     expect(applyUpdate({ _id: 1, a: 1 }, { $set: { a: 2 } }).changed).toBe(true);

@@ -13,6 +13,7 @@ import {
   MaxKey,
   MinKey,
   ObjectId,
+  serialize,
   Timestamp,
 } from 'bson';
 import { describe, expect, it } from 'vitest';
@@ -22,6 +23,7 @@ import {
   compareValues,
   getPath,
   getPathValues,
+  sameBytes,
   valueKey,
   valuesEqual,
 } from '../../offline-server/src/values.js';
@@ -199,5 +201,89 @@ describe('paths and cloning', () => {
     expect(copy._id).toBeInstanceOf(ObjectId);
     expect(copy.a.b[1]).not.toBe(doc.a.b[1]);
     expect(valuesEqual(copy, doc)).toBe(true);
+  });
+});
+
+describe('sameBytes: the no-op test of updates', () => {
+  it('answers exactly as comparing the serialized bytes does, on a table of pairs', () => {
+    // sameBytes proves equality by a walk before serializing; the walk must never say "same"
+    // where the bytes differ, and the answer must always be the bytes' one.
+    const id = new ObjectId();
+    const date = new Date(1_700_000_000_000);
+    const nested = { a: [1, { b: 'x' }] };
+    const pairs: [unknown, unknown][] = [
+      [1, 1],
+      [1, 2],
+      [0, -0],
+      [-0, -0],
+      [Number.NaN, Number.NaN],
+      [1, new Int32(1)],
+      [1, new Double(1)],
+      [1.5, new Double(1.5)],
+      [2 ** 31, 2 ** 31],
+      [1, Long.fromNumber(1)],
+      [Long.fromNumber(5), Long.fromNumber(5)],
+      [Decimal128.fromString('1.0'), Decimal128.fromString('1.00')],
+      ['a', 'a'],
+      ['a', 'b'],
+      [true, true],
+      [true, 1],
+      [null, null],
+      [null, undefined],
+      [undefined, undefined],
+      [id, id],
+      [id, new ObjectId(id.toHexString())],
+      [date, new Date(date.getTime())],
+      [date, new Date(date.getTime() + 1)],
+      [new Date(Number.NaN), new Date(Number.NaN)],
+      [nested, nested],
+      [nested, structuredClone(nested)],
+      [
+        { a: 1, b: 2 },
+        { b: 2, a: 1 },
+      ],
+      [{ a: 1 }, { a: 1, b: undefined }],
+      [
+        { a: 1, b: undefined },
+        { a: 1, b: null },
+      ],
+      [
+        [1, 2],
+        [1, 2],
+      ],
+      [
+        [1, 2],
+        [2, 1],
+      ],
+      [[1], [1, 2]],
+      [[], {}],
+      [{ a: [] }, { a: {} }],
+      [new Binary(Buffer.from('ab')), new Binary(Buffer.from('ab'))],
+      [new Binary(Buffer.from('ab')), new Binary(Buffer.from('ac'))],
+      [/a/i, /a/i],
+      [new BSONRegExp('a', 'i'), /a/i],
+      [new Timestamp({ t: 1, i: 1 }), new Timestamp({ t: 1, i: 1 })],
+      [new MinKey(), new MinKey()],
+      [new MaxKey(), new MinKey()],
+    ];
+    for (const [a, b] of pairs) {
+      for (const [x, y] of [
+        [a, b],
+        [b, a],
+      ]) {
+        const docX = { _id: 1, v: x };
+        const docY = { _id: 1, v: y };
+        const bytes = Buffer.from(serialize(docX)).equals(Buffer.from(serialize(docY)));
+        expect(sameBytes(docX, docY), `${String(x)} / ${String(y)}`).toBe(bytes);
+      }
+    }
+    // The table holds both answers, and pairs the walk decides alone.
+    expect(sameBytes({ a: 0 }, { a: -0 })).toBe(false);
+    expect(
+      sameBytes(
+        { a: { b: [1, 'x', true, date] } },
+        { a: { b: [1, 'x', true, new Date(date.getTime())] } },
+      ),
+    ).toBe(true);
   });
 });
