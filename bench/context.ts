@@ -3,23 +3,7 @@
  * counter, and the size knobs of `--quick` versus the full run.
  */
 import type { CommandStartedEvent, Db, MongoClient } from 'mongodb';
-
-/**
- * Commands the driver sends for its own bookkeeping (handshake, monitoring, session cleanup,
- * authentication): never counted as round trips. The same list as tests/support/mongo.ts, which
- * cannot be imported here (it needs vitest's `inject`).
- */
-const HOUSEKEEPING = new Set([
-  'hello',
-  'ismaster',
-  'isMaster',
-  'ping',
-  'endSessions',
-  'saslStart',
-  'saslContinue',
-  'buildInfo',
-  'buildinfo',
-]);
+import { HOUSEKEEPING } from '../tests/support/housekeeping.js';
 
 /** Counts the commands a client starts (its `commandStarted` events), housekeeping excluded. */
 export interface CommandCounter {

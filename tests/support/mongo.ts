@@ -5,19 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { type CommandStartedEvent, type Db, MongoClient, type MongoClientOptions } from 'mongodb';
 import { afterAll, beforeAll, inject } from 'vitest';
-
-/** Commands the driver sends for its own bookkeeping, never counted as round trips. */
-const HOUSEKEEPING = new Set([
-  'hello',
-  'ismaster',
-  'isMaster',
-  'ping',
-  'endSessions',
-  'saslStart',
-  'saslContinue',
-  'buildInfo',
-  'buildinfo',
-]);
+import { HOUSEKEEPING } from './housekeeping.js';
 
 export function testUri(): string {
   return inject('mongoUri');
