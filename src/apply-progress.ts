@@ -207,10 +207,14 @@ const RULE_KEYS = ['badge', 'counter', 'atLeast'] as const;
  *
  * See the example below.
  *
- * **Guard**: `filter` (and, with `opId`, "this id is not in the op id log").
+ * **Guard**: `filter` (and, with `opId`, "this id is not in the op id log"). With `opId` and a
+ * `filter` holding an `_id` equality (a value or `{ $eq: value }`, beside any other conditions),
+ * the op id guard is checked inside the update instead of in the filter, so that a repeat is
+ * told apart in the same command (below). Any other filter keeps it in the filter: a filter
+ * that matches several documents must pick one that has not applied the op.
  *
- * **Update**: one `findAndModify` whose update is a one-stage aggregation pipeline `$set`,
- * every expression evaluated against the document as it was:
+ * **Update**: one `findAndModify` whose update is an aggregation pipeline `$set`, every
+ * expression evaluated against the document as it was:
  * - each counter: `$add [ $ifNull [counter, 0], {$literal: inc} ]`;
  * - the level: `$max [ stored level (0 if missing or not a number), number of thresholds ≤
  *   the level counter ]`, so a level never goes down (a manually raised level is kept);
@@ -220,6 +224,17 @@ const RULE_KEYS = ['badge', 'counter', 'atLeast'] as const;
  * Counters read by a rule that are not incremented count as 0 when missing or not a number.
  * Every caller value enters the pipeline through `$literal`, so a badge named `'$xp'` is
  * stored as that string, never evaluated.
+ *
+ * **A repeat in one command** (`opId` with an `_id` filter): the same `$set` between two
+ * `$replaceWith` stages. When the log already holds the id (the server decides, under the
+ * collection's default collation, as it decides the filter's `$ne`), the first stage parks
+ * the document in a wrapper without `_id`, the `$set` writes into the wrapper, and the last
+ * stage takes the document back out; otherwise both stages pass the document through, and
+ * the stored result is byte for byte what the one-stage `$set` stores. A repeat's result is
+ * byte-identical to the stored document, which mongod treats as a no-op (pipeline_executor.cpp
+ * "Check for noop"): no oplog entry, nothing for another transaction to conflict with. The
+ * projection reports the repeat (`alreadyApplied`, the document as it is) instead of the facts,
+ * which it then does not evaluate (a counter holding a string fails an award, not a repeat).
  *
  * **What this call earned**: the command returns the before-image through a projection that
  * evaluates the same expressions again (same pre-image, same command, same server
@@ -248,11 +263,13 @@ const RULE_KEYS = ['badge', 'counter', 'atLeast'] as const;
  * **Atomic**: one single-document update; concurrent calls are serialised by the server.
  *
  * **Round trips**: success: 1 (`findAndModify`). `notFound` without `opId`: 1 (nothing else can
- * make the update match nothing). With `opId`, a failed update is followed by one `find` that
- * tells `alreadyApplied` (the document, as read) from `notFound`: 2. When the driver retried
- * the `findAndModify` and the answer is the stored image, one `aggregate` more: 2 commands
- * of this function (3 on the wire, with the driver's retry). Invalid options throw
- * `InvalidArgumentError` naming the option before anything is sent.
+ * make the update match nothing). With `opId` and an `_id` filter, `alreadyApplied` (the
+ * document as it is) and `notFound`: 1, the same `findAndModify`. With `opId` and any other
+ * filter, a failed update is followed by one `find` that tells `alreadyApplied` (the document,
+ * as read) from `notFound`: 2. When the driver retried the `findAndModify` and the answer is
+ * the stored image, one `aggregate` more: 2 commands of this function (3 on the wire, with the
+ * driver's retry). Invalid options throw `InvalidArgumentError` naming the option before
+ * anything is sent.
  *
  * **Needs**: MongoDB 4.4+ (pipeline updates and `$replaceWith`: 4.2; expressions in a
  * findAndModify projection and `$isNumber`: 4.4). No replica set, unless `session` carries a transaction.
