@@ -12,7 +12,7 @@
  */
 import type { ClientSession, Collection, Document, Filter, WithId } from 'mongodb';
 import { MongoAtomicsError } from './errors.js';
-import { readWithVerdicts } from './failure-read.js';
+import { readWithVerdicts, selectsOneDocument } from './failure-read.js';
 import {
   type AlreadyApplied,
   assertNoOverlap,
@@ -207,10 +207,14 @@ const RULE_KEYS = ['badge', 'counter', 'atLeast'] as const;
  *
  * See the example below.
  *
- * **Guard**: `filter` (and, with `opId`, "this id is not in the op id log").
+ * **Guard**: `filter` (and, with `opId`, "this id is not in the op id log"). With `opId` and a
+ * `filter` holding an `_id` equality (a value or `{ $eq: value }`, beside any other conditions),
+ * the op id guard is checked inside the update instead of in the filter, so that a repeat is
+ * told apart in the same command (below). Any other filter keeps it in the filter: a filter
+ * that matches several documents must pick one that has not applied the op.
  *
- * **Update**: one `findAndModify` whose update is a one-stage aggregation pipeline `$set`,
- * every expression evaluated against the document as it was:
+ * **Update**: one `findAndModify` whose update is an aggregation pipeline `$set`, every
+ * expression evaluated against the document as it was:
  * - each counter: `$add [ $ifNull [counter, 0], {$literal: inc} ]`;
  * - the level: `$max [ stored level (0 if missing or not a number), number of thresholds ≤
  *   the level counter ]`, so a level never goes down (a manually raised level is kept);
@@ -220,6 +224,17 @@ const RULE_KEYS = ['badge', 'counter', 'atLeast'] as const;
  * Counters read by a rule that are not incremented count as 0 when missing or not a number.
  * Every caller value enters the pipeline through `$literal`, so a badge named `'$xp'` is
  * stored as that string, never evaluated.
+ *
+ * **A repeat in one command** (`opId` with an `_id` filter): the same `$set` between two
+ * `$replaceWith` stages. When the log already holds the id (the server decides, under the
+ * collection's default collation, as it decides the filter's `$ne`), the first stage parks
+ * the document in a wrapper without `_id`, the `$set` writes into the wrapper, and the last
+ * stage takes the document back out; otherwise both stages pass the document through, and
+ * the stored result is byte for byte what the one-stage `$set` stores. A repeat's result is
+ * byte-identical to the stored document, which mongod treats as a no-op (pipeline_executor.cpp
+ * "Check for noop"): no oplog entry, nothing for another transaction to conflict with. The
+ * projection reports the repeat (`alreadyApplied`, the document as it is) instead of the facts,
+ * which it then does not evaluate (a counter holding a string fails an award, not a repeat).
  *
  * **What this call earned**: the command returns the before-image through a projection that
  * evaluates the same expressions again (same pre-image, same command, same server
@@ -248,11 +263,13 @@ const RULE_KEYS = ['badge', 'counter', 'atLeast'] as const;
  * **Atomic**: one single-document update; concurrent calls are serialised by the server.
  *
  * **Round trips**: success: 1 (`findAndModify`). `notFound` without `opId`: 1 (nothing else can
- * make the update match nothing). With `opId`, a failed update is followed by one `find` that
- * tells `alreadyApplied` (the document, as read) from `notFound`: 2. When the driver retried
- * the `findAndModify` and the answer is the stored image, one `aggregate` more: 2 commands
- * of this function (3 on the wire, with the driver's retry). Invalid options throw
- * `InvalidArgumentError` naming the option before anything is sent.
+ * make the update match nothing). With `opId` and an `_id` filter, `alreadyApplied` (the
+ * document as it is) and `notFound`: 1, the same `findAndModify`. With `opId` and any other
+ * filter, a failed update is followed by one `find` that tells `alreadyApplied` (the document,
+ * as read) from `notFound`: 2. When the driver retried the `findAndModify` and the answer is
+ * the stored image, one `aggregate` more: 2 commands of this function (3 on the wire, with the
+ * driver's retry). Invalid options throw `InvalidArgumentError` naming the option before
+ * anything is sent.
  *
  * **Needs**: MongoDB 4.4+ (pipeline updates and `$replaceWith`: 4.2; expressions in a
  * findAndModify projection and `$isNumber`: 4.4). No replica set, unless `session` carries a transaction.
@@ -316,7 +333,7 @@ export async function applyProgress<TSchema extends Document = Document>(
   options: ApplyProgressOptions<TSchema>,
 ): Promise<ApplyProgressOnceResult<TSchema>> {
   const plan = validate(collection, options);
-  const { filter, pipeline, projection } = buildCommand(plan);
+  const { filter, pipeline, projection, guardInPipeline } = buildCommand(plan);
   const sessionOption = plan.session === undefined ? {} : { session: plan.session };
 
   const value = await collection.findOneAndUpdate(filter as Filter<TSchema>, pipeline, {
@@ -330,11 +347,16 @@ export async function applyProgress<TSchema extends Document = Document>(
     const projected = isUnprojectedImage(value)
       ? await projectRetryImage(PRIMITIVE, collection, value, projection, plan.session)
       : value;
+    if (guardInPipeline) {
+      const repeat = repeatedDocument<TSchema>(projected);
+      if (repeat !== undefined) return { outcome: 'alreadyApplied', document: repeat };
+    }
     return applied<TSchema>(plan, projected);
   }
 
-  // Without an opId only `filter` guards the update: nothing matched, nothing to read.
-  if (plan.op === undefined) return { outcome: 'notFound' };
+  // Without an opId only `filter` guards the update: nothing matched, nothing to read. With the
+  // op id guard in the pipeline, `filter` alone selected: nothing matched it either.
+  if (plan.op === undefined || guardInPipeline) return { outcome: 'notFound' };
   // From the primary (unless in a transaction): a stale secondary could miss the recorded id.
   // The server tells whether the id is recorded, under the collation its guard used.
   const read = await readWithVerdicts(
@@ -505,6 +527,8 @@ function buildCommand(plan: Plan): {
   filter: Document;
   pipeline: Document[];
   projection: Document;
+  /** The op id guard is in the pipeline (and the projection), not in the filter. */
+  guardInPipeline: boolean;
 } {
   const { inc, level, badges, op } = plan;
   const field = (path: string) => `$${path}`;
@@ -581,14 +605,87 @@ function buildCommand(plan: Plan): {
     facts.earned = { $let: { vars: { had }, in: earned } };
   }
 
+  const update = { $set: Object.fromEntries(set) };
+  // `facts` is one expression object, not a sub-projection: in a find projection,
+  // `{ field: { $slice: … } }` would be the projection operator $slice, not the expression
+  // the op log's `$slice` is.
+  const factsExpression = { $mergeObjects: [facts] };
+  if (op === undefined || !selectsOneDocument(plan.filter) || op.field.split('.')[0] === '_id') {
+    // A filter that may match several documents keeps the op id guard in the filter, so that
+    // it picks one that has not applied the op (the guard in the update could pick one that
+    // has, and report a repeat while another document still lacks the award).
+    return {
+      filter: op === undefined ? plan.filter : { $and: [plan.filter, opFilter(op)] },
+      pipeline: [update],
+      projection: { _id: 0, before: '$$ROOT', facts: factsExpression },
+      guardInPipeline: false,
+    };
+  }
+  // The op id guard in the update, so that a repeat answers in this same command. The `$set`
+  // stays the one above, untouched (a success stores exactly what the guard-in-filter form
+  // stores); around it, a repeat's document is parked in a field of a wrapper document that
+  // has no `_id`, the `$set` writes into the wrapper (every expression above reads missing
+  // fields there without failing), and the last stage takes the parked document back out. The
+  // result is byte-identical to the stored document, which mongod treats as a no-op
+  // (pipeline_executor.cpp "Check for noop"): no oplog entry, no write for another transaction
+  // to conflict with. A stored document always has an `_id`, and the `$set` never writes one
+  // (validation refuses `_id` paths; an op log named `_id` stays on the path above), so the
+  // wrapper is told apart by its missing `_id`.
+  const seen = opQuestion(op) as Document;
+  const parked = parkingField(plan);
   return {
-    filter: op === undefined ? plan.filter : { $and: [plan.filter, opFilter(op)] },
-    pipeline: [{ $set: Object.fromEntries(set) }],
-    // `facts` is one expression object, not a sub-projection: in a find projection,
-    // `{ field: { $slice: … } }` would be the projection operator $slice, not the expression
-    // the op log's `$slice` is.
-    projection: { _id: 0, before: '$$ROOT', facts: { $mergeObjects: [facts] } },
+    filter: plan.filter,
+    pipeline: [
+      { $replaceWith: { $cond: [seen, { [parked]: '$$ROOT' }, '$$ROOT'] } },
+      update,
+      {
+        $replaceWith: {
+          $cond: [{ $eq: [{ $type: '$_id' }, 'missing'] }, `$${parked}`, '$$ROOT'],
+        },
+      },
+    ],
+    // Over the same before-image, the same verdict: a repeat reports the document as it is
+    // (the facts, which could fail on a counter holding a string, are not evaluated: `$cond`
+    // evaluates the branch it takes only).
+    projection: {
+      _id: 0,
+      before: '$$ROOT',
+      facts: { $cond: [seen, { $literal: { repeat: true } }, factsExpression] },
+    },
+    guardInPipeline: true,
   };
+}
+
+/**
+ * A top-level field name that no path of this call starts with (written or read), for the
+ * wrapper a repeat's document is parked in (see buildCommand).
+ */
+function parkingField(plan: Plan): string {
+  const paths = [
+    ...Object.keys(plan.inc),
+    ...(plan.op === undefined ? [] : [plan.op.field]),
+    ...(plan.level === undefined ? [] : [plan.level.field, plan.level.counter]),
+    ...(plan.badges === undefined
+      ? []
+      : [plan.badges.field, ...plan.badges.rules.map((rule) => rule.counter)]),
+  ];
+  const taken = new Set(paths.map((path) => path.split('.')[0]));
+  let name = 'parked';
+  while (taken.has(name)) name = `_${name}`;
+  return name;
+}
+
+/** The document a repeat found, when the projected reply says the op id was in its log. */
+function repeatedDocument<TSchema extends Document>(value: Document): WithId<TSchema> | undefined {
+  const facts = getField(value, 'facts');
+  if (!isPlainObject(facts) || getField(facts, 'repeat') !== true) return undefined;
+  const before = getField(value, 'before');
+  if (!isPlainObject(before)) {
+    throw new MongoAtomicsError(
+      `${PRIMITIVE}: the server did not evaluate the findAndModify projection (MongoDB 4.4+ is required), so the outcome cannot be read; the op id was already recorded, nothing was changed. Upgrade the server to MongoDB 4.4 or later`,
+    );
+  }
+  return before as WithId<TSchema>;
 }
 
 // =============================================================================================

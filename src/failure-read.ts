@@ -18,9 +18,10 @@
  *
  * Primitives that do not use `updateWithVerdicts` yet, and why (issue 11): claimOnce's
  * `requires` is a query filter, which no aggregation expression can evaluate (and `from`
- * holding null matches a missing field in a query, not in an expression); capacity sets and
- * applyProgress (its op id guard) could, for `_id` filters, and are the next candidates;
- * updateWithVersion writes the caller's operator update, which cannot be made conditional in
+ * holding null matches a missing field in a query, not in an expression); capacity sets
+ * could, for `_id` filters, and are the next candidate; applyProgress does, in its own
+ * pipeline (its `$set` must stay as it is: `$mergeObjects` here would refuse a scalar parent
+ * that `$set` replaces), for `_id` filters, with the same no-op on a repeat; updateWithVersion writes the caller's operator update, which cannot be made conditional in
  * one command (operator updates have no condition, and not every one has a pipeline form:
  * positional `$`, `arrayFilters`, `$push` modifiers); guardedDecrementAll's `update` command
  * returns counts, not documents, so which item fell short still needs its diagnosis.

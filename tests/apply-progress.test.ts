@@ -378,11 +378,28 @@ describe('round trips', () => {
   it.each<[string, Student[]]>([
     ['notFound', []],
     ['alreadyApplied', [{ _id: 's1', _opIds: ['req-1'] }]],
-  ])('%s with an opId: one findAndModify, then one find', async (outcome, docs) => {
-    const coll = await students(docs);
-    expect((await applyProgress(coll, { ...options, opId: 'req-1' })).outcome).toBe(outcome);
-    expect(t.commands.names()).toEqual(['findAndModify', 'find']);
-  });
+  ])(
+    '%s with an opId and an _id filter: one findAndModify, nothing else',
+    async (outcome, docs) => {
+      const coll = await students(docs);
+      expect((await applyProgress(coll, { ...options, opId: 'req-1' })).outcome).toBe(outcome);
+      expect(t.commands.names()).toEqual(['findAndModify']);
+    },
+  );
+
+  it.each<[string, Student[]]>([
+    ['notFound', []],
+    ['alreadyApplied', [{ _id: 's1', name: 'ann', _opIds: ['req-1'] }]],
+  ])(
+    '%s with an opId and a filter without an _id equality: one findAndModify, then one find',
+    async (outcome, docs) => {
+      const coll = await students(docs);
+      expect(
+        (await applyProgress(coll, { ...options, filter: { name: 'ann' }, opId: 'req-1' })).outcome,
+      ).toBe(outcome);
+      expect(t.commands.names()).toEqual(['findAndModify', 'find']);
+    },
+  );
 });
 
 describe('invalid arguments: InvalidArgumentError naming the option, and no command sent', () => {
@@ -684,6 +701,191 @@ describe('exactly once with opId (double click, two devices, client retry)', () 
       badges: ['first-submission'],
     });
   });
+});
+
+describe('an opId repeat answers in its one command, and writes nothing', () => {
+  const award = (coll: Collection<Student>, extra: Partial<ApplyProgressOptions<Student>> = {}) =>
+    applyProgress(coll, {
+      filter: { _id: 's1' },
+      inc: { xp: 10, submissions: 1 },
+      level: LEVEL,
+      badges: BADGES,
+      opId: 'req-1',
+      ...extra,
+    } as ApplyProgressOptions<Student>);
+
+  it('one command on an opId repeat: the findAndModify reports alreadyApplied with the document as it is', async () => {
+    const coll = await students([{ _id: 's1', xp: 90, submissions: 0 }]);
+    const first = await award(coll);
+    expect(first.outcome).toBe('applied');
+    await coll.updateOne({ _id: 's1' }, { $set: { name: 'ann' } });
+    t.commands.reset();
+    expect(await award(coll)).toEqual({
+      outcome: 'alreadyApplied',
+      document: { ...first.document, name: 'ann' },
+    });
+    expect(t.commands.names()).toEqual(['findAndModify']);
+  });
+
+  it('a filter without an _id equality keeps the guard in the filter: of two matching documents the one that has not applied the op is awarded', async () => {
+    // With the guard in the update, the filter could pick the document that already holds
+    // the id and report a repeat while the other one still lacks the award.
+    const coll = await students([
+      { _id: 'a', name: 'team', xp: 0, _opIds: ['req-1'] },
+      { _id: 'b', name: 'team', xp: 0 },
+    ]);
+    const result = await award(coll, {
+      filter: { name: 'team' },
+      level: undefined,
+      badges: undefined,
+    });
+    expect(result).toMatchObject({ outcome: 'applied', document: { _id: 'b', xp: 10 } });
+    expect(await coll.findOne({ _id: 'a' })).toEqual({
+      _id: 'a',
+      name: 'team',
+      xp: 0,
+      _opIds: ['req-1'],
+    });
+  });
+
+  it('a repeat leaves the document byte for byte as it was (types, field order), even with a counter that no longer adds up', async () => {
+    const coll = await students([]);
+    const stored = {
+      _id: 's1',
+      xp: Long.fromNumber(90),
+      level: new BSON.Int32(1),
+      stats: { submissions: new BSON.Double(2) },
+      // A string counter: the award would fail on `$add`; a repeat is reported all the same,
+      // as when the guard was in the filter (the facts are not evaluated on a repeat).
+      submissions: 'many',
+      _opIds: ['older', 'req-1'],
+      badges: ['first-submission'],
+    };
+    await coll.insertOne(stored as never);
+    const raw = async () =>
+      Buffer.from(
+        (await coll.findOne(
+          { _id: 's1' },
+          { raw: true, promoteValues: false },
+        )) as unknown as Uint8Array,
+      );
+    const before = await raw();
+    t.commands.reset();
+    const result = await award(coll, {
+      inc: { xp: 10, 'stats.submissions': 1, submissions: 1 },
+    });
+    expect(result.outcome).toBe('alreadyApplied');
+    expect(t.commands.names()).toEqual(['findAndModify']);
+    expect((await raw()).equals(before)).toBe(true);
+  });
+
+  it('a repeat inside a transaction leaves the document free: another transaction then updates it and commits, and so does the first', async () => {
+    // mongod skips the storage write of a pipeline update whose result is byte-identical to
+    // the stored document (pipeline_executor.cpp "Check for noop"): no oplog entry, nothing
+    // for another transaction to conflict with (offline server: tests/conformance/noop-updates).
+    const coll = await students([{ _id: 's1', xp: 100, name: 'ann', _opIds: ['req-1'] }]);
+    const first = t.client.startSession();
+    const second = t.client.startSession();
+    try {
+      first.startTransaction();
+      expect((await award(coll, { session: first })).outcome).toBe('alreadyApplied');
+      second.startTransaction();
+      // Had the repeat written (even the same values), this would be a WriteConflict.
+      await coll.updateOne({ _id: 's1' }, { $set: { name: 'bob' } }, { session: second });
+      await second.commitTransaction();
+      await first.commitTransaction();
+    } finally {
+      await first.endSession();
+      await second.endSession();
+    }
+    expect(await coll.findOne({ _id: 's1' })).toEqual({
+      _id: 's1',
+      xp: 100,
+      name: 'bob',
+      _opIds: ['req-1'],
+    });
+  });
+
+  it('a repeat in a transaction that starts after another transaction wrote the document: no WriteConflict for it', async () => {
+    const coll = await students([{ _id: 's1', xp: 100, name: 'ann', _opIds: ['req-1'] }]);
+    const writer = t.client.startSession();
+    const reader = t.client.startSession();
+    try {
+      writer.startTransaction();
+      await coll.updateOne({ _id: 's1' }, { $set: { name: 'bob' } }, { session: writer });
+      reader.startTransaction();
+      // Its snapshot predates the writer's commit: it sees the id, and writes nothing.
+      expect(await award(coll, { session: reader })).toEqual({
+        outcome: 'alreadyApplied',
+        document: { _id: 's1', xp: 100, name: 'ann', _opIds: ['req-1'] },
+      });
+      await writer.commitTransaction();
+      await reader.commitTransaction();
+    } finally {
+      await writer.endSession();
+      await reader.endSession();
+    }
+  });
+
+  it.each<[string, Document]>([
+    ['missing fields', { _id: 'x' }],
+    ['nested paths and a scalar parent', { _id: 'x', stats: 3, level: 'high', badges: null }],
+    [
+      'BSON types and field order',
+      {
+        _id: 'x',
+        badges: ['b0'],
+        submissions: new BSON.Int32(9),
+        xp: Decimal128.fromString('89.5'),
+        level: Long.fromNumber(0),
+        stats: { xp: new BSON.Double(1), other: 'o' },
+        _opIds: ['older'],
+      },
+    ],
+  ])(
+    'a success stores byte for byte what the guard-in-filter command stores (%s)',
+    async (_, seed) => {
+      // The same award on twin documents: one through an `_id` filter (op id guard in the
+      // pipeline), the other through a filter without an `_id` equality (guard in the filter,
+      // the command applyProgress has always sent).
+      const coll = await students([
+        { ...seed, _id: 'p' } as Student,
+        { ...seed, _id: 'q' } as Student,
+      ]);
+      const options = {
+        inc: { xp: 100, 'stats.xp': 5, submissions: 1 },
+        level: { field: 'level', counter: 'xp', thresholds: [100, 200] },
+        badges: { field: 'badges', rules: [{ badge: 'b1', counter: 'submissions', atLeast: 1 }] },
+        opId: 'req-1',
+      } as const;
+      const viaId = await applyProgress(coll, {
+        ...options,
+        filter: { _id: 'p' },
+      });
+      const viaFilter = await applyProgress(coll, {
+        ...options,
+        filter: { _id: { $in: ['q'] } },
+      });
+      // The two forms were sent: the guard in the pipeline, then the guard in the filter.
+      const updates = t.commands.started
+        .filter((event) => event.commandName === 'findAndModify')
+        .map((event) => (event.command.update as Document[]).length);
+      expect(updates).toEqual([3, 1]);
+      const { _id: _p, ...idDoc } = viaId.document as Document;
+      const { _id: _q, ...filterDoc } = viaFilter.document as Document;
+      expect(idDoc).toStrictEqual(filterDoc);
+      expect({ ...viaId, document: undefined }).toStrictEqual({
+        ...viaFilter,
+        document: undefined,
+      });
+      const bytes = async (id: string) => {
+        const doc = (await coll.findOne({ _id: id }, { promoteValues: false })) as Document;
+        const { _id, ...rest } = doc;
+        return Buffer.from(BSON.serialize(rest));
+      };
+      expect((await bytes('p')).equals(await bytes('q'))).toBe(true);
+    },
+  );
 });
 
 describe('a retried findAndModify (retryable writes)', () => {

@@ -126,6 +126,19 @@ describe('under a case-insensitive default collation, outcomes agree with the se
       opId: 'req-1',
     });
     expect(result).toEqual({ outcome: 'alreadyApplied', document: doc });
+    // The `_id` filter: the op id guard is in the update, its projection tells the repeat.
+    expect(calls).toEqual(['findAndModify']);
+  });
+
+  it('applyProgress, a filter without an _id equality: opId `req-1` after `REQ-1` is alreadyApplied, told by the failure read', async () => {
+    const doc = { _id: 's1', xp: 40, _opIds: ['REQ-1'] };
+    const { collection, calls } = caseInsensitiveCollection([doc]);
+    const result = await applyProgress(collection, {
+      filter: { xp: 40 },
+      inc: { xp: 40 },
+      opId: 'req-1',
+    });
+    expect(result).toEqual({ outcome: 'alreadyApplied', document: doc });
     expect(calls).toEqual(['findAndModify', 'find']);
   });
 

@@ -597,7 +597,8 @@ function applyProgressScenarios(): Scenario[] {
       claim,
     }),
     single('applyProgress', 'alreadyApplied, opId repeated', {
-      steps: FAM_FIND,
+      // One command: the update's own projection tells the outcome (no failure read).
+      steps: FAM,
       outcome: 'alreadyApplied',
       seed: async (a, id) => {
         await a.items.insertOne({ _id: id, xp: 100, level: 2, _opIds: ['op'] });

@@ -390,12 +390,23 @@ describe('the command sent: one findAndModify, exactly', () => {
     const had = { $ifNull: ['$badges', []] };
     const badgesAfter = { $let: { vars: { had }, in: { $concatArrays: ['$$had', earned] } } };
 
-    expect(command.query).toStrictEqual({ $and: [{ _id: 's1' }, { _opIds: { $ne: 'op-1' } }] });
+    // An `_id` filter: the op id guard is in the pipeline, around the one `$set`.
+    const seen = {
+      $or: [
+        { $eq: ['$_opIds', { $literal: 'op-1' }] },
+        {
+          $cond: [{ $isArray: '$_opIds' }, { $in: [{ $literal: 'op-1' }, '$_opIds'] }, false],
+        },
+      ],
+    };
+    expect(command.query).toStrictEqual({ _id: 's1' });
     expect(command.update).toStrictEqual([
+      { $replaceWith: { $cond: [seen, { parked: '$$ROOT' }, '$$ROOT'] } },
       { $set: { xp, 'stats.n': n, _opIds: opIds, level: levelAfter, badges: badgesAfter } },
+      { $replaceWith: { $cond: [{ $eq: [{ $type: '$_id' }, 'missing'] }, '$parked', '$$ROOT'] } },
     ]);
     // The $set lists the fields in this order, so new fields land in it on the server.
-    expect(Object.keys(command.update[0].$set)).toEqual([
+    expect(Object.keys(command.update[1].$set)).toEqual([
       'xp',
       'stats.n',
       '_opIds',
@@ -406,19 +417,62 @@ describe('the command sent: one findAndModify, exactly', () => {
       _id: 0,
       before: '$$ROOT',
       facts: {
-        $mergeObjects: [
+        $cond: [
+          seen,
+          { $literal: { repeat: true } },
           {
-            counters: [xp, n],
-            opIds,
-            levelBefore,
-            level: levelAfter,
-            badges: badgesAfter,
-            earned: { $let: { vars: { had }, in: earned } },
+            $mergeObjects: [
+              {
+                counters: [xp, n],
+                opIds,
+                levelBefore,
+                level: levelAfter,
+                badges: badgesAfter,
+                earned: { $let: { vars: { had }, in: earned } },
+              },
+            ],
           },
         ],
       },
     });
     expect(command.new).toBe(false);
+  });
+
+  it('a filter without an _id equality: the op id guard in the filter, the $set alone, the facts unconditional', async () => {
+    const coll = await students([{ _id: 's1', name: 'ann', xp: 5 }]);
+    const result = await applyProgress(coll, {
+      filter: { name: 'ann' },
+      inc: { xp: 10 },
+      opId: 'op-1',
+      opIdLog: { size: 5 },
+    });
+    expect(result.outcome).toBe('applied');
+    const command = t.commands.started[0]?.command as Document;
+    const xp = { $add: [{ $ifNull: ['$xp', 0] }, { $literal: 10 }] };
+    const opIds = {
+      $slice: [{ $concatArrays: [{ $ifNull: ['$_opIds', []] }, [{ $literal: 'op-1' }]] }, -5],
+    };
+    expect(command.query).toStrictEqual({ $and: [{ name: 'ann' }, { _opIds: { $ne: 'op-1' } }] });
+    expect(command.update).toStrictEqual([{ $set: { xp, _opIds: opIds } }]);
+    expect(command.fields).toStrictEqual({
+      _id: 0,
+      before: '$$ROOT',
+      facts: { $mergeObjects: [{ counters: [xp], opIds }] },
+    });
+  });
+
+  it('the parking field is named after no path the call writes or reads', async () => {
+    const coll = await students([{ _id: 's1', parked: 7, _parked: 1 }]);
+    const result = await applyProgress(coll, {
+      filter: { _id: 's1' },
+      inc: { 'parked.x': 1 },
+      badges: { field: 'b', rules: [{ badge: 'p', counter: '_parked', atLeast: 1 }] },
+      opId: 'op-1',
+    });
+    expect(result.outcome).toBe('applied');
+    const command = t.commands.started[0]?.command as Document;
+    expect(command.update[0].$replaceWith.$cond[1]).toStrictEqual({ __parked: '$$ROOT' });
+    expect(command.update[2].$replaceWith.$cond[1]).toBe('$__parked');
   });
 
   it('without opId, level and badges: the caller filter alone, the counters only', async () => {
@@ -456,21 +510,50 @@ describe('outcomes without a match', () => {
     expect(
       await applyProgress(coll, { filter: { _id: 'nobody' }, inc: { xp: 1 }, opId: 'r' }),
     ).toStrictEqual({ outcome: 'notFound' });
-    expect(t.commands.names()).toEqual(['findAndModify', 'find']);
+    // An `_id` filter: nothing matched the filter itself, nothing to read.
+    expect(t.commands.names()).toEqual(['findAndModify']);
   });
 
-  it('notFound with opId: the document exists but has not recorded the id (filter did not match)', async () => {
-    const coll = await students([{ _id: 's1', xp: 1, team: 'a' }]);
+  it('notFound with opId and a filter without an _id equality: the failure read finds no document', async () => {
+    const coll = await students([{ _id: 's1', xp: 1 }]);
     expect(
-      await applyProgress(coll, { filter: { _id: 's1', team: 'b' }, inc: { xp: 1 }, opId: 'r' }),
+      await applyProgress(coll, { filter: { name: 'nobody' }, inc: { xp: 1 }, opId: 'r' }),
     ).toStrictEqual({ outcome: 'notFound' });
     expect(t.commands.names()).toEqual(['findAndModify', 'find']);
   });
 
-  it('alreadyApplied: exactly the outcome and the document as read', async () => {
+  it('notFound with opId: the document exists but does not match the rest of the filter', async () => {
+    const coll = await students([{ _id: 's1', xp: 1, team: 'a' }]);
+    expect(
+      await applyProgress(coll, { filter: { _id: 's1', team: 'b' }, inc: { xp: 1 }, opId: 'r' }),
+    ).toStrictEqual({ outcome: 'notFound' });
+    expect(t.commands.names()).toEqual(['findAndModify']);
+  });
+
+  it('notFound with opId and a filter without an _id equality: the document exists but has not recorded the id (filter did not match)', async () => {
+    const coll = await students([{ _id: 's1', xp: 1, team: 'a' }]);
+    expect(
+      await applyProgress(coll, {
+        filter: { _id: { $in: ['s1'] }, team: 'b' },
+        inc: { xp: 1 },
+        opId: 'r',
+      }),
+    ).toStrictEqual({ outcome: 'notFound' });
+    expect(t.commands.names()).toEqual(['findAndModify', 'find']);
+  });
+
+  it('alreadyApplied: exactly the outcome and the document as it is, in the one command', async () => {
     const coll = await students([{ _id: 's1', xp: 1, _opIds: ['r'] }]);
     expect(
       await applyProgress(coll, { filter: { _id: 's1' }, inc: { xp: 1 }, opId: 'r' }),
+    ).toStrictEqual({ outcome: 'alreadyApplied', document: { _id: 's1', xp: 1, _opIds: ['r'] } });
+    expect(t.commands.names()).toEqual(['findAndModify']);
+  });
+
+  it('alreadyApplied with a filter without an _id equality: exactly the outcome and the document as read', async () => {
+    const coll = await students([{ _id: 's1', xp: 1, _opIds: ['r'] }]);
+    expect(
+      await applyProgress(coll, { filter: { xp: 1 }, inc: { xp: 1 }, opId: 'r' }),
     ).toStrictEqual({ outcome: 'alreadyApplied', document: { _id: 's1', xp: 1, _opIds: ['r'] } });
     expect(t.commands.names()).toEqual(['findAndModify', 'find']);
   });
