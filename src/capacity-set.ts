@@ -15,7 +15,13 @@
  */
 import type { ClientSession, Collection, Document, Filter, WithId } from 'mongodb';
 import { GiveUpReason, InvalidArgumentError, RetryBudgetExhaustedError } from './errors.js';
-import { holdsExpression, readWithVerdicts } from './failure-read.js';
+import {
+  holdsExpression,
+  readWithVerdicts,
+  selectsOneDocument,
+  updateWithVerdicts,
+  type Write,
+} from './failure-read.js';
 import {
   type AlreadyApplied,
   assertNoOverlap,
@@ -26,6 +32,7 @@ import {
   type OpIdOptions,
   opGuard,
   opQuestion,
+  opRecordExpression,
 } from './op-log.js';
 import type { ArrayPath, CheckedPath, NumericPath } from './paths.js';
 import { describe, notANumber, type ScalarValue, type Validator, validator } from './validate.js';
@@ -208,6 +215,50 @@ function validateMembership<TSchema extends Document>(
 }
 
 /**
+ * The pipeline guard's condition on the data's shape: the array is an array (or, for an add,
+ * missing) and the counter a number or missing. Exactly where `$addToSet`/`$pull` and `$inc`
+ * would refuse the document (a null counter, a string in the array's place, …), the pipeline
+ * would not (`$ifNull` reads null as missing, `$add` adds to a Date): those documents fail
+ * the guard, and the caller falls back to the operator update, which the server refuses as
+ * it always has.
+ */
+function shapeExpression(m: Membership): Document {
+  return {
+    $and: [
+      { $in: [{ $type: `$${m.array}` }, ['array', 'missing']] },
+      { $in: [{ $type: `$${m.counter}` }, ['int', 'long', 'double', 'decimal', 'missing']] },
+    ],
+  };
+}
+
+/**
+ * What the operator update writes, as pipeline values: the array's new value, the counter
+ * plus `step` (`$add` computes what `$inc` would: int + int stays an int, overflowing to a
+ * long; a missing counter starts from int 0), and the op id log. In the order MongoDB 5.0+
+ * update operators create missing fields: by field name, per level (bytewise), so a
+ * document that lacks them gets them in the same order as from `$inc`/`$addToSet`/`$push`.
+ */
+function membershipWrites(m: Membership, array: Document, step: number): Write[] {
+  const writes: Write[] = [
+    [m.array, array],
+    [m.counter, { $add: [{ $ifNull: [`$${m.counter}`, 0] }, { $literal: step }] }],
+    ...(m.op === undefined ? [] : [[m.op.field, opRecordExpression(m.op)] as const]),
+  ];
+  return writes.sort(([a], [b]) => comparePaths(a, b));
+}
+
+/** Orders dotted paths segment by segment, each compared by its UTF-8 bytes. */
+function comparePaths(a: string, b: string): number {
+  const x = a.split('.');
+  const y = b.split('.');
+  for (let i = 0; i < Math.min(x.length, y.length); i++) {
+    const order = Buffer.compare(Buffer.from(x[i] ?? ''), Buffer.from(y[i] ?? ''));
+    if (order !== 0) return order;
+  }
+  return x.length - y.length;
+}
+
+/**
  * The `$expr` that holds while there is room: `(counter ?? 0) < capacity`, the capacity being
  * a literal or a field of the document, read in the same atomic step as the update.
  */
@@ -308,6 +359,56 @@ export async function addToSetWithCapacity<TSchema extends Document = Document>(
   const m = validateMembership(v, collection, options, ADD_OPTIONS);
   const room = roomExpression(v, options.capacity, m);
   const sessionOption = m.session === undefined ? {} : { session: m.session };
+
+  if (selectsOneDocument(m.filter)) {
+    // One command on every path the verdicts explain: the guard moves into the update, which
+    // writes nothing when it fails, and the projection says why (see updateWithVerdicts).
+    const seen = opQuestion(m.op);
+    const member = holdsExpression(m.array, m.member);
+    const outcome = await updateWithVerdicts(
+      'addToSetWithCapacity',
+      collection,
+      {
+        filter: m.filter,
+        guard: {
+          $and: [
+            { $not: [member] },
+            room,
+            shapeExpression(m),
+            ...(seen === undefined ? [] : [{ $not: [seen] }]),
+          ],
+        },
+        writes: membershipWrites(
+          m,
+          {
+            $concatArrays: [{ $ifNull: [`$${m.array}`, []] }, [{ $literal: m.member }]],
+          },
+          1,
+        ),
+        questions: {
+          applied: seen,
+          member,
+          room,
+          explained: { $or: [...(seen === undefined ? [] : [seen]), member, { $not: [room] }] },
+        },
+        facts: {},
+        documentWhen: 'explained',
+      },
+      m.session,
+    );
+    if (outcome === null) return { outcome: 'notFound' };
+    if (outcome.applied) return { outcome: 'added', document: outcome.document };
+    const { document, verdicts } = outcome;
+    if (document !== undefined) {
+      if (verdicts.applied) return { outcome: 'alreadyApplied', document };
+      if (verdicts.member) return { outcome: 'alreadyMember', document };
+      assertCountable(m, options.capacity, document);
+      return { outcome: 'full', document };
+    }
+    // Not explained by a verdict: the guard failed on the shape alone (a null counter, a
+    // field in the array's place that is no array). The operator update below meets that data
+    // as it always has (the server refuses it with its own error).
+  }
 
   const statement = guarded(
     m.op,
@@ -473,6 +574,46 @@ export async function removeFromSetWithCapacity<TSchema extends Document = Docum
   v.collection(collection);
   const m = validateMembership(v, collection, options, REMOVE_OPTIONS);
   const sessionOption = m.session === undefined ? {} : { session: m.session };
+
+  if (selectsOneDocument(m.filter)) {
+    // One command on every path the verdicts explain (see addToSetWithCapacity).
+    const seen = opQuestion(m.op);
+    const member = holdsExpression(m.array, m.member);
+    const outcome = await updateWithVerdicts(
+      'removeFromSetWithCapacity',
+      collection,
+      {
+        filter: m.filter,
+        guard: {
+          $and: [member, shapeExpression(m), ...(seen === undefined ? [] : [{ $not: [seen] }])],
+        },
+        writes: membershipWrites(
+          m,
+          // `$pull` removes every element equal to the member (under the collation): so does
+          // this `$filter`, keeping the others in order.
+          { $filter: { input: `$${m.array}`, cond: { $ne: ['$$this', { $literal: m.member }] } } },
+          -1,
+        ),
+        questions: {
+          applied: seen,
+          member,
+          explained: { $or: [...(seen === undefined ? [] : [seen]), { $not: [member] }] },
+        },
+        facts: {},
+        documentWhen: 'explained',
+      },
+      m.session,
+    );
+    if (outcome === null) return { outcome: 'notFound' };
+    if (outcome.applied) return { outcome: 'removed', document: outcome.document };
+    const { document, verdicts } = outcome;
+    if (document !== undefined) {
+      if (verdicts.applied) return { outcome: 'alreadyApplied', document };
+      return { outcome: 'notMember', document };
+    }
+    // Not explained (the member is there, but the array or the counter has a shape the
+    // operators refuse): the operator update below meets it as it always has.
+  }
 
   const statement = guarded(
     m.op,
