@@ -13,9 +13,11 @@ const t = useTestDatabase('capacity_set_one_command');
 
 const raw = { promoteLongs: false, promoteValues: false } as const;
 
+type Event = Document & { _id: string };
+
 async function stored(docs: Document[]) {
-  const coll = t.db.collection<Document>(t.uniqueName('events'));
-  if (docs.length > 0) await coll.insertMany(docs.map((doc) => ({ ...doc })));
+  const coll = t.db.collection<Event>(t.uniqueName('events'));
+  if (docs.length > 0) await coll.insertMany(docs.map((doc) => ({ ...doc }) as Event));
   t.commands.reset();
   return coll;
 }
