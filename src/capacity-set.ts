@@ -292,21 +292,39 @@ function roomExpression(v: Validator, capacity: unknown, m: Membership): Documen
  *   guard that can never hold (a capacity field missing or not a number, a counter holding a
  *   string or another non-number) is reported by the failure read: InvalidArgumentError on
  *   `capacity` or `counter`, never `full`.
- * - **Update**: `$inc: { counter: 1 }`, `$addToSet: { array: member }`.
+ * - **Update**: `$inc: { counter: 1 }`, `$addToSet: { array: member }`. When `filter` has an
+ *   `_id` equality (it selects at most one document), the same write as a pipeline instead:
+ *   the filter is `filter` alone and the update `$replaceWith: { $cond: [guard, <the document
+ *   with the array + [member] (`$concatArrays`), the counter + 1 (`$add`) and the op id
+ *   recorded>, '$$ROOT'] }`, with `returnDocument: 'before'` and a projection evaluating the
+ *   guard, the written document and the verdicts on the same before-image (see
+ *   updateWithVerdicts in failure-read.ts). It leaves what the operator update leaves (same
+ *   values, BSON types and field order, pinned by tests/capacity-set.one-command.test.ts). A
+ *   refused call replaces the document by itself, which MongoDB treats as a no-op: nothing is
+ *   written (no oplog entry, no write conflict in a caller's transaction). That guard also
+ *   requires the array to be an array (or missing) and the counter a number (or missing):
+ *   data the operators would refuse (a null counter, a string where the array should be) is
+ *   left to the operator update, which the server refuses with its own error, as before.
  * - **Atomic**: guard and update are one `findOneAndUpdate` on one document. However many
  *   callers race, the counter never exceeds the capacity, a member is never added twice, and
  *   the counter and the array length move together.
- * - **Round trips**: success: 1 (`findAndModify`). Failure: 2, the second a `find` that tells
- *   apart `notFound`, then, in this order, `alreadyApplied` (the op id is in the log),
- *   `alreadyMember` (wins over `full`) and `full`. `full` is returned only when that read shows
- *   no place. The read is informational: a place may free up right after it.
- * - **Contention**: a failure read that shows a place means the set changed between the update
- *   and the read (a place was taken, then freed): the add is tried again (another
- *   `findAndModify` + `find`), at most 10 tries in all. When all 10 lose that way, the call
- *   throws RetryBudgetExhaustedError (reason `maxAttempts`, `attempts` 10, `cause` an Error
- *   describing the last try) after 20 round trips, nothing written: the set is changing faster
- *   than the add can be checked, and no outcome would be true (the update saw no place, the
- *   read saw one). Call again later.
+ * - **Round trips**: success: 1 (`findAndModify`). Failure (`notFound`, `alreadyApplied`,
+ *   `alreadyMember`, `full`, the InvalidArgumentErrors below): 1 with an `_id` equality in
+ *   `filter`, the outcome being the one that command saw; else 2, the second a `find` that
+ *   tells apart `notFound`, then, in this order, `alreadyApplied` (the op id is in the log),
+ *   `alreadyMember` (wins over `full`) and `full`. `full` is returned only when what was read
+ *   shows no place. It is informational: a place may free up right after it. When the driver
+ *   retried a `findAndModify` that the server had applied and the answer is the stored image,
+ *   one `aggregate` more evaluates the projection on it (`_id` filters only). Data the pipeline
+ *   guard leaves to the operator update (see Update) takes that path's commands after the first.
+ * - **Contention** (filters without an `_id` equality only): a failure read that shows a place
+ *   means the set changed between the update and the read (a place was taken, then freed): the
+ *   add is tried again (another `findAndModify` + `find`), at most 10 tries in all. When all 10
+ *   lose that way, the call throws RetryBudgetExhaustedError (reason `maxAttempts`, `attempts`
+ *   10, `cause` an Error describing the last try) after 20 round trips, nothing written: the set
+ *   is changing faster than the add can be checked, and no outcome would be true (the update saw
+ *   no place, the read saw one). Call again later. With an `_id` equality the verdicts come
+ *   from the update's own before-image, so they cannot contradict it: no retry.
  * - **`opId`**: also guarded by "this id not yet applied", and the id is `$push`ed onto the op
  *   id log in the same update (no extra round trip); a repeat resolves `alreadyApplied`
  *   (checked first on the failure read) and changes nothing. An attempt that resolved `full`
@@ -334,11 +352,14 @@ function roomExpression(v: Validator, capacity: unknown, m: Membership): Documen
  * ```
  *
  * @throws InvalidArgumentError for invalid options, before anything is sent; and, from the
- *   failure read (no extra round trip, nothing added), on `capacity` when the matched document
+ *   failure path's own commands (no extra round trip, nothing added), on `capacity` when the matched document
  *   lacks the capacity field or holds no number there, on `counter` when it holds a
  *   non-number other than null.
  * @throws RetryBudgetExhaustedError (reason `maxAttempts`) when 10 tries in a row saw no place
  *   while the read after each showed one (see Contention); nothing was written.
+ * @throws MongoAtomicsError when the server did not evaluate the projection (before 4.4), or,
+ *   on a retried command, when the outcome could not be read from the image (see
+ *   retry-image.ts): the add was applied, so do not repeat it blindly.
  */
 export function addToSetWithCapacity<
   TSchema extends Document = Document,
@@ -370,12 +391,14 @@ export async function addToSetWithCapacity<TSchema extends Document = Document>(
       collection,
       {
         filter: m.filter,
+        // Cheapest test first (`$and`/`$or` stop at the first answer): on a full set, room
+        // decides without scanning the array for the member.
         guard: {
           $and: [
-            { $not: [member] },
             room,
-            shapeExpression(m),
             ...(seen === undefined ? [] : [{ $not: [seen] }]),
+            { $not: [member] },
+            shapeExpression(m),
           ],
         },
         writes: membershipWrites(
@@ -389,7 +412,7 @@ export async function addToSetWithCapacity<TSchema extends Document = Document>(
           applied: seen,
           member,
           room,
-          explained: { $or: [...(seen === undefined ? [] : [seen]), member, { $not: [room] }] },
+          explained: { $or: [{ $not: [room] }, ...(seen === undefined ? [] : [seen]), member] },
         },
         facts: {},
         documentWhen: 'explained',
@@ -525,14 +548,18 @@ function contended(
  * only if the member is there.
  *
  * - **Guard**: `filter` AND `array = member` (an element equals it).
- * - **Update**: `$pull: { array: member }`, `$inc: { counter: -1 }`.
+ * - **Update**: `$pull: { array: member }`, `$inc: { counter: -1 }`. With an `_id` equality
+ *   in `filter`, the same write as a conditional pipeline, as for addToSetWithCapacity: the
+ *   array `$filter`ed of every element equal to the member (under the collection's collation,
+ *   as `$pull` compares), the counter + (−1) (`$add`); a refused call writes nothing.
  * - **Atomic**: one `findOneAndUpdate` on one document: of N concurrent removals of one
  *   member exactly one releases its place, so the counter never drops twice for it.
- * - **Round trips**: success: 1 (`findAndModify`). Failure: 2, the second a `find` that tells
- *   apart `notFound`, `alreadyApplied` and `notMember`. `notMember` is returned only when that
- *   read shows the member absent; if it shows the member (added between the update and the
- *   read), the removal is tried again, at most 10 times in all, then RetryBudgetExhaustedError
- *   (`maxAttempts`), nothing written.
+ * - **Round trips**: success: 1 (`findAndModify`). Failure (`notFound`, `alreadyApplied`,
+ *   `notMember`): 1 with an `_id` equality in `filter`; else 2, the second a `find` that tells
+ *   them apart. On that path `notMember` is returned only when the read shows the member
+ *   absent; if it shows the member (added between the update and the read), the removal is
+ *   tried again, at most 10 times in all, then RetryBudgetExhaustedError (`maxAttempts`),
+ *   nothing written.
  * - **`opId`**: as for addToSetWithCapacity. A retried cancellation carrying its `opId`
  *   resolves `alreadyApplied` instead of cancelling a registration made after it.
  * - **Assumes**, like addToSetWithCapacity, that only these functions change the array and the

@@ -16,10 +16,12 @@
  * `readWithVerdicts` is the failure path's second command (a `find`); `updateWithVerdicts`
  * needs none. Both need MongoDB 4.4+ (expressions in find and findAndModify projections).
  *
- * Primitives that do not use `updateWithVerdicts` yet, and why (issue 11): claimOnce's
- * `requires` is a query filter, which no aggregation expression can evaluate (and `from`
- * holding null matches a missing field in a query, not in an expression); capacity sets and
- * applyProgress (its op id guard) could, for `_id` filters, and are the next candidates;
+ * `updateWithVerdicts` serves guardedDecrement, addToSetWithCapacity and
+ * removeFromSetWithCapacity (`_id` filters). Primitives that do not use it yet, and why
+ * (issue 11): claimOnce's `requires` is a query filter, which no aggregation expression can
+ * evaluate (and `from` holding null matches a missing field in a query, not in an
+ * expression); applyProgress (its op id guard) could, for `_id` filters, and is the next
+ * candidate;
  * updateWithVersion writes the caller's operator update, which cannot be made conditional in
  * one command (operator updates have no condition, and not every one has a pipeline form:
  * positional `$`, `arrayFilters`, `$push` modifiers); guardedDecrementAll's `update` command

@@ -222,3 +222,30 @@ describe('a refused call writes nothing', () => {
     expect(Object.keys(after?.seats ?? {})).toEqual(['capacity', 'count']);
   });
 });
+
+describe('data the operators refuse is left to the operator update, which the server refuses as before', () => {
+  // The pipeline would accept it (`$ifNull` reads null as missing): its guard requires a
+  // numeric or missing counter and an array (or missing) in the array's place instead.
+  it('remove, a null counter: TypeMismatch (14) from `$inc`, nothing written', async () => {
+    const doc = { _id: 'e1', count: null, members: ['u1'] };
+    const coll = await stored([doc]);
+    const error = await removeFromSetWithCapacity(coll, {
+      ...remove,
+      filter: { _id: 'e1' },
+    }).catch((e: unknown) => e);
+    expect((error as { code?: unknown }).code).toBe(14);
+    expect(t.commands.names()).toEqual(['findAndModify', 'findAndModify']);
+    expect(await coll.findOne({ _id: 'e1' })).toEqual(doc);
+  });
+
+  it('add, a string where the array should be: the server refuses `$addToSet`, nothing written', async () => {
+    const doc = { _id: 'e1', capacity: 5, count: 0, members: 'u0' };
+    const coll = await stored([doc]);
+    const error = await addToSetWithCapacity(coll, { ...add, filter: { _id: 'e1' } }).catch(
+      (e: unknown) => e,
+    );
+    expect((error as { codeName?: unknown }).codeName).toBeDefined();
+    expect(t.commands.names()).toEqual(['findAndModify', 'findAndModify']);
+    expect(await coll.findOne({ _id: 'e1' })).toEqual(doc);
+  });
+});
