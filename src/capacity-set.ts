@@ -15,7 +15,13 @@
  */
 import type { ClientSession, Collection, Document, Filter, WithId } from 'mongodb';
 import { GiveUpReason, InvalidArgumentError, RetryBudgetExhaustedError } from './errors.js';
-import { holdsExpression, readWithVerdicts } from './failure-read.js';
+import {
+  holdsExpression,
+  readWithVerdicts,
+  selectsOneDocument,
+  updateWithVerdicts,
+  type Write,
+} from './failure-read.js';
 import {
   type AlreadyApplied,
   assertNoOverlap,
@@ -26,6 +32,7 @@ import {
   type OpIdOptions,
   opGuard,
   opQuestion,
+  opRecordExpression,
 } from './op-log.js';
 import type { ArrayPath, CheckedPath, NumericPath } from './paths.js';
 import { describe, notANumber, type ScalarValue, type Validator, validator } from './validate.js';
@@ -208,6 +215,50 @@ function validateMembership<TSchema extends Document>(
 }
 
 /**
+ * The pipeline guard's condition on the data's shape: the array is an array (or, for an add,
+ * missing) and the counter a number or missing. Exactly where `$addToSet`/`$pull` and `$inc`
+ * would refuse the document (a null counter, a string in the array's place, …), the pipeline
+ * would not (`$ifNull` reads null as missing, `$add` adds to a Date): those documents fail
+ * the guard, and the caller falls back to the operator update, which the server refuses as
+ * it always has.
+ */
+function shapeExpression(m: Membership): Document {
+  return {
+    $and: [
+      { $in: [{ $type: `$${m.array}` }, ['array', 'missing']] },
+      { $in: [{ $type: `$${m.counter}` }, ['int', 'long', 'double', 'decimal', 'missing']] },
+    ],
+  };
+}
+
+/**
+ * What the operator update writes, as pipeline values: the array's new value, the counter
+ * plus `step` (`$add` computes what `$inc` would: int + int stays an int, overflowing to a
+ * long; a missing counter starts from int 0), and the op id log. In the order MongoDB 5.0+
+ * update operators create missing fields: by field name, per level (bytewise), so a
+ * document that lacks them gets them in the same order as from `$inc`/`$addToSet`/`$push`.
+ */
+function membershipWrites(m: Membership, array: Document, step: number): Write[] {
+  const writes: Write[] = [
+    [m.array, array],
+    [m.counter, { $add: [{ $ifNull: [`$${m.counter}`, 0] }, { $literal: step }] }],
+    ...(m.op === undefined ? [] : [[m.op.field, opRecordExpression(m.op)] as const]),
+  ];
+  return writes.sort(([a], [b]) => comparePaths(a, b));
+}
+
+/** Orders dotted paths segment by segment, each compared by its UTF-8 bytes. */
+function comparePaths(a: string, b: string): number {
+  const x = a.split('.');
+  const y = b.split('.');
+  for (let i = 0; i < Math.min(x.length, y.length); i++) {
+    const order = Buffer.compare(Buffer.from(x[i] ?? ''), Buffer.from(y[i] ?? ''));
+    if (order !== 0) return order;
+  }
+  return x.length - y.length;
+}
+
+/**
  * The `$expr` that holds while there is room: `(counter ?? 0) < capacity`, the capacity being
  * a literal or a field of the document, read in the same atomic step as the update.
  */
@@ -241,21 +292,39 @@ function roomExpression(v: Validator, capacity: unknown, m: Membership): Documen
  *   guard that can never hold (a capacity field missing or not a number, a counter holding a
  *   string or another non-number) is reported by the failure read: InvalidArgumentError on
  *   `capacity` or `counter`, never `full`.
- * - **Update**: `$inc: { counter: 1 }`, `$addToSet: { array: member }`.
+ * - **Update**: `$inc: { counter: 1 }`, `$addToSet: { array: member }`. When `filter` has an
+ *   `_id` equality (it selects at most one document), the same write as a pipeline instead:
+ *   the filter is `filter` alone and the update `$replaceWith: { $cond: [guard, <the document
+ *   with the array + [member] (`$concatArrays`), the counter + 1 (`$add`) and the op id
+ *   recorded>, '$$ROOT'] }`, with `returnDocument: 'before'` and a projection evaluating the
+ *   guard, the written document and the verdicts on the same before-image (see
+ *   updateWithVerdicts in failure-read.ts). It leaves what the operator update leaves (same
+ *   values, BSON types and field order, pinned by tests/capacity-set.one-command.test.ts). A
+ *   refused call replaces the document by itself, which MongoDB treats as a no-op: nothing is
+ *   written (no oplog entry, no write conflict in a caller's transaction). That guard also
+ *   requires the array to be an array (or missing) and the counter a number (or missing):
+ *   data the operators would refuse (a null counter, a string where the array should be) is
+ *   left to the operator update, which the server refuses with its own error, as before.
  * - **Atomic**: guard and update are one `findOneAndUpdate` on one document. However many
  *   callers race, the counter never exceeds the capacity, a member is never added twice, and
  *   the counter and the array length move together.
- * - **Round trips**: success: 1 (`findAndModify`). Failure: 2, the second a `find` that tells
- *   apart `notFound`, then, in this order, `alreadyApplied` (the op id is in the log),
- *   `alreadyMember` (wins over `full`) and `full`. `full` is returned only when that read shows
- *   no place. The read is informational: a place may free up right after it.
- * - **Contention**: a failure read that shows a place means the set changed between the update
- *   and the read (a place was taken, then freed): the add is tried again (another
- *   `findAndModify` + `find`), at most 10 tries in all. When all 10 lose that way, the call
- *   throws RetryBudgetExhaustedError (reason `maxAttempts`, `attempts` 10, `cause` an Error
- *   describing the last try) after 20 round trips, nothing written: the set is changing faster
- *   than the add can be checked, and no outcome would be true (the update saw no place, the
- *   read saw one). Call again later.
+ * - **Round trips**: success: 1 (`findAndModify`). Failure (`notFound`, `alreadyApplied`,
+ *   `alreadyMember`, `full`, the InvalidArgumentErrors below): 1 with an `_id` equality in
+ *   `filter`, the outcome being the one that command saw; else 2, the second a `find` that
+ *   tells apart `notFound`, then, in this order, `alreadyApplied` (the op id is in the log),
+ *   `alreadyMember` (wins over `full`) and `full`. `full` is returned only when what was read
+ *   shows no place. It is informational: a place may free up right after it. When the driver
+ *   retried a `findAndModify` that the server had applied and the answer is the stored image,
+ *   one `aggregate` more evaluates the projection on it (`_id` filters only). Data the pipeline
+ *   guard leaves to the operator update (see Update) takes that path's commands after the first.
+ * - **Contention** (filters without an `_id` equality only): a failure read that shows a place
+ *   means the set changed between the update and the read (a place was taken, then freed): the
+ *   add is tried again (another `findAndModify` + `find`), at most 10 tries in all. When all 10
+ *   lose that way, the call throws RetryBudgetExhaustedError (reason `maxAttempts`, `attempts`
+ *   10, `cause` an Error describing the last try) after 20 round trips, nothing written: the set
+ *   is changing faster than the add can be checked, and no outcome would be true (the update saw
+ *   no place, the read saw one). Call again later. With an `_id` equality the verdicts come
+ *   from the update's own before-image, so they cannot contradict it: no retry.
  * - **`opId`**: also guarded by "this id not yet applied", and the id is `$push`ed onto the op
  *   id log in the same update (no extra round trip); a repeat resolves `alreadyApplied`
  *   (checked first on the failure read) and changes nothing. An attempt that resolved `full`
@@ -283,11 +352,14 @@ function roomExpression(v: Validator, capacity: unknown, m: Membership): Documen
  * ```
  *
  * @throws InvalidArgumentError for invalid options, before anything is sent; and, from the
- *   failure read (no extra round trip, nothing added), on `capacity` when the matched document
+ *   failure path's own commands (no extra round trip, nothing added), on `capacity` when the matched document
  *   lacks the capacity field or holds no number there, on `counter` when it holds a
  *   non-number other than null.
  * @throws RetryBudgetExhaustedError (reason `maxAttempts`) when 10 tries in a row saw no place
  *   while the read after each showed one (see Contention); nothing was written.
+ * @throws MongoAtomicsError when the server did not evaluate the projection (before 4.4), or,
+ *   on a retried command, when the outcome could not be read from the image (see
+ *   retry-image.ts): the add was applied, so do not repeat it blindly.
  */
 export function addToSetWithCapacity<
   TSchema extends Document = Document,
@@ -308,6 +380,58 @@ export async function addToSetWithCapacity<TSchema extends Document = Document>(
   const m = validateMembership(v, collection, options, ADD_OPTIONS);
   const room = roomExpression(v, options.capacity, m);
   const sessionOption = m.session === undefined ? {} : { session: m.session };
+
+  if (selectsOneDocument(m.filter)) {
+    // One command on every path the verdicts explain: the guard moves into the update, which
+    // writes nothing when it fails, and the projection says why (see updateWithVerdicts).
+    const seen = opQuestion(m.op);
+    const member = holdsExpression(m.array, m.member);
+    const outcome = await updateWithVerdicts(
+      'addToSetWithCapacity',
+      collection,
+      {
+        filter: m.filter,
+        // Cheapest test first (`$and`/`$or` stop at the first answer): on a full set, room
+        // decides without scanning the array for the member.
+        guard: {
+          $and: [
+            room,
+            ...(seen === undefined ? [] : [{ $not: [seen] }]),
+            { $not: [member] },
+            shapeExpression(m),
+          ],
+        },
+        writes: membershipWrites(
+          m,
+          {
+            $concatArrays: [{ $ifNull: [`$${m.array}`, []] }, [{ $literal: m.member }]],
+          },
+          1,
+        ),
+        questions: {
+          applied: seen,
+          member,
+          room,
+          explained: { $or: [{ $not: [room] }, ...(seen === undefined ? [] : [seen]), member] },
+        },
+        facts: {},
+        documentWhen: 'explained',
+      },
+      m.session,
+    );
+    if (outcome === null) return { outcome: 'notFound' };
+    if (outcome.applied) return { outcome: 'added', document: outcome.document };
+    const { document, verdicts } = outcome;
+    if (document !== undefined) {
+      if (verdicts.applied) return { outcome: 'alreadyApplied', document };
+      if (verdicts.member) return { outcome: 'alreadyMember', document };
+      assertCountable(m, options.capacity, document);
+      return { outcome: 'full', document };
+    }
+    // Not explained by a verdict: the guard failed on the shape alone (a null counter, a
+    // field in the array's place that is no array). The operator update below meets that data
+    // as it always has (the server refuses it with its own error).
+  }
 
   const statement = guarded(
     m.op,
@@ -424,14 +548,18 @@ function contended(
  * only if the member is there.
  *
  * - **Guard**: `filter` AND `array = member` (an element equals it).
- * - **Update**: `$pull: { array: member }`, `$inc: { counter: -1 }`.
+ * - **Update**: `$pull: { array: member }`, `$inc: { counter: -1 }`. With an `_id` equality
+ *   in `filter`, the same write as a conditional pipeline, as for addToSetWithCapacity: the
+ *   array `$filter`ed of every element equal to the member (under the collection's collation,
+ *   as `$pull` compares), the counter + (−1) (`$add`); a refused call writes nothing.
  * - **Atomic**: one `findOneAndUpdate` on one document: of N concurrent removals of one
  *   member exactly one releases its place, so the counter never drops twice for it.
- * - **Round trips**: success: 1 (`findAndModify`). Failure: 2, the second a `find` that tells
- *   apart `notFound`, `alreadyApplied` and `notMember`. `notMember` is returned only when that
- *   read shows the member absent; if it shows the member (added between the update and the
- *   read), the removal is tried again, at most 10 times in all, then RetryBudgetExhaustedError
- *   (`maxAttempts`), nothing written.
+ * - **Round trips**: success: 1 (`findAndModify`). Failure (`notFound`, `alreadyApplied`,
+ *   `notMember`): 1 with an `_id` equality in `filter`; else 2, the second a `find` that tells
+ *   them apart. On that path `notMember` is returned only when the read shows the member
+ *   absent; if it shows the member (added between the update and the read), the removal is
+ *   tried again, at most 10 times in all, then RetryBudgetExhaustedError (`maxAttempts`),
+ *   nothing written.
  * - **`opId`**: as for addToSetWithCapacity. A retried cancellation carrying its `opId`
  *   resolves `alreadyApplied` instead of cancelling a registration made after it.
  * - **Assumes**, like addToSetWithCapacity, that only these functions change the array and the
@@ -473,6 +601,46 @@ export async function removeFromSetWithCapacity<TSchema extends Document = Docum
   v.collection(collection);
   const m = validateMembership(v, collection, options, REMOVE_OPTIONS);
   const sessionOption = m.session === undefined ? {} : { session: m.session };
+
+  if (selectsOneDocument(m.filter)) {
+    // One command on every path the verdicts explain (see addToSetWithCapacity).
+    const seen = opQuestion(m.op);
+    const member = holdsExpression(m.array, m.member);
+    const outcome = await updateWithVerdicts(
+      'removeFromSetWithCapacity',
+      collection,
+      {
+        filter: m.filter,
+        guard: {
+          $and: [member, shapeExpression(m), ...(seen === undefined ? [] : [{ $not: [seen] }])],
+        },
+        writes: membershipWrites(
+          m,
+          // `$pull` removes every element equal to the member (under the collation): so does
+          // this `$filter`, keeping the others in order.
+          { $filter: { input: `$${m.array}`, cond: { $ne: ['$$this', { $literal: m.member }] } } },
+          -1,
+        ),
+        questions: {
+          applied: seen,
+          member,
+          explained: { $or: [...(seen === undefined ? [] : [seen]), { $not: [member] }] },
+        },
+        facts: {},
+        documentWhen: 'explained',
+      },
+      m.session,
+    );
+    if (outcome === null) return { outcome: 'notFound' };
+    if (outcome.applied) return { outcome: 'removed', document: outcome.document };
+    const { document, verdicts } = outcome;
+    if (document !== undefined) {
+      if (verdicts.applied) return { outcome: 'alreadyApplied', document };
+      return { outcome: 'notMember', document };
+    }
+    // Not explained (the member is there, but the array or the counter has a shape the
+    // operators refuse): the operator update below meets it as it always has.
+  }
 
   const statement = guarded(
     m.op,

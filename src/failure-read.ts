@@ -16,12 +16,13 @@
  * `readWithVerdicts` is the failure path's second command (a `find`); `updateWithVerdicts`
  * needs none. Both need MongoDB 4.4+ (expressions in find and findAndModify projections).
  *
- * Primitives that do not use `updateWithVerdicts` yet, and why (issue 11): claimOnce's
- * `requires` is a query filter, which no aggregation expression can evaluate (and `from`
- * holding null matches a missing field in a query, not in an expression); capacity sets
- * could, for `_id` filters, and are the next candidate; applyProgress does, in its own
- * pipeline (its `$set` must stay as it is: `$mergeObjects` here would refuse a scalar parent
- * that `$set` replaces), for `_id` filters, with the same no-op on a repeat; updateWithVersion writes the caller's operator update, which cannot be made conditional in
+ * `updateWithVerdicts` serves guardedDecrement, addToSetWithCapacity and
+ * removeFromSetWithCapacity (`_id` filters). applyProgress reports an op id repeat in its one
+ * command too (`_id` filters), in its own pipeline: its `$set` must stay as it is, and the
+ * `$mergeObjects` here would refuse a scalar parent that `$set` replaces. Primitives that do
+ * not, and why (issue 11): claimOnce's `requires` is a query filter, which no aggregation
+ * expression can evaluate (and `from` holding null matches a missing field in a query, not in
+ * an expression); updateWithVersion writes the caller's operator update, which cannot be made conditional in
  * one command (operator updates have no condition, and not every one has a pipeline form:
  * positional `$`, `arrayFilters`, `$push` modifiers); guardedDecrementAll's `update` command
  * returns counts, not documents, so which item fell short still needs its diagnosis.

@@ -142,7 +142,7 @@ describe('addToSetWithCapacity outcomes', () => {
     ['an array', { capacity: [10] }, 'holds an array'],
     ['NaN', { capacity: Number.NaN }, 'holds NaN'],
   ])(
-    'a capacity field that is %s lets nobody in: InvalidArgumentError on "capacity" saying what it holds, not full; nothing added, 2 round trips',
+    'a capacity field that is %s lets nobody in: InvalidArgumentError on "capacity" saying what it holds, not full; nothing added, 1 round trip (an `_id` filter)',
     async (_case, fields, found) => {
       const coll = await events([{ _id: 'e1', ...fields }]);
       const error = await rejectionOf(
@@ -153,7 +153,7 @@ describe('addToSetWithCapacity outcomes', () => {
       expect((error as Error).message).toBe(
         `addToSetWithCapacity: option "capacity" names "capacity", but the matched document ${found}: no place can be counted, nothing was added. Check the field name, or store the capacity as a number (int, long, double or Decimal128), or pass it as a number`,
       );
-      expect(t.commands.names()).toEqual(['findAndModify', 'find']);
+      expect(t.commands.names()).toEqual(['findAndModify']);
       expect(await find(coll)).toEqual({ _id: 'e1', ...fields });
     },
   );
@@ -170,12 +170,16 @@ describe('addToSetWithCapacity outcomes', () => {
     expect((error as Error).message).toBe(
       'addToSetWithCapacity: option "counter" names "tickets_sold", but the matched document holds the string "2": no place can be counted, nothing was added. Check the field name, or store a number there (a missing counter counts as 0)',
     );
-    expect(t.commands.names()).toEqual(['findAndModify', 'find']);
+    expect(t.commands.names()).toEqual(['findAndModify']);
     // null passes the guard (`$ifNull`); the server's `$inc` then refuses it (TypeMismatch, 14).
+    // With an `_id` filter the one-command pipeline refuses a null counter (its `$add` would
+    // not), no verdict explains that, and the operator update is sent as before.
+    t.commands.reset();
     const refused = await rejectionOf(
       addToSetWithCapacity(coll, { ...seat, filter: { _id: 'e2' }, member: 'u1' }),
     );
     expect((refused as { code?: unknown }).code).toBe(14);
+    expect(t.commands.names()).toEqual(['findAndModify', 'findAndModify']);
     expect(await find(coll)).toEqual({ _id: 'e1', capacity: 5, tickets_sold: '2' });
   });
 
@@ -339,9 +343,9 @@ describe('removeFromSetWithCapacity outcomes', () => {
 });
 
 describe('capacity set round trips', () => {
-  it('add, success: exactly one findAndModify carrying the guard and the update', async () => {
+  it('add, success, a filter that is no `_id` equality: exactly one findAndModify carrying the guard and the update', async () => {
     const coll = await events([{ _id: 'e1', capacity: 1 }]);
-    await addToSetWithCapacity(coll, { ...seat, filter: { _id: 'e1' }, member: 'u1' });
+    await addToSetWithCapacity(coll, { ...seat, filter: { _id: { $in: ['e1'] } }, member: 'u1' });
     expect(t.commands.names()).toEqual(['findAndModify']);
     const command = t.commands.started[0]?.command;
     expect(command?.update).toEqual({
@@ -350,7 +354,7 @@ describe('capacity set round trips', () => {
     });
     expect(command?.query).toEqual({
       $and: [
-        { _id: 'e1' },
+        { _id: { $in: ['e1'] } },
         { registration_ids: { $ne: 'u1' } },
         {
           $expr: {
@@ -368,23 +372,35 @@ describe('capacity set round trips', () => {
     ['alreadyMember', { _id: 'e1', capacity: 1, tickets_sold: 1, registration_ids: ['u1'] }],
     ['full', { _id: 'e1', capacity: 1, tickets_sold: 1, registration_ids: ['u2'] }],
     ['notFound', { _id: 'other', capacity: 1 }],
-  ])('add, %s: one findAndModify, then one find', async (outcome, doc) => {
-    const coll = await events([doc]);
-    const result = await addToSetWithCapacity(coll, {
-      ...seat,
-      filter: { _id: 'e1' },
-      member: 'u1',
-    });
-    expect(result.outcome).toBe(outcome);
-    expect(t.commands.names()).toEqual(['findAndModify', 'find']);
-  });
+  ])(
+    'add, %s: one findAndModify with an `_id` filter; else one findAndModify, then one find',
+    async (outcome, doc) => {
+      const coll = await events([doc]);
+      const result = await addToSetWithCapacity(coll, {
+        ...seat,
+        filter: { _id: 'e1' },
+        member: 'u1',
+      });
+      expect(result.outcome).toBe(outcome);
+      expect(t.commands.names()).toEqual(['findAndModify']);
+      t.commands.reset();
+      const other = await addToSetWithCapacity(coll, {
+        ...seat,
+        filter: { _id: { $in: ['e1'] } },
+        member: 'u1',
+      });
+      expect(other).toEqual(result);
+      expect(t.commands.names()).toEqual(['findAndModify', 'find']);
+    },
+  );
 
-  it('remove, success: exactly one findAndModify carrying the guard and the update', async () => {
+  it('remove, success, a filter that is no `_id` equality: exactly one findAndModify carrying the guard and the update', async () => {
     const coll = await events([{ _id: 'e1', tickets_sold: 1, registration_ids: ['u1'] }]);
-    await removeFromSetWithCapacity(coll, { ...unseat, filter: { _id: 'e1' }, member: 'u1' });
+    const filter = { _id: { $in: ['e1'] } };
+    await removeFromSetWithCapacity(coll, { ...unseat, filter, member: 'u1' });
     expect(t.commands.names()).toEqual(['findAndModify']);
     const command = t.commands.started[0]?.command;
-    expect(command?.query).toEqual({ $and: [{ _id: 'e1' }, { registration_ids: 'u1' }] });
+    expect(command?.query).toEqual({ $and: [filter, { registration_ids: 'u1' }] });
     expect(command?.update).toEqual({
       $pull: { registration_ids: 'u1' },
       $inc: { tickets_sold: -1 },
@@ -394,18 +410,29 @@ describe('capacity set round trips', () => {
   it.each([
     ['notMember', { _id: 'e1', tickets_sold: 1, registration_ids: ['u2'] }],
     ['notFound', { _id: 'other' }],
-  ])('remove, %s: one findAndModify, then one find', async (outcome, doc) => {
-    const coll = await events([doc]);
-    const result = await removeFromSetWithCapacity(coll, {
-      ...unseat,
-      filter: { _id: 'e1' },
-      member: 'u1',
-    });
-    expect(result.outcome).toBe(outcome);
-    expect(t.commands.names()).toEqual(['findAndModify', 'find']);
-  });
+  ])(
+    'remove, %s: one findAndModify with an `_id` filter; else one findAndModify, then one find',
+    async (outcome, doc) => {
+      const coll = await events([doc]);
+      const result = await removeFromSetWithCapacity(coll, {
+        ...unseat,
+        filter: { _id: 'e1' },
+        member: 'u1',
+      });
+      expect(result.outcome).toBe(outcome);
+      expect(t.commands.names()).toEqual(['findAndModify']);
+      t.commands.reset();
+      const other = await removeFromSetWithCapacity(coll, {
+        ...unseat,
+        filter: { _id: { $in: ['e1'] } },
+        member: 'u1',
+      });
+      expect(other).toEqual(result);
+      expect(t.commands.names()).toEqual(['findAndModify', 'find']);
+    },
+  );
 
-  it('with opId: success is still one findAndModify; alreadyApplied is one findAndModify, then one find', async () => {
+  it('with opId and an `_id` filter: success and alreadyApplied are one findAndModify each', async () => {
     const coll = await events([{ _id: 'e1', capacity: 5 }]);
     const add = { ...seat, filter: { _id: 'e1' }, member: 'u1', opId: 'add-1' };
     const remove = { ...unseat, filter: { _id: 'e1' }, member: 'u1', opId: 'remove-1' };
@@ -422,9 +449,9 @@ describe('capacity set round trips', () => {
     }
     expect(sequence).toEqual([
       ['added', 'findAndModify'],
-      ['alreadyApplied', 'findAndModify', 'find'],
+      ['alreadyApplied', 'findAndModify'],
       ['removed', 'findAndModify'],
-      ['alreadyApplied', 'findAndModify', 'find'],
+      ['alreadyApplied', 'findAndModify'],
     ]);
   });
 });
@@ -437,6 +464,7 @@ describe('capacity set round trips', () => {
 function churning(coll: Collection<Event>, losses: number) {
   const other = clients.all[0]!.db(t.db.databaseName).collection<Event>(coll.collectionName);
   const churn = { array: 'registration_ids', counter: 'tickets_sold', filter: { _id: 'e1' } };
+  // (The churn's own calls use an `_id` filter; the call under test uses `notById`.)
   let takes = 0;
   let frees = 0;
   const proxy = new Proxy(coll, {
@@ -471,6 +499,48 @@ function churning(coll: Collection<Event>, losses: number) {
   return { proxy, tries: () => takes };
 }
 
+/**
+ * The retry loop below exists only where the verdicts come from a second command: a filter
+ * that is no `_id` equality. (With one, the outcome is the one the command itself saw.)
+ */
+const notById = { _id: { $in: ['e1'] } };
+
+describe('with an `_id` filter, no retry: the one command both refuses and tells why', () => {
+  it('add: a place taken just before the command is full, in 1 round trip, with the document it saw', async () => {
+    const coll = await events([{ _id: 'e1', capacity: 1, tickets_sold: 0, registration_ids: [] }]);
+    const { proxy, tries } = churning(coll, Number.POSITIVE_INFINITY);
+    const result = await addToSetWithCapacity(proxy, {
+      ...seat,
+      filter: { _id: 'e1' },
+      member: 'u1',
+    });
+    expect(tries()).toBe(1);
+    expect(result).toEqual({
+      outcome: 'full',
+      document: { _id: 'e1', capacity: 1, tickets_sold: 1, registration_ids: ['other'] },
+    });
+    expect(t.commands.names()).toEqual(['findAndModify']);
+  });
+
+  it('remove: a member cancelled just before the command is notMember, in 1 round trip', async () => {
+    const coll = await events([
+      { _id: 'e1', capacity: 2, tickets_sold: 1, registration_ids: ['u1'] },
+    ]);
+    const { proxy, tries } = rejoining(coll, 'u1', Number.POSITIVE_INFINITY);
+    const result = await removeFromSetWithCapacity(proxy, {
+      ...unseat,
+      filter: { _id: 'e1' },
+      member: 'u1',
+    });
+    expect(tries()).toBe(1);
+    expect(result).toEqual({
+      outcome: 'notMember',
+      document: { _id: 'e1', capacity: 2, tickets_sold: 0, registration_ids: [] },
+    });
+    expect(t.commands.names()).toEqual(['findAndModify']);
+  });
+});
+
 describe('addToSetWithCapacity under churn: never full while its read shows a place', () => {
   const lastPlace = { _id: 'e1', capacity: 1, tickets_sold: 0, registration_ids: [] };
 
@@ -479,7 +549,7 @@ describe('addToSetWithCapacity under churn: never full while its read shows a pl
     const { proxy, tries } = churning(coll, 2);
     const result = await addToSetWithCapacity(proxy, {
       ...seat,
-      filter: { _id: 'e1' },
+      filter: notById,
       member: 'u1',
     });
     expect(tries()).toBe(2);
@@ -502,7 +572,7 @@ describe('addToSetWithCapacity under churn: never full while its read shows a pl
     const before = performance.now();
     const error = await addToSetWithCapacity(proxy, {
       ...seat,
-      filter: { _id: 'e1' },
+      filter: notById,
       member: 'u1',
     }).then(
       (result) => result,
@@ -539,7 +609,7 @@ describe('addToSetWithCapacity under churn: never full while its read shows a pl
  */
 function rejoining(coll: Collection<Event>, member: string, losses: number) {
   const other = clients.all[1]!.db(t.db.databaseName).collection<Event>(coll.collectionName);
-  const churn = { ...seat, filter: { _id: 'e1' }, member };
+  const churn = { ...seat, filter: notById, member };
   let leaves = 0;
   let returns = 0;
   const proxy = new Proxy(coll, {
@@ -577,7 +647,7 @@ describe('removeFromSetWithCapacity under churn: never notMember while its read 
     const { proxy, tries } = rejoining(coll, 'u1', 2);
     const result = await removeFromSetWithCapacity(proxy, {
       ...unseat,
-      filter: { _id: 'e1' },
+      filter: notById,
       member: 'u1',
     });
     expect(tries()).toBe(2);
@@ -598,7 +668,7 @@ describe('removeFromSetWithCapacity under churn: never notMember while its read 
     const coll = await events([registered]);
     const { proxy, tries } = rejoining(coll, 'u1', Number.POSITIVE_INFINITY);
     const error = await rejectionOf(
-      removeFromSetWithCapacity(proxy, { ...unseat, filter: { _id: 'e1' }, member: 'u1' }),
+      removeFromSetWithCapacity(proxy, { ...unseat, filter: notById, member: 'u1' }),
     );
     expect(isRetryBudgetExhaustedError(error)).toBe(true);
     expect(error).toMatchObject({ reason: 'maxAttempts', attempts: 10 });

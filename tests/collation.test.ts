@@ -87,6 +87,21 @@ describe('under a case-insensitive default collation, outcomes agree with the se
       capacity: 'capacity',
     });
     expect(result).toEqual({ outcome: 'alreadyMember', document: doc });
+    // One command: the update's projection asked the server (see failure-read.ts).
+    expect(calls).toEqual(['findAndModify']);
+  });
+
+  it('addToSetWithCapacity with a filter that is no `_id` equality: the failure read asks the server', async () => {
+    const doc = { _id: 'e1', members: ['alice'], count: 1, capacity: 5 };
+    const { collection, calls } = caseInsensitiveCollection([doc]);
+    const result = await addToSetWithCapacity(collection, {
+      filter: { _id: { $in: ['e1'] } },
+      array: 'members',
+      member: 'Alice',
+      counter: 'count',
+      capacity: 'capacity',
+    });
+    expect(result).toEqual({ outcome: 'alreadyMember', document: doc });
     expect(calls).toEqual(['findAndModify', 'find']);
   });
 

@@ -482,10 +482,10 @@ function capacitySetScenarios(): Scenario[] {
       return applied;
     };
   const add =
-    (opId?: string) =>
+    (opId?: string, byId = true) =>
     ({ items, id }: Ctx) =>
       addToSetWithCapacity(items, {
-        filter: { _id: id },
+        filter: byId ? { _id: id } : { _id: { $in: [id] } },
         array: 'members',
         member: 'u',
         counter: 'count',
@@ -493,10 +493,10 @@ function capacitySetScenarios(): Scenario[] {
         ...(opId === undefined ? {} : { opId }),
       });
   const remove =
-    (opId?: string) =>
+    (opId?: string, byId = true) =>
     ({ items, id }: Ctx) =>
       removeFromSetWithCapacity(items, {
-        filter: { _id: id },
+        filter: byId ? { _id: id } : { _id: { $in: [id] } },
         array: 'members',
         member: 'u',
         counter: 'count',
@@ -523,10 +523,19 @@ function capacitySetScenarios(): Scenario[] {
       claim: claimBy(['added']),
     }),
     single('addToSetWithCapacity', 'full', {
-      steps: FAM_FIND,
+      // One command: the update's own projection tells the outcome (no failure read).
+      steps: FAM,
       outcome: 'full',
       seed: seed(['x', 'y']),
       run: add(),
+      effects: effects(2, 1, false),
+      claim: claimBy(['added']),
+    }),
+    single('addToSetWithCapacity', 'full, filter not by _id', {
+      steps: FAM_FIND,
+      outcome: 'full',
+      seed: seed(['x', 'y']),
+      run: add(undefined, false),
       effects: effects(2, 1, false),
       claim: claimBy(['added']),
     }),
@@ -547,10 +556,19 @@ function capacitySetScenarios(): Scenario[] {
       claim: claimBy(['removed']),
     }),
     single('removeFromSetWithCapacity', 'notMember', {
-      steps: FAM_FIND,
+      // One command: the update's own projection tells the outcome (no failure read).
+      steps: FAM,
       outcome: 'notMember',
       seed: seed(['x']),
       run: remove(),
+      effects: effects(1, -1, false),
+      claim: claimBy(['removed']),
+    }),
+    single('removeFromSetWithCapacity', 'notMember, filter not by _id', {
+      steps: FAM_FIND,
+      outcome: 'notMember',
+      seed: seed(['x']),
+      run: remove(undefined, false),
       effects: effects(1, -1, false),
       claim: claimBy(['removed']),
     }),

@@ -66,29 +66,38 @@ describe('capacity set option checks: which option, what message, nothing sent',
 
 describe("the failure read's error names the primitive", () => {
   // A reply without the verdicts asked for (what a server before 4.4 would answer, if it
-  // answered at all): refused, with the primitive's name first.
+  // answered at all): refused, with the primitive's name first. With an `_id` filter the
+  // verdicts come in the findAndModify reply (no `r`: unevaluated); with another filter, from
+  // the find after it.
   const stub = {
     collectionName: 'old_server',
-    findOneAndUpdate: async () => null,
+    findOneAndUpdate: async (filter: { _id?: unknown }) =>
+      typeof filter._id === 'string' ? { _id: 'e1', capacity: 1, count: 1, members: ['u0'] } : null,
     findOne: async () => ({ _id: 'e1', capacity: 1, count: 1, members: ['u0'] }),
   } as unknown as Collection<Event>;
 
-  it.each([
-    [
-      'addToSetWithCapacity',
-      () =>
-        addToSetWithCapacity(stub, {
-          ...base,
-          array: 'members',
-          counter: 'count',
-          capacity: 'capacity',
-        }),
-    ],
-    [
-      'removeFromSetWithCapacity',
-      () => removeFromSetWithCapacity(stub, { ...base, array: 'members', counter: 'count' }),
-    ],
-  ])('%s', async (name, call) => {
+  it.each(
+    [{ _id: 'e1' }, { _id: { $in: ['e1'] } }].flatMap((filter) => [
+      [
+        'addToSetWithCapacity',
+        filter,
+        () =>
+          addToSetWithCapacity(stub, {
+            ...base,
+            filter,
+            array: 'members',
+            counter: 'count',
+            capacity: 'capacity',
+          }),
+      ] as const,
+      [
+        'removeFromSetWithCapacity',
+        filter,
+        () =>
+          removeFromSetWithCapacity(stub, { ...base, filter, array: 'members', counter: 'count' }),
+      ] as const,
+    ]),
+  )('%s, filter %o', async (name, _filter, call) => {
     const error = await call().catch((e: unknown) => e);
     expect(isMongoAtomicsError(error)).toBe(true);
     expect((error as Error).message.startsWith(`${name}: `)).toBe(true);
