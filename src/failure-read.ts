@@ -22,10 +22,11 @@
  * `$mergeObjects` here would refuse a scalar parent that `$set` replaces. Primitives that do
  * not, and why (issue 11): claimOnce's `requires` is a query filter, which no aggregation
  * expression can evaluate (and `from` holding null matches a missing field in a query, not in
- * an expression); updateWithVersion writes the caller's operator update, which cannot be made conditional in
- * one command (operator updates have no condition, and not every one has a pipeline form:
- * positional `$`, `arrayFilters`, `$push` modifiers); guardedDecrementAll's `update` command
- * returns counts, not documents, so which item fell short still needs its diagnosis.
+ * an expression); updateWithVersion writes the caller's operator update, which cannot be made
+ * conditional in one command (operator updates have no condition, and not every one has a
+ * pipeline form: positional `$`, `arrayFilters`, `$push` modifiers); guardedDecrementAll's
+ * `update` command returns counts, not documents, so which item fell short still needs its
+ * diagnosis.
  */
 import type { ClientSession, Collection, Document, Filter, WithId } from 'mongodb';
 import { primaryRead } from './driver.js';

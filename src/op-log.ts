@@ -6,8 +6,9 @@
  * same atomic update that applies the operation, in a bounded list inside the document, and a
  * repeat finds it there and changes nothing (`alreadyApplied`). No extra round trip on the
  * success path: the guard is part of the update's filter (or, for pipeline updates, of the
- * pipeline's condition), and the failure-path read that primitives already make tells
- * `alreadyApplied` apart.
+ * pipeline's condition). A repeat is told apart in the same command where the primitive can
+ * ask there (guardedDecrement, the capacity sets and applyProgress with an `_id` filter: see
+ * failure-read.ts), else by the failure-path read the primitive already makes.
  *
  * The list keeps the newest `size` ids (`$push` with `$slice`): an id older than that is
  * forgotten and a replay of it would apply again. Size it above the number of operations a
