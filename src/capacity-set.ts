@@ -234,28 +234,15 @@ function shapeExpression(m: Membership): Document {
 /**
  * What the operator update writes, as pipeline values: the array's new value, the counter
  * plus `step` (`$add` computes what `$inc` would: int + int stays an int, overflowing to a
- * long; a missing counter starts from int 0), and the op id log. In the order MongoDB 5.0+
- * update operators create missing fields: by field name, per level (bytewise), so a
- * document that lacks them gets them in the same order as from `$inc`/`$addToSet`/`$push`.
+ * long; a missing counter starts from int 0), and the op id log. updateWithVerdicts creates
+ * missing fields in the order the update operators do.
  */
 function membershipWrites(m: Membership, array: Document, step: number): Write[] {
-  const writes: Write[] = [
+  return [
     [m.array, array],
     [m.counter, { $add: [{ $ifNull: [`$${m.counter}`, 0] }, { $literal: step }] }],
     ...(m.op === undefined ? [] : [[m.op.field, opRecordExpression(m.op)] as const]),
   ];
-  return writes.sort(([a], [b]) => comparePaths(a, b));
-}
-
-/** Orders dotted paths segment by segment, each compared by its UTF-8 bytes. */
-function comparePaths(a: string, b: string): number {
-  const x = a.split('.');
-  const y = b.split('.');
-  for (let i = 0; i < Math.min(x.length, y.length); i++) {
-    const order = Buffer.compare(Buffer.from(x[i] ?? ''), Buffer.from(y[i] ?? ''));
-    if (order !== 0) return order;
-  }
-  return x.length - y.length;
 }
 
 /**

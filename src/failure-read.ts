@@ -137,7 +137,7 @@ export interface ConditionalUpdate<Q extends Questions> {
   readonly filter: Document;
   /** Boolean expression over the document as it is: the update applies only when it holds. */
   readonly guard: Document;
-  /** The values written when the guard holds, in order; paths must not overlap. */
+  /** The values written when the guard holds (any order: see writtenDocument); paths must not overlap. */
   readonly writes: readonly Write[];
   /** Questions asked of the document when the guard fails (as in `readWithVerdicts`). */
   readonly questions: Q;
@@ -171,12 +171,15 @@ export type ConditionalOutcome<TSchema extends Document, Q extends Questions> =
 /**
  * The document with `writes` applied, as an expression: `$mergeObjects` of the document and of
  * the written values, nested along dotted paths (`a.b` becomes `{ a: { $mergeObjects: ['$a',
- * { b: … }] } }`). `$mergeObjects` keeps existing fields in place and appends new ones, as the
- * update operators (`$inc`, `$set`, `$push`) do. Each parent on a written path must be a
+ * { b: … }] } }`). `$mergeObjects` keeps existing fields in place and appends new ones; the
+ * writes are merged in the order MongoDB 5.0+ update operators (`$inc`, `$set`, `$push`) create
+ * missing fields, by field name per level (bytewise), so a document that lacks some gets them
+ * in the same order as from the operator update. Each parent on a written path must be a
  * document or missing (`$mergeObjects` fails on a scalar or an array, nothing written), which
  * is where `$set`/`$push` would fail too.
  */
 function writtenDocument(writes: readonly Write[]): Document {
+  const ordered = [...writes].sort(([a], [b]) => comparePaths(a, b));
   const merged = (prefix: string, entries: readonly Write[]): Document => {
     const groups = new Map<string, Write[]>();
     for (const [path, value] of entries) {
@@ -196,7 +199,18 @@ function writtenDocument(writes: readonly Write[]): Document {
       }),
     );
   };
-  return { $mergeObjects: ['$$ROOT', merged('', writes)] };
+  return { $mergeObjects: ['$$ROOT', merged('', ordered)] };
+}
+
+/** Orders dotted paths segment by segment, each compared by its UTF-8 bytes. */
+function comparePaths(a: string, b: string): number {
+  const x = a.split('.');
+  const y = b.split('.');
+  for (let i = 0; i < Math.min(x.length, y.length); i++) {
+    const order = Buffer.compare(Buffer.from(x[i] ?? ''), Buffer.from(y[i] ?? ''));
+    if (order !== 0) return order;
+  }
+  return x.length - y.length;
 }
 
 /**
