@@ -179,7 +179,7 @@ export type ConditionalOutcome<TSchema extends Document, Q extends Questions> =
  * is where `$set`/`$push` would fail too.
  */
 function writtenDocument(writes: readonly Write[]): Document {
-  const ordered = [...writes].sort(([a], [b]) => comparePaths(a, b));
+  const ordered = writes.length > 1 ? [...writes].sort(([a], [b]) => comparePaths(a, b)) : writes;
   const merged = (prefix: string, entries: readonly Write[]): Document => {
     const groups = new Map<string, Write[]>();
     for (const [path, value] of entries) {
@@ -245,25 +245,18 @@ export async function updateWithVerdicts<TSchema extends Document, Q extends Que
   const asked = Object.entries(plan.questions).filter(([, expression]) => expression !== undefined);
   const written = writtenDocument(plan.writes);
   const whenAsked = plan.documentWhen === undefined ? undefined : plan.questions[plan.documentWhen];
+  // The guard is evaluated once in the projection: each branch of the `$cond` builds the
+  // answer of its outcome. Inside an operator's arguments an object is an expression object,
+  // never a sub-projection (see readWithVerdicts), so the branches need no wrapper. A branch
+  // leaves out what it has nothing to say about (no questions, no facts, no document): the
+  // command is parsed and evaluated on every call, and its size is what a failure costs.
+  const failed: Document = { applied: { $literal: false } };
+  if (whenAsked !== undefined) failed.document = { $cond: [whenAsked, '$$ROOT', '$$REMOVE'] };
+  if (asked.length > 0) failed.verdicts = Object.fromEntries(asked);
+  if (Object.keys(plan.facts).length > 0) failed.facts = plan.facts;
   const projection = {
     _id: 0,
-    // One expression object (see readWithVerdicts): `$$REMOVE` leaves `document` out.
-    r: {
-      $mergeObjects: [
-        {
-          applied: plan.guard,
-          document: {
-            $cond: [
-              plan.guard,
-              written,
-              whenAsked === undefined ? '$$REMOVE' : { $cond: [whenAsked, '$$ROOT', '$$REMOVE'] },
-            ],
-          },
-          verdicts: { $mergeObjects: [Object.fromEntries(asked)] },
-          facts: { $mergeObjects: [plan.facts] },
-        },
-      ],
-    },
+    r: { $cond: [plan.guard, { applied: { $literal: true }, document: written }, failed] },
   };
   const value = await collection.findOneAndUpdate(
     plan.filter as Filter<TSchema>,
@@ -290,7 +283,13 @@ export async function updateWithVerdicts<TSchema extends Document, Q extends Que
     if (!isPlainObject(document)) return refuse();
     return { applied: true, document: document as WithId<TSchema> };
   }
-  const { verdicts, facts } = reply;
+  // A branch without questions or facts leaves the field out (see the projection).
+  const verdicts = Object.hasOwn(reply, 'verdicts')
+    ? reply.verdicts
+    : asked.length > 0
+      ? undefined
+      : {};
+  const facts = Object.hasOwn(reply, 'facts') ? reply.facts : {};
   if (
     !isPlainObject(verdicts) ||
     !isPlainObject(facts) ||

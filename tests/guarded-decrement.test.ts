@@ -219,7 +219,7 @@ describe('guardedDecrement round trips', () => {
       t.client.off('commandSucceeded', listener);
     }
     expect(replies.map((reply) => (reply as Document).value)).toEqual([
-      { r: { applied: false, verdicts: {}, facts: { current: 0 } } },
+      { r: { applied: false, facts: { current: 0 } } },
       { r: { applied: false, verdicts: { applied: false }, facts: { current: 0 } } },
     ]);
   });
