@@ -8,6 +8,7 @@ import { runPipeline } from './aggregate.js';
 import type { CursorRegistry } from './cursors.js';
 import { ErrorCode, isServerError, ServerError } from './errors.js';
 import { indexKeys, matchesPartialFilter } from './index-keys.js';
+import { checkingOptions, isSimpleCollation } from './options.js';
 import { applyProjection, compareBySort, compileFilter } from './query.js';
 import {
   type Collection,
@@ -575,7 +576,12 @@ const GENERIC_FIELDS = new Set([
 
 const create: Handler = (ctx) => {
   const name = collectionName(ctx, 'create');
-  const options = Object.keys(ctx.command).filter((field) => !GENERIC_FIELDS.has(field));
+  const options = Object.keys(ctx.command).filter(
+    (field) =>
+      !GENERIC_FIELDS.has(field) &&
+      // The simple collation is the binary comparison every collection here uses.
+      !(field === 'collation' && isSimpleCollation(ctx.command.collation)),
+  );
   if (ctx.storage.collection(ctx.db, name) !== undefined) {
     // Since SERVER-60064 (MongoDB 7.0) creating an existing collection with identical options
     // succeeds; different options answer NamespaceExists. Collections here have no options.
@@ -627,11 +633,10 @@ const listCollections: Handler = (ctx) => {
 };
 
 const listDatabases: Handler = (ctx) => {
-  const databases = [...ctx.storage.databases.keys()].map((name) => ({
-    name,
-    sizeOnDisk: 0,
-    empty: false,
-  }));
+  const matches = compileFilter(optionalDocument(ctx.command, 'filter') ?? {});
+  const databases = [...ctx.storage.databases.keys()]
+    .map((name) => ({ name, sizeOnDisk: 0, empty: false }))
+    .filter(matches);
   const nameOnly = ctx.command.nameOnly === true;
   return {
     databases: nameOnly ? databases.map(({ name }) => ({ name })) : databases,
@@ -831,7 +836,7 @@ const dropIndexes: Handler = (ctx) => {
   return { nIndexesWas };
 };
 
-export const HANDLERS: Readonly<Record<string, Handler>> = {
+export const HANDLERS: Readonly<Record<string, Handler>> = checkingOptions({
   insert,
   update,
   delete: remove,
@@ -851,7 +856,7 @@ export const HANDLERS: Readonly<Record<string, Handler>> = {
   createIndexes,
   listIndexes,
   dropIndexes,
-};
+});
 
 /** Removes documents whose TTL index field is older than `expireAfterSeconds` (mongod's TTL monitor). */
 export function expireTtlDocuments(storage: Storage, unit: WriteUnit, now: Date): number {
