@@ -14,6 +14,7 @@ import {
   type Collection,
   duplicateKey,
   type IndexSpec,
+  indexApplies,
   type Storage,
   type WriteUnit,
 } from './storage.js';
@@ -760,11 +761,8 @@ const createIndexes: Handler = (ctx) => {
 function checkUniqueBuild(ctx: CommandContext, collection: Collection, spec: IndexSpec): void {
   const seen = new Set<string>();
   for (const [, doc] of ctx.unit.scan(collection)) {
-    if (
-      spec.partialFilterExpression !== undefined &&
-      !matchesPartialFilter(doc, spec.partialFilterExpression)
-    )
-      continue;
+    // A partial or sparse index holds no entry for the documents it leaves out.
+    if (!indexApplies(spec, doc)) continue;
     const keys = new Set(indexKeys(doc, spec.key));
     for (const key of keys) {
       if (seen.has(key)) {
