@@ -271,10 +271,10 @@ const COMMANDS: Readonly<Record<string, Table>> = {
   },
   // reference/command/listDatabases
   listDatabases: { filter: HONOURED, nameOnly: HONOURED, authorizedDatabases: HONOURED },
-  // reference/command/commitTransaction, abortTransaction: recoveryToken is for mongos; a
-  // replica set member ignores it.
-  commitTransaction: { recoveryToken: HONOURED },
-  abortTransaction: { recoveryToken: HONOURED },
+  // reference/command/commitTransaction, abortTransaction: recoveryToken is what drivers send
+  // to mongos (sharded transactions), never to a replica set member, which this server is.
+  commitTransaction: { recoveryToken: notImplemented },
+  abortTransaction: { recoveryToken: notImplemented },
 };
 
 /** The lower-case spelling mongod also accepts. */

@@ -190,6 +190,11 @@ describe('documented fields with nothing to do on a single-node replica set', ()
       { bypassDocumentValidation: true },
     ],
     [
+      'insert writeConcern',
+      (c) => ({ insert: c, documents: [{ _id: 8 }] }),
+      { writeConcern: { w: 'majority', j: true, wtimeout: 10000 } },
+    ],
+    [
       'insert bypassDocumentValidation',
       (c) => ({ insert: c, documents: [{ _id: 7 }] }),
       { bypassDocumentValidation: true },
@@ -258,6 +263,21 @@ describe('documented fields with nothing to do on a single-node replica set', ()
     // A sparse unique index holds no entry for documents without the field: SEED has three.
     await c.insertOne({ _id: 4 });
     expect(await c.countDocuments()).toBe(4);
+  });
+
+  it('listCollections with cursor.batchSize answers in batches of that size', async () => {
+    const names = [await seeded('batchA'), await seeded('batchB')];
+    const reply = await t.db.command({
+      listCollections: 1,
+      filter: { name: { $in: names } },
+      nameOnly: true,
+      cursor: { batchSize: 1 },
+    });
+    expect((reply.cursor as Document).firstBatch).toHaveLength(1);
+    const listed = await t.db
+      .listCollections({ name: { $in: names } }, { nameOnly: true, batchSize: 1 })
+      .toArray();
+    expect(listed.map((info) => info.name).sort()).toEqual([...names].sort());
   });
 
   it('listDatabases with a filter lists only the databases that match it', async () => {
