@@ -8,11 +8,13 @@ import { runPipeline } from './aggregate.js';
 import type { CursorRegistry } from './cursors.js';
 import { ErrorCode, isServerError, ServerError } from './errors.js';
 import { indexKeys, matchesPartialFilter } from './index-keys.js';
+import { checkingOptions, isSimpleCollation } from './options.js';
 import { applyProjection, compareBySort, compileFilter } from './query.js';
 import {
   type Collection,
   duplicateKey,
   type IndexSpec,
+  indexApplies,
   type Storage,
   type WriteUnit,
 } from './storage.js';
@@ -575,7 +577,12 @@ const GENERIC_FIELDS = new Set([
 
 const create: Handler = (ctx) => {
   const name = collectionName(ctx, 'create');
-  const options = Object.keys(ctx.command).filter((field) => !GENERIC_FIELDS.has(field));
+  const options = Object.keys(ctx.command).filter(
+    (field) =>
+      !GENERIC_FIELDS.has(field) &&
+      // The simple collation is the binary comparison every collection here uses.
+      !(field === 'collation' && isSimpleCollation(ctx.command.collation)),
+  );
   if (ctx.storage.collection(ctx.db, name) !== undefined) {
     // Since SERVER-60064 (MongoDB 7.0) creating an existing collection with identical options
     // succeeds; different options answer NamespaceExists. Collections here have no options.
@@ -627,11 +634,10 @@ const listCollections: Handler = (ctx) => {
 };
 
 const listDatabases: Handler = (ctx) => {
-  const databases = [...ctx.storage.databases.keys()].map((name) => ({
-    name,
-    sizeOnDisk: 0,
-    empty: false,
-  }));
+  const matches = compileFilter(optionalDocument(ctx.command, 'filter') ?? {});
+  const databases = [...ctx.storage.databases.keys()]
+    .map((name) => ({ name, sizeOnDisk: 0, empty: false }))
+    .filter(matches);
   const nameOnly = ctx.command.nameOnly === true;
   return {
     databases: nameOnly ? databases.map(({ name }) => ({ name })) : databases,
@@ -755,11 +761,8 @@ const createIndexes: Handler = (ctx) => {
 function checkUniqueBuild(ctx: CommandContext, collection: Collection, spec: IndexSpec): void {
   const seen = new Set<string>();
   for (const [, doc] of ctx.unit.scan(collection)) {
-    if (
-      spec.partialFilterExpression !== undefined &&
-      !matchesPartialFilter(doc, spec.partialFilterExpression)
-    )
-      continue;
+    // A partial or sparse index holds no entry for the documents it leaves out.
+    if (!indexApplies(spec, doc)) continue;
     const keys = new Set(indexKeys(doc, spec.key));
     for (const key of keys) {
       if (seen.has(key)) {
@@ -831,7 +834,7 @@ const dropIndexes: Handler = (ctx) => {
   return { nIndexesWas };
 };
 
-export const HANDLERS: Readonly<Record<string, Handler>> = {
+export const HANDLERS: Readonly<Record<string, Handler>> = checkingOptions({
   insert,
   update,
   delete: remove,
@@ -851,7 +854,7 @@ export const HANDLERS: Readonly<Record<string, Handler>> = {
   createIndexes,
   listIndexes,
   dropIndexes,
-};
+});
 
 /** Removes documents whose TTL index field is older than `expireAfterSeconds` (mongod's TTL monitor). */
 export function expireTtlDocuments(storage: Storage, unit: WriteUnit, now: Date): number {

@@ -950,7 +950,9 @@ function parseProjection(projection: Document): ParsedProjection {
     }
   };
   walk(projection, '');
-  const parsed: ParsedProjection = { inclusion: mode === 'include', root, excludeId };
+  // `{ _id: 1 }` alone is an inclusion projection: it returns `_id` and nothing else.
+  const inclusion = mode === 'include' || (mode === undefined && root.has('_id'));
+  const parsed: ParsedProjection = { inclusion, root, excludeId };
   projectionCache.set(projection, parsed);
   return parsed;
 }

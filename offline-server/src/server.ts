@@ -10,6 +10,7 @@ import { CursorRegistry } from './cursors.js';
 import { codeName, ErrorCode, isServerError, ServerError } from './errors.js';
 import { FailPoint } from './failpoint.js';
 import { type ErrorContext, errorLabels } from './labels.js';
+import { checkCommandOptions } from './options.js';
 import { Blocked, Storage, Transaction, WriteUnit } from './storage.js';
 import { encodeReply, FrameReader, parseFrame, type Request } from './wire.js';
 
@@ -259,6 +260,7 @@ class Dispatcher {
         return {};
       case 'commitTransaction':
       case 'abortTransaction':
+        checkCommandOptions(name, command);
         return this.endTransaction(name, command);
       default:
         return this.runDataCommand(name, db, command);

@@ -325,7 +325,8 @@ export class WriteUnit {
   }
 }
 
-function indexApplies(index: IndexSpec, doc: Document): boolean {
+/** Whether `doc` has entries in `index` (partial filter, sparse). */
+export function indexApplies(index: IndexSpec, doc: Document): boolean {
   if (
     index.partialFilterExpression !== undefined &&
     !matchesPartialFilter(doc, index.partialFilterExpression)
