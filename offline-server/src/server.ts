@@ -361,6 +361,8 @@ class Dispatcher {
         this.storage.clock,
         Date.now() + limit,
       );
+      const level = (command.readConcern as Document | undefined)?.level;
+      if (typeof level === 'string') txn.readConcernLevel = level;
       this.storage.activeTransactions.add(txn);
       session.txnNumber = txnNumber;
       session.transaction = txn;
