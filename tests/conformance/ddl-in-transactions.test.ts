@@ -9,7 +9,10 @@
  * in a transaction does not exist for anyone else until the commit); server jstests
  * jstests/core/txns/create_collection.js, create_indexes.js, create_collection_parallel.js and
  * commands_in_txns_read_concern.js; server src/mongo/db/commands/create_indexes_cmd.cpp
- * (OperationNotSupportedInTransaction for an index on an existing or non-empty collection).
+ * (OperationNotSupportedInTransaction for an index on an existing or non-empty collection) and
+ * src/mongo/db/transaction_validation.cpp validateWriteConcernForTransaction, with
+ * jstests/core/txns/no_read_or_write_concern_inside_txn.js (no write concern inside a
+ * transaction except on commit and abort).
  */
 import type { ClientSession, Collection } from 'mongodb';
 import { describe, expect, it } from 'vitest';
@@ -307,5 +310,33 @@ describe('concurrent creates of the same collection', () => {
     });
     expect(await existsOutside(other.collectionName)).toBe(false);
     expect(await t.db.collection<Doc>(name).find({}).toArray()).toEqual([{ _id: 'outside' }]);
+  });
+});
+
+describe('write concern inside a transaction', () => {
+  // transaction_validation.cpp: "writeConcern is not allowed within a multi-statement
+  // transaction" (InvalidOptions, 72) for every command but commit and abort;
+  // no_read_or_write_concern_inside_txn.js: the refusal does not abort the transaction.
+  it('a statement with its own write concern is refused (72); the transaction still commits', async () => {
+    const coll = t.db.collection<Doc>(t.uniqueName('wc'));
+    const other = t.uniqueName('wc_create');
+    await withSession(t.client, async (session) => {
+      session.startTransaction();
+      await coll.insertOne({ _id: 1 }, { session });
+      for (const command of [
+        { insert: coll.collectionName, documents: [{ _id: 2 }], writeConcern: { w: 1 } },
+        { create: other, writeConcern: { w: 'majority' } },
+      ]) {
+        const error = await serverError(t.db.command(command, { session }));
+        expect(error.code).toBe(72);
+        expect(error.codeName).toBe('InvalidOptions');
+        expect(error.message).toContain(
+          'writeConcern is not allowed within a multi-statement transaction',
+        );
+      }
+      await session.commitTransaction();
+    });
+    expect(await coll.find({}).toArray()).toEqual([{ _id: 1 }]);
+    expect(await existsOutside(other)).toBe(false);
   });
 });
