@@ -208,7 +208,7 @@ function withWriteErrors(reply: Document, writeErrors: Document[]): Document {
 }
 
 const insert: Handler = (ctx) => {
-  const collection = ctx.storage.ensureCollection(ctx.db, collectionName(ctx, 'insert'));
+  const collection = ctx.unit.ensureCollection(ctx.db, collectionName(ctx, 'insert'));
   let n = 0;
   const writeErrors = eachStatement(ctx, 'documents', (raw) => {
     const doc = withId(raw);
@@ -312,7 +312,7 @@ function parseUpdateStatement(raw: Document): {
 }
 
 const update: Handler = (ctx) => {
-  const collection = ctx.storage.ensureCollection(ctx.db, collectionName(ctx, 'update'));
+  const collection = ctx.unit.ensureCollection(ctx.db, collectionName(ctx, 'update'));
   const upserted: Document[] = [];
   let n = 0;
   let nModified = 0;
@@ -332,7 +332,7 @@ const update: Handler = (ctx) => {
 };
 
 const remove: Handler = (ctx) => {
-  const collection = ctx.storage.collection(ctx.db, collectionName(ctx, 'delete'));
+  const collection = ctx.unit.collection(ctx.db, collectionName(ctx, 'delete'));
   let n = 0;
   const writeErrors = eachStatement(ctx, 'deletes', (raw) => {
     const q = optionalDocument(raw, 'q') ?? {};
@@ -374,7 +374,7 @@ function withRetryReply(reply: Document, retry: Document): Document {
 
 const findAndModify: Handler = (ctx) => {
   const name = typeof ctx.command.findAndModify === 'string' ? 'findAndModify' : 'findandmodify';
-  const collection = ctx.storage.ensureCollection(ctx.db, collectionName(ctx, name));
+  const collection = ctx.unit.ensureCollection(ctx.db, collectionName(ctx, name));
   const query = optionalDocument(ctx.command, 'query') ?? {};
   const sort = optionalDocument(ctx.command, 'sort');
   const fields = optionalDocument(ctx.command, 'fields');
@@ -445,7 +445,7 @@ const findAndModify: Handler = (ctx) => {
 
 const find: Handler = (ctx) => {
   const name = collectionName(ctx, 'find');
-  const collection = ctx.storage.collection(ctx.db, name);
+  const collection = ctx.unit.collection(ctx.db, name);
   const filter = optionalDocument(ctx.command, 'filter') ?? {};
   const sort = optionalDocument(ctx.command, 'sort');
   const projection = optionalDocument(ctx.command, 'projection');
@@ -497,7 +497,7 @@ const aggregate: Handler = (ctx) => {
   let source: Document[] = [];
   let ns = `${ctx.db}.$cmd.aggregate`;
   if (typeof target === 'string') {
-    const collection = ctx.storage.collection(ctx.db, target);
+    const collection = ctx.unit.collection(ctx.db, target);
     if (collection !== undefined) source = [...ctx.unit.scan(collection)].map(([, doc]) => doc);
     ns = `${ctx.db}.${target}`;
   } else if (target !== 1) {
@@ -510,7 +510,7 @@ const aggregate: Handler = (ctx) => {
 };
 
 const count: Handler = (ctx) => {
-  const collection = ctx.storage.collection(ctx.db, collectionName(ctx, 'count'));
+  const collection = ctx.unit.collection(ctx.db, collectionName(ctx, 'count'));
   const query = optionalDocument(ctx.command, 'query') ?? {};
   const skip = optionalNumber(ctx.command, 'skip') ?? 0;
   const limit = optionalNumber(ctx.command, 'limit') ?? 0;
@@ -520,7 +520,7 @@ const count: Handler = (ctx) => {
 };
 
 const distinct: Handler = (ctx) => {
-  const collection = ctx.storage.collection(ctx.db, collectionName(ctx, 'distinct'));
+  const collection = ctx.unit.collection(ctx.db, collectionName(ctx, 'distinct'));
   const key = ctx.command.key;
   if (typeof key !== 'string')
     throw new ServerError(
@@ -575,6 +575,21 @@ const GENERIC_FIELDS = new Set([
   'apiDeprecationErrors',
 ]);
 
+/**
+ * Creating a collection or an index explicitly inside a transaction needs read concern "local"
+ * (manual, reference/read-concern-local, "Read Concern local and Transactions";
+ * jstests/core/txns/commands_in_txns_read_concern.js: InvalidOptions). Implicit creation by a
+ * write is allowed under any read concern.
+ */
+function requireLocalReadConcern(ctx: CommandContext, command: string): void {
+  const level = ctx.unit.txn?.readConcernLevel;
+  if (level === undefined || level === 'local') return;
+  throw new ServerError(
+    ErrorCode.InvalidOptions,
+    `Cannot run '${command}' in a multi-document transaction with read concern level '${level}': creating collections and indexes in a transaction requires read concern level 'local'`,
+  );
+}
+
 const create: Handler = (ctx) => {
   const name = collectionName(ctx, 'create');
   const options = Object.keys(ctx.command).filter(
@@ -583,9 +598,18 @@ const create: Handler = (ctx) => {
       // The simple collation is the binary comparison every collection here uses.
       !(field === 'collation' && isSimpleCollation(ctx.command.collation)),
   );
-  if (ctx.storage.collection(ctx.db, name) !== undefined) {
+  requireLocalReadConcern(ctx, 'create');
+  if (ctx.unit.collection(ctx.db, name) !== undefined) {
     // Since SERVER-60064 (MongoDB 7.0) creating an existing collection with identical options
     // succeeds; different options answer NamespaceExists. Collections here have no options.
+    // Inside a transaction an existing collection is always NamespaceExists
+    // (jstests/core/txns/create_collection_parallel.js).
+    if (ctx.inTransaction) {
+      throw new ServerError(
+        ErrorCode.NamespaceExists,
+        `Collection already exists. NS: ${ctx.db}.${name}`,
+      );
+    }
     if (options.length === 0) return {};
     throw new ServerError(
       ErrorCode.NamespaceExists,
@@ -599,7 +623,7 @@ const create: Handler = (ctx) => {
       `the offline test server does not implement collection option(s): ${options.join(', ')}`,
     );
   }
-  ctx.storage.ensureCollection(ctx.db, name);
+  ctx.unit.ensureCollection(ctx.db, name);
   return {};
 };
 
@@ -713,9 +737,10 @@ function parseIndexSpec(raw: Document): IndexSpec {
 
 const createIndexes: Handler = (ctx) => {
   const name = collectionName(ctx, 'createIndexes');
+  requireLocalReadConcern(ctx, 'createIndexes');
   const specs = requireArray(ctx.command, 'indexes').map(parseIndexSpec);
-  const existed = ctx.storage.collection(ctx.db, name) !== undefined;
-  const collection = ctx.storage.ensureCollection(ctx.db, name);
+  const existed = ctx.unit.collection(ctx.db, name) !== undefined;
+  const collection = ctx.unit.ensureCollection(ctx.db, name);
   const numIndexesBefore = collection.indexes.length;
   const toAdd: IndexSpec[] = [];
   for (const spec of specs) {
@@ -744,6 +769,7 @@ const createIndexes: Handler = (ctx) => {
     }
     toAdd.push(spec);
   }
+  if (ctx.inTransaction && toAdd.length > 0) checkIndexBuildInTransaction(ctx, collection);
   for (const spec of toAdd) {
     if (spec.unique === true) checkUniqueBuild(ctx, collection, spec);
   }
@@ -751,11 +777,33 @@ const createIndexes: Handler = (ctx) => {
   const reply: Document = {
     numIndexesBefore,
     numIndexesAfter: collection.indexes.length,
-    createdCollectionAutomatically: !existed,
+    // mongod builds an index in a transaction as on a new collection and says so, even for a
+    // collection an earlier statement created (create_indexes.cpp, runCreateIndexesOnNewCollection).
+    createdCollectionAutomatically: !existed || ctx.unit.createdInTransaction(collection),
   };
   if (toAdd.length === 0) reply.note = 'all indexes already exist';
   return reply;
 };
+
+/**
+ * Inside a transaction an index can only be built on a collection the transaction created and
+ * has not written to yet (manual, core/transactions-operations, "Create Collections and Indexes
+ * in a Transaction"; mongod src/mongo/db/commands/create_indexes_cmd.cpp).
+ */
+function checkIndexBuildInTransaction(ctx: CommandContext, collection: Collection): void {
+  if (!ctx.unit.createdInTransaction(collection)) {
+    throw new ServerError(
+      ErrorCode.OperationNotSupportedInTransaction,
+      `Cannot create new indexes on existing collection ${collection.ns} in a multi-document transaction.`,
+    );
+  }
+  if (!ctx.unit.scan(collection).next().done) {
+    throw new ServerError(
+      ErrorCode.OperationNotSupportedInTransaction,
+      `Cannot create new indexes on non-empty collection ${collection.ns} in a multi-document transaction.`,
+    );
+  }
+}
 
 /** A unique index cannot be built over documents that already violate it. */
 function checkUniqueBuild(ctx: CommandContext, collection: Collection, spec: IndexSpec): void {

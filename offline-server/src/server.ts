@@ -363,6 +363,8 @@ class Dispatcher {
         this.storage.clock,
         Date.now() + limit,
       );
+      const level = (command.readConcern as Document | undefined)?.level;
+      if (typeof level === 'string') txn.readConcernLevel = level;
       this.storage.activeTransactions.add(txn);
       session.txnNumber = txnNumber;
       session.transaction = txn;
@@ -409,6 +411,23 @@ class Dispatcher {
     }
     let txn: Transaction | undefined;
     if (command.autocommit === false) {
+      // Only commit and abort take a write concern in a transaction; the refusal leaves the
+      // transaction as it was (mongod transaction_validation.cpp,
+      // validateWriteConcernForTransaction; jstests/core/txns/no_read_or_write_concern_inside_txn.js).
+      const writeConcern = command.writeConcern as unknown;
+      if (
+        writeConcern !== undefined &&
+        !(
+          typeof writeConcern === 'object' &&
+          writeConcern !== null &&
+          Object.keys(writeConcern).length === 0
+        )
+      ) {
+        throw new ServerError(
+          ErrorCode.InvalidOptions,
+          'writeConcern is not allowed within a multi-statement transaction',
+        );
+      }
       txn = this.transactionFor(command, name);
       if (txn.state === 'aborted') {
         throw new ServerError(

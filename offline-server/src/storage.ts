@@ -37,6 +37,12 @@ export class Collection {
   /** Versions of each document by `_id` key, oldest first; Map order is natural order. */
   readonly versions = new Map<string, Version[]>();
   indexes: IndexSpec[] = [{ v: 2, key: { _id: 1 }, name: '_id_' }];
+  /**
+   * The timestamp at which the collection entered the catalog. A transaction whose snapshot is
+   * older does not see it (mongod's catalog is versioned too): creating it there is a create of
+   * its own, which conflicts at commit.
+   */
+  createdTs = 0;
 
   constructor(
     readonly db: string,
@@ -74,6 +80,15 @@ export class Transaction {
   state: TxnState = 'inProgress';
   readonly writes = new Map<Collection, Map<string, Document | null>>();
   readonly lockKeys = new Set<string>();
+  /**
+   * Collections the transaction created (explicitly, or implicitly by a write or createIndexes),
+   * by namespace. Only the transaction sees them; they enter the catalog at commit and vanish on
+   * abort (manual, core/transactions-operations, "Create Collections and Indexes in a
+   * Transaction").
+   */
+  readonly createdCollections = new Map<string, Collection>();
+  /** The read concern level the transaction started with (`undefined`: the default, local). */
+  readConcernLevel: string | undefined;
   /** Why the server aborted it, for the NoSuchTransaction message. */
   abortReason: string | undefined;
   private resolveEnded!: () => void;
@@ -123,6 +138,8 @@ export class Storage {
     let collection = collections.get(name);
     if (collection === undefined) {
       collection = new Collection(db, name);
+      // A catalog change is a write of its own: snapshots taken before it do not see it.
+      collection.createdTs = ++this.clock;
       collections.set(name, collection);
     }
     return collection;
@@ -190,7 +207,24 @@ export class Storage {
     txn.lockKeys.clear();
   }
 
+  /**
+   * Commits `txn`. A collection it created that another client created (and committed) in the
+   * meantime makes the commit fail with WriteConflict and aborts the transaction, as mongod's
+   * commit does (jstests/core/txns/create_collection_parallel.js).
+   */
   commit(txn: Transaction): void {
+    for (const created of txn.createdCollections.values()) {
+      if (this.collection(created.db, created.name) !== undefined) {
+        this.abort(txn, `collection ${created.ns} was created by another operation`);
+        throw writeConflict();
+      }
+    }
+    for (const created of txn.createdCollections.values()) {
+      const collections = this.databases.get(created.db) ?? new Map<string, Collection>();
+      this.databases.set(created.db, collections);
+      created.createdTs = ++this.clock;
+      collections.set(created.name, created);
+    }
     this.apply(txn.writes);
     this.end(txn, 'committed');
   }
@@ -221,6 +255,38 @@ export class WriteUnit {
     readonly txn: Transaction | undefined,
   ) {
     this.ownWrites = txn?.writes ?? new Map();
+  }
+
+  /**
+   * The collection `db.name` as this command sees it: outside a transaction the catalog; inside
+   * one, the collections it created itself, then those in the catalog at its snapshot.
+   */
+  collection(db: string, name: string): Collection | undefined {
+    if (this.txn === undefined) return this.storage.collection(db, name);
+    const created = this.txn.createdCollections.get(`${db}.${name}`);
+    if (created !== undefined) return created;
+    const committed = this.storage.collection(db, name);
+    return committed !== undefined && committed.createdTs <= this.txn.snapshotTs
+      ? committed
+      : undefined;
+  }
+
+  /**
+   * The collection `db.name`, created if this command does not see it. Inside a transaction the
+   * new collection belongs to the transaction until it commits.
+   */
+  ensureCollection(db: string, name: string): Collection {
+    if (this.txn === undefined) return this.storage.ensureCollection(db, name);
+    const visible = this.collection(db, name);
+    if (visible !== undefined) return visible;
+    const created = new Collection(db, name);
+    this.txn.createdCollections.set(created.ns, created);
+    return created;
+  }
+
+  /** Whether `collection` was created by this command's transaction, which has not committed. */
+  createdInTransaction(collection: Collection): boolean {
+    return this.txn?.createdCollections.get(collection.ns) === collection;
   }
 
   /** Visible document by `_id` key. */
