@@ -8,7 +8,13 @@ import { runPipeline } from './aggregate.js';
 import type { CursorRegistry } from './cursors.js';
 import { ErrorCode, isServerError, ServerError } from './errors.js';
 import { indexKeys, matchesPartialFilter } from './index-keys.js';
-import { applyProjection, compareBySort, compileFilter } from './query.js';
+import {
+  applyProjection,
+  compareBySort,
+  compileFilter,
+  resolveLet,
+  withCommandVariables,
+} from './query.js';
 import {
   type Collection,
   duplicateKey,
@@ -831,16 +837,25 @@ const dropIndexes: Handler = (ctx) => {
   return { nIndexesWas };
 };
 
+/**
+ * A command that takes `let` (manual, the `let` field of find, aggregate, update, delete and
+ * findAndModify, 5.0+): its variables are evaluated once, before the handler reads a document,
+ * and every `$$name` the handler evaluates resolves to them.
+ */
+function withLet(handler: Handler): Handler {
+  return (ctx) => withCommandVariables(resolveLet(ctx.command), () => handler(ctx));
+}
+
 export const HANDLERS: Readonly<Record<string, Handler>> = {
   insert,
-  update,
-  delete: remove,
-  findAndModify,
-  findandmodify: findAndModify,
-  find,
+  update: withLet(update),
+  delete: withLet(remove),
+  findAndModify: withLet(findAndModify),
+  findandmodify: withLet(findAndModify),
+  find: withLet(find),
   getMore,
   killCursors,
-  aggregate,
+  aggregate: withLet(aggregate),
   count,
   distinct,
   create,
