@@ -12,6 +12,7 @@ import {
   applyProjection,
   compareBySort,
   compileFilter,
+  resolveConstants,
   resolveLet,
   withCommandVariables,
 } from './query.js';
@@ -246,13 +247,16 @@ function updateStatement(
     multi: boolean;
     arrayFilters?: Document[];
     sort?: Document;
+    /** The statement's constants `c` (pipeline updates only). */
+    constants?: Document;
   },
 ): UpdateResult {
   const { q, u, upsert, multi } = statement;
-  const options =
-    statement.arrayFilters === undefined
-      ? { filter: q }
-      : { filter: q, arrayFilters: statement.arrayFilters };
+  const options = {
+    filter: q,
+    ...(statement.arrayFilters === undefined ? {} : { arrayFilters: statement.arrayFilters }),
+    ...(statement.constants === undefined ? {} : { variables: statement.constants }),
+  };
   const isReplacement =
     !Array.isArray(u) &&
     Object.keys(u).every((key) => !key.startsWith('$')) &&
@@ -296,6 +300,7 @@ function parseUpdateStatement(raw: Document): {
   upsert: boolean;
   multi: boolean;
   arrayFilters?: Document[];
+  constants?: Document;
 } {
   const q = optionalDocument(raw, 'q') ?? {};
   const u = raw.u as unknown;
@@ -306,12 +311,18 @@ function parseUpdateStatement(raw: Document): {
     );
   }
   const arrayFilters = raw.arrayFilters as Document[] | undefined;
+  const constants = resolveConstants(raw.c);
+  if (constants !== undefined && !Array.isArray(u)) {
+    // mongod: UpdateDriver::parse (src/mongo/db/update/update_driver.cpp).
+    throw new ServerError(51198, 'Constant values may only be specified for pipeline updates');
+  }
   return {
     q,
     u: u as Document | Document[],
     upsert: raw.upsert === true,
     multi: raw.multi === true,
     ...(arrayFilters === undefined ? {} : { arrayFilters }),
+    ...(constants === undefined ? {} : { constants }),
   };
 }
 

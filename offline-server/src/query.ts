@@ -708,7 +708,11 @@ const letOptions = new WeakMap<Document, Options>();
  * `let` variables of the command being run (`withCommandVariables`), else none.
  */
 export function mingoOptions(variables?: Document): Options {
-  if (variables) return { context: BSON_CONTEXT, variables } as Options;
+  if (variables) {
+    // Given variables (an update statement's constants) come on top of the command's `let`.
+    const outer = commandVariables === undefined ? undefined : encodeVariables(commandVariables);
+    return { context: BSON_CONTEXT, variables: { ...outer, ...variables } } as Options;
+  }
   if (commandVariables === undefined) return SHARED_OPTIONS;
   let options = letOptions.get(commandVariables);
   if (options === undefined) {
@@ -825,13 +829,15 @@ const INTERNAL_CONSTANTS: ReadonlySet<string> = new Set([
 
 /**
  * Why `name` is not a user variable name, or undefined when it is (mongod:
- * `variableValidation::isValidNameForUserWrite`, src/mongo/db/pipeline/variable_validation.cpp):
- * a lowercase ASCII letter or a non-ASCII character first, then letters, digits, `_` or non-ASCII.
+ * `variableValidation::isValidNameForUserWrite` / `validateNameForUserRead`,
+ * src/mongo/db/pipeline/variable_validation.cpp): a lowercase ASCII letter (to read: of either
+ * case) or a non-ASCII character first, then letters, digits, `_` or non-ASCII characters.
  */
-function invalidVariableName(name: string): string | undefined {
+function invalidVariableName(name: string, use: 'write' | 'read' = 'write'): string | undefined {
   if (name === '') return 'empty variable names are not allowed';
   const first = name.charCodeAt(0);
-  if (!((first >= 0x61 && first <= 0x7a) || first >= 0x80)) {
+  const upper = use === 'read' && first >= 0x41 && first <= 0x5a;
+  if (!((first >= 0x61 && first <= 0x7a) || upper || first >= 0x80)) {
     return `'${name}' starts with an invalid character for a user variable name`;
   }
   for (let i = 1; i < name.length; i++) {
@@ -848,6 +854,47 @@ function invalidVariableName(name: string): string | undefined {
   }
   return undefined;
 }
+
+/**
+ * The constants `c` of one update statement (5.0+; manual, command/update: "You can specify c only
+ * if u is a pipeline"), taken as they are, not evaluated. mongod (PipelineExecutor) checks each
+ * name as one a pipeline may read (`validateNameForUserRead`: a letter of either case or a
+ * non-ASCII character first) and defines it over a `let` variable of the same name. Names mingo
+ * would read wrongly, or that mongod keeps for itself, are refused naming them.
+ */
+export function resolveConstants(c: unknown): Document | undefined {
+  if (c === undefined || c === null) return undefined;
+  if (!isPlainObject(c)) {
+    throw new ServerError(
+      ErrorCode.TypeMismatch,
+      `BSON field 'update.updates.c' is the wrong type '${bsonTypeName(c)}', expected type 'object'`,
+    );
+  }
+  for (const name of Object.keys(c)) {
+    if (name === 'this' || BUILTIN_VARIABLES.has(name)) {
+      throw new ServerError(
+        ErrorCode.BadValue,
+        `The offline test server does not implement an update constant named '${name}'`,
+      );
+    }
+    const invalid = invalidVariableName(name, 'read');
+    if (invalid !== undefined) throw new ServerError(ErrorCode.FailedToParse, invalid);
+  }
+  return c;
+}
+
+/** mongod's builtin variable names (`Variables::kBuiltinVarNameToId`) and CURRENT. */
+const BUILTIN_VARIABLES: ReadonlySet<string> = new Set([
+  'ROOT',
+  'CURRENT',
+  'REMOVE',
+  'NOW',
+  'CLUSTER_TIME',
+  'JS_SCOPE',
+  'IS_MR',
+  'SEARCH_META',
+  'USER_ROLES',
+]);
 
 /** True when a `let` expression reads the document: a field path, `$$ROOT` or `$$CURRENT`. */
 function readsDocument(expr: unknown): boolean {

@@ -195,6 +195,49 @@ describe('update (manual: command/update, top-level `let` for every statement)',
   });
 });
 
+describe('update statement constants `c` (manual: command/update, updates.c, pipeline updates only)', () => {
+  // mongod: src/mongo/db/update/pipeline_executor.cpp defines each constant as it is (not an
+  // expression) over the command's let; src/mongo/db/update/update_driver.cpp refuses `c` on any
+  // other update with 51198.
+  it('a constant is read by the pipeline, as given, and wins over a let of the same name', async () => {
+    const coll = await fresh('constants', birds);
+    const reply = await t.db.command({
+      update: coll.collectionName,
+      updates: [
+        {
+          q: { _id: 1 },
+          u: [{ $set: { k: '$$k', other: '$$other', upper: '$$Up' } }],
+          c: { k: 7, Up: 'U' },
+        },
+      ],
+      let: { k: 1, other: 2 },
+    });
+    expect(reply.nModified).toBe(1);
+    expect(await coll.findOne({ _id: 1 })).toEqual({
+      _id: 1,
+      species: 'wren',
+      n: 3,
+      k: 7,
+      other: 2,
+      upper: 'U',
+    });
+  });
+
+  it('constants on an operator update are a write error 51198, and nothing is written', async () => {
+    const coll = await fresh('constants_op', birds);
+    const reply = await t.db.command({
+      update: coll.collectionName,
+      updates: [{ q: { _id: 1 }, u: { $set: { k: 1 } }, c: { k: 7 } }],
+    });
+    expect(reply.n).toBe(0);
+    expect(reply.writeErrors[0].code).toBe(51198);
+    expect(reply.writeErrors[0].errmsg).toBe(
+      'Constant values may only be specified for pipeline updates',
+    );
+    expect(await coll.findOne({ _id: 1 })).toEqual(birds[0]);
+  });
+});
+
 describe('delete (manual: command/delete, field `let`)', () => {
   it('deleteOne and deleteMany select with let variables', async () => {
     const coll = await fresh('delete', [...birds, { _id: 4, species: 'robin', n: 1 }]);

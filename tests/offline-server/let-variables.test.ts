@@ -12,6 +12,7 @@ import { ErrorCode } from '../../offline-server/src/errors.js';
 import {
   compileFilter,
   evaluateExpression,
+  resolveConstants,
   resolveLet,
   withCommandVariables,
 } from '../../offline-server/src/query.js';
@@ -35,6 +36,24 @@ describe('let variables the offline server refuses', () => {
       expect(error.code).toBe(ErrorCode.BadValue);
       expect(error.message).toContain('$$CLUSTER_TIME');
     }
+  });
+});
+
+describe('update statement constants the offline server refuses', () => {
+  it.each([['ROOT'], ['CURRENT'], ['NOW'], ['this']])('a constant named %s is refused', (name) => {
+    const error = serverError(() => resolveConstants({ [name]: 1 }));
+    expect(error.code).toBe(ErrorCode.BadValue);
+    expect(error.message).toBe(
+      `The offline test server does not implement an update constant named '${name}'`,
+    );
+  });
+
+  it('other names follow validateNameForUserRead: an uppercase first letter is allowed', () => {
+    expect(resolveConstants({ Up: 1, été: 2 })).toEqual({ Up: 1, été: 2 });
+    expect(serverError(() => resolveConstants({ _x: 1 })).code).toBe(ErrorCode.FailedToParse);
+    expect(serverError(() => resolveConstants({ 'a.b': 1 })).message).toBe(
+      "'a.b' contains an invalid character for a variable name: '.'",
+    );
   });
 });
 
