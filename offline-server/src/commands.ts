@@ -9,7 +9,14 @@ import type { CursorRegistry } from './cursors.js';
 import { ErrorCode, isServerError, ServerError } from './errors.js';
 import { indexKeys, matchesPartialFilter } from './index-keys.js';
 import { checkingOptions, isSimpleCollation } from './options.js';
-import { applyProjection, compareBySort, compileFilter } from './query.js';
+import {
+  applyProjection,
+  compareBySort,
+  compileFilter,
+  resolveConstants,
+  resolveLet,
+  withCommandVariables,
+} from './query.js';
 import {
   type Collection,
   duplicateKey,
@@ -242,13 +249,16 @@ function updateStatement(
     multi: boolean;
     arrayFilters?: Document[];
     sort?: Document;
+    /** The statement's constants `c` (pipeline updates only). */
+    constants?: Document;
   },
 ): UpdateResult {
   const { q, u, upsert, multi } = statement;
-  const options =
-    statement.arrayFilters === undefined
-      ? { filter: q }
-      : { filter: q, arrayFilters: statement.arrayFilters };
+  const options = {
+    filter: q,
+    ...(statement.arrayFilters === undefined ? {} : { arrayFilters: statement.arrayFilters }),
+    ...(statement.constants === undefined ? {} : { variables: statement.constants }),
+  };
   const isReplacement =
     !Array.isArray(u) &&
     Object.keys(u).every((key) => !key.startsWith('$')) &&
@@ -292,6 +302,7 @@ function parseUpdateStatement(raw: Document): {
   upsert: boolean;
   multi: boolean;
   arrayFilters?: Document[];
+  constants?: Document;
 } {
   const q = optionalDocument(raw, 'q') ?? {};
   const u = raw.u as unknown;
@@ -302,12 +313,18 @@ function parseUpdateStatement(raw: Document): {
     );
   }
   const arrayFilters = raw.arrayFilters as Document[] | undefined;
+  const constants = resolveConstants(raw.c);
+  if (constants !== undefined && !Array.isArray(u)) {
+    // mongod: UpdateDriver::parse (src/mongo/db/update/update_driver.cpp).
+    throw new ServerError(51198, 'Constant values may only be specified for pipeline updates');
+  }
   return {
     q,
     u: u as Document | Document[],
     upsert: raw.upsert === true,
     multi: raw.multi === true,
     ...(arrayFilters === undefined ? {} : { arrayFilters }),
+    ...(constants === undefined ? {} : { constants }),
   };
 }
 
@@ -882,16 +899,25 @@ const dropIndexes: Handler = (ctx) => {
   return { nIndexesWas };
 };
 
+/**
+ * A command that takes `let` (manual, the `let` field of find, aggregate, update, delete and
+ * findAndModify, 5.0+): its variables are evaluated once, before the handler reads a document,
+ * and every `$$name` the handler evaluates resolves to them.
+ */
+function withLet(handler: Handler): Handler {
+  return (ctx) => withCommandVariables(resolveLet(ctx.command), () => handler(ctx));
+}
+
 export const HANDLERS: Readonly<Record<string, Handler>> = checkingOptions({
   insert,
-  update,
-  delete: remove,
-  findAndModify,
-  findandmodify: findAndModify,
-  find,
+  update: withLet(update),
+  delete: withLet(remove),
+  findAndModify: withLet(findAndModify),
+  findandmodify: withLet(findAndModify),
+  find: withLet(find),
   getMore,
   killCursors,
-  aggregate,
+  aggregate: withLet(aggregate),
   count,
   distinct,
   create,

@@ -691,20 +691,38 @@ export const BSON_CONTEXT: Context = Context.init({
  * so the evaluation is the same. mingo does not export the class: an operator receives an
  * instance, so one evaluation in a throwaway context hands it over.
  */
-const SHARED_OPTIONS: Options = (() => {
+const ComputeOptions = (() => {
   const capture = Context.init({
     expression: { $options: (_obj: unknown, _expr: unknown, options: Options) => options },
   } as Parameters<typeof Context.init>[0]);
   const instance = evalExpr({}, { $options: 1 }, { context: capture } as Options) as Options;
-  const ComputeOptions = instance.constructor as unknown as {
-    init(options: Partial<Options>): Options;
-  };
-  return ComputeOptions.init({ context: BSON_CONTEXT });
+  return instance.constructor as unknown as { init(options: Partial<Options>): Options };
 })();
+const SHARED_OPTIONS: Options = ComputeOptions.init({ context: BSON_CONTEXT });
 
-/** mingo options for evaluating expressions and pipelines. */
+/** The shared options of each command's `let` variables (built once per command, not per use). */
+const letOptions = new WeakMap<Document, Options>();
+
+/**
+ * mingo options for evaluating expressions and pipelines: the given (renamed) variables, else the
+ * `let` variables of the command being run (`withCommandVariables`), else none.
+ */
 export function mingoOptions(variables?: Document): Options {
-  return variables ? ({ context: BSON_CONTEXT, variables } as Options) : SHARED_OPTIONS;
+  if (variables) {
+    // Given variables (an update statement's constants) come on top of the command's `let`.
+    const outer = commandVariables === undefined ? undefined : encodeVariables(commandVariables);
+    return { context: BSON_CONTEXT, variables: { ...outer, ...variables } } as Options;
+  }
+  if (commandVariables === undefined) return SHARED_OPTIONS;
+  let options = letOptions.get(commandVariables);
+  if (options === undefined) {
+    options = ComputeOptions.init({
+      context: BSON_CONTEXT,
+      variables: encodeVariables(commandVariables) as Document,
+    });
+    letOptions.set(commandVariables, options);
+  }
+  return options;
 }
 
 /** Evaluates an aggregation expression against a document (`$$ROOT` is the document). */
@@ -724,6 +742,19 @@ export function evaluateExpression(doc: Document, expr: unknown, variables?: Doc
 /** mingo throws plain errors; surface them as a generic expression failure with its text. */
 export function asServerError(error: unknown): ServerError {
   if (error instanceof ServerError) return error;
+  const undefinedVariable = /^Use of undefined variable: (.*)$/.exec((error as Error).message);
+  if (undefinedVariable !== null) {
+    // mingo does not know $$CLUSTER_TIME, which mongod defines on a replica set: refuse, never
+    // claim that mongod would call it undefined.
+    if (undefinedVariable[1] === 'CLUSTER_TIME') {
+      return new ServerError(
+        ErrorCode.BadValue,
+        'The offline test server does not implement the variable $$CLUSTER_TIME',
+      );
+    }
+    // mongod: VariablesParseState::getVariable (src/mongo/db/pipeline/variables.cpp).
+    return new ServerError(17276, `Use of undefined variable: ${undefinedVariable[1]}`);
+  }
   return new ServerError(ErrorCode.BadValue, `Invalid expression: ${(error as Error).message}`);
 }
 
@@ -764,6 +795,175 @@ export function pinNow<T>(value: T, now: Date): T {
     return v;
   };
   return walk(value) as T;
+}
+
+// =============================================================================================
+// Command `let` variables
+
+/**
+ * The `let` variables of the command being run, by name (values as the client sent them, not
+ * renamed). Commands run one at a time and synchronously (server.ts), so one slot suffices:
+ * `withCommandVariables` sets it for the length of a handler, and every expression evaluated
+ * meanwhile (`$expr` in filters, find projections, pipelines, pipeline updates) sees them.
+ */
+let commandVariables: Document | undefined;
+
+export function withCommandVariables<T>(variables: Document | undefined, run: () => T): T {
+  const outer = commandVariables;
+  commandVariables = variables;
+  try {
+    return run();
+  } finally {
+    commandVariables = outer;
+  }
+}
+
+/** System variables a client may not set (mongod: `Variables::kSystemVarValidators`). */
+const INTERNAL_CONSTANTS: ReadonlySet<string> = new Set([
+  'NOW',
+  'CLUSTER_TIME',
+  'JS_SCOPE',
+  'IS_MR',
+  'USER_ROLES',
+]);
+
+/**
+ * Why `name` is not a user variable name, or undefined when it is (mongod:
+ * `variableValidation::isValidNameForUserWrite` / `validateNameForUserRead`,
+ * src/mongo/db/pipeline/variable_validation.cpp): a lowercase ASCII letter (to read: of either
+ * case) or a non-ASCII character first, then letters, digits, `_` or non-ASCII characters.
+ */
+function invalidVariableName(name: string, use: 'write' | 'read' = 'write'): string | undefined {
+  if (name === '') return 'empty variable names are not allowed';
+  const first = name.charCodeAt(0);
+  const upper = use === 'read' && first >= 0x41 && first <= 0x5a;
+  if (!((first >= 0x61 && first <= 0x7a) || upper || first >= 0x80)) {
+    return `'${name}' starts with an invalid character for a user variable name`;
+  }
+  for (let i = 1; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    const valid =
+      (c >= 0x61 && c <= 0x7a) ||
+      (c >= 0x41 && c <= 0x5a) ||
+      (c >= 0x30 && c <= 0x39) ||
+      c === 0x5f ||
+      c >= 0x80;
+    if (!valid) {
+      return `'${name}' contains an invalid character for a variable name: '${name[i]}'`;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * The constants `c` of one update statement (5.0+; manual, command/update: "You can specify c only
+ * if u is a pipeline"), taken as they are, not evaluated. mongod (PipelineExecutor) checks each
+ * name as one a pipeline may read (`validateNameForUserRead`: a letter of either case or a
+ * non-ASCII character first) and defines it over a `let` variable of the same name. Names mingo
+ * would read wrongly, or that mongod keeps for itself, are refused naming them.
+ */
+export function resolveConstants(c: unknown): Document | undefined {
+  if (c === undefined || c === null) return undefined;
+  if (!isPlainObject(c)) {
+    throw new ServerError(
+      ErrorCode.TypeMismatch,
+      `BSON field 'update.updates.c' is the wrong type '${bsonTypeName(c)}', expected type 'object'`,
+    );
+  }
+  for (const name of Object.keys(c)) {
+    if (name === 'this' || BUILTIN_VARIABLES.has(name)) {
+      throw new ServerError(
+        ErrorCode.BadValue,
+        `The offline test server does not implement an update constant named '${name}'`,
+      );
+    }
+    const invalid = invalidVariableName(name, 'read');
+    if (invalid !== undefined) throw new ServerError(ErrorCode.FailedToParse, invalid);
+  }
+  return c;
+}
+
+/** mongod's builtin variable names (`Variables::kBuiltinVarNameToId`) and CURRENT. */
+const BUILTIN_VARIABLES: ReadonlySet<string> = new Set([
+  'ROOT',
+  'CURRENT',
+  'REMOVE',
+  'NOW',
+  'CLUSTER_TIME',
+  'JS_SCOPE',
+  'IS_MR',
+  'SEARCH_META',
+  'USER_ROLES',
+]);
+
+/** True when a `let` expression reads the document: a field path, `$$ROOT` or `$$CURRENT`. */
+function readsDocument(expr: unknown): boolean {
+  if (typeof expr === 'string') {
+    if (!expr.startsWith('$')) return false;
+    if (!expr.startsWith('$$')) return true;
+    const name = expr.slice(2).split('.')[0];
+    return name === 'ROOT' || name === 'CURRENT';
+  }
+  if (Array.isArray(expr)) return expr.some(readsDocument);
+  if (isPlainObject(expr)) {
+    if (Object.hasOwn(expr, '$literal')) return false;
+    return Object.values(expr).some(readsDocument);
+  }
+  return false;
+}
+
+/**
+ * The command's `let` variables (find, aggregate, update, delete, findAndModify; MongoDB 5.0+),
+ * as mongod's `Variables::seedVariablesWithLetParameters` (src/mongo/db/pipeline/variables.cpp)
+ * makes them: each value is an expression evaluated once, in order, before any document is read
+ * (it may use `$$NOW` and the variables defined before it, never a field); a name must be a user
+ * variable name. `let: null` is no `let`; anything else that is not an object is TypeMismatch.
+ */
+export function resolveLet(command: Document): Document | undefined {
+  const spec = command.let as unknown;
+  if (spec === undefined || spec === null) return undefined;
+  const commandName = Object.keys(command)[0] ?? '';
+  if (!isPlainObject(spec)) {
+    throw new ServerError(
+      ErrorCode.TypeMismatch,
+      `BSON field '${commandName}.let' is the wrong type '${bsonTypeName(spec)}', expected type 'object'`,
+    );
+  }
+  const now = new Date();
+  let variables: Document = {};
+  for (const name of Object.keys(spec)) {
+    // mingo resolves `$$CURRENT` itself and binds `$$this` to the current document ahead of
+    // global variables, so these two names (which mongod lets a client define) would be read
+    // wrongly: refused, naming them.
+    if (name === 'CURRENT' || name === 'this') {
+      throw new ServerError(
+        ErrorCode.BadValue,
+        `The offline test server does not implement a 'let' variable named '${name}'`,
+      );
+    }
+    const invalid = invalidVariableName(name);
+    if (invalid !== undefined) {
+      if (INTERNAL_CONSTANTS.has(name)) {
+        throw new ServerError(4738901, `Attempt to set internal constant: ${name}`);
+      }
+      throw new ServerError(
+        ErrorCode.FailedToParse,
+        `Invalid 'let' parameter :: caused by :: ${invalid}`,
+      );
+    }
+    const expr = spec[name];
+    if (readsDocument(expr)) {
+      throw new ServerError(
+        4890500,
+        'Command let Expression tried to access a field, but this is not allowed becauseCommand let Expressions run before the query examines any documents.',
+      );
+    }
+    const value = withCommandVariables(variables, () => evaluateExpression({}, pinNow(expr, now)));
+    // A fresh object per step: the options built for one set of variables are cached by identity.
+    variables = { ...variables };
+    setField(variables, name, value);
+  }
+  return variables;
 }
 
 // =============================================================================================

@@ -49,7 +49,7 @@ export interface UpdateOptions {
   readonly filter?: Document;
   /** The update creates a new document (upsert): `$setOnInsert` applies, positional `$` fails. */
   readonly isUpsertInsert?: boolean;
-  /** `let` variables for pipeline updates (5.0+). */
+  /** Constants of a pipeline update statement (`c`, 5.0+), over the command's `let` variables. */
   readonly variables?: Document;
 }
 
