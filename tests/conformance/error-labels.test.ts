@@ -171,6 +171,26 @@ describe('error_labels.cpp: a non-commit command inside a transaction', () => {
       expect(firstLabels(seen, 'update')).toEqual([]);
     },
   );
+  // transactions spec error-labels.yml ("do not add RetryableWriteError label to
+  // writeConcernError ShutdownInProgress that occurs within transaction"): a write concern error
+  // alone is never transient (no code), and only commit/abort are retryable in a transaction.
+  it('a write concern error 91 on an insert in a transaction gets no label', async () => {
+    const { client, appName, coll, seen } = await appClient();
+    await inTransaction(client, async (session) => {
+      await coll.findOne({ _id: 'seed' }, { session });
+      await failCommand(
+        t.db,
+        { times: 1 },
+        {
+          failCommands: ['insert'],
+          writeConcernError: { code: 91, codeName: 'ShutdownInProgress', errmsg: 'down' },
+          appName,
+        },
+      );
+      await coll.insertOne({ _id: 'x' }, { session }).catch(() => undefined);
+    });
+    expect(firstLabels(seen, 'insert')).toEqual([]);
+  });
 });
 
 describe('error_labels.cpp: a retryable write (txnNumber without autocommit)', () => {
