@@ -75,6 +75,8 @@ export const ErrorCode = {
   StaleChunkHistory: 250,
   PreparedTransactionInProgress: 267,
   MigrationConflict: 272,
+  ChangeStreamFatalError: 280,
+  ChangeStreamHistoryLost: 286,
   ShardInvalidatedForTargeting: 304,
   ConnectionPoolExpired: 317,
   TenantMigrationCommitted: 321,

@@ -11,8 +11,10 @@
  *   commit/abort of a transaction, whose error code or write concern error code is a
  *   RetriableError. Never both labels: TransientTransactionError wins.
  * - mongod never sends UnknownTransactionCommitResult: drivers add it themselves
- *   (mongodb/specifications transactions spec). NoWritesPerformed and the change stream labels
- *   are not computed here (see offline-server/README.md).
+ *   (mongodb/specifications transactions spec).
+ * - NonResumableChangeStreamError: any command failing with a NonResumableChangeStreamError code.
+ *   NoWritesPerformed and ResumableChangeStreamError are not computed (see
+ *   offline-server/README.md).
  */
 import { ErrorCode } from './errors.js';
 
@@ -63,6 +65,12 @@ export const NEED_RETARGETTING_ERROR_CODES: ReadonlySet<number> = new Set([
   ErrorCode.StaleConfig,
 ]);
 
+/** error_codes.yml, category NonResumableChangeStreamError. */
+export const NON_RESUMABLE_CHANGE_STREAM_ERROR_CODES: ReadonlySet<number> = new Set([
+  ErrorCode.ChangeStreamFatalError,
+  ErrorCode.ChangeStreamHistoryLost,
+]);
+
 /** The codes isTransientTransactionError names one by one (transient on every command). */
 const ALWAYS_TRANSIENT_CODES: ReadonlySet<number> = new Set([
   ErrorCode.WriteConflict,
@@ -106,6 +114,16 @@ export function isTransientTransactionError(
  * succeeded and only its write concern failed).
  */
 export function errorLabels(code: number | undefined, context: ErrorContext): string[] {
+  const labels = transactionLabels(code, context);
+  // build(): ResumableChangeStreamError (not computed: no change streams) or else this one.
+  if (code !== undefined && NON_RESUMABLE_CHANGE_STREAM_ERROR_CODES.has(code)) {
+    labels.push('NonResumableChangeStreamError');
+  }
+  return labels;
+}
+
+/** TransientTransactionError, or else RetryableWriteError, or neither. */
+function transactionLabels(code: number | undefined, context: ErrorContext): string[] {
   const commitOrAbort = COMMIT_OR_ABORT_COMMANDS.has(context.commandName);
   if (
     code !== undefined &&

@@ -376,6 +376,30 @@ describe('error_labels.cpp: commitTransaction and abortTransaction', () => {
   });
 });
 
+// ErrorLabelBuilder::build / isNonResumableChangeStreamError: the code alone decides, on any
+// command, in a session or not (error_codes.yml category NonResumableChangeStreamError).
+describe('error_labels.cpp: NonResumableChangeStreamError', () => {
+  it.each([
+    [280, 'ChangeStreamFatalError'],
+    [286, 'ChangeStreamHistoryLost'],
+  ])('%i (%s) on a find is NonResumableChangeStreamError', async (code) => {
+    const { appName, coll, seen } = await appClient();
+    await failCommand(t.db, { times: 1 }, { failCommands: ['find'], errorCode: code, appName });
+    await rejectionOf(coll.findOne({ _id: 'seed' }));
+    expect(firstLabels(seen, 'find')).toEqual(['NonResumableChangeStreamError']);
+  });
+
+  it('280 on an insert in a transaction is NonResumableChangeStreamError, not transient', async () => {
+    const { client, appName, coll, seen } = await appClient();
+    await inTransaction(client, async (session) => {
+      await coll.findOne({ _id: 'seed' }, { session });
+      await failCommand(t.db, { times: 1 }, { failCommands: ['insert'], errorCode: 280, appName });
+      await rejectionOf(coll.insertOne({ _id: 'x' }, { session }));
+    });
+    expect(firstLabels(seen, 'insert')).toEqual(['NonResumableChangeStreamError']);
+  });
+});
+
 describe('error_labels.cpp getErrorLabels: a fail point with errorLabels overrides them', () => {
   it('errorLabels [] removes the labels a retriable code would get on a retryable write', async () => {
     const { appName, coll, seen } = await appClient();
