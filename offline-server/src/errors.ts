@@ -70,7 +70,25 @@ export const ErrorCode = {
   Location31254: 31254,
   WriteConcernTimeout: 64,
   UnknownReplWriteConcern: 79,
-  CannotSatisfyWriteConcern: 100,
+  UnsatisfiableWriteConcern: 100,
+  // error_codes.yml codes named by error_labels.cpp or its categories (see labels.ts).
+  ReadConcernMajorityNotAvailableYet: 134,
+  StaleEpoch: 150,
+  StaleDbVersion: 249,
+  StaleChunkHistory: 250,
+  PreparedTransactionInProgress: 267,
+  MigrationConflict: 272,
+  ChangeStreamFatalError: 280,
+  ChangeStreamHistoryLost: 286,
+  ShardInvalidatedForTargeting: 304,
+  ConnectionPoolExpired: 317,
+  TenantMigrationCommitted: 321,
+  TenantMigrationAborted: 325,
+  ShardCannotRefreshDueToLocksHeld: 343,
+  InternalTransactionNotSupported: 358,
+  ConnectionError: 384,
+  StaleConfig: 13388,
+  BackupCursorOpenConflictWithCheckpoint: 50915,
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

@@ -1,80 +1,148 @@
 /**
- * Error labels mongod attaches to a failed command, after `src/mongo/db/error_labels.cpp`
- * (ErrorLabelBuilder). Fail points that set `errorLabels` bypass this, as on mongod.
+ * Error labels mongod 7.0 attaches to a failed command, after `src/mongo/db/error_labels.cpp`
+ * (getErrorLabels, ErrorLabelBuilder::build, isTransientTransactionError) and the error
+ * categories of `src/mongo/base/error_codes.yml`.
+ *
+ * - A `failCommand` fail point that carries `errorLabels` replaces the computed labels with
+ *   exactly those (an empty array: no labels at all); the dispatcher handles that override.
+ * - TransientTransactionError: the command carries `txnNumber` and `autocommit`, it failed with
+ *   a code (a write concern error alone never qualifies), and isTransientTransactionError holds.
+ * - Otherwise RetryableWriteError: a retryable write (`txnNumber` without `autocommit`), or a
+ *   commit/abort of a transaction, whose error code or write concern error code is a
+ *   RetriableError. Never both labels: TransientTransactionError wins.
+ * - mongod never sends UnknownTransactionCommitResult: drivers add it themselves
+ *   (mongodb/specifications transactions spec).
+ * - NonResumableChangeStreamError: any command failing with a NonResumableChangeStreamError code.
+ *   NoWritesPerformed and ResumableChangeStreamError are not computed (see
+ *   offline-server/README.md).
  */
 import { ErrorCode } from './errors.js';
 
 export interface ErrorContext {
   readonly commandName: string;
-  /** The command carried `autocommit: false`. */
-  readonly inTransaction: boolean;
-  /** The command carried a `txnNumber` without `autocommit` (a retryable write). */
-  readonly isRetryableWrite: boolean;
-  readonly hasWriteConcernError: boolean;
-  /** The code of that write concern error, when there is one. */
+  /** The command carried a `txnNumber`. */
+  readonly hasTxnNumber: boolean;
+  /** The command carried `autocommit` (always false when present): it runs in a transaction. */
+  readonly hasAutocommit: boolean;
+  /** The code of the reply's write concern error, when the reply carries one. */
   readonly writeConcernErrorCode?: number | undefined;
+  /** The reply carries a `writeConcernError` (with or without a numeric code). */
+  readonly hasWriteConcernError: boolean;
 }
 
-/** ErrorCodes::isRetriableError: the codes a retryable write may be retried on. */
-export const RETRYABLE_CODES: ReadonlySet<number> = new Set([
+/** error_codes.yml, category RetriableError (ErrorCodes::isRetriableError), as of r7.0. */
+export const RETRIABLE_ERROR_CODES: ReadonlySet<number> = new Set([
   ErrorCode.HostUnreachable,
   ErrorCode.HostNotFound,
   ErrorCode.NetworkTimeout,
   ErrorCode.ShutdownInProgress,
+  ErrorCode.ReadConcernMajorityNotAvailableYet,
   ErrorCode.PrimarySteppedDown,
   ErrorCode.ExceededTimeLimit,
+  ErrorCode.ConnectionPoolExpired,
+  ErrorCode.InternalTransactionNotSupported,
+  ErrorCode.ConnectionError,
   ErrorCode.SocketException,
   ErrorCode.NotWritablePrimary,
   ErrorCode.InterruptedAtShutdown,
   ErrorCode.InterruptedDueToReplStateChange,
   ErrorCode.NotPrimaryNoSecondaryOk,
   ErrorCode.NotPrimaryOrSecondary,
+  ErrorCode.BackupCursorOpenConflictWithCheckpoint,
 ]);
 
-const TRANSIENT_CODES: ReadonlySet<number> = new Set([
-  ErrorCode.WriteConflict,
-  ErrorCode.LockTimeout,
+/** error_codes.yml, category SnapshotError (ErrorCodes::isSnapshotError). */
+export const SNAPSHOT_ERROR_CODES: ReadonlySet<number> = new Set([
   ErrorCode.SnapshotTooOld,
   ErrorCode.SnapshotUnavailable,
+  ErrorCode.StaleChunkHistory,
+  ErrorCode.MigrationConflict,
 ]);
 
-function isCommitOrAbort(name: string): boolean {
-  return name === 'commitTransaction' || name === 'abortTransaction';
+/** error_codes.yml, category NeedRetargettingError (ErrorCodes::isNeedRetargettingError). */
+export const NEED_RETARGETTING_ERROR_CODES: ReadonlySet<number> = new Set([
+  ErrorCode.StaleEpoch,
+  ErrorCode.StaleConfig,
+]);
+
+/** error_codes.yml, category NonResumableChangeStreamError. */
+export const NON_RESUMABLE_CHANGE_STREAM_ERROR_CODES: ReadonlySet<number> = new Set([
+  ErrorCode.ChangeStreamFatalError,
+  ErrorCode.ChangeStreamHistoryLost,
+]);
+
+/** The codes isTransientTransactionError names one by one (transient on every command). */
+const ALWAYS_TRANSIENT_CODES: ReadonlySet<number> = new Set([
+  ErrorCode.WriteConflict,
+  ErrorCode.LockTimeout,
+  ErrorCode.PreparedTransactionInProgress,
+  ErrorCode.ShardCannotRefreshDueToLocksHeld,
+  ErrorCode.ShardInvalidatedForTargeting,
+  ErrorCode.StaleDbVersion,
+  ErrorCode.TenantMigrationAborted,
+  ErrorCode.TenantMigrationCommitted,
+]);
+
+/** error_labels.cpp's commitOrAbortCommands (the cluster and coordinator forms are internal). */
+const COMMIT_OR_ABORT_COMMANDS: ReadonlySet<string> = new Set([
+  'abortTransaction',
+  'clusterAbortTransaction',
+  'clusterCommitTransaction',
+  'commitTransaction',
+  'coordinateCommitTransaction',
+]);
+
+/** mongo::isTransientTransactionError(code, hasWriteConcernError, isCommitOrAbort). */
+export function isTransientTransactionError(
+  code: number,
+  hasWriteConcernError: boolean,
+  isCommitOrAbort: boolean,
+): boolean {
+  // A retryable write error that must not make a transaction retry itself.
+  if (code === ErrorCode.InternalTransactionNotSupported) return false;
+  if (ALWAYS_TRANSIENT_CODES.has(code)) return true;
+  if (SNAPSHOT_ERROR_CODES.has(code) || NEED_RETARGETTING_ERROR_CODES.has(code)) return true;
+  if (isCommitOrAbort) {
+    // Retrying the whole transaction is safe only if its data cannot be rolled back.
+    return code === ErrorCode.NoSuchTransaction && !hasWriteConcernError;
+  }
+  return RETRIABLE_ERROR_CODES.has(code) || code === ErrorCode.NoSuchTransaction;
 }
 
-/** Labels for a command error with `code`, or for a reply whose only fault is a write concern error (`code` undefined). */
+/**
+ * The labels mongod computes for a reply that failed with `code` (undefined when the command
+ * succeeded and only its write concern failed).
+ */
 export function errorLabels(code: number | undefined, context: ErrorContext): string[] {
-  const labels: string[] = [];
-  const commitOrAbort = isCommitOrAbort(context.commandName);
-
-  if (context.inTransaction && code !== undefined) {
-    const transient =
-      TRANSIENT_CODES.has(code) ||
-      (code === ErrorCode.NoSuchTransaction && !(commitOrAbort && context.hasWriteConcernError));
-    if (transient) labels.push('TransientTransactionError');
-  }
-
-  // A write concern error makes the write retryable only when its own code is retryable
-  // (e.g. ShutdownInProgress 91, not WriteConcernTimeout 64).
-  const wceCode = context.writeConcernErrorCode;
-  const retryable =
-    (context.isRetryableWrite || commitOrAbort) &&
-    ((code !== undefined && RETRYABLE_CODES.has(code)) ||
-      (wceCode !== undefined && RETRYABLE_CODES.has(wceCode)));
-  if (retryable && !labels.includes('TransientTransactionError'))
-    labels.push('RetryableWriteError');
-
-  if (context.commandName === 'commitTransaction') {
-    const unknownResult =
-      retryable ||
-      code === ErrorCode.MaxTimeMSExpired ||
-      (context.hasWriteConcernError &&
-        code === undefined &&
-        wceCode !== ErrorCode.CannotSatisfyWriteConcern &&
-        wceCode !== ErrorCode.UnknownReplWriteConcern);
-    if (unknownResult && !labels.includes('UnknownTransactionCommitResult')) {
-      labels.push('UnknownTransactionCommitResult');
-    }
+  const labels = transactionLabels(code, context);
+  // build(): ResumableChangeStreamError (not computed: no change streams) or else this one.
+  if (code !== undefined && NON_RESUMABLE_CHANGE_STREAM_ERROR_CODES.has(code)) {
+    labels.push('NonResumableChangeStreamError');
   }
   return labels;
+}
+
+/** TransientTransactionError, or else RetryableWriteError, or neither. */
+function transactionLabels(code: number | undefined, context: ErrorContext): string[] {
+  const commitOrAbort = COMMIT_OR_ABORT_COMMANDS.has(context.commandName);
+  if (
+    code !== undefined &&
+    context.hasTxnNumber &&
+    context.hasAutocommit &&
+    isTransientTransactionError(code, context.hasWriteConcernError, commitOrAbort)
+  ) {
+    return ['TransientTransactionError'];
+  }
+  const retryableWrite = context.hasTxnNumber && !context.hasAutocommit;
+  const transactionCommitOrAbort = context.hasTxnNumber && context.hasAutocommit && commitOrAbort;
+  if (retryableWrite || transactionCommitOrAbort) {
+    const wceCode = context.writeConcernErrorCode;
+    if (
+      (code !== undefined && RETRIABLE_ERROR_CODES.has(code)) ||
+      (wceCode !== undefined && RETRIABLE_ERROR_CODES.has(wceCode))
+    ) {
+      return ['RetryableWriteError'];
+    }
+  }
+  return [];
 }

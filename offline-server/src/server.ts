@@ -166,31 +166,30 @@ class Dispatcher {
     if (fault?.closeConnection === true) return 'close';
     if (fault?.blockConnection === true) await sleep(fault.blockTimeMS ?? 0);
 
-    const context: ErrorContext = {
-      commandName: name,
-      inTransaction: command.autocommit === false,
-      isRetryableWrite: command.txnNumber !== undefined && command.autocommit === undefined,
-      hasWriteConcernError: fault?.writeConcernError !== undefined,
-      writeConcernErrorCode:
-        typeof fault?.writeConcernError?.code === 'number'
-          ? fault.writeConcernError.code
-          : undefined,
+    // error_labels.cpp: labels follow from the session fields the command carried, the reply's
+    // code and its writeConcernError; a fail point's `errorLabels` replaces them all.
+    const labelsFor = (code: number | undefined, reply: Document): string[] => {
+      if (fault?.errorLabels !== undefined) return [...fault.errorLabels];
+      const wce = reply.writeConcernError as Document | undefined;
+      const context: ErrorContext = {
+        commandName: name,
+        hasTxnNumber: command.txnNumber !== undefined,
+        hasAutocommit: command.autocommit !== undefined,
+        hasWriteConcernError: wce !== undefined,
+        writeConcernErrorCode: typeof wce?.code === 'number' ? wce.code : undefined,
+      };
+      return errorLabels(code, context);
     };
     try {
       if (fault?.errorCode !== undefined) {
-        throw new ServerError(
-          fault.errorCode,
-          "Failing command via 'failCommand' failpoint",
-          {},
-          fault.errorLabels,
-        );
+        throw new ServerError(fault.errorCode, "Failing command via 'failCommand' failpoint");
       }
       // A copy: the handler's reply may be recorded for retryable-write replays, and what the
       // fail point adds below belongs to this answer only.
       const reply = { ...(await this.run(name, db, command, connection)) };
       if (fault?.writeConcernError !== undefined) {
         reply.writeConcernError = fault.writeConcernError;
-        const labels = fault.errorLabels ?? errorLabels(undefined, context);
+        const labels = labelsFor(undefined, reply);
         if (labels.length > 0) reply.errorLabels = labels;
       }
       return { ...reply, ok: 1 };
@@ -203,7 +202,13 @@ class Dispatcher {
         codeName: error.codeName,
         ...error.extra,
       };
-      const labels = error.errorLabels ?? errorLabels(error.code, context);
+      // mongod waits for write concern after a command that failed on its own too
+      // (RunCommandAndWaitForWriteConcern::_handleError), so a fail point's writeConcernError
+      // joins the error reply; an errorCode from the fail point fails it before that wait.
+      if (fault?.writeConcernError !== undefined && fault.errorCode === undefined) {
+        reply.writeConcernError = fault.writeConcernError;
+      }
+      const labels = error.errorLabels ?? labelsFor(error.code, reply);
       if (labels.length > 0) reply.errorLabels = labels;
       return reply;
     }
