@@ -23,6 +23,10 @@
  *   top-level `$a` field (5.0+) and a dotted key inside `_id` are accepted.
  * - The `bulkWrite` command is new in 8.0 (manual, reference/command/bulkWrite); 7.0 answers
  *   CommandNotFound (59) for a command it does not have.
+ * - Aggregation expressions of later releases (`$toUUID`, new in 8.0; `$sigmoid`, new in 8.2:
+ *   manual, reference/operator/aggregation) are unknown to 7.0: mongod
+ *   src/mongo/db/pipeline/expression.cpp Expression::parseExpression answers
+ *   InvalidPipelineOperator (168), "Unrecognized expression '<name>'".
  */
 import type { Document } from 'mongodb';
 import { describe, expect, it } from 'vitest';
@@ -205,6 +209,32 @@ describe("'$'-prefixed field names inside _id", () => {
     expect(reply.writeErrors).toBeUndefined();
     expect(reply.n).toBe(3);
     expect(await coll.countDocuments()).toBe(3);
+  });
+});
+
+describe('expressions of later releases', () => {
+  for (const [name, expression] of [
+    ['$toUUID', { $toUUID: '$s' }],
+    ['$sigmoid', { $sigmoid: '$n' }],
+  ] as const) {
+    it(`${name} in $project is InvalidPipelineOperator 168, "Unrecognized expression '${name}'"`, async () => {
+      const coll = t.db.collection<Doc>(t.uniqueName('expr'));
+      await coll.insertOne({ _id: 1, s: '123e4567-e89b-12d3-a456-426614174000', n: 0 });
+      const error = await serverError(coll.aggregate([{ $project: { x: expression } }]).toArray());
+      expect(error.code).toBe(168);
+      expect(error.codeName).toBe('InvalidPipelineOperator');
+      expect(error.errmsg).toBe(`Unrecognized expression '${name}'`);
+    });
+  }
+
+  it('in a find $expr too', async () => {
+    const coll = t.db.collection<Doc>(t.uniqueName('expr'));
+    await coll.insertOne({ _id: 1, n: 0 });
+    const error = await serverError(
+      coll.find({ $expr: { $gt: [{ $sigmoid: '$n' }, 0] } }).toArray(),
+    );
+    expect(error.code).toBe(168);
+    expect(error.errmsg).toBe("Unrecognized expression '$sigmoid'");
   });
 });
 
