@@ -25,6 +25,11 @@ import {
   type Storage,
   type WriteUnit,
 } from './storage.js';
+import {
+  refuseUnknownStatementFields,
+  validateForInsert,
+  validateForUpdate,
+} from './storage-validation.js';
 import { applyUpdate, upsertSeedDocument } from './update.js';
 import { getPath, valueKey } from './values.js';
 
@@ -150,19 +155,6 @@ function withId(doc: Document): Document {
   return { _id: new ObjectId(), ...doc };
 }
 
-function validateId(doc: Document): void {
-  const id = doc._id;
-  if (Array.isArray(id)) {
-    throw new ServerError(ErrorCode.InvalidIdField, "The '_id' value cannot be of type array");
-  }
-  if (id instanceof RegExp || (id as { _bsontype?: string } | null)?._bsontype === 'BSONRegExp') {
-    throw new ServerError(ErrorCode.InvalidIdField, "can't use a regex for _id");
-  }
-  if (id === undefined) {
-    throw new ServerError(ErrorCode.InvalidIdField, "can't use a undefined for _id");
-  }
-}
-
 /** Errors that belong in `writeErrors` rather than failing the whole command. */
 function isWriteError(error: unknown, ctx: CommandContext): error is ServerError {
   if (!isServerError(error)) return false;
@@ -219,7 +211,7 @@ const insert: Handler = (ctx) => {
   let n = 0;
   const writeErrors = eachStatement(ctx, 'documents', (raw) => {
     const doc = withId(raw);
-    validateId(doc);
+    validateForInsert(doc);
     ctx.unit.insert(collection, doc);
     n += 1;
   });
@@ -279,6 +271,7 @@ function updateStatement(
     result.after = next;
     if (!changed) continue;
     ensureIdUnchanged(id, next);
+    validateForUpdate(next);
     ctx.unit.write(collection, id, doc, next);
     result.modified += 1;
   }
@@ -288,7 +281,7 @@ function updateStatement(
     if (Object.hasOwn(seed, '_id') && valueKey(seed._id) !== valueKey(doc._id))
       ensureIdUnchanged(valueKey(seed._id), doc);
     const inserted = withId(doc);
-    validateId(inserted);
+    validateForUpdate(inserted);
     ctx.unit.insert(collection, inserted);
     result.upsertedId = inserted._id;
     result.after = inserted;
@@ -329,6 +322,7 @@ function parseUpdateStatement(raw: Document): {
 }
 
 const update: Handler = (ctx) => {
+  refuseUnknownStatementFields('update', 'updates', ctx.command.updates);
   const collection = ctx.unit.ensureCollection(ctx.db, collectionName(ctx, 'update'));
   const upserted: Document[] = [];
   let n = 0;
@@ -349,6 +343,7 @@ const update: Handler = (ctx) => {
 };
 
 const remove: Handler = (ctx) => {
+  refuseUnknownStatementFields('delete', 'deletes', ctx.command.deletes);
   const collection = ctx.unit.collection(ctx.db, collectionName(ctx, 'delete'));
   let n = 0;
   const writeErrors = eachStatement(ctx, 'deletes', (raw) => {

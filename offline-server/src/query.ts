@@ -672,9 +672,19 @@ const PIPELINE_OVERRIDES: Record<string, PipelineFn> = {
 };
 
 /** mingo's operators with BSON-correct comparison, matching and sorting. */
+/**
+ * Expressions mingo implements that MongoDB 7.0 does not have (`$sigmoid` is new in 8.2): left
+ * out, so that they fail as 7.0 fails them, "Unrecognized expression" (see asServerError).
+ */
+const LATER_RELEASE_EXPRESSIONS = new Set(['$sigmoid']);
+
 export const BSON_CONTEXT: Context = Context.init({
   accumulator: { ...accumulatorOperators, ...ACCUMULATOR_OVERRIDES },
-  expression: { ...expressionOperators, ...EXPRESSION_OVERRIDES },
+  expression: Object.fromEntries(
+    Object.entries({ ...expressionOperators, ...EXPRESSION_OVERRIDES }).filter(
+      ([name]) => !LATER_RELEASE_EXPRESSIONS.has(name),
+    ),
+  ),
   pipeline: { ...pipelineOperators, ...PIPELINE_OVERRIDES },
   projection: projectionOperators,
   query: queryOperators,
@@ -739,10 +749,17 @@ export function evaluateExpression(doc: Document, expr: unknown, variables?: Doc
   }
 }
 
-/** mingo throws plain errors; surface them as a generic expression failure with its text. */
+/**
+ * mingo throws plain errors; surface them as a generic expression failure with its text. An
+ * operator mingo does not know (it looks for an expression, then an accumulator, of that name)
+ * is what mongod calls an unknown expression: InvalidPipelineOperator (168), "Unrecognized
+ * expression '$name'" (src/mongo/db/pipeline/expression.cpp Expression::parseExpression), as
+ * 7.0 answers the expressions of later releases (`$toUUID`, new in 8.0).
+ */
 export function asServerError(error: unknown): ServerError {
   if (error instanceof ServerError) return error;
-  const undefinedVariable = /^Use of undefined variable: (.*)$/.exec((error as Error).message);
+  const message = (error as Error).message;
+  const undefinedVariable = /^Use of undefined variable: (.*)$/.exec(message);
   if (undefinedVariable !== null) {
     // mingo does not know $$CLUSTER_TIME, which mongod defines on a replica set: refuse, never
     // claim that mongod would call it undefined.
@@ -755,7 +772,14 @@ export function asServerError(error: unknown): ServerError {
     // mongod: VariablesParseState::getVariable (src/mongo/db/pipeline/variables.cpp).
     return new ServerError(17276, `Use of undefined variable: ${undefinedVariable[1]}`);
   }
-  return new ServerError(ErrorCode.BadValue, `Invalid expression: ${(error as Error).message}`);
+  const unknown = /^accumulator '(\$[^']+)' is not registered\.$/.exec(message);
+  if (unknown !== null) {
+    return new ServerError(
+      ErrorCode.InvalidPipelineOperator,
+      `Unrecognized expression '${unknown[1]}'`,
+    );
+  }
+  return new ServerError(ErrorCode.BadValue, `Invalid expression: ${message}`);
 }
 
 /**

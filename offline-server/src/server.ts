@@ -563,7 +563,7 @@ export async function startOfflineServer(
           .then(async () => {
             if (socket.destroyed || dispatcher === undefined) return;
             const request = parseFrame(frame);
-            const reply = await dispatcher.handle(request, connection);
+            const reply = request.rejection ?? (await dispatcher.handle(request, connection));
             if (reply === 'close') {
               socket.destroy();
               return;

@@ -4,6 +4,7 @@
  * https://www.mongodb.com/docs/manual/reference/mongodb-wire-protocol/
  */
 import { type Document, deserialize, serialize } from 'bson';
+import { codeName, ErrorCode } from './errors.js';
 import { setField } from './values.js';
 
 export const OpCode = { REPLY: 1, QUERY: 2004, COMPRESSED: 2012, MSG: 2013 } as const;
@@ -23,6 +24,8 @@ export interface Request {
   readonly moreToCome: boolean;
   /** For OP_QUERY: the full collection name (`admin.$cmd`). */
   readonly collection?: string;
+  /** Set when the message cannot be accepted: the error reply mongod sends instead. */
+  readonly rejection?: Document;
 }
 
 /**
@@ -58,8 +61,26 @@ export class FrameReader {
 export function parseFrame(frame: Buffer): Request {
   const requestId = frame.readInt32LE(4);
   const opCode = frame.readInt32LE(12);
-  if (opCode === OpCode.MSG) return parseMsg(frame, requestId);
-  if (opCode === OpCode.QUERY) return parseQuery(frame, requestId);
+  try {
+    if (opCode === OpCode.MSG) return parseMsg(frame, requestId);
+    if (opCode === OpCode.QUERY) return parseQuery(frame, requestId);
+  } catch (error) {
+    if (!(error instanceof TooDeep)) throw error;
+    const moreToCome =
+      opCode === OpCode.MSG && (frame.readUInt32LE(HEADER_SIZE) & MSG_FLAG_MORE_TO_COME) !== 0;
+    return {
+      requestId,
+      opCode,
+      command: {},
+      moreToCome,
+      rejection: {
+        ok: 0,
+        errmsg: `BSONObj exceeds maximum nested object depth of ${MAX_BSON_DEPTH}`,
+        code: ErrorCode.Overflow,
+        codeName: codeName(ErrorCode.Overflow),
+      },
+    };
+  }
   throw new Error(`unsupported opCode ${opCode}`);
 }
 
@@ -69,8 +90,93 @@ function readCString(buffer: Buffer, offset: number): [string, number] {
   return [buffer.toString('utf8', offset, end), end + 1];
 }
 
+/**
+ * mongod validates every message it receives (`net.wireObjectCheck`, on by default:
+ * src/mongo/rpc/object_check.h, op_msg.cpp reads the body as `Validated<BSONObj>`), and
+ * src/mongo/bson/bson_validate.cpp refuses a document nested deeper than `maxBSONDepth`
+ * (`BSONDepth::kDefaultMaxAllowableDepth`, 200) with Overflow (15) before any command runs; the
+ * connection stays open. Checked on the raw bytes, without recursion, so that a message nested
+ * thousands of levels deep can reach neither js-bson's recursive parser nor the evaluator.
+ */
+export const MAX_BSON_DEPTH = 200;
+
+class TooDeep extends Error {}
+
+/** Throws TooDeep when the BSON document at `offset` nests more than MAX_BSON_DEPTH levels. */
+function checkDepth(buffer: Buffer, offset: number): void {
+  const ends = [offset + buffer.readInt32LE(offset)];
+  let position = offset + 4;
+  while (ends.length > 0 && position < buffer.length) {
+    const type = buffer.readUInt8(position);
+    if (type === 0) {
+      // A terminator must end the innermost document; anything else is malformed and left
+      // to the parser to report (this loop must never step backwards).
+      if (ends.pop() !== position + 1) return;
+      position += 1;
+      continue;
+    }
+    const nameEnd = buffer.indexOf(0, position + 1);
+    if (nameEnd < 0) return; // malformed: left to the parser to report
+    position = nameEnd + 1;
+    const size = valueSize(buffer, type, position);
+    if (size === undefined || size < 0) return;
+    if (type === 0x03 || type === 0x04) {
+      if (ends.length >= MAX_BSON_DEPTH) throw new TooDeep();
+      ends.push(position + size);
+      position += 4;
+    } else {
+      position += size;
+    }
+  }
+}
+
+/** The byte size of a BSON value of `type` at `position`; undefined for an unknown type. */
+function valueSize(buffer: Buffer, type: number, position: number): number | undefined {
+  switch (type) {
+    case 0x06: // undefined
+    case 0x0a: // null
+    case 0x7f: // MaxKey
+    case 0xff: // MinKey
+      return 0;
+    case 0x08: // bool
+      return 1;
+    case 0x10: // int32
+      return 4;
+    case 0x01: // double
+    case 0x09: // date
+    case 0x11: // timestamp
+    case 0x12: // int64
+      return 8;
+    case 0x07: // ObjectId
+      return 12;
+    case 0x13: // Decimal128
+      return 16;
+    case 0x02: // string
+    case 0x0d: // JavaScript code
+    case 0x0e: // symbol
+      return 4 + buffer.readInt32LE(position);
+    case 0x0c: // DBPointer
+      return 4 + buffer.readInt32LE(position) + 12;
+    case 0x05: // binary
+      return 5 + buffer.readInt32LE(position);
+    case 0x03: // document
+    case 0x04: // array
+    case 0x0f: // code with scope
+      return buffer.readInt32LE(position);
+    case 0x0b: {
+      // regex: two C strings
+      const patternEnd = buffer.indexOf(0, position);
+      const flagsEnd = patternEnd < 0 ? -1 : buffer.indexOf(0, patternEnd + 1);
+      return flagsEnd < 0 ? undefined : flagsEnd + 1 - position;
+    }
+    default:
+      return undefined;
+  }
+}
+
 function readDocument(buffer: Buffer, offset: number): [Document, number] {
   const size = buffer.readInt32LE(offset);
+  checkDepth(buffer.subarray(0, offset + size), offset);
   const document = deserialize(buffer.subarray(offset, offset + size), DESERIALIZE_OPTIONS);
   return [document, offset + size];
 }
