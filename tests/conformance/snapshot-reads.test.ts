@@ -243,6 +243,14 @@ describe('what mongod refuses', () => {
     );
   });
 
+  // Manual, reference/parameters: minSnapshotHistoryWindowInSeconds, default 300.
+  it('the history kept for snapshot reads is minSnapshotHistoryWindowInSeconds, 300 s by default', async () => {
+    const reply = await t.client
+      .db('admin')
+      .command({ getParameter: 1, minSnapshotHistoryWindowInSeconds: 1 });
+    expect(reply.minSnapshotHistoryWindowInSeconds).toBe(300);
+  });
+
   it('an atClusterTime older than the history kept: SnapshotTooOld (239)', async () => {
     const { name } = await seeded('too_old', 1);
     const error = await serverError(
