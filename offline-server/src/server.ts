@@ -363,11 +363,7 @@ class Dispatcher {
    * The transaction a command with `autocommit: false` belongs to, starting one when asked.
    * Follows the rules of mongod's TransactionParticipant for a single replica set member.
    */
-  private transactionFor(
-    command: Document,
-    name: string,
-    snapshotTs: number = this.storage.clock,
-  ): Transaction {
+  private transactionFor(command: Document, name: string): Transaction {
     const session = this.session(command);
     const txnNumber = command.txnNumber as number | undefined;
     if (session === undefined || typeof txnNumber !== 'number') {
@@ -401,7 +397,7 @@ class Dispatcher {
       const txn = new Transaction(
         sessionKey(command.lsid)!,
         txnNumber,
-        snapshotTs,
+        this.storage.clock,
         Date.now() + limit,
       );
       this.storage.activeTransactions.add(txn);
@@ -482,7 +478,18 @@ class Dispatcher {
     // write (up to 10 s) and then reads the same data, as no write came in between.
     checkClusterTimeTarget(readConcern, this.storage.clusterClock);
     if (!snapshot) return none;
-    if (inTransaction && readConcern.atClusterTime === undefined) return none;
+    if (inTransaction) {
+      // mongod can start a transaction at a given atClusterTime; the driver never sends one
+      // (it replaces a transaction's first readConcern with the session's), and it is not
+      // imitated: refused rather than read at another time.
+      if (readConcern.atClusterTime !== undefined) {
+        throw new ServerError(
+          ErrorCode.InvalidOptions,
+          'the offline test server does not implement readConcern atClusterTime in a transaction',
+        );
+      }
+      return none;
+    }
     const atClusterTime = readConcern.atClusterTime ?? this.storage.clusterClock.lastApplied;
     return { readAt: this.storage.counterAt(atClusterTime), atClusterTime };
   }
@@ -495,7 +502,7 @@ class Dispatcher {
     const { readAt, atClusterTime } = this.readConcernFor(name, command);
     let txn: Transaction | undefined;
     if (command.autocommit === false) {
-      txn = this.transactionFor(command, name, readAt);
+      txn = this.transactionFor(command, name);
       if (txn.state === 'aborted') {
         throw new ServerError(
           ErrorCode.NoSuchTransaction,
@@ -546,8 +553,7 @@ class Dispatcher {
         : undefined;
     const deadline = maxTimeMS === undefined ? Number.POSITIVE_INFINITY : Date.now() + maxTimeMS;
     for (;;) {
-      // A transaction reads its own snapshot, whatever the readConcern asked for.
-      const unit = new WriteUnit(this.storage, txn, txn === undefined ? readAt : undefined);
+      const unit = new WriteUnit(this.storage, txn, readAt);
       try {
         const reply = handler({
           db,
@@ -556,7 +562,7 @@ class Dispatcher {
           storage: this.storage,
           cursors: this.cursors,
           inTransaction: txn !== undefined,
-          atClusterTime: txn === undefined ? atClusterTime : undefined,
+          atClusterTime,
         });
         unit.commit();
         // Catalog changes are oplog writes too: they get their own Timestamp.

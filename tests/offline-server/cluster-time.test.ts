@@ -4,7 +4,8 @@
  * mongod's behaviour is pinned in tests/conformance/cluster-time.test.ts and
  * snapshot-reads.test.ts; references there.
  */
-import { Timestamp } from 'bson';
+import { connect } from 'node:net';
+import { type Document, Long, Timestamp, UUID } from 'bson';
 import { describe, expect, it } from 'vitest';
 import {
   ClusterClock,
@@ -12,8 +13,37 @@ import {
   parseReadConcern,
 } from '../../offline-server/src/clock.js';
 import { ErrorCode } from '../../offline-server/src/errors.js';
+import { startOfflineServer } from '../../offline-server/src/index.js';
 import { Storage, WriteUnit } from '../../offline-server/src/storage.js';
+import { encodeReply, FrameReader, OpCode, parseFrame } from '../../offline-server/src/wire.js';
 import { serverError } from './helpers.js';
+
+/** Sends OP_MSG commands on one raw connection (the driver rewrites a transaction's readConcern). */
+async function rawCommands(uri: string, commands: Document[]): Promise<Document[]> {
+  const { hostname, port } = new URL(uri);
+  const socket = connect(Number(port), hostname);
+  const reader = new FrameReader();
+  const replies: Document[] = [];
+  try {
+    for (const [index, command] of commands.entries()) {
+      const request = { requestId: index + 1, opCode: OpCode.MSG, command, moreToCome: false };
+      const reply = new Promise<Document>((resolve) => {
+        const onData = (chunk: Buffer) => {
+          const frame = reader.push(chunk)[0];
+          if (frame === undefined) return;
+          socket.off('data', onData);
+          resolve(parseFrame(frame).command);
+        };
+        socket.on('data', onData);
+      });
+      socket.write(encodeReply(request, command));
+      replies.push(await reply);
+    }
+    return replies;
+  } finally {
+    socket.destroy();
+  }
+}
 
 function write(storage: Storage, v: string): Timestamp {
   const collection = storage.ensureCollection('db', 'c');
@@ -87,5 +117,32 @@ describe('readConcern options mongod keeps for itself', () => {
   it('afterClusterTime that is no Timestamp is a TypeMismatch', () => {
     const error = serverError(() => parseReadConcern({ readConcern: { afterClusterTime: 5 } }));
     expect(error.code).toBe(ErrorCode.TypeMismatch);
+  });
+});
+
+describe('atClusterTime in a transaction', () => {
+  it('is refused with InvalidOptions naming it, rather than read at the transaction start', async () => {
+    const server = await startOfflineServer();
+    try {
+      const lsid = { id: new UUID() };
+      const [insert, find] = await rawCommands(server.uri, [
+        { insert: 'c', documents: [{ _id: 1 }], $db: 'db' },
+        {
+          find: 'c',
+          $db: 'db',
+          lsid,
+          txnNumber: Long.fromNumber(1),
+          startTransaction: true,
+          autocommit: false,
+          readConcern: { level: 'snapshot', atClusterTime: new Timestamp({ t: 1, i: 1 }) },
+        },
+      ]);
+      expect(insert!.ok).toBe(1);
+      expect(find!.ok).toBe(0);
+      expect(find!.code).toBe(ErrorCode.InvalidOptions);
+      expect(find!.errmsg).toContain('atClusterTime in a transaction');
+    } finally {
+      await server.close();
+    }
   });
 });
