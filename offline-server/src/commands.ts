@@ -3,7 +3,7 @@
  * to every other command; the dispatcher (server.ts) deals with sessions, transactions, fail
  * points, blocking and error labels. Reply shapes follow mongod's command reference.
  */
-import { type Document, ObjectId } from 'bson';
+import { type Document, ObjectId, type Timestamp } from 'bson';
 import { runPipeline } from './aggregate.js';
 import type { CursorRegistry } from './cursors.js';
 import { ErrorCode, isServerError, ServerError } from './errors.js';
@@ -40,7 +40,12 @@ export interface CommandContext {
   readonly storage: Storage;
   readonly cursors: CursorRegistry;
   readonly inTransaction: boolean;
+  /** A snapshot read outside a transaction: the time it reads at, reported in its reply. */
+  readonly atClusterTime?: Timestamp | undefined;
 }
+
+/** Commands mongod runs with read concern "snapshot" outside a transaction (manual, read-concern-snapshot). */
+export const SNAPSHOT_READS = new Set(['find', 'aggregate', 'distinct']);
 
 export type Handler = (ctx: CommandContext) => Document;
 
@@ -476,6 +481,7 @@ const find: Handler = (ctx) => {
     batchSize,
     limit,
     singleBatch: ctx.command.singleBatch === true,
+    atClusterTime: ctx.atClusterTime,
   });
   return { cursor };
 };
@@ -518,7 +524,7 @@ const aggregate: Handler = (ctx) => {
   const docs = runPipeline(source, pipeline);
   const batchSize =
     cursorOptions === undefined ? undefined : optionalNumber(cursorOptions, 'batchSize');
-  return { cursor: ctx.cursors.open(ns, docs, { batchSize }) };
+  return { cursor: ctx.cursors.open(ns, docs, { batchSize, atClusterTime: ctx.atClusterTime }) };
 };
 
 const count: Handler = (ctx) => {
@@ -552,7 +558,10 @@ const distinct: Handler = (ctx) => {
     if (Array.isArray(value)) for (const element of value) add(element);
     else add(value);
   }
-  return { values: [...seen.values()] };
+  const values = [...seen.values()];
+  return ctx.atClusterTime === undefined
+    ? { values }
+    : { values, atClusterTime: ctx.atClusterTime };
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
  * mongod yields and may see concurrent writes; this server returns the state as of the
  * opening command, which is one of the outcomes mongod allows for a non-snapshot read).
  */
-import { calculateObjectSize, type Document, Long } from 'bson';
+import { calculateObjectSize, type Document, Long, type Timestamp } from 'bson';
 import { ErrorCode, ServerError } from './errors.js';
 
 /** mongod's default first batch: 101 documents (or 16 MiB). */
@@ -16,6 +16,13 @@ interface OpenCursor {
   position: number;
   /** Remaining documents allowed by `limit`. */
   remaining: number;
+  /** A snapshot read's read timestamp, repeated in every batch (mongod's CursorResponse). */
+  readonly atClusterTime: Timestamp | undefined;
+}
+
+function withAtClusterTime(reply: Document, cursor: OpenCursor): Document {
+  if (cursor.atClusterTime !== undefined) reply.atClusterTime = cursor.atClusterTime;
+  return reply;
 }
 
 export class CursorRegistry {
@@ -49,20 +56,27 @@ export class CursorRegistry {
       batchSize?: number | undefined;
       limit?: number | undefined;
       singleBatch?: boolean | undefined;
+      atClusterTime?: Timestamp | undefined;
     } = {},
   ): Document {
     const limit =
       options.limit !== undefined && options.limit > 0 ? options.limit : Number.POSITIVE_INFINITY;
-    const cursor: OpenCursor = { ns, docs, position: 0, remaining: limit };
+    const cursor: OpenCursor = {
+      ns,
+      docs,
+      position: 0,
+      remaining: limit,
+      atClusterTime: options.atClusterTime,
+    };
     const batchSize = options.batchSize === undefined ? DEFAULT_FIRST_BATCH : options.batchSize;
     // batchSize 0 asks for an open cursor with an empty first batch.
     const firstBatch = batchSize === 0 ? [] : this.take(cursor, batchSize);
     if (options.singleBatch === true || this.exhausted(cursor)) {
-      return { firstBatch, id: Long.ZERO, ns };
+      return withAtClusterTime({ firstBatch, id: Long.ZERO, ns }, cursor);
     }
     const id = this.newId();
     this.cursors.set(id.toString(), cursor);
-    return { firstBatch, id, ns };
+    return withAtClusterTime({ firstBatch, id, ns }, cursor);
   }
 
   getMore(rawId: unknown, ns: string, batchSize: number | undefined): Document {
@@ -77,9 +91,9 @@ export class CursorRegistry {
     );
     if (this.exhausted(cursor)) {
       this.cursors.delete(id.toString());
-      return { nextBatch, id: Long.ZERO, ns };
+      return withAtClusterTime({ nextBatch, id: Long.ZERO, ns }, cursor);
     }
-    return { nextBatch, id, ns };
+    return withAtClusterTime({ nextBatch, id, ns }, cursor);
   }
 
   kill(rawIds: readonly unknown[]): Document {

@@ -38,6 +38,8 @@ export const ErrorCode = {
   WriteConflict: 112,
   ConflictingOperationInProgress: 117,
   SnapshotTooOld: 239,
+  ClusterTimeFailsRateLimiter: 209,
+  NotAReplicaSet: 123,
   SnapshotUnavailable: 246,
   CommandFailed: 125,
   InterruptedAtShutdown: 11600,

@@ -4,8 +4,15 @@
  * waits are fail point blocks and plain writes queued behind an open transaction.
  */
 import { createServer, type Socket } from 'node:net';
-import { type Document, Long, ObjectId } from 'bson';
-import { expireTtlDocuments, HANDLERS, NOT_IN_TRANSACTION, RETRY_REPLY } from './commands.js';
+import { type Document, Long, ObjectId, Timestamp } from 'bson';
+import { checkClusterTimeTarget, parseReadConcern } from './clock.js';
+import {
+  expireTtlDocuments,
+  HANDLERS,
+  NOT_IN_TRANSACTION,
+  RETRY_REPLY,
+  SNAPSHOT_READS,
+} from './commands.js';
 import { CursorRegistry } from './cursors.js';
 import { codeName, ErrorCode, isServerError, ServerError } from './errors.js';
 import { FailPoint } from './failpoint.js';
@@ -58,8 +65,12 @@ const PARAMETER_DEFAULTS = {
   transactionLifetimeLimitSeconds: 60,
   maxTransactionLockRequestTimeoutMillis: 5,
   ttlMonitorSleepSecs: 60,
+  minSnapshotHistoryWindowInSeconds: 300,
 } as const;
 type ParameterName = keyof typeof PARAMETER_DEFAULTS;
+
+/** Commands that change the catalog: each writes an oplog entry on mongod. */
+const CATALOG_WRITES = new Set(['create', 'drop', 'dropDatabase', 'createIndexes', 'dropIndexes']);
 
 function sessionKey(lsid: unknown): string | undefined {
   const id = (
@@ -102,6 +113,8 @@ class Dispatcher {
 
   private housekeeping(): void {
     const now = Date.now();
+    // Snapshot history past minSnapshotHistoryWindowInSeconds is released even without writes.
+    this.storage.prune();
     for (const txn of [...this.storage.activeTransactions]) {
       if (now >= txn.expiresAt)
         this.storage.abort(txn, 'it exceeded the transaction lifetime limit');
@@ -180,7 +193,14 @@ class Dispatcher {
       };
       return errorLabels(code, context);
     };
+    // A replica set member stamps every reply, success or error, with the cluster time and
+    // the operation time (service_entry_point_common.cpp, appendClusterAndOperationTime).
+    const stamp = (reply: Document): Document =>
+      this.replicaSetName === undefined
+        ? reply
+        : { ...reply, ...this.storage.clusterClock.replyFields() };
     try {
+      this.gossipIn(command);
       if (fault?.errorCode !== undefined) {
         throw new ServerError(fault.errorCode, "Failing command via 'failCommand' failpoint");
       }
@@ -192,7 +212,7 @@ class Dispatcher {
         const labels = labelsFor(undefined, reply);
         if (labels.length > 0) reply.errorLabels = labels;
       }
-      return { ...reply, ok: 1 };
+      return stamp({ ...reply, ok: 1 });
     } catch (error) {
       if (!isServerError(error)) throw error;
       const reply: Document = {
@@ -210,8 +230,24 @@ class Dispatcher {
       }
       const labels = error.errorLabels ?? labelsFor(error.code, reply);
       if (labels.length > 0) reply.errorLabels = labels;
-      return reply;
+      return stamp(reply);
     }
+  }
+
+  /**
+   * A client's `$clusterTime` advances the cluster time. Without authentication mongod does not
+   * check the signature (no keys to check it with); a standalone keeps no cluster time.
+   */
+  private gossipIn(command: Document): void {
+    if (this.replicaSetName === undefined || command.$clusterTime === undefined) return;
+    const clusterTime = (command.$clusterTime as { clusterTime?: unknown } | null)?.clusterTime;
+    if (!(clusterTime instanceof Timestamp)) {
+      throw new ServerError(
+        ErrorCode.BadValue,
+        'the offline test server expects $clusterTime.clusterTime to be a Timestamp',
+      );
+    }
+    this.storage.clusterClock.advance(clusterTime);
   }
 
   private async run(
@@ -294,7 +330,9 @@ class Dispatcher {
           `attempted to set unrecognized parameter [${key}], use help:true to see options`,
         );
       }
-      if (typeof value !== 'number' || !(value > 0)) {
+      // mongod accepts 0 for the snapshot history window (keep no history).
+      const min = key === 'minSnapshotHistoryWindowInSeconds' ? 0 : Number.MIN_VALUE;
+      if (typeof value !== 'number' || !(value >= min)) {
         throw new ServerError(
           ErrorCode.BadValue,
           `Invalid value for parameter ${key}: ${String(value)}`,
@@ -303,6 +341,7 @@ class Dispatcher {
       reply.was = this.parameters[key as ParameterName];
       this.parameters[key as ParameterName] = value;
     }
+    this.storage.historyWindowMs = this.parameters.minSnapshotHistoryWindowInSeconds * 1000;
     return reply;
   }
 
@@ -409,11 +448,67 @@ class Dispatcher {
     return {};
   }
 
+  /**
+   * Checks a data command's `readConcern` as mongod does (read_concern_args.cpp, the commands'
+   * supportsReadConcern, read_concern_mongod.cpp) and returns where a snapshot read reads: at
+   * `atClusterTime`, or at the last applied write (a one-node majority commit point).
+   */
+  private readConcernFor(
+    name: string,
+    command: Document,
+  ): { readAt: number | undefined; atClusterTime: Timestamp | undefined } {
+    const none = { readAt: undefined, atClusterTime: undefined };
+    const readConcern = parseReadConcern(command);
+    if (readConcern === undefined) return none;
+    const target = readConcern.afterClusterTime ?? readConcern.atClusterTime;
+    const snapshot = readConcern.level === 'snapshot';
+    const inTransaction = command.autocommit === false;
+    if (snapshot && !inTransaction && !SNAPSHOT_READS.has(name)) {
+      throw new ServerError(
+        ErrorCode.InvalidOptions,
+        `Command ${name} does not support readConcern level snapshot outside a transaction :: caused by :: read concern snapshot not supported`,
+      );
+    }
+    if (this.replicaSetName === undefined) {
+      if (snapshot)
+        throw new ServerError(
+          ErrorCode.NotAReplicaSet,
+          'node needs to be a replica set member to use readConcern: snapshot',
+        );
+      if (target !== undefined)
+        throw new ServerError(
+          ErrorCode.IllegalOperation,
+          `Cannot specify ${readConcern.afterClusterTime === undefined ? 'atClusterTime' : 'afterClusterTime'} readConcern without replication enabled`,
+        );
+      return none;
+    }
+    // A time ahead of the cluster time is refused. One not yet reached by a write (the client
+    // gossiped a later cluster time) is served at once: mongod waits for its periodic no-op
+    // write (up to 10 s) and then reads the same data, as no write came in between.
+    checkClusterTimeTarget(readConcern, this.storage.clusterClock);
+    if (!snapshot) return none;
+    if (inTransaction) {
+      // mongod can start a transaction at a given atClusterTime; the driver never sends one
+      // (it replaces a transaction's first readConcern with the session's), and it is not
+      // imitated: refused rather than read at another time.
+      if (readConcern.atClusterTime !== undefined) {
+        throw new ServerError(
+          ErrorCode.InvalidOptions,
+          'the offline test server does not implement readConcern atClusterTime in a transaction',
+        );
+      }
+      return none;
+    }
+    const atClusterTime = readConcern.atClusterTime ?? this.storage.clusterClock.lastApplied;
+    return { readAt: this.storage.counterAt(atClusterTime), atClusterTime };
+  }
+
   private async runDataCommand(name: string, db: string, command: Document): Promise<Document> {
     const handler = Object.hasOwn(HANDLERS, name) ? HANDLERS[name] : undefined;
     if (handler === undefined) {
       throw new ServerError(ErrorCode.CommandNotFound, `no such command: '${name}'`);
     }
+    const { readAt, atClusterTime } = this.readConcernFor(name, command);
     let txn: Transaction | undefined;
     if (command.autocommit === false) {
       // Only commit and abort take a write concern in a transaction; the refusal leaves the
@@ -484,7 +579,7 @@ class Dispatcher {
         : undefined;
     const deadline = maxTimeMS === undefined ? Number.POSITIVE_INFINITY : Date.now() + maxTimeMS;
     for (;;) {
-      const unit = new WriteUnit(this.storage, txn);
+      const unit = new WriteUnit(this.storage, txn, readAt);
       try {
         const reply = handler({
           db,
@@ -493,8 +588,11 @@ class Dispatcher {
           storage: this.storage,
           cursors: this.cursors,
           inTransaction: txn !== undefined,
+          atClusterTime,
         });
         unit.commit();
+        // Catalog changes are oplog writes too: they get their own Timestamp.
+        if (txn === undefined && CATALOG_WRITES.has(name)) this.storage.clusterClock.tick();
         // A write error inside a transaction aborts it (e.g. DuplicateKey), as mongod does.
         if (txn !== undefined && Array.isArray(reply.writeErrors))
           this.storage.abort(txn, 'a write in it failed');

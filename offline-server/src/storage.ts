@@ -2,7 +2,10 @@
  * In-memory multi-version storage.
  *
  * - Every committed write gets a new logical timestamp; each document keeps its versions
- *   (`{ ts, doc | null }`), so a transaction reads the snapshot it started at.
+ *   (`{ ts, doc | null }`), so a transaction reads the snapshot it started at. Each logical
+ *   timestamp also has the cluster Timestamp it was committed at (`history`), kept for
+ *   `minSnapshotHistoryWindowInSeconds` as mongod keeps its snapshot history, so a snapshot
+ *   read can ask for the data as of an `atClusterTime`; older is SnapshotTooOld (239).
  * - A write goes through a `WriteUnit`: outside a transaction, the unit's writes become
  *   visible together when the command finishes (each command runs synchronously, so it is
  *   atomic); inside one, they stay in the transaction's write set until commit.
@@ -12,7 +15,8 @@
  *   re-runs that command once the holder has committed or aborted (as mongod retries
  *   internally). A transaction also conflicts with commits newer than its snapshot.
  */
-import { type Document, UUID } from 'bson';
+import { type Document, type Timestamp, UUID } from 'bson';
+import { ClusterClock, compareTimestamps, formatTimestamp } from './clock.js';
 import { ErrorCode, ServerError } from './errors.js';
 import { indexKeys, matchesPartialFilter } from './index-keys.js';
 import { formatValue, getPath, getPathValues, setField, valueKey } from './values.js';
@@ -116,8 +120,24 @@ export class Blocked extends Error {
   }
 }
 
+/** The cluster Timestamp of one logical timestamp, and when (wall clock) it was committed. */
+interface HistoryEntry {
+  readonly counter: number;
+  readonly ts: Timestamp;
+  readonly wallMs: number;
+}
+
 export class Storage {
   clock = 0;
+  readonly clusterClock = new ClusterClock();
+  /** How long superseded versions stay readable by `atClusterTime` (mongod: 300 s). */
+  historyWindowMs = 300_000;
+  /** Oldest first; `history[0]` is the oldest readable point in time. */
+  private readonly history: HistoryEntry[] = [
+    { counter: 0, ts: this.clusterClock.lastApplied, wallMs: Date.now() },
+  ];
+  /** The `oldest` the last prune ran with: versions only become prunable when it moves. */
+  private prunedAt = -1;
   readonly databases = new Map<string, Map<string, Collection>>();
   readonly locks = new Map<string, Transaction>();
   readonly activeTransactions = new Set<Transaction>();
@@ -160,6 +180,7 @@ export class Storage {
   apply(writes: Map<Collection, Map<string, Document | null>>): void {
     if (writes.size === 0) return;
     const ts = ++this.clock;
+    this.history.push({ counter: ts, ts: this.clusterClock.tick(), wallMs: Date.now() });
     for (const [collection, docs] of writes) {
       for (const [id, doc] of docs) {
         const chain = collection.versions.get(id);
@@ -175,10 +196,53 @@ export class Storage {
     this.prune();
   }
 
-  /** Drops versions no open transaction can see any more. */
+  /**
+   * The logical timestamp a read at cluster time `ts` sees: the newest write committed at or
+   * before it. SnapshotTooOld (239) when `ts` is older than the history kept.
+   */
+  counterAt(ts: Timestamp): number {
+    const first = this.history[0]!;
+    if (compareTimestamps(ts, first.ts) < 0) {
+      throw new ServerError(
+        ErrorCode.SnapshotTooOld,
+        `Read timestamp ${formatTimestamp(ts)} is older than the oldest available timestamp.`,
+      );
+    }
+    let low = 0;
+    let high = this.history.length - 1;
+    while (low < high) {
+      const middle = (low + high + 1) >> 1;
+      if (compareTimestamps(this.history[middle]!.ts, ts) <= 0) low = middle;
+      else high = middle - 1;
+    }
+    return this.history[low]!.counter;
+  }
+
+  /**
+   * Forgets history older than the window. To keep the pruning pass (which walks every document
+   * with superseded versions) rare, history is cut in steps of up to a second past the window.
+   */
+  private trimHistory(): void {
+    const slack = Math.min(1000, this.historyWindowMs);
+    const now = Date.now();
+    if (this.history.length < 2 || this.history[1]!.wallMs > now - this.historyWindowMs - slack)
+      return;
+    let drop = 0;
+    while (
+      drop + 1 < this.history.length &&
+      this.history[drop + 1]!.wallMs <= now - this.historyWindowMs
+    )
+      drop++;
+    this.history.splice(0, drop);
+  }
+
+  /** Drops versions neither an open transaction nor a snapshot read in the window can see. */
   prune(): void {
-    let oldest = Number.POSITIVE_INFINITY;
+    this.trimHistory();
+    let oldest = this.history[0]!.counter;
     for (const txn of this.activeTransactions) oldest = Math.min(oldest, txn.snapshotTs);
+    if (oldest === this.prunedAt) return;
+    this.prunedAt = oldest;
     for (const [key, [collection, id]] of this.dirtyKeys) {
       const chain = collection.versions.get(id);
       if (chain === undefined) {
@@ -245,7 +309,8 @@ export class Storage {
 
 /**
  * One command's view of the data and the writes it makes. Reads see the unit's own writes,
- * then (in a transaction) its snapshot or (outside one) the latest committed state.
+ * then (in a transaction) its snapshot, (a snapshot read) the state at `readAt`, or the latest
+ * committed state.
  */
 export class WriteUnit {
   private readonly ownWrites: Map<Collection, Map<string, Document | null>>;
@@ -253,6 +318,8 @@ export class WriteUnit {
   constructor(
     readonly storage: Storage,
     readonly txn: Transaction | undefined,
+    /** Logical timestamp a snapshot read outside a transaction reads at (see Storage.counterAt). */
+    readonly readAt?: number,
   ) {
     this.ownWrites = txn?.writes ?? new Map();
   }
@@ -293,7 +360,8 @@ export class WriteUnit {
   get(collection: Collection, id: string): Document | null {
     const own = this.ownWrites.get(collection);
     if (own?.has(id)) return own.get(id) ?? null;
-    return this.txn === undefined ? collection.latest(id) : collection.at(id, this.txn.snapshotTs);
+    const at = this.txn?.snapshotTs ?? this.readAt;
+    return at === undefined ? collection.latest(id) : collection.at(id, at);
   }
 
   /** Visible documents in natural (insertion) order, as `[idKey, doc]`. */

@@ -74,4 +74,21 @@ describe(`standalone server (${process.env.MONGO_ATOMICS_TEST_BACKEND ?? 'per ba
       /Transaction numbers are only allowed on a replica set member or mongos/,
     );
   });
+
+  // service_entry_point_common.cpp computes operationTime and gossips $clusterTime only on a
+  // replica set member; read_concern_mongod.cpp refuses snapshot reads on a standalone.
+  it('replies carry no $clusterTime or operationTime, and read concern snapshot is NotAReplicaSet (123)', async () => {
+    const db = client.db('ma_standalone_clock');
+    const reply = await db.command({ insert: 'c', documents: [{ _id: 1 }] });
+    expect(reply.$clusterTime).toBeUndefined();
+    expect(reply.operationTime).toBeUndefined();
+    const error = await db.command({ find: 'c', readConcern: { level: 'snapshot' } }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(MongoServerError);
+    expect((error as MongoServerError).code).toBe(123);
+    expect((error as MongoServerError).codeName).toBe('NotAReplicaSet');
+    await db.dropDatabase();
+  });
 });
