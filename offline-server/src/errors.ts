@@ -65,7 +65,6 @@ export const ErrorCode = {
   Location16555: 16555,
   DuplicateKey: 11000,
   Location40323: 40323,
-  IDLUnknownField: 40415,
   Location40324: 40324,
   Location15973: 15973,
   Location16410: 16410,

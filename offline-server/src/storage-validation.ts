@@ -114,7 +114,7 @@ export function validateForUpdate(doc: Document): void {
  * The fields mongod 7.0's IDL knows in one write statement (src/mongo/db/ops/write_ops.idl,
  * `UpdateOpEntry` and `DeleteOpEntry`, both `strict: true`). Anything else, such as the `sort`
  * that MongoDB 8.0 added to update statements, fails the whole command before any statement
- * runs with IDLUnknownField (40415), "BSON field 'update.updates.sort' is an unknown field."
+ * runs with 40415 (codeName Location40415: the code is an assertion id in idl_parser.cpp, not an error_codes.yml name), "BSON field 'update.updates.sort' is an unknown field."
  * (src/mongo/idl/idl_parser.cpp throwUnknownField).
  */
 const STATEMENT_FIELDS = {
@@ -145,7 +145,7 @@ export function refuseUnknownStatementFields(
     for (const name of Object.keys(statement)) {
       if (!STATEMENT_FIELDS[field].has(name)) {
         throw new ServerError(
-          ErrorCode.IDLUnknownField,
+          ErrorCode.Location40415,
           `BSON field '${command}.${field}.${name}' is an unknown field.`,
         );
       }

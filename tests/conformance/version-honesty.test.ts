@@ -11,8 +11,8 @@
  *   minServerVersion 8.0). Both drivers under test send it whatever the server's version
  *   (lib/operations/update.js makeUpdateStatement).
  * - mongod src/mongo/idl/idl_parser.cpp throwUnknownField: code 40415, "BSON field
- *   '<path>' is an unknown field."; src/mongo/base/error_codes.yml: 40415 IDLUnknownField. The
- *   IDL parses the whole command before any statement runs, so the command fails as a whole.
+ *   '<path>' is an unknown field."; 40415 has no name in error_codes.yml, so its codeName is
+ *   "Location40415" (as mongod's replies show). The IDL parses the whole command before any statement runs, so the command fails as a whole.
  * - mongod src/mongo/db/ops/insert.cpp fixDocumentForInsert calls
  *   storage_validation::storageValidIdField (src/mongo/db/update/storage_validation.cpp):
  *   DollarPrefixedFieldName (52), "_id fields may not contain '$'-prefixed fields: <name> is not
@@ -68,7 +68,7 @@ describe('the version the server claims', () => {
 });
 
 describe('update statements: fields 7.0 does not know', () => {
-  it('updateOne with sort (8.0) fails with IDLUnknownField 40415 naming update.updates.sort, and changes nothing', async () => {
+  it('updateOne with sort (8.0) fails with 40415 (Location40415) naming update.updates.sort, and changes nothing', async () => {
     const coll = await seeded();
     t.commands.reset();
     const error = await serverError(
@@ -76,7 +76,7 @@ describe('update statements: fields 7.0 does not know', () => {
     );
     expect(sentSort()).toEqual({ x: 1 });
     expect(error.code).toBe(40415);
-    expect(error.codeName).toBe('IDLUnknownField');
+    expect(error.codeName).toBe('Location40415');
     expect(error.errmsg).toBe("BSON field 'update.updates.sort' is an unknown field.");
     expect(await coll.countDocuments({ picked: true })).toBe(0);
   });
@@ -87,7 +87,7 @@ describe('update statements: fields 7.0 does not know', () => {
     const error = await serverError(coll.replaceOne({}, { replaced: true }, { sort: { x: -1 } }));
     expect(sentSort()).toEqual({ x: -1 });
     expect(error.code).toBe(40415);
-    expect(error.codeName).toBe('IDLUnknownField');
+    expect(error.codeName).toBe('Location40415');
     expect(error.errmsg).toBe("BSON field 'update.updates.sort' is an unknown field.");
     expect(await coll.countDocuments({ replaced: true })).toBe(0);
   });
@@ -104,12 +104,12 @@ describe('update statements: fields 7.0 does not know', () => {
       }),
     );
     expect(error.code).toBe(40415);
-    expect(error.codeName).toBe('IDLUnknownField');
+    expect(error.codeName).toBe('Location40415');
     expect(error.errmsg).toBe("BSON field 'update.updates.sort' is an unknown field.");
     expect(await coll.findOne({ _id: 1 })).toEqual({ _id: 1, x: 30 });
   });
 
-  it('a delete statement with a field 7.0 does not know fails with IDLUnknownField naming delete.deletes.<field>', async () => {
+  it('a delete statement with a field 7.0 does not know fails with 40415 (Location40415) naming delete.deletes.<field>', async () => {
     const coll = await seeded();
     const error = await serverError(
       t.db.command({
@@ -118,7 +118,7 @@ describe('update statements: fields 7.0 does not know', () => {
       }),
     );
     expect(error.code).toBe(40415);
-    expect(error.codeName).toBe('IDLUnknownField');
+    expect(error.codeName).toBe('Location40415');
     expect(error.errmsg).toBe("BSON field 'delete.deletes.sort' is an unknown field.");
     expect(await coll.countDocuments()).toBe(3);
   });
