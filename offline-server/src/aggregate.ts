@@ -9,10 +9,10 @@
 import type { Document } from 'bson';
 import { Aggregator } from 'mingo/aggregator';
 import { ErrorCode, ServerError } from './errors.js';
-import { decodeValue, encodePipeline, encodeValue } from './mingo-names.js';
+import { decodeValue, encodeCopy, encodePipeline } from './mingo-names.js';
 import { asServerError, mingoOptions, pinNow } from './query.js';
 import { KNOWN_STAGES } from './update.js';
-import { cloneDocument, isPlainObject } from './values.js';
+import { isPlainObject } from './values.js';
 
 /** Known to mongod, not implemented here (they need other collections or server state). */
 export const UNSUPPORTED_STAGES: ReadonlySet<string> = new Set([
@@ -68,9 +68,7 @@ export function runPipeline(docs: Document[], pipeline: Document[]): Document[] 
   try {
     // Special field names are renamed for mingo and back (mingo-names.ts).
     const aggregator = new Aggregator(encodePipeline(pinNow(pipeline, new Date())), mingoOptions());
-    return decodeValue(
-      aggregator.run(docs.map((doc) => encodeValue(cloneDocument(doc)))) as Document[],
-    );
+    return decodeValue(aggregator.run(docs.map((doc) => encodeCopy(doc))) as Document[]);
   } catch (error) {
     throw asServerError(error);
   }

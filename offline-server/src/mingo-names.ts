@@ -19,7 +19,7 @@
  */
 import type { Document } from 'bson';
 import { ServerError } from './errors.js';
-import { isPlainObject, setField } from './values.js';
+import { cloneDocumentRenamed, isPlainObject, setField } from './values.js';
 
 const MARK = '\u0000';
 
@@ -64,7 +64,8 @@ function mapShared(value: unknown[], f: (element: unknown) => unknown): unknown[
 
 /**
  * The object with its keys and values mapped; `value` itself when nothing changes, so that the
- * common case (no special name anywhere) allocates nothing.
+ * common case (no special name anywhere) allocates nothing: the mapped keys and values are kept
+ * only from the first change on.
  */
 function mapEntriesShared(
   value: Document,
@@ -72,16 +73,22 @@ function mapEntriesShared(
   f: (v: unknown) => unknown,
 ): Document {
   const keys = Object.keys(value);
-  let changed = false;
-  const entries: [string, unknown][] = [];
-  for (const k of keys) {
+  let entries: [string, unknown][] | undefined;
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i] as string;
     const v = value[k];
     const nk = key(k);
     const nv = f(v);
-    if (nk !== k || nv !== v) changed = true;
-    entries.push([nk, nv]);
+    if (entries === undefined && (nk !== k || nv !== v)) {
+      entries = [];
+      for (let j = 0; j < i; j++) {
+        const same = keys[j] as string;
+        entries.push([key(same), value[same]]);
+      }
+    }
+    entries?.push([nk, nv]);
   }
-  if (!changed) return value;
+  if (entries === undefined) return value;
   const out: Document = {};
   for (const [k, v] of entries) setField(out, k, v);
   return out;
@@ -113,6 +120,14 @@ function copyKeys(value: unknown, rename: (name: string) => string): unknown {
  */
 export function encodeValue<T>(value: T): T {
   return mapKeys(value, encodeName) as T;
+}
+
+/**
+ * A deep copy of a document with its special field names renamed for mingo, in one walk: what
+ * a pipeline may mutate (mingo sets fields on the documents it is given).
+ */
+export function encodeCopy<T>(value: T): T {
+  return cloneDocumentRenamed(value, encodeName);
 }
 
 /** The inverse of `encodeValue`, for what mingo returns (shares what it need not rename). */

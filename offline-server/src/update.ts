@@ -13,7 +13,7 @@
 import { Decimal128, type Document, Long, Timestamp } from 'bson';
 import { Aggregator } from 'mingo/aggregator';
 import { ErrorCode, ServerError } from './errors.js';
-import { decodeValue, encodePipeline, encodeValue, encodeVariables } from './mingo-names.js';
+import { decodeValue, encodeCopy, encodePipeline, encodeVariables } from './mingo-names.js';
 import {
   asServerError,
   compareBySort,
@@ -202,7 +202,7 @@ function applyPipelineUpdate(
       encodePipeline(pinNow(pipeline, new Date())),
       mingoOptions(encodeVariables(variables)),
     );
-    output = decodeValue(aggregator.run([encodeValue(cloneDocument(doc))]));
+    output = decodeValue(aggregator.run([encodeCopy(doc)]));
   } catch (error) {
     throw asServerError(error);
   }

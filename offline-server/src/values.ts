@@ -690,47 +690,133 @@ export function getPathValues(doc: unknown, path: string | readonly string[]): u
 /**
  * Whether two documents serialize to the same BSON bytes: mongod's no-op test for an update
  * (`pipeline_executor.cpp` and the update driver compare the result with the stored document
- * byte for byte). A walk answers first, without serializing, when it can prove the bytes equal:
- * the same keys in the same order holding the same strings, booleans, numbers (`Object.is`, so
- * `0` and `-0`, which serialize differently, are not the same; NaN is left to the bytes), the
- * same object, or dates of the same time. Anything else is decided by the bytes.
+ * byte for byte). A walk answers first, without serializing, when it can prove the answer;
+ * only an unproven case is decided by serializing both.
+ *
+ * The walk pairs values that sit at the same path (the same field names in the same order, and
+ * arrays of the same length), so that a path of names leads to one element in each document's
+ * bytes (a JS object cannot hold a name twice). It proves the bytes EQUAL when every pair is:
+ * the same strings, booleans, numbers (`Object.is`, so `0` and `-0`, which serialize
+ * differently, are not the same; NaN is left to the bytes), the same object, or dates of the
+ * same time. It proves them DIFFERENT as soon as one pair at the same path is two well-formed
+ * strings, two numbers (neither NaN) or two booleans that differ: equal bytes would decode to
+ * equal values at every path, and such pairs always encode differently (a number serializes as
+ * int32 or double by its value, so two different numbers never share bytes; a string with a lone
+ * surrogate is written as U+FFFD, so two such strings may, hence "well-formed"). Everything else
+ * (different names, lengths or types, `undefined` against `null`, which js-bson writes alike,
+ * BSON class instances) is unproven, and a proof of difference elsewhere still decides.
  */
 export function sameBytes(a: Document, b: Document): boolean {
-  if (provablySameBytes(a, b)) return true;
+  const verdict = byteProof(a, b);
+  if (verdict !== UNPROVEN) return verdict === SAME;
   return Buffer.from(serialize(a)).equals(Buffer.from(serialize(b)));
 }
 
-function provablySameBytes(a: unknown, b: unknown): boolean {
-  if (typeof a === 'number') return typeof b === 'number' && Object.is(a, b) && !Number.isNaN(a);
-  if (a === b) return true;
-  if (typeof a !== 'object' || a === null || typeof b !== 'object' || b === null) return false;
+const SAME = 1;
+const UNPROVEN = 0;
+const DIFFERENT = -1;
+type ByteProof = typeof SAME | typeof UNPROVEN | typeof DIFFERENT;
+/** In unicode mode a paired surrogate is one code point; only a lone one is in `Cs`. */
+const LONE_SURROGATE = /\p{Cs}/u;
+
+function byteProof(a: unknown, b: unknown): ByteProof {
+  if (typeof a === 'number') {
+    if (typeof b !== 'number' || Number.isNaN(a) || Number.isNaN(b)) return UNPROVEN;
+    return Object.is(a, b) ? SAME : DIFFERENT;
+  }
+  if (typeof a === 'string') {
+    if (a === b) return SAME;
+    if (typeof b !== 'string' || LONE_SURROGATE.test(a) || LONE_SURROGATE.test(b)) return UNPROVEN;
+    return DIFFERENT;
+  }
+  if (typeof a === 'boolean') {
+    if (typeof b !== 'boolean') return UNPROVEN;
+    return a === b ? SAME : DIFFERENT;
+  }
+  if (a === b) return SAME;
+  if (typeof a !== 'object' || a === null || typeof b !== 'object' || b === null) return UNPROVEN;
   if (Array.isArray(a)) {
-    if (!Array.isArray(b) || a.length !== b.length) return false;
-    for (let i = 0; i < a.length; i++) if (!provablySameBytes(a[i], b[i])) return false;
-    return true;
+    if (!Array.isArray(b) || a.length !== b.length) return UNPROVEN;
+    let verdict: ByteProof = SAME;
+    for (let i = 0; i < a.length; i++) {
+      const element = byteProof(a[i], b[i]);
+      if (element === DIFFERENT) return DIFFERENT;
+      if (element === UNPROVEN) verdict = UNPROVEN;
+    }
+    return verdict;
   }
   if (a instanceof Date) {
     const t = a.getTime();
-    return b instanceof Date && t === b.getTime() && !Number.isNaN(t);
+    return b instanceof Date && t === b.getTime() && !Number.isNaN(t) ? SAME : UNPROVEN;
   }
-  if (!isPlainObject(a) || !isPlainObject(b)) return false;
+  if (!isPlainObject(a) || !isPlainObject(b)) return UNPROVEN;
   const keys = Object.keys(a);
   const other = Object.keys(b);
-  if (keys.length !== other.length) return false;
+  if (keys.length !== other.length) return UNPROVEN;
+  let verdict: ByteProof = SAME;
   for (let i = 0; i < keys.length; i++) {
     const key = keys[i] as string;
-    if (key !== other[i] || !provablySameBytes(a[key], b[key])) return false;
+    if (key !== other[i]) return UNPROVEN;
+    const field = byteProof(a[key], b[key]);
+    if (field === DIFFERENT) return DIFFERENT;
+    if (field === UNPROVEN) verdict = UNPROVEN;
   }
-  return true;
+  return verdict;
 }
 
+/**
+ * A deep copy: new objects and arrays all the way down, new `Date`, `RegExp`, `Binary` and typed
+ * arrays; other BSON class instances (immutable) are shared.
+ *
+ * A plain object is copied with a spread, which defines each own field as a data property
+ * (`__proto__` included: CreateDataProperty, never the prototype setter) and is much cheaper
+ * than one `defineProperty` per field; only object-valued fields are then redefined with their
+ * copies through `setField`.
+ */
 export function cloneDocument<T>(value: T): T {
   return cloneValue(value) as T;
+}
+
+/**
+ * `cloneDocument` with every field name passed through `rename`, in one walk (mingo-names.ts
+ * copies a document for mingo and renames its special names).
+ */
+export function cloneDocumentRenamed<T>(value: T, rename: (name: string) => string): T {
+  return cloneRenamed(value, rename) as T;
 }
 
 function cloneValue(value: unknown): unknown {
   if (typeof value !== 'object' || value === null) return value;
   if (Array.isArray(value)) return value.map(cloneValue);
+  if (!isPlainObject(value)) return cloneLeaf(value);
+  const out: Document = { ...value };
+  for (const k of Object.keys(out)) {
+    const v = out[k];
+    if (typeof v === 'object' && v !== null) setField(out, k, cloneValue(v));
+  }
+  return out;
+}
+
+function cloneRenamed(value: unknown, rename: (name: string) => string): unknown {
+  if (typeof value !== 'object' || value === null) return value;
+  if (Array.isArray(value)) return value.map((v) => cloneRenamed(v, rename));
+  if (!isPlainObject(value)) return cloneLeaf(value);
+  const keys = Object.keys(value);
+  if (keys.every((k) => rename(k) === k)) {
+    const out: Document = { ...value };
+    for (const k of keys) {
+      const v = out[k];
+      if (typeof v === 'object' && v !== null) setField(out, k, cloneRenamed(v, rename));
+    }
+    return out;
+  }
+  const out: Document = {};
+  for (const k of keys) setField(out, rename(k), cloneRenamed(value[k], rename));
+  return out;
+}
+
+/** A copy of a non-plain object: what `bson.deserialize` gives or a caller stored. */
+function cloneLeaf(value: object): unknown {
   if (value instanceof Date) return new Date(value.getTime());
   if (value instanceof RegExp) return new RegExp(value.source, value.flags);
   const tag = tagOf(value);
@@ -740,9 +826,7 @@ function cloneValue(value: unknown): unknown {
   }
   if (tag !== undefined) return value;
   if (ArrayBuffer.isView(value)) return (value as Uint8Array).slice();
-  const out: Document = {};
-  for (const [k, v] of Object.entries(value)) setField(out, k, cloneValue(v));
-  return out;
+  return value;
 }
 
 /** Lexicographic order of update paths (mongod ≥ 5.0): numeric names numerically. */
