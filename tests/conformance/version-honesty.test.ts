@@ -12,7 +12,8 @@
  *   (lib/operations/update.js makeUpdateStatement).
  * - mongod src/mongo/idl/idl_parser.cpp throwUnknownField: code 40415, "BSON field
  *   '<path>' is an unknown field."; 40415 has no name in error_codes.yml, so its codeName is
- *   "Location40415" (as mongod's replies show). The IDL parses the whole command before any statement runs, so the command fails as a whole.
+ *   "Location40415" (as mongod's replies show). The IDL parses the whole command before any
+ *   statement runs, so the command fails as a whole.
  * - mongod src/mongo/db/ops/insert.cpp fixDocumentForInsert calls
  *   storage_validation::storageValidIdField (src/mongo/db/update/storage_validation.cpp):
  *   DollarPrefixedFieldName (52), "_id fields may not contain '$'-prefixed fields: <name> is not
