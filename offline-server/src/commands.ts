@@ -25,11 +25,7 @@ import {
   type Storage,
   type WriteUnit,
 } from './storage.js';
-import {
-  refuseUnknownStatementFields,
-  validateForInsert,
-  validateForUpdate,
-} from './storage-validation.js';
+import { validateForInsert, validateForUpdate } from './storage-validation.js';
 import { applyUpdate, upsertSeedDocument } from './update.js';
 import { getPath, valueKey } from './values.js';
 
@@ -327,7 +323,6 @@ function parseUpdateStatement(raw: Document): {
 }
 
 const update: Handler = (ctx) => {
-  refuseUnknownStatementFields('update', 'updates', ctx.command.updates);
   const collection = ctx.unit.ensureCollection(ctx.db, collectionName(ctx, 'update'));
   const upserted: Document[] = [];
   let n = 0;
@@ -348,7 +343,6 @@ const update: Handler = (ctx) => {
 };
 
 const remove: Handler = (ctx) => {
-  refuseUnknownStatementFields('delete', 'deletes', ctx.command.deletes);
   const collection = ctx.unit.collection(ctx.db, collectionName(ctx, 'delete'));
   let n = 0;
   const writeErrors = eachStatement(ctx, 'deletes', (raw) => {

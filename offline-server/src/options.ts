@@ -115,8 +115,11 @@ const COMMANDS: Readonly<Record<string, Table>> = {
         collation,
         hint,
         c: HONOURED,
-        sort: HONOURED,
+        // MongoDB 8.0 added `sort` to update statements; 7.0's IDL (write_ops.idl
+        // UpdateOpEntry, strict) does not know it: 40415 like any unknown field.
         upsertSupplied: notImplemented,
+        sampleId: notImplemented,
+        $_allowShardKeyUpdatesWithoutFullShardKeyInQuery: notImplemented,
       },
     },
     ordered: HONOURED,
@@ -128,7 +131,7 @@ const COMMANDS: Readonly<Record<string, Table>> = {
     deletes: {
       nested: 'array',
       unknown: 'idl',
-      fields: { q: HONOURED, limit: HONOURED, collation, hint },
+      fields: { q: HONOURED, limit: HONOURED, collation, hint, sampleId: notImplemented },
     },
     ordered: HONOURED,
     let: HONOURED,
