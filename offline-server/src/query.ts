@@ -560,7 +560,77 @@ function singleArg(obj: Document, expr: unknown, options: Options): unknown {
   return evalExpr(obj, arg, options);
 }
 
+/**
+ * An operator the offline server does not implement faithfully, refused naming it (NotImplemented,
+ * 238; mongod has no such refusal): never a value mongod would not give.
+ */
+function refusedOperator(name: string, reason: string): () => never {
+  return () => {
+    throw new ServerError(
+      ErrorCode.NotImplemented,
+      `The offline test server does not implement ${name} (${reason})`,
+    );
+  };
+}
+
+/** Server-side JavaScript (`$function`, `$accumulator`) is refused, never run in the server. */
+function refusedJavaScript(name: string): () => never {
+  return refusedOperator(name, 'server-side JavaScript is never run by the offline test server');
+}
+
+/** The arguments 7.0's `$convert` knows (`format` is new in 8.0, `base` in 8.3). */
+const CONVERT_ARGUMENTS: ReadonlySet<string> = new Set(['input', 'to', 'onError', 'onNull']);
+
+/**
+ * `$convert`'s arguments checked as MongoDB 7.0 parses them (src/mongo/db/pipeline/expression.cpp
+ * ExpressionConvert::parse): an object of known names, `input` and `to` required; all
+ * FailedToParse (9).
+ */
+function checkConvertArguments(expr: unknown): void {
+  if (!isPlainObject(expr)) {
+    throw new ServerError(
+      ErrorCode.FailedToParse,
+      `$convert expects an object of named arguments but found: ${bsonTypeName(expr)}`,
+    );
+  }
+  for (const key of Object.keys(expr)) {
+    if (!CONVERT_ARGUMENTS.has(key)) {
+      throw new ServerError(
+        ErrorCode.FailedToParse,
+        `$convert found an unknown argument: ${decodeName(key)}`,
+      );
+    }
+  }
+  for (const required of ['input', 'to']) {
+    if (!Object.hasOwn(expr, required)) {
+      throw new ServerError(ErrorCode.FailedToParse, `Missing '${required}' parameter to $convert`);
+    }
+  }
+}
+
 const EXPRESSION_OVERRIDES: Record<string, ExprFn> = {
+  $convert: (obj, expr, options) => {
+    checkConvertArguments(expr);
+    return expressionOperators.$convert(
+      obj,
+      expr as Parameters<typeof expressionOperators.$convert>[1],
+      options,
+    );
+  },
+  // mingo's own hash, not mongod's (BSONElementHasher over the value's BSON): refused.
+  $toHashedIndexKey: refusedOperator(
+    '$toHashedIndexKey',
+    "mongod's hash of a value is not computed here",
+  ),
+  // A client's `$function` body is BSON code or a string, never a JavaScript function: refused.
+  // mingo's own `$setWindowFields` evaluates each window through `$function` with a function
+  // body of its own, which only mingo can build (BSON decoding yields no functions).
+  $function: (obj, expr, options) => {
+    if (isPlainObject(expr) && typeof expr.body === 'function') {
+      return expressionOperators.$function(obj, expr as never, options);
+    }
+    return refusedJavaScript('$function')();
+  },
   // mingo does not know Long/Decimal128 as numbers or as types.
   $isNumber: (obj, expr, options) => isNumeric(singleArg(obj, expr, options)),
   $type: (obj, expr, options) => bsonTypeName(singleArg(obj, expr, options)),
@@ -640,6 +710,7 @@ function extremeAccumulator(sign: 1 | -1): AccumulatorFn {
 }
 
 const ACCUMULATOR_OVERRIDES: Record<string, AccumulatorFn> = {
+  $accumulator: refusedJavaScript('$accumulator'),
   // $sum ignores non-numeric values and keeps BSON numeric types.
   $sum: (collection, expr, options) =>
     (accumulatorOperators.$push(collection, expr, options) as unknown[])

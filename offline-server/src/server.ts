@@ -463,6 +463,22 @@ class Dispatcher {
     const target = readConcern.afterClusterTime ?? readConcern.atClusterTime;
     const snapshot = readConcern.level === 'snapshot';
     const inTransaction = command.autocommit === false;
+    // A transaction reads with its first statement's read concern: any later statement that
+    // names one is refused, leaving the transaction open (mongod service_entry_point_common.cpp
+    // and transaction_participant.cpp; jstests/core/txns/no_read_or_write_concern_inside_txn.js).
+    // An empty `readConcern: {}` names none.
+    if (
+      inTransaction &&
+      command.startTransaction !== true &&
+      (readConcern.level !== undefined ||
+        readConcern.afterClusterTime !== undefined ||
+        readConcern.atClusterTime !== undefined)
+    ) {
+      throw new ServerError(
+        ErrorCode.InvalidOptions,
+        'Only the first command in a transaction may specify a readConcern',
+      );
+    }
     if (snapshot && !inTransaction && !SNAPSHOT_READS.has(name)) {
       throw new ServerError(
         ErrorCode.InvalidOptions,

@@ -28,6 +28,10 @@
  *   manual, reference/operator/aggregation) are unknown to 7.0: mongod
  *   src/mongo/db/pipeline/expression.cpp Expression::parseExpression answers
  *   InvalidPipelineOperator (168), "Unrecognized expression '<name>'".
+ * - `$convert`'s `format` argument is new in 8.0 and `base` in 8.3 (manual,
+ *   reference/operator/aggregation/convert); 7.0's ExpressionConvert::parse
+ *   (src/mongo/db/pipeline/expression.cpp) knows `input`, `to`, `onError` and `onNull` only and
+ *   answers FailedToParse (9), "$convert found an unknown argument: <name>".
  */
 import type { Document } from 'mongodb';
 import { describe, expect, it } from 'vitest';
@@ -252,5 +256,41 @@ describe('commands of later releases', () => {
     expect(error.code).toBe(59);
     expect(error.codeName).toBe('CommandNotFound');
     expect(await t.db.collection('bulk').countDocuments()).toBe(0);
+  });
+});
+
+describe('arguments of later releases', () => {
+  for (const [name, argument] of [
+    ['format', { format: 'base64' }],
+    ['base', { base: 16 }],
+  ] as const) {
+    it(`$convert's ${name} is FailedToParse (9), "$convert found an unknown argument: ${name}"`, async () => {
+      const coll = await seeded();
+      const error = await serverError(
+        coll
+          .aggregate([
+            { $project: { s: { $convert: { input: '$x', to: 'string', ...argument } } } },
+          ])
+          .toArray(),
+      );
+      expect(error.code).toBe(9);
+      expect(error.codeName).toBe('FailedToParse');
+      expect(error.errmsg).toBe(`$convert found an unknown argument: ${name}`);
+    });
+  }
+
+  it("$convert with 7.0's arguments converts", async () => {
+    const coll = await seeded();
+    const result = await coll
+      .aggregate([
+        { $sort: { _id: 1 } },
+        { $project: { s: { $convert: { input: '$x', to: 'string', onError: 'e', onNull: 'n' } } } },
+      ])
+      .toArray();
+    expect(result).toEqual([
+      { _id: 1, s: '30' },
+      { _id: 2, s: '10' },
+      { _id: 3, s: '20' },
+    ]);
   });
 });
