@@ -66,6 +66,15 @@ describe('holdPlace', () => {
     );
   });
 
+  it('one live hold per member: a second holdId for the same member is alreadyHeld', async () => {
+    const coll = await event({ capacity: 5 });
+    await holdPlace(coll, hold('u1', 'h1'));
+    const second = await holdPlace(coll, hold('u1', 'h2'));
+    expect(second.outcome).toBe('alreadyHeld');
+    expect(second.hold).toMatchObject({ holdId: 'h1', member: 'u1', state: 'held' });
+    expect(second.document?.sold).toBe(1);
+  });
+
   it('a full event whose hold lapsed admits the next buyer in one command (no sweeper)', async () => {
     const coll = await event({ capacity: 1 });
     expect((await holdPlace(coll, hold('u1', 'h1', 1))).outcome).toBe('held');

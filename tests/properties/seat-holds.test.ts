@@ -114,6 +114,8 @@ function verify(capacity: number, calls: readonly Call<Op, Outcome>[], final: Do
   check(final.sold === members.length + live.length, 'counter ≠ members + live holds', final);
   check(members.length + live.length <= capacity, 'members + live holds past capacity', final);
   check(new Set(members).size === members.length, 'a member is in twice', final);
+  const holders = [...members, ...live.map((h) => h.member)];
+  check(new Set(holders).size === holders.length, 'a member holds two places', final);
   const ids = records.map((h) => h.holdId);
   check(new Set(ids).size === ids.length, 'a hold id has two records', final);
   const confirmedMembers = records.filter((h) => h.state === 'confirmed').map((h) => h.member);
