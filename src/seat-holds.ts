@@ -270,7 +270,10 @@ function validatePlace<TSchema extends Document>(
   const array = v.path(options.array, 'array');
   const counter = v.path(options.counter, 'counter');
   if (overlaps(counter, array)) v.fail('counter', `overlaps the array "${array}"`);
-  const holds = v.path(options.holdsField ?? '_holds', 'holdsField');
+  const holds = v.path(
+    options.holdsField === undefined ? '_holds' : options.holdsField,
+    'holdsField',
+  );
   if (overlaps(holds, array) || overlaps(holds, counter)) {
     v.fail('holdsField', 'must name a field of its own, not the array or the counter');
   }
@@ -547,7 +550,11 @@ export async function holdPlace<TSchema extends Document = Document>(
   const ttlMs = v.integer(options.ttlMs, 'ttlMs', 1);
   if (ttlMs > LARGEST_TTL_MS)
     v.fail('ttlMs', `must be at most one year (${LARGEST_TTL_MS}), got ${ttlMs}`);
-  const maxHolds = v.integer(options.maxHolds ?? DEFAULT_MAX_HOLDS, 'maxHolds', 1);
+  const maxHolds = v.integer(
+    options.maxHolds === undefined ? DEFAULT_MAX_HOLDS : options.maxHolds,
+    'maxHolds',
+    1,
+  );
   if (maxHolds > LARGEST_MAX_HOLDS)
     v.fail('maxHolds', `must be at most ${LARGEST_MAX_HOLDS}, got ${maxHolds}`);
   const call = callId();
@@ -818,7 +825,10 @@ export async function releaseExpiredPlaces<
   v.knownKeys(options, SWEEP_OPTIONS);
   const filter = options.filter === undefined ? {} : v.filter(options.filter);
   const counter = v.path(options.counter, 'counter');
-  const holds = v.path(options.holdsField ?? '_holds', 'holdsField');
+  const holds = v.path(
+    options.holdsField === undefined ? '_holds' : options.holdsField,
+    'holdsField',
+  );
   if (overlaps(holds, counter))
     v.fail('holdsField', 'must name a field of its own, not the counter');
   const session = v.session(options.session, collection);
