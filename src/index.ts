@@ -104,6 +104,22 @@ export type {
   ScalarPath,
 } from './paths.js';
 export {
+  confirmPlace,
+  type HoldPlaceOptions,
+  type HoldPlaceResult,
+  holdPlace,
+  type PlaceHold,
+  type PlaceHoldBaseOptions,
+  type PlaceHoldState,
+  type ReleaseExpiredPlacesOptions,
+  type ReleaseExpiredPlacesResult,
+  releaseExpiredPlaces,
+  releasePlace,
+  SETTLED_HOLDS_KEPT,
+  type SettlePlaceOptions,
+  type SettlePlaceResult,
+} from './seat-holds.js';
+export {
   type RetryingTransactionOptions,
   type TransactionAttempt,
   type TransactionBackoff,

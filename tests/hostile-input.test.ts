@@ -28,6 +28,7 @@ import { InvalidArgumentError, isInvalidArgumentError } from '../src/errors.js';
 import { guardedDecrement, guardedDecrementAll } from '../src/guarded-decrement.js';
 import { ensureIdempotencyIndexes, withIdempotencyKey } from '../src/idempotency.js';
 import { incrementOrPushArrayItem } from '../src/increment-or-push.js';
+import { confirmPlace, holdPlace, releaseExpiredPlaces, releasePlace } from '../src/seat-holds.js';
 import { withRetryingTransaction } from '../src/transaction.js';
 import { updateWithVersion } from '../src/update-with-version.js';
 import type { Doc } from './conformance/helpers.js';
@@ -207,12 +208,74 @@ const seats = {
   counter: 'count',
   member: 'u1',
 };
+const placeSet = { filter: { _id: 'e1' }, array: 'members', counter: 'count' };
+const placeHold = { ...placeSet, member: 'u1', capacity: 5, holdId: 'h1', ttlMs: 1000 };
+const placeSettle = { ...placeSet, holdId: 'h1' };
+const placeSweep = { counter: 'count' };
 const claim = { filter: { _id: 'o1' }, field: 'status', to: 'paid' };
 const decrement = { filter: { _id: 'p1' }, field: 'stock', amount: 1 };
 const cart = { filter: { userId: 'u1' }, array: 'courses', match: { courseId: 'c1' } };
 const versioned = { filter: { _id: 's1' }, update: () => ({ $set: { a: 1 } }) };
 
+const settlePrimitive = (
+  name: string,
+  call: (o: Record<string, unknown>) => Promise<unknown>,
+): Primitive => ({
+  name,
+  call,
+  valid: placeSettle,
+  paths: [
+    ['array', (p) => ({ ...placeSettle, array: p })],
+    ['counter', (p) => ({ ...placeSettle, counter: p })],
+    ['holdsField', (p) => ({ ...placeSettle, holdsField: p })],
+  ],
+  pathKeys: [],
+  fieldKeys: [],
+  scalars: [],
+  numbers: [],
+  filters: [['filter', (f) => ({ ...placeSettle, filter: f })]],
+  session: true,
+});
+
 const PRIMITIVES: readonly Primitive[] = [
+  {
+    name: 'holdPlace',
+    call: (o) => holdPlace(coll(), o as never),
+    valid: placeHold,
+    paths: [
+      ['array', (p) => ({ ...placeHold, array: p })],
+      ['counter', (p) => ({ ...placeHold, counter: p })],
+      ['holdsField', (p) => ({ ...placeHold, holdsField: p })],
+      ['capacity', (p) => ({ ...placeHold, capacity: p })],
+    ],
+    pathKeys: [],
+    fieldKeys: [],
+    scalars: [['member', 'member', (m) => ({ ...placeHold, member: m })]],
+    numbers: [
+      ['capacity', 'capacity', (n) => ({ ...placeHold, capacity: n })],
+      ['ttlMs', 'ttlMs', (n) => ({ ...placeHold, ttlMs: n })],
+      ['maxHolds', 'maxHolds', (n) => ({ ...placeHold, maxHolds: n })],
+    ],
+    filters: [['filter', (f) => ({ ...placeHold, filter: f })]],
+    session: true,
+  },
+  settlePrimitive('confirmPlace', (o) => confirmPlace(coll(), o as never)),
+  settlePrimitive('releasePlace', (o) => releasePlace(coll(), o as never)),
+  {
+    name: 'releaseExpiredPlaces',
+    call: (o) => releaseExpiredPlaces(coll(), o as never),
+    valid: placeSweep,
+    paths: [
+      ['counter', (p) => ({ ...placeSweep, counter: p })],
+      ['holdsField', (p) => ({ ...placeSweep, holdsField: p })],
+    ],
+    pathKeys: [],
+    fieldKeys: [],
+    scalars: [],
+    numbers: [],
+    filters: [['filter', (f) => ({ ...placeSweep, filter: f })]],
+    session: true,
+  },
   {
     name: 'applyProgress',
     call: (o) => applyProgress(coll(), o as never),
@@ -827,6 +890,8 @@ const KINDS = {
   ],
   /** A query filter: a non-empty plain object; operators inside are the caller's query. */
   filter: ["{ $gt: '' }", '{ $ne: null }', 'an own "__proto__" key', 'a "constructor" key'],
+  /** A filter that must select one document by `_id` equality (the seat-hold calls): none of these. */
+  idFilter: [],
   /**
    * A value stored as given (claimOnce set.x, incrementOrPush fields.x): any BSON value, NaN
    * and a 1 MB string included (it is the caller's data; the 16 MB document limit applies);
@@ -955,6 +1020,21 @@ const freshKey = () => {
   return `k-${keySeq}`;
 };
 
+/** confirmPlace's and releasePlace's options (the same). */
+function settleSpecs(settle: typeof confirmPlace | typeof releasePlace): OptionSpec[] {
+  const call = (o: Record<string, unknown>) => settle(matrixColl(), o as never);
+  const base = () => ({ ...placeSettle });
+  return [
+    collectionSpec((c) => settle(c as never, base() as never)),
+    ['filter', 'idFilter', (x) => call({ ...base(), filter: x })],
+    ['array', 'path', (x) => call({ ...base(), array: x })],
+    ['counter', 'path', (x) => call({ ...base(), counter: x })],
+    ['holdsField', 'path', (x) => call({ ...base(), holdsField: x })],
+    ['holdId', 'text', (x) => call({ ...base(), holdId: x })],
+    ['session', 'none', (x) => call({ ...base(), session: x })],
+  ];
+}
+
 /** Per primitive: every option it takes (arguments included) with its kind and a call. */
 const OPTION_SPECS: Record<string, () => OptionSpec[]> = {
   applyProgress: () => {
@@ -996,6 +1076,36 @@ const OPTION_SPECS: Record<string, () => OptionSpec[]> = {
       ['capacity', 'capacity', (x) => call({ ...base(), capacity: x })],
       ['session', 'none', (x) => call({ ...base(), session: x })],
       ...withOpIdLog(base, call),
+    ];
+  },
+  holdPlace: () => {
+    const call = (o: Record<string, unknown>) => holdPlace(matrixColl(), o as never);
+    const base = () => ({ ...placeHold });
+    return [
+      collectionSpec((c) => holdPlace(c as never, base() as never)),
+      ['filter', 'idFilter', (x) => call({ ...base(), filter: x })],
+      ['array', 'path', (x) => call({ ...base(), array: x })],
+      ['counter', 'path', (x) => call({ ...base(), counter: x })],
+      ['holdsField', 'path', (x) => call({ ...base(), holdsField: x })],
+      ['member', 'scalar', (x) => call({ ...base(), member: x })],
+      ['capacity', 'capacity', (x) => call({ ...base(), capacity: x })],
+      ['holdId', 'text', (x) => call({ ...base(), holdId: x })],
+      ['ttlMs', 'count', (x) => call({ ...base(), ttlMs: x })],
+      ['maxHolds', 'count', (x) => call({ ...base(), maxHolds: x })],
+      ['session', 'none', (x) => call({ ...base(), session: x })],
+    ];
+  },
+  confirmPlace: () => settleSpecs(confirmPlace),
+  releasePlace: () => settleSpecs(releasePlace),
+  releaseExpiredPlaces: () => {
+    const call = (o: Record<string, unknown>) => releaseExpiredPlaces(matrixColl(), o as never);
+    const base = () => ({ ...placeSweep });
+    return [
+      collectionSpec((c) => releaseExpiredPlaces(c as never, base() as never)),
+      ['filter', 'filter', (x) => call({ ...base(), filter: x })],
+      ['counter', 'path', (x) => call({ ...base(), counter: x })],
+      ['holdsField', 'path', (x) => call({ ...base(), holdsField: x })],
+      ['session', 'none', (x) => call({ ...base(), session: x })],
     ];
   },
   removeFromSetWithCapacity: () => {
@@ -1256,6 +1366,12 @@ function probes(): Record<string, [prefix: string, call: () => Promise<unknown>]
       capacity: 5,
     }),
     removeFromSetWithCapacity: opLog((o) => removeFromSetWithCapacity(c(), o as never), seats),
+    holdPlace: [['', () => holdPlace(c(), { ...placeHold, ...zz } as never)]],
+    confirmPlace: [['', () => confirmPlace(c(), { ...placeSettle, ...zz } as never)]],
+    releasePlace: [['', () => releasePlace(c(), { ...placeSettle, ...zz } as never)]],
+    releaseExpiredPlaces: [
+      ['', () => releaseExpiredPlaces(c(), { ...placeSweep, ...zz } as never)],
+    ],
     claimOnce: opLog((o) => claimOnce(c(), o as never), claim),
     guardedDecrement: opLog((o) => guardedDecrement(c(), o as never), decrement),
     guardedDecrementAll: [

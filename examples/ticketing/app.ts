@@ -11,23 +11,31 @@
  * `removeFromSetWithCapacity`: they keep `tickets_sold` equal to the number of ids, and a
  * hand-written `$push` or `$inc` elsewhere would make the two drift for good.
  */
+
+import { randomUUID } from 'node:crypto';
 import type { Express, Response } from 'express';
 import { Router } from 'express';
 import {
   addToSetWithCapacity,
+  confirmPlace,
+  holdPlace,
   isRetryBudgetExhaustedError,
+  releasePlace,
   removeFromSetWithCapacity,
+  type SettlePlaceResult,
 } from 'mongo-atomics';
 import type { Db } from 'mongodb';
 import { HttpError } from '../shared/http.js';
 import {
   alreadyRegistered,
   assemble,
+  type EventDoc,
   eventNotFound,
   eventsOf,
   full,
   notRegistered,
   parseEventParams,
+  parseHoldParams,
   parseRegistrationBody,
   parseRegistrationParams,
   summary,
@@ -56,10 +64,131 @@ async function orBusy<T>(res: Response, write: () => Promise<T>): Promise<T> {
   }
 }
 
+/** Options of the real app. */
+export interface TicketingOptions {
+  /** How long a seat hold lasts before it lapses (server time). @default 600000 (10 minutes) */
+  readonly holdTtlMs?: number;
+}
+
+/** HTTP answers for a hold confirmed, released or settled before (hold-then-pay flow). */
+function settledReply(eventId: string, result: SettlePlaceResult<EventDoc>) {
+  switch (result.outcome) {
+    case 'confirmed':
+    case 'released':
+    case 'alreadyConfirmed':
+    case 'alreadyReleased':
+      return {
+        status: result.outcome.startsWith('already') ? 409 : 200,
+        body: {
+          eventId,
+          holdId: result.hold.holdId,
+          userId: result.hold.member,
+          state: result.hold.state,
+          event: summary(result.document),
+          ...(result.outcome.startsWith('already') ? { error: result.outcome } : {}),
+        },
+      };
+    case 'expired':
+      // 410 Gone: the hold lapsed first and its seat went back on sale; nothing was registered.
+      return {
+        status: 410,
+        body: {
+          error: 'holdExpired',
+          eventId,
+          holdId: result.hold.holdId,
+          event: summary(result.document),
+        },
+      };
+    case 'unknownHold':
+      return { status: 404, body: { error: 'holdNotFound', eventId } };
+    case 'notFound':
+      return { status: 404, body: { error: 'eventNotFound', eventId } };
+  }
+}
+
 /** The real app: reads from events.ts, writes guarded by mongo-atomics. */
-export function createApp(db: Db): Express {
+export function createApp(db: Db, options: TicketingOptions = {}): Express {
   const events = eventsOf(db);
   const writes = Router();
+  const holdTtlMs = options.holdTtlMs ?? 600_000;
+  const seats = { array: 'registration_ids', counter: 'tickets_sold' } as const;
+
+  // Hold-then-pay, step 1: hold a seat while the buyer pays. 201 with the holdId and when it
+  // lapses | 409 full | 409 alreadyRegistered | 409 alreadyHeld (with the user's live hold) |
+  // 503 busy (too many holds at once) | 404 eventNotFound. One round trip; a hold that lapsed
+  // gives its seat to this buyer inside the same update (no cron job).
+  writes.post('/events/:eventId/holds', async (req, res) => {
+    const { eventId } = parseEventParams(req);
+    const { userId } = parseRegistrationBody(req);
+    const holdId = randomUUID();
+    const result = await holdPlace(events, {
+      ...seats,
+      filter: { _id: eventId },
+      capacity: 'capacity',
+      member: userId,
+      holdId,
+      ttlMs: holdTtlMs,
+    });
+    const id = eventId.toHexString();
+    switch (result.outcome) {
+      case 'held':
+        res
+          .status(201)
+          .location(`/events/${id}/holds/${holdId}`)
+          .json({
+            eventId: id,
+            userId,
+            holdId,
+            expiresAt: result.expiresAt.toISOString(),
+            event: summary(result.document),
+          });
+        return;
+      case 'alreadyHeld':
+        throw new HttpError(409, {
+          error: 'alreadyHeld',
+          eventId: id,
+          userId,
+          holdId: result.hold.holdId,
+          expiresAt: result.hold.expiresAt.toISOString(),
+        });
+      case 'alreadySettled':
+        // A fresh random holdId never names a settled hold.
+        throw new Error(`hold id ${holdId} reused`);
+      case 'alreadyMember':
+        throw alreadyRegistered(eventId, userId);
+      case 'full':
+        throw full(result.document);
+      case 'tooManyHolds':
+        res.set('Retry-After', String(RETRY_AFTER_SECONDS));
+        throw new HttpError(503, {
+          error: 'busy',
+          message: 'too many seats on hold, try again',
+          retryAfterSeconds: RETRY_AFTER_SECONDS,
+        });
+      case 'notFound':
+        throw eventNotFound(eventId);
+    }
+  });
+
+  // Step 2a, on payment: the held seat becomes the user's registration (counted once).
+  // 200 confirmed | 410 holdExpired (refund: the seat went back on sale) | 409 alreadyConfirmed
+  // or alreadyReleased | 404 holdNotFound | 404 eventNotFound. A payment callback delivered
+  // twice gets 409 alreadyConfirmed the second time, and registers once.
+  writes.post('/events/:eventId/holds/:holdId/confirm', async (req, res) => {
+    const { eventId, holdId } = parseHoldParams(req);
+    const result = await confirmPlace(events, { ...seats, filter: { _id: eventId }, holdId });
+    const reply = settledReply(eventId.toHexString(), result);
+    res.status(reply.status).json(reply.body);
+  });
+
+  // Step 2b, on cancel: the seat goes back on sale. 200 released | 410 holdExpired |
+  // 409 alreadyConfirmed (cancel the registration instead) or alreadyReleased | 404.
+  writes.delete('/events/:eventId/holds/:holdId', async (req, res) => {
+    const { eventId, holdId } = parseHoldParams(req);
+    const result = await releasePlace(events, { ...seats, filter: { _id: eventId }, holdId });
+    const reply = settledReply(eventId.toHexString(), result);
+    res.status(reply.status).json(reply.body);
+  });
 
   // Register: 201 | 409 full | 409 alreadyRegistered | 404 eventNotFound.
   // One round trip when the user gets a seat; when not, the primitive reads the event once to

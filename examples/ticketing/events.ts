@@ -20,6 +20,8 @@ export interface EventDoc {
   capacity: number;
   tickets_sold: number;
   registration_ids: string[];
+  /** Seat holds of the hold-then-pay flow, written only by mongo-atomics' seat-hold calls. */
+  _holds?: unknown[];
 }
 
 export const EVENTS = 'events';
@@ -51,12 +53,15 @@ export function summary(event: Omit<EventDoc, 'registration_ids'>): EventSummary
 }
 
 /** The projection every read uses: never ship the member array over the wire for a summary. */
-export const WITHOUT_MEMBERS = { projection: { registration_ids: 0 } } as const;
+export const WITHOUT_MEMBERS = { projection: { registration_ids: 0, _holds: 0 } } as const;
 
 const eventParams = z.strictObject({ eventId: objectId });
 const registrationParams = z.strictObject({ eventId: objectId, userId: token });
 /** Strict: an unknown key (a typo such as `userID`, or `$where`) is a 400, not silently ignored. */
 const registrationBody = z.strictObject({ userId: token });
+
+const holdParams = z.strictObject({ eventId: objectId, holdId: token });
+export const parseHoldParams = (req: Request) => parse(holdParams, req.params, 'params');
 
 export const parseEventParams = (req: Request) => parse(eventParams, req.params, 'params');
 export const parseRegistrationParams = (req: Request) =>

@@ -26,18 +26,22 @@ import { call, type Listening, listen, writesDuring } from './support.js';
 const t = useTestDatabase('ex_ticketing');
 let real: Listening;
 let naive: Listening;
+/** The real app with 40 ms holds, for the hold-then-pay flow's lapses. */
+let quick: Listening;
 /** The naive app's `afterRead` hook: a fresh barrier for each naive storm. */
 let gate: Barrier | undefined;
 
 beforeAll(async () => {
   await prepare(t.db);
   real = await listen(createApp(t.db));
+  quick = await listen(createApp(t.db, { holdTtlMs: 40 }));
   naive = await listen(
     createNaiveApp(t.db, { afterRead: () => (gate === undefined ? Promise.resolve() : gate()) }),
   );
 });
 afterAll(async () => {
   await real?.close();
+  await quick?.close();
   await naive?.close();
 });
 
@@ -216,6 +220,113 @@ describe('DELETE /events/:eventId/registrations/:userId', () => {
     const gone = await call(real.url, 'DELETE', `/events/${hex(unknown)}/registrations/ann`);
     expect(gone.status).toBe(404);
     expect(gone.body).toEqual({ error: 'eventNotFound', eventId: hex(unknown) });
+  });
+});
+
+describe('hold-then-pay: POST .../holds, POST .../holds/:holdId/confirm, DELETE .../holds/:holdId', () => {
+  const hold = (base: string, id: ObjectId, userId: string) =>
+    call(base, 'POST', `/events/${hex(id)}/holds`, { body: { userId } });
+  const lapse = () => new Promise((resolve) => setTimeout(resolve, 60));
+
+  it('hold 201 (the seat counted), confirm 200 (registered once), a second confirm 409 alreadyConfirmed', async () => {
+    const id = await newEvent(2);
+    const held = await hold(real.url, id, 'ann');
+    expect(held.status).toBe(201);
+    expect(held.body).toMatchObject({
+      eventId: hex(id),
+      userId: 'ann',
+      event: { sold: 1, seatsLeft: 1 },
+    });
+    expect(held.headers.get('location')).toBe(`/events/${hex(id)}/holds/${held.body.holdId}`);
+    expect(Date.parse(held.body.expiresAt)).toBeGreaterThan(Date.now() + 60_000);
+    const path = `/events/${hex(id)}/holds/${held.body.holdId}`;
+    const paid = await call(real.url, 'POST', `${path}/confirm`);
+    expect(paid.status).toBe(200);
+    expect(paid.body).toMatchObject({ state: 'confirmed', userId: 'ann', event: { sold: 1 } });
+    expect((await call(real.url, 'POST', `${path}/confirm`)).body.error).toBe('alreadyConfirmed');
+    expect((await call(real.url, 'DELETE', path)).status).toBe(409);
+    const event = await eventDoc(id);
+    expect(event?.registration_ids).toEqual(['ann']);
+    expect(event?.tickets_sold).toBe(1);
+    const registered = await call(real.url, 'GET', `/events/${hex(id)}/registrations/ann`);
+    expect(registered.body.registered).toBe(true);
+  });
+
+  it('cancel 200 gives the seat back; a held seat is not sold to a plain registration; 409 alreadyHeld, alreadyRegistered, full', async () => {
+    const id = await newEvent(1, []);
+    const held = await hold(real.url, id, 'ann');
+    expect(held.status).toBe(201);
+    expect((await hold(real.url, id, 'ann')).body).toMatchObject({
+      error: 'alreadyHeld',
+      holdId: held.body.holdId,
+    });
+    expect((await hold(real.url, id, 'ben')).body.error).toBe('full');
+    const plain = await call(real.url, 'POST', `/events/${hex(id)}/registrations`, {
+      body: { userId: 'ben' },
+    });
+    expect(plain.body.error).toBe('full');
+    const cancelled = await call(
+      real.url,
+      'DELETE',
+      `/events/${hex(id)}/holds/${held.body.holdId}`,
+    );
+    expect(cancelled.status).toBe(200);
+    expect(cancelled.body).toMatchObject({ state: 'released', event: { sold: 0, seatsLeft: 1 } });
+    expect((await hold(real.url, id, 'ben')).status).toBe(201);
+    const member = await newEvent(3, ['cat']);
+    expect((await hold(real.url, member, 'cat')).body.error).toBe('alreadyRegistered');
+  });
+
+  it('a full event admits the next buyer once a hold lapses; the late payment gets 410 holdExpired', async () => {
+    const id = await newEvent(1);
+    const first = await hold(quick.url, id, 'ann');
+    expect(first.status).toBe(201);
+    await lapse();
+    const next = await hold(quick.url, id, 'ben');
+    expect(next.status).toBe(201);
+    expect(next.body.event).toMatchObject({ sold: 1, seatsLeft: 0 });
+    const late = await call(
+      quick.url,
+      'POST',
+      `/events/${hex(id)}/holds/${first.body.holdId}/confirm`,
+    );
+    expect(late.status).toBe(410);
+    expect(late.body.error).toBe('holdExpired');
+    const event = await eventDoc(id);
+    expect(event?.registration_ids).toEqual([]);
+    expect(event?.tickets_sold).toBe(1);
+  });
+
+  it('404 holdNotFound, 404 eventNotFound, 400 for a malformed hold id; reads never ship the holds', async () => {
+    const id = await newEvent(2);
+    expect((await call(real.url, 'POST', `/events/${hex(id)}/holds/nope/confirm`)).body.error).toBe(
+      'holdNotFound',
+    );
+    const unknown = hex(new ObjectId());
+    expect((await call(real.url, 'DELETE', `/events/${unknown}/holds/nope`)).body.error).toBe(
+      'eventNotFound',
+    );
+    expect(
+      (await call(real.url, 'POST', `/events/${unknown}/holds`, { body: { userId: 'a' } })).status,
+    ).toBe(404);
+    expect((await call(real.url, 'DELETE', `/events/${hex(id)}/holds/a.b`)).status).toBe(400);
+    await hold(real.url, id, 'ann');
+    const shown = await call(real.url, 'GET', `/events/${hex(id)}`);
+    expect(JSON.stringify(shown.body)).not.toContain('_holds');
+  });
+
+  it('a confirmation racing the cancel of one hold: exactly one wins', async () => {
+    const id = await newEvent(1);
+    const held = await hold(real.url, id, 'ann');
+    const path = `/events/${hex(id)}/holds/${held.body.holdId}`;
+    const report = await race(20, (i) =>
+      call(real.url, i % 2 === 0 ? 'POST' : 'DELETE', i % 2 === 0 ? `${path}/confirm` : path),
+    );
+    const statuses = report.values.map((reply) => reply.status);
+    expect(statuses.filter((s) => s === 200)).toHaveLength(1);
+    expect(statuses.filter((s) => s === 409)).toHaveLength(19);
+    const event = await eventDoc(id);
+    expect(event?.tickets_sold).toBe(event?.registration_ids.length);
   });
 });
 
