@@ -178,7 +178,7 @@ export type ConditionalOutcome<TSchema extends Document, Q extends Questions> =
  * document or missing (`$mergeObjects` fails on a scalar or an array, nothing written), which
  * is where `$set`/`$push` would fail too.
  */
-function writtenDocument(writes: readonly Write[]): Document {
+export function writtenDocument(writes: readonly Write[]): Document {
   const ordered = writes.length > 1 ? [...writes].sort(([a], [b]) => comparePaths(a, b)) : writes;
   const merged = (prefix: string, entries: readonly Write[]): Document => {
     const groups = new Map<string, Write[]>();
