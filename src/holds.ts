@@ -637,17 +637,26 @@ export async function holdQuantity<
   };
   const projection = {
     _id: 0,
+    // One expression object, not a sub-projection (see readWithVerdicts in failure-read.ts):
+    // `{ r: { mine: … } }` would be read as the projection of a path `r.mine`.
     r: {
-      mine,
-      live: { $arrayElemAt: [holdsWhere(holdsField, sameId), 0] },
-      settled: {
-        $arrayElemAt: [{ $filter: { input: arrayAt(settledField), as: 'hold', cond: sameId } }, -1],
-      },
-      count: { $size: arrayAt(holdsField) },
-      current: `$${field}`,
-      fieldOk: { $isNumber: `$${field}` },
-      layoutOk: layoutOkExpression({ holdsField, settledField }),
-      document: { $cond: [mine, '$$ROOT', '$$REMOVE'] },
+      $mergeObjects: [
+        {
+          mine,
+          live: { $arrayElemAt: [holdsWhere(holdsField, sameId), 0] },
+          settled: {
+            $arrayElemAt: [
+              { $filter: { input: arrayAt(settledField), as: 'hold', cond: sameId } },
+              -1,
+            ],
+          },
+          count: { $size: arrayAt(holdsField) },
+          current: `$${field}`,
+          fieldOk: { $isNumber: `$${field}` },
+          layoutOk: layoutOkExpression({ holdsField, settledField }),
+          document: { $cond: [mine, '$$ROOT', '$$REMOVE'] },
+        },
+      ],
     },
   };
   const value = await collection.findOneAndUpdate(filter as Filter<TSchema>, pipeline, {
@@ -750,11 +759,15 @@ async function settleHold<TSchema extends Document>(
   const projection = {
     _id: 0,
     r: {
-      settled: { $arrayElemAt: [settledWithId, -1] },
-      current: `$${field}`,
-      fieldOk: { $isNumber: `$${field}` },
-      layoutOk: layoutOkExpression({ holdsField, settledField }),
-      document: { $cond: [mine, '$$ROOT', '$$REMOVE'] },
+      $mergeObjects: [
+        {
+          settled: { $arrayElemAt: [settledWithId, -1] },
+          current: `$${field}`,
+          fieldOk: { $isNumber: `$${field}` },
+          layoutOk: layoutOkExpression({ holdsField, settledField }),
+          document: { $cond: [mine, '$$ROOT', '$$REMOVE'] },
+        },
+      ],
     },
   };
   const value = await collection.findOneAndUpdate(filter as Filter<TSchema>, pipeline, {

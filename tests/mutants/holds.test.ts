@@ -208,6 +208,25 @@ describe('fields and numbers', () => {
   });
 });
 
+describe('documents with a field named like the projection', () => {
+  it('a stored field "r" (an array of documents) does not change what the calls report', async () => {
+    const c = await coll({ _id: 'p', stock: 5, r: [{ mine: 1 }, { live: 2 }] });
+    const opts = { filter: { _id: 'p' }, field: 'stock' };
+    expect(await holdQuantity(c, { ...opts, amount: 9, holdId: 'h', ttlMs: LONG_TTL })).toEqual({
+      outcome: 'insufficient',
+      available: 5,
+    });
+    expect(
+      (await holdQuantity(c, { ...opts, amount: 2, holdId: 'h', ttlMs: LONG_TTL })).outcome,
+    ).toBe('held');
+    expect(await confirmHold(c, { ...opts, holdId: 'h' })).toMatchObject({
+      outcome: 'confirmed',
+      amount: 2,
+    });
+    expect((await c.findOne({ _id: 'p' }))?.r).toEqual([{ mine: 1 }, { live: 2 }]);
+  });
+});
+
 describe('bounds exactly at their limits', () => {
   it('maxHolds: the holds up to the bound are taken, the next is refused', async () => {
     const c = await coll({ _id: 'p', stock: 10 });
