@@ -58,6 +58,24 @@ export {
   type Shortage,
 } from './guarded-decrement.js';
 export {
+  type ConfirmHoldResult,
+  confirmHold,
+  type HoldInfo,
+  type HoldQuantityOptions,
+  type HoldQuantityResult,
+  type HoldRecord,
+  type HoldSettlement,
+  type HoldsLayoutOptions,
+  holdQuantity,
+  type ReleaseExpiredHoldsOptions,
+  type ReleaseExpiredHoldsResult,
+  type ReleaseHoldResult,
+  releaseExpiredHolds,
+  releaseHold,
+  type SettledHoldRecord,
+  type SettleHoldOptions,
+} from './holds.js';
+export {
   ensureIdempotencyIndexes,
   type IdempotencyCollection,
   type IdempotencyContext,

@@ -26,6 +26,7 @@ import { addToSetWithCapacity, removeFromSetWithCapacity } from '../src/capacity
 import { claimOnce } from '../src/claim-once.js';
 import { InvalidArgumentError, isInvalidArgumentError } from '../src/errors.js';
 import { guardedDecrement, guardedDecrementAll } from '../src/guarded-decrement.js';
+import { confirmHold, holdQuantity, releaseExpiredHolds, releaseHold } from '../src/holds.js';
 import { ensureIdempotencyIndexes, withIdempotencyKey } from '../src/idempotency.js';
 import { incrementOrPushArrayItem } from '../src/increment-or-push.js';
 import { confirmPlace, holdPlace, releaseExpiredPlaces, releasePlace } from '../src/seat-holds.js';
@@ -216,6 +217,34 @@ const claim = { filter: { _id: 'o1' }, field: 'status', to: 'paid' };
 const decrement = { filter: { _id: 'p1' }, field: 'stock', amount: 1 };
 const cart = { filter: { userId: 'u1' }, array: 'courses', match: { courseId: 'c1' } };
 const versioned = { filter: { _id: 's1' }, update: () => ({ $set: { a: 1 } }) };
+const holding = { filter: { _id: 'p1' }, field: 'stock', amount: 1, holdId: 'h1', ttlMs: 1000 };
+const settling = { filter: { _id: 'p1' }, field: 'stock', holdId: 'h1' };
+const sweeping = { field: 'stock' };
+/** The path options every holds call takes. */
+const holdPaths = (
+  valid: Record<string, unknown>,
+): [string, (path: string) => Record<string, unknown>][] =>
+  (['field', 'holdsField', 'settledField'] as const).map((option) => [
+    option,
+    (path: string) => ({ ...valid, [option]: path }),
+  ]);
+const holdsRows = (
+  name: string,
+  call: Call,
+  valid: Record<string, unknown>,
+  numbers: Primitive['numbers'] = [],
+): Primitive => ({
+  name,
+  call,
+  valid,
+  paths: holdPaths(valid),
+  pathKeys: [],
+  fieldKeys: [],
+  scalars: [],
+  numbers,
+  filters: [['filter', (f) => ({ ...valid, filter: f })]],
+  session: true,
+});
 
 const settlePrimitive = (
   name: string,
@@ -238,6 +267,16 @@ const settlePrimitive = (
 });
 
 const PRIMITIVES: readonly Primitive[] = [
+  holdsRows('holdQuantity', (o) => holdQuantity(coll(), o as never), holding, [
+    ['amount', 'amount', (n) => ({ ...holding, amount: n })],
+    ['floor', 'floor', (n) => ({ ...holding, floor: n })],
+    ['ttlMs', 'ttlMs', (n) => ({ ...holding, ttlMs: n })],
+    ['maxHolds', 'maxHolds', (n) => ({ ...holding, maxHolds: n })],
+    ['keepSettled', 'keepSettled', (n) => ({ ...holding, keepSettled: n })],
+  ]),
+  holdsRows('confirmHold', (o) => confirmHold(coll(), o as never), settling),
+  holdsRows('releaseHold', (o) => releaseHold(coll(), o as never), settling),
+  holdsRows('releaseExpiredHolds', (o) => releaseExpiredHolds(coll(), o as never), sweeping),
   {
     name: 'holdPlace',
     call: (o) => holdPlace(coll(), o as never),
@@ -1139,6 +1178,61 @@ const OPTION_SPECS: Record<string, () => OptionSpec[]> = {
       ...withOpIdLog(base, call),
     ];
   },
+  holdQuantity: () => {
+    const call = (o: Record<string, unknown>) => holdQuantity(matrixColl(), o as never);
+    const base = () => ({ ...holding });
+    return [
+      collectionSpec((c) => holdQuantity(c as never, base() as never)),
+      ['filter', 'filter', (x) => call({ ...base(), filter: x })],
+      ['field', 'path', (x) => call({ ...base(), field: x })],
+      ['amount', 'positive', (x) => call({ ...base(), amount: x })],
+      ['holdId', 'text', (x) => call({ ...base(), holdId: x })],
+      ['ttlMs', 'count', (x) => call({ ...base(), ttlMs: x })],
+      ['floor', 'finite', (x) => call({ ...base(), floor: x })],
+      ['maxHolds', 'count', (x) => call({ ...base(), maxHolds: x })],
+      ['holdsField', 'path', (x) => call({ ...base(), holdsField: x })],
+      ['settledField', 'path', (x) => call({ ...base(), settledField: x })],
+      ['keepSettled', 'count', (x) => call({ ...base(), keepSettled: x })],
+      ['session', 'none', (x) => call({ ...base(), session: x })],
+    ];
+  },
+  ...Object.fromEntries(
+    (
+      [
+        ['confirmHold', confirmHold],
+        ['releaseHold', releaseHold],
+      ] as const
+    ).map(([name, settle]) => [
+      name,
+      (): OptionSpec[] => {
+        const call = (o: Record<string, unknown>) => settle(matrixColl(), o as never);
+        const base = () => ({ ...settling });
+        return [
+          collectionSpec((c) => settle(c as never, base() as never)),
+          ['filter', 'filter', (x) => call({ ...base(), filter: x })],
+          ['field', 'path', (x) => call({ ...base(), field: x })],
+          ['holdId', 'text', (x) => call({ ...base(), holdId: x })],
+          ['holdsField', 'path', (x) => call({ ...base(), holdsField: x })],
+          ['settledField', 'path', (x) => call({ ...base(), settledField: x })],
+          ['keepSettled', 'count', (x) => call({ ...base(), keepSettled: x })],
+          ['session', 'none', (x) => call({ ...base(), session: x })],
+        ];
+      },
+    ]),
+  ),
+  releaseExpiredHolds: () => {
+    const call = (o: Record<string, unknown>) => releaseExpiredHolds(matrixColl(), o as never);
+    const base = () => ({ ...sweeping });
+    return [
+      collectionSpec((c) => releaseExpiredHolds(c as never, base() as never)),
+      ['filter', 'filter', (x) => call({ ...base(), filter: x })],
+      ['field', 'path', (x) => call({ ...base(), field: x })],
+      ['holdsField', 'path', (x) => call({ ...base(), holdsField: x })],
+      ['settledField', 'path', (x) => call({ ...base(), settledField: x })],
+      ['keepSettled', 'count', (x) => call({ ...base(), keepSettled: x })],
+      ['session', 'none', (x) => call({ ...base(), session: x })],
+    ];
+  },
   guardedDecrement: () => {
     const call = (o: Record<string, unknown>) => guardedDecrement(matrixColl(), o as never);
     const base = () => ({ ...decrement });
@@ -1374,6 +1468,10 @@ function probes(): Record<string, [prefix: string, call: () => Promise<unknown>]
     ],
     claimOnce: opLog((o) => claimOnce(c(), o as never), claim),
     guardedDecrement: opLog((o) => guardedDecrement(c(), o as never), decrement),
+    holdQuantity: [['', () => holdQuantity(c(), { ...holding, ...zz } as never)]],
+    confirmHold: [['', () => confirmHold(c(), { ...settling, ...zz } as never)]],
+    releaseHold: [['', () => releaseHold(c(), { ...settling, ...zz } as never)]],
+    releaseExpiredHolds: [['', () => releaseExpiredHolds(c(), { ...sweeping, ...zz } as never)]],
     guardedDecrementAll: [
       ['', () => guardedDecrementAll(c(), { ...all, ...zz } as never)],
       ['items.0', () => guardedDecrementAll(c(), { ...all, items: [{ ...item, ...zz }] } as never)],

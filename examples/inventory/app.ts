@@ -6,7 +6,9 @@
  *   `Idempotency-Key` header handled by `withIdempotencyKey`;
  * - checkout (checkout.ts): a signed payment callback processed once (`claimOnce`), then
  *   finalization into exactly one order per checkout (`claimOnce` + `guardedDecrementAll` in
- *   one `withRetryingTransaction`).
+ *   one `withRetryingTransaction`);
+ * - holds (holds.ts): hold-then-pay, `holdQuantity` reserves units while the buyer pays,
+ *   `confirmHold` on payment, `releaseHold` on cancel; lapsed holds come back by themselves.
  *
  * Every write goes through a primitive of mongo-atomics; see README.md for the endpoints.
  */
@@ -15,6 +17,7 @@ import { guardedDecrementAll } from 'mongo-atomics';
 import type { Db } from 'mongodb';
 import { errorHandler, notFound } from '../shared/http.js';
 import { checkoutRouter, paymentCallbackRoute } from './checkout.js';
+import { holdsRouter } from './holds.js';
 import { COLLECTIONS, type OrderDoc, orderView, type ProductDoc, productView } from './model.js';
 import { type OrderStore, ordersRouter } from './orders.js';
 
@@ -67,6 +70,7 @@ export function createApp(db: Db, options: InventoryAppOptions): Express {
   app.use(express.json({ limit: '32kb' }));
   app.use(ordersRouter(driverOrderStore(db)));
   app.use(checkoutRouter(db));
+  app.use(holdsRouter(db));
   app.use(notFound);
   app.use(errorHandler);
   return app;

@@ -896,3 +896,101 @@ it('the demo scenario (examples/inventory/demo.ts): naive breaks the invariant, 
     held: true,
   });
 });
+
+describe('hold-then-pay (driver app): hold, then confirm on payment or release on cancel', () => {
+  let server: Listening;
+  let base: string;
+
+  beforeAll(async () => {
+    server = await listen(createApp(t.db, { paymentSecret: SECRET }));
+    base = server.url;
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  const holdOf = (product: string, body: unknown) =>
+    call(base, 'POST', `/products/${product}/holds`, { body });
+  const settle = (product: string, holdId: string, action: 'confirm' | 'release') =>
+    call(base, 'POST', `/products/${product}/holds/${holdId}/${action}`);
+
+  it('hold (201, stock down), repeat (200, nothing more), pay → confirmed, and the stock stays taken', async () => {
+    const p = await newProduct(t.db, 5);
+    const held = await holdOf(p, { qty: 2, holdId: 'chk-1' });
+    expect(held.status).toBe(201);
+    expect(held.body).toMatchObject({ holdId: 'chk-1', qty: 2, stock: 3 });
+    expect(new Date(held.body.expiresAt).getTime()).toBeGreaterThan(0);
+    const again = await holdOf(p, { qty: 2, holdId: 'chk-1' });
+    expect(again).toMatchObject({ status: 200, body: { repeat: true, qty: 2 } });
+    expect(await stockOf(t.db, p)).toBe(3);
+    expect(await settle(p, 'chk-1', 'confirm')).toMatchObject({
+      status: 200,
+      body: { outcome: 'confirmed', qty: 2 },
+    });
+    expect(await settle(p, 'chk-1', 'confirm')).toMatchObject({
+      status: 200,
+      body: { outcome: 'alreadyConfirmed' },
+    });
+    expect(await settle(p, 'chk-1', 'release')).toMatchObject({ status: 409 });
+    expect(await stockOf(t.db, p)).toBe(3);
+  });
+
+  it('cancel → released: the units are back; paying afterwards is refused (409)', async () => {
+    const p = await newProduct(t.db, 5);
+    expect((await holdOf(p, { qty: 5, holdId: 'chk-2' })).status).toBe(201);
+    expect(await holdOf(p, { qty: 1, holdId: 'chk-3' })).toMatchObject({
+      status: 409,
+      body: { error: 'insufficientStock', available: 0 },
+    });
+    expect(await settle(p, 'chk-2', 'release')).toMatchObject({
+      status: 200,
+      body: { outcome: 'released', qty: 5 },
+    });
+    expect(await stockOf(t.db, p)).toBe(5);
+    expect(await settle(p, 'chk-2', 'confirm')).toMatchObject({
+      status: 409,
+      body: { error: 'holdReleased' },
+    });
+  });
+
+  it('a hold nobody settles lapses: the next buyer gets the units, the late payment is told 410', async () => {
+    const p = await newProduct(t.db, 3);
+    await t.db
+      .collection<ProductDoc>(COLLECTIONS.products)
+      .updateOne({ _id: ObjectId.createFromHexString(p) }, {
+        $set: { stock: 0 },
+        $push: { _holds: { id: 'gone', amount: 3, expiresAt: new Date(0), call: 'x' } },
+      } as never);
+    expect((await holdOf(p, { qty: 3, holdId: 'next' })).status).toBe(201);
+    expect(await settle(p, 'gone', 'confirm')).toMatchObject({
+      status: 410,
+      body: { error: 'holdExpired', qty: 3 },
+    });
+    expect(await stockOf(t.db, p)).toBe(0);
+  });
+
+  it('404 unknown product or hold, 400 bad body (no write)', async () => {
+    const p = await newProduct(t.db, 3);
+    expect((await holdOf(new ObjectId().toHexString(), { qty: 1, holdId: 'a' })).status).toBe(404);
+    expect((await settle(p, 'nope', 'confirm')).status).toBe(404);
+    expect(
+      await writesDuring(t.commands, async () => {
+        expect((await holdOf(p, { qty: 0, holdId: 'a' })).body).toMatchObject({ field: 'qty' });
+        expect((await holdOf(p, { qty: 1, holdId: { $ne: 1 } })).body).toMatchObject({
+          field: 'holdId',
+        });
+        expect((await holdOf(p, { qty: 1, holdId: 'a', ttlSeconds: 99_999 })).status).toBe(400);
+      }),
+    ).toEqual([]);
+  });
+
+  it('20 concurrent holds of 1 unit against a stock of 5: exactly 5 are held, stock 0', async () => {
+    const p = await newProduct(t.db, 5);
+    const { tally } = await race(
+      20,
+      async (i) => (await holdOf(p, { qty: 1, holdId: `c${i}` })).status,
+    );
+    expect(tally).toEqual({ 201: 5, 409: 15 });
+    expect(await stockOf(t.db, p)).toBe(0);
+  });
+});
