@@ -227,9 +227,16 @@ type SettleCommon =
     }
   | {
       /**
-       * No live hold and no log entry with this id (never held, or settled so long ago that
-       * the log forgot it), or no document matches `filter`. Nothing changed.
+       * The document holds no live hold and no log entry with this id: never held there, or
+       * settled so long ago that the log forgot it (see `keepSettled`). Nothing changed. (The
+       * seat holds' confirmPlace/releasePlace answer the same case with the same outcome.)
        */
+      readonly outcome: 'unknownHold';
+      readonly amount?: never;
+      readonly document?: never;
+    }
+  | {
+      /** No document matches `filter`. Nothing changed. */
       readonly outcome: 'notFound';
       readonly amount?: never;
       readonly document?: never;
@@ -785,7 +792,7 @@ async function settleHold<TSchema extends Document>(
   );
   layoutProblem(primitive, layout, reply);
   const settled = entry(reply, 'settled');
-  if (settled === undefined) return { outcome: 'notFound' };
+  if (settled === undefined) return { outcome: 'unknownHold' };
   const amount = amountIn(settled);
   if (settled.call === call && settled.outcome === action && isPlainObject(reply.document)) {
     return { outcome: action, amount, document: reply.document };

@@ -266,9 +266,11 @@ describe('confirmHold and releaseHold outcomes, one findAndModify each', () => {
     expect((await get(coll)).stock).toBe(10);
   });
 
-  it('notFound: an id never held, or no document', async () => {
+  it('unknownHold: an id never held; notFound: no document', async () => {
     const coll = await products([{ _id: 'p1', stock: 10 }]);
-    expect(await confirmHold(coll, { ...settle, holdId: 'nope' })).toEqual({ outcome: 'notFound' });
+    expect(await confirmHold(coll, { ...settle, holdId: 'nope' })).toEqual({
+      outcome: 'unknownHold',
+    });
     expect(await releaseHold(coll, { ...settle, filter: { _id: 'p2' }, holdId: 'h' })).toEqual({
       outcome: 'notFound',
     });
@@ -276,7 +278,7 @@ describe('confirmHold and releaseHold outcomes, one findAndModify each', () => {
     expect(await get(coll)).toEqual({ _id: 'p1', stock: 10 });
   });
 
-  it('the settled log is bounded by keepSettled: an id that left it answers notFound', async () => {
+  it('the settled log is bounded by keepSettled: an id that left it answers unknownHold', async () => {
     const coll = await products([{ _id: 'p1', stock: 10 }]);
     for (const id of ['a', 'b', 'c']) {
       await hold(coll, id, 1, { keepSettled: 2 });
@@ -284,7 +286,7 @@ describe('confirmHold and releaseHold outcomes, one findAndModify each', () => {
     }
     expect((await get(coll))._holdsSettled?.map((h) => h.id)).toEqual(['b', 'c']);
     expect(await confirmHold(coll, { ...settle, holdId: 'a', keepSettled: 2 })).toEqual({
-      outcome: 'notFound',
+      outcome: 'unknownHold',
     });
     expect((await get(coll)).stock).toBe(7);
   });

@@ -44,7 +44,7 @@ describe('holds types', () => {
     if (confirmed.outcome === 'expired') expectTypeOf(confirmed.amount).toBeNumber();
     const released = {} as ReleaseHoldResult<Product>;
     expectTypeOf(released.outcome).toEqualTypeOf<
-      'released' | 'expired' | 'alreadyConfirmed' | 'alreadyReleased' | 'notFound'
+      'released' | 'expired' | 'alreadyConfirmed' | 'alreadyReleased' | 'unknownHold' | 'notFound'
     >();
   });
 

@@ -93,8 +93,10 @@ export function holdsRouter(db: Db): Router {
         throw new HttpError(410, { error: 'holdExpired', qty: done.amount });
       case 'alreadyReleased':
         throw new HttpError(409, { error: 'holdReleased', qty: done.amount });
-      case 'notFound':
+      case 'unknownHold':
         throw new HttpError(404, { error: 'holdNotFound' });
+      case 'notFound':
+        throw new HttpError(404, { error: 'productNotFound' });
     }
   });
 
@@ -109,8 +111,10 @@ export function holdsRouter(db: Db): Router {
         return;
       case 'alreadyConfirmed':
         throw new HttpError(409, { error: 'holdConfirmed', qty: done.amount });
-      case 'notFound':
+      case 'unknownHold':
         throw new HttpError(404, { error: 'holdNotFound' });
+      case 'notFound':
+        throw new HttpError(404, { error: 'productNotFound' });
     }
   });
 

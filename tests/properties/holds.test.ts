@@ -132,7 +132,7 @@ async function execute(
     case 'release': {
       const settle = op.kind === 'confirm' ? impl.confirm : impl.release;
       const r = await settle(coll, { filter, field: 'stock', holdId: op.id });
-      return r.outcome === 'notFound'
+      return r.outcome === 'notFound' || r.outcome === 'unknownHold'
         ? { outcome: r.outcome }
         : {
             outcome: r.outcome,
@@ -149,8 +149,8 @@ async function execute(
 
 const ALLOWED: Record<HoldOp['kind'], readonly string[]> = {
   hold: ['held', 'alreadyHeld', 'alreadySettled', 'insufficient', 'tooManyHolds'],
-  confirm: ['confirmed', 'expired', 'alreadyConfirmed', 'alreadyReleased', 'notFound'],
-  release: ['released', 'expired', 'alreadyConfirmed', 'alreadyReleased', 'notFound'],
+  confirm: ['confirmed', 'expired', 'alreadyConfirmed', 'alreadyReleased', 'unknownHold'],
+  release: ['released', 'expired', 'alreadyConfirmed', 'alreadyReleased', 'unknownHold'],
   sweep: ['swept', 'nothingToSweep'],
 };
 
@@ -296,7 +296,7 @@ const NAIVE: HoldsImpl = {
   confirm: (async (coll: Collection<Document>, o: { filter: Document; holdId: string }) => {
     const doc = await coll.findOne(o.filter);
     const h = (doc?._holds as Product['_holds'])?.find((x) => x.id === o.holdId);
-    if (h === undefined) return { outcome: 'notFound' };
+    if (h === undefined) return { outcome: 'unknownHold' };
     await new Promise((resolve) => setTimeout(resolve, 1));
     await coll.updateOne(o.filter, {
       $pull: { _holds: { id: o.holdId } },
@@ -307,7 +307,7 @@ const NAIVE: HoldsImpl = {
   release: (async (coll: Collection<Document>, o: { filter: Document; holdId: string }) => {
     const doc = await coll.findOne(o.filter);
     const h = (doc?._holds as Product['_holds'])?.find((x) => x.id === o.holdId);
-    if (h === undefined) return { outcome: 'notFound' };
+    if (h === undefined) return { outcome: 'unknownHold' };
     await new Promise((resolve) => setTimeout(resolve, 1));
     await coll.updateOne(o.filter, {
       $inc: { stock: h.amount },
