@@ -10,10 +10,18 @@ import {
   addToSetWithCapacity,
   applyProgress,
   claimOnce,
+  confirmHold,
+  confirmPlace,
   guardedDecrement,
   guardedDecrementAll,
+  holdPlace,
+  holdQuantity,
   type IdempotencyRecord,
   incrementOrPushArrayItem,
+  releaseExpiredHolds,
+  releaseExpiredPlaces,
+  releaseHold,
+  releasePlace,
   removeFromSetWithCapacity,
   updateWithVersion,
   withIdempotencyKey,
@@ -559,6 +567,121 @@ export async function roundTrips(ctx: BenchContext): Promise<RoundTripRow[]> {
       await keys.insertOne({ _id: 'k1', value: { status: 201 } });
     },
     () => keys.findOne({ _id: 'k1' }),
+  );
+
+  // Quantity holds: every path one findAndModify; the sweep one update. A lapsed hold is one
+  // taken with ttlMs 1 and waited out (the server's clock decides).
+  const held = db.collection<AnyDoc>('rt_held');
+  const lapse = () => new Promise((done) => setTimeout(done, 5));
+  const take = (holdId: string, amount = 1, ttlMs = 60_000) =>
+    holdQuantity(held, { filter: { _id: 'p1' }, field: 'stock', amount, holdId, ttlMs });
+  const settle = { filter: { _id: 'p1' }, field: 'stock' } as const;
+  const held5 = seed(held, [{ _id: 'p1', stock: 5 }]);
+  const heldH1 = async () => {
+    await held5();
+    await take('h1');
+  };
+  await count({ primitive: 'holdQuantity', path: 'held', expect: 'held' }, held5, () => take('h1'));
+  await count(
+    { primitive: 'holdQuantity', path: 'alreadyHeld', expect: 'alreadyHeld' },
+    heldH1,
+    () => take('h1'),
+  );
+  await count(
+    { primitive: 'holdQuantity', path: 'insufficient', expect: 'insufficient' },
+    held5,
+    () => take('h1', 6),
+  );
+  await count(
+    { primitive: 'holdQuantity', path: 'held, reclaiming a lapsed hold', expect: 'held' },
+    async () => {
+      await held5();
+      await take('h0', 5, 1);
+      await lapse();
+    },
+    () => take('h1', 5),
+  );
+  await count({ primitive: 'confirmHold', path: 'confirmed', expect: 'confirmed' }, heldH1, () =>
+    confirmHold(held, { ...settle, holdId: 'h1' }),
+  );
+  await count({ primitive: 'releaseHold', path: 'released', expect: 'released' }, heldH1, () =>
+    releaseHold(held, { ...settle, holdId: 'h1' }),
+  );
+  await count(
+    { primitive: 'confirmHold', path: 'expired', expect: 'expired' },
+    async () => {
+      await held5();
+      await take('h1', 1, 1);
+      await lapse();
+    },
+    () => confirmHold(held, { ...settle, holdId: 'h1' }),
+  );
+  await count(
+    { primitive: 'releaseExpiredHolds', path: 'sweep' },
+    async () => {
+      await held5();
+      await take('h1', 1, 1);
+      await lapse();
+    },
+    () => releaseExpiredHolds(held, { field: 'stock' }),
+  );
+  await count({ primitive: 'holdQuantity', path: 'held', pattern: 'naive' }, held5, async () => {
+    // Decrement now and record the hold beside it; a cron job restores lapsed holds later.
+    const doc = await held.findOne({ _id: 'p1' });
+    if (doc !== null && doc.stock >= 1) {
+      await held.updateOne({ _id: 'p1' }, {
+        $inc: { stock: -1 },
+        $push: { _holds: { id: 'h1', amount: 1, expiresAt: new Date(Date.now() + 60_000) } },
+      } as Document);
+    }
+  });
+
+  // Seat holds on a capacity set.
+  const seats = db.collection<AnyDoc>('rt_seats');
+  const seatsOpen = seed(seats, [{ _id: 'e1', capacity: 2, sold: 0, members: [] }]);
+  const place = { filter: { _id: 'e1' }, array: 'members', counter: 'sold' } as const;
+  const holdSeat = (member: string, holdId: string, ttlMs = 60_000) =>
+    holdPlace(seats, { ...place, member, capacity: 'capacity', holdId, ttlMs });
+  const seatHeld = async () => {
+    await seatsOpen();
+    await holdSeat('u1', 'h1');
+  };
+  await count({ primitive: 'holdPlace', path: 'held', expect: 'held' }, seatsOpen, () =>
+    holdSeat('u1', 'h1'),
+  );
+  await count(
+    { primitive: 'holdPlace', path: 'full', expect: 'full' },
+    async () => {
+      await seatsOpen();
+      await holdSeat('u1', 'h1');
+      await holdSeat('u2', 'h2');
+    },
+    () => holdSeat('u3', 'h3'),
+  );
+  await count(
+    { primitive: 'holdPlace', path: 'held, reclaiming a lapsed hold', expect: 'held' },
+    async () => {
+      await seatsOpen();
+      await holdSeat('u1', 'h1', 1);
+      await holdSeat('u2', 'h2', 1);
+      await lapse();
+    },
+    () => holdSeat('u3', 'h3'),
+  );
+  await count({ primitive: 'confirmPlace', path: 'confirmed', expect: 'confirmed' }, seatHeld, () =>
+    confirmPlace(seats, { ...place, holdId: 'h1' }),
+  );
+  await count({ primitive: 'releasePlace', path: 'released', expect: 'released' }, seatHeld, () =>
+    releasePlace(seats, { ...place, holdId: 'h1' }),
+  );
+  await count(
+    { primitive: 'releaseExpiredPlaces', path: 'sweep' },
+    async () => {
+      await seatsOpen();
+      await holdSeat('u1', 'h1', 1);
+      await lapse();
+    },
+    () => releaseExpiredPlaces(seats, { counter: 'sold' }),
   );
 
   // withRetryingTransaction: a transfer (2 updates + commit) against the driver's withTransaction
