@@ -229,14 +229,16 @@ describe('withLease', () => {
     expect(onRenew).not.toHaveBeenCalled();
   });
 
-  it('a client clock far off (Date.now a year ahead) changes nothing: the deadline uses the monotonic clock', async () => {
+  it('a client wall clock that jumps a year ahead while fn runs (an NTP step) changes nothing: the deadline uses the monotonic clock', async () => {
     const coll = leases();
     const realNow = Date.now.bind(Date);
-    vi.spyOn(Date, 'now').mockImplementation(() => realNow() + 365 * 86_400_000);
+    let offset = 0;
+    vi.spyOn(Date, 'now').mockImplementation(() => realNow() + offset);
     const result = await withLease(
       coll,
       'job',
       async ({ signal }) => {
+        offset = 365 * 86_400_000;
         await sleep(20);
         return signal.aborted;
       },
