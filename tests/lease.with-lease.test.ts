@@ -44,6 +44,8 @@ function interposed(
     delayMs?: number;
     fail?: boolean;
     failRelease?: boolean;
+    /** Runs as findOneAndUpdate call `n` (1-based) is sent. */
+    onCall?: (n: number) => void;
   },
 ): Collection<LeaseDocument> {
   let calls = 0;
@@ -52,6 +54,7 @@ function interposed(
       if (key === 'findOneAndUpdate') {
         return async (...args: unknown[]) => {
           calls += 1;
+          behaviour.onCall?.(calls);
           const call = () =>
             (target.findOneAndUpdate as (...a: unknown[]) => Promise<unknown>).apply(target, args);
           if (calls <= (behaviour.passFirst ?? 0)) return call();
@@ -229,22 +232,43 @@ describe('withLease', () => {
     expect(onRenew).not.toHaveBeenCalled();
   });
 
-  it('a client wall clock that jumps a year ahead while fn runs (an NTP step) changes nothing: the deadline uses the monotonic clock', async () => {
+  it('a client wall clock that jumps a year ahead while the acquire and a renewal are in flight (an NTP step) changes nothing: the deadline uses the monotonic clock', async () => {
     const coll = leases();
     const realNow = Date.now.bind(Date);
     let offset = 0;
     vi.spyOn(Date, 'now').mockImplementation(() => realNow() + offset);
+    const onRenew = vi.fn();
     const result = await withLease(
-      coll,
+      interposed(coll, {
+        onCall: () => {
+          offset += 365 * 86_400_000;
+        },
+      }),
       'job',
       async ({ signal }) => {
-        offset = 365 * 86_400_000;
-        await sleep(20);
+        for (let i = 0; i < 200 && onRenew.mock.calls.length < 2; i += 1) await sleep(5);
         return signal.aborted;
       },
-      { holder: 'w1', ttlMs: LONG, renewEveryMs: 5 },
+      { holder: 'w1', ttlMs: LONG, renewEveryMs: 5, onRenew },
     );
+    expect(onRenew.mock.calls.length).toBeGreaterThanOrEqual(2);
     expect(result).toMatchObject({ outcome: 'completed', value: false, lost: false });
+  });
+
+  it('the renewal deadline also counts from when the renewal was SENT: renewals that each take 60 ms, under a 100 ms lease, abort the signal although every one succeeds', async () => {
+    // Sent at s, answered at s + 60 (the server extended the lease at some point in between):
+    // the lease is sure to last until s + 100 only. The next renewal is answered at s + 125,
+    // so the signal must abort at s + 100. Counting from the answer (s + 160) would never.
+    const coll = leases();
+    const onRenew = vi.fn();
+    const result = await withLease(
+      interposed(coll, { passFirst: 1, delayMs: 60 }),
+      'job',
+      async ({ signal }) => aborted(signal),
+      { holder: 'w1', ttlMs: 100, renewEveryMs: 5, onRenew },
+    );
+    expect(onRenew).toHaveBeenCalled();
+    expect(result.value).toMatchObject({ reason: 'deadline' });
   });
 
   it('a failed release goes to onReleaseError; fn’s value is still returned; hooks that throw are ignored', async () => {
