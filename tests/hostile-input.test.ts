@@ -29,6 +29,7 @@ import { guardedDecrement, guardedDecrementAll } from '../src/guarded-decrement.
 import { confirmHold, holdQuantity, releaseExpiredHolds, releaseHold } from '../src/holds.js';
 import { ensureIdempotencyIndexes, withIdempotencyKey } from '../src/idempotency.js';
 import { incrementOrPushArrayItem } from '../src/increment-or-push.js';
+import { acquireLease, fencedUpdate, releaseLease, renewLease, withLease } from '../src/lease.js';
 import { confirmPlace, holdPlace, releaseExpiredPlaces, releasePlace } from '../src/seat-holds.js';
 import { withRetryingTransaction } from '../src/transaction.js';
 import { updateWithVersion } from '../src/update-with-version.js';
@@ -461,7 +462,63 @@ const PRIMITIVES: readonly Primitive[] = [
     filters: [['filter', (f) => ({ ...versioned, filter: f })]],
     session: true,
   },
+  ...leasePrimitives(),
 ];
+
+/** The lease functions: `name` is an argument, the options come after it. */
+function leasePrimitives(): Primitive[] {
+  const none = { paths: [], pathKeys: [], fieldKeys: [], scalars: [], filters: [] } as const;
+  const acquire = { holder: 'a', ttlMs: 1 };
+  const renew = { token: 1, ttlMs: 1 };
+  const fenced = { filter: { _id: 'd' }, update: { $set: { x: 1 } }, token: 1 };
+  return [
+    {
+      ...none,
+      name: 'acquireLease',
+      call: (o) => acquireLease(coll(), 'n', o as never),
+      valid: acquire,
+      numbers: [['ttlMs', 'ttlMs', (n) => ({ ...acquire, ttlMs: n })]],
+      session: true,
+    },
+    {
+      ...none,
+      name: 'renewLease',
+      call: (o) => renewLease(coll(), 'n', o as never),
+      valid: renew,
+      numbers: [
+        ['ttlMs', 'ttlMs', (n) => ({ ...renew, ttlMs: n })],
+        ['token', 'token', (n) => ({ ...renew, token: n })],
+      ],
+      session: false,
+    },
+    {
+      ...none,
+      name: 'releaseLease',
+      call: (o) => releaseLease(coll(), 'n', o as never),
+      valid: { token: 1 },
+      numbers: [['token', 'token', (n) => ({ token: n })]],
+      session: false,
+    },
+    {
+      ...none,
+      name: 'withLease',
+      call: (o) => withLease(coll(), 'n', async () => 1, o as never),
+      valid: acquire,
+      numbers: [['ttlMs', 'ttlMs', (n) => ({ ...acquire, ttlMs: n })]],
+      session: false,
+    },
+    {
+      ...none,
+      name: 'fencedUpdate',
+      call: (o) => fencedUpdate(coll(), o as never),
+      valid: fenced,
+      paths: [['fenceField', (p) => ({ ...fenced, fenceField: p })]],
+      numbers: [['token', 'token', (n) => ({ ...fenced, token: n })]],
+      filters: [['filter', (f) => ({ ...fenced, filter: f })]],
+      session: true,
+    },
+  ];
+}
 
 /**
  * The option an error about a bad key names: `inc.constructor` for a prototype name; the option
@@ -1327,6 +1384,65 @@ const OPTION_SPECS: Record<string, () => OptionSpec[]> = {
       ['session', 'none', (x) => call({ ...base(), session: x })],
     ];
   },
+  acquireLease: () => {
+    const call = (o: Record<string, unknown>) => acquireLease(matrixColl(), 'n', o as never);
+    const base = () => ({ holder: 'a', ttlMs: 60_000 });
+    return [
+      collectionSpec((c) => acquireLease(c as never, 'n', base())),
+      ['name', 'text', (x) => acquireLease(matrixColl(), x as never, base())],
+      ['holder', 'text', (x) => call({ ...base(), holder: x })],
+      ['ttlMs', 'count', (x) => call({ ...base(), ttlMs: x })],
+      ['session', 'none', (x) => call({ ...base(), session: x })],
+    ];
+  },
+  renewLease: () => {
+    const call = (o: Record<string, unknown>) => renewLease(matrixColl(), 'n', o as never);
+    const base = () => ({ token: 1, ttlMs: 60_000 });
+    return [
+      collectionSpec((c) => renewLease(c as never, 'n', base())),
+      ['name', 'text', (x) => renewLease(matrixColl(), x as never, base())],
+      ['token', 'count', (x) => call({ ...base(), token: x })],
+      ['ttlMs', 'count', (x) => call({ ...base(), ttlMs: x })],
+    ];
+  },
+  releaseLease: () => {
+    const call = (o: Record<string, unknown>) => releaseLease(matrixColl(), 'n', o as never);
+    return [
+      collectionSpec((c) => releaseLease(c as never, 'n', { token: 1 })),
+      ['name', 'text', (x) => releaseLease(matrixColl(), x as never, { token: 1 })],
+      ['token', 'count', (x) => call({ token: x })],
+    ];
+  },
+  withLease: () => {
+    const fnOk = async () => 1;
+    const call = (o: Record<string, unknown>) =>
+      withLease(matrixColl(), `w-${freshKey()}`, fnOk, o as never);
+    const base = () => ({ holder: 'a', ttlMs: 60_000 });
+    return [
+      collectionSpec((c) => withLease(c as never, 'n', fnOk, base())),
+      ['name', 'text', (x) => withLease(matrixColl(), x as never, fnOk, base())],
+      ['fn', 'function', (x) => withLease(matrixColl(), `w-${freshKey()}`, x as never, base())],
+      ['holder', 'text', (x) => call({ ...base(), holder: x })],
+      ['ttlMs', 'count', (x) => call({ ...base(), ttlMs: x })],
+      ['renewEveryMs', 'count', (x) => call({ ...base(), renewEveryMs: x })],
+      ['onRenew', 'function', (x) => call({ ...base(), onRenew: x })],
+      ['onRenewError', 'function', (x) => call({ ...base(), onRenewError: x })],
+      ['onLost', 'function', (x) => call({ ...base(), onLost: x })],
+      ['onReleaseError', 'function', (x) => call({ ...base(), onReleaseError: x })],
+    ];
+  },
+  fencedUpdate: () => {
+    const call = (o: Record<string, unknown>) => fencedUpdate(matrixColl(), o as never);
+    const base = () => ({ filter: { _id: 'd' }, update: { $set: { y: 1 } }, token: 1 });
+    return [
+      collectionSpec((c) => fencedUpdate(c as never, base() as never)),
+      ['filter', 'filter', (x) => call({ ...base(), filter: x })],
+      ['update', 'nonEmptyObject', (x) => call({ ...base(), update: x })],
+      ['token', 'count', (x) => call({ ...base(), token: x })],
+      ['fenceField', 'path', (x) => call({ ...base(), fenceField: x })],
+      ['session', 'none', (x) => call({ ...base(), session: x })],
+    ];
+  },
   ensureIdempotencyIndexes: () => [collectionSpec((c) => ensureIdempotencyIndexes(c as never))],
   withRetryingTransaction: () => {
     const fnOk = async () => undefined;
@@ -1493,6 +1609,24 @@ function probes(): Record<string, [prefix: string, call: () => Promise<unknown>]
         'transaction.',
       ),
     ],
+    acquireLease: [['', () => acquireLease(c(), 'n', { holder: 'a', ttlMs: 1, ...zz } as never)]],
+    renewLease: [['', () => renewLease(c(), 'n', { token: 1, ttlMs: 1, ...zz } as never)]],
+    releaseLease: [['', () => releaseLease(c(), 'n', { token: 1, ...zz } as never)]],
+    withLease: [
+      ['', () => withLease(c(), 'n', async () => 1, { holder: 'a', ttlMs: 1, ...zz } as never)],
+    ],
+    fencedUpdate: [
+      [
+        '',
+        () =>
+          fencedUpdate(c(), {
+            filter: { _id: 'd' },
+            update: { $set: { a: 1 } },
+            token: 1,
+            ...zz,
+          } as never),
+      ],
+    ],
     // No options: the collection is its only argument.
     ensureIdempotencyIndexes: [],
     withRetryingTransaction: runner(
@@ -1519,7 +1653,8 @@ describe('hostile input matrix: coverage', () => {
       const inTable = new Set(
         MATRIX.filter((row) => row.primitive === primitive).map((row) => row.option),
       );
-      const known = new Set(['collection', 'client', 'fn', 'session']);
+      // Arguments, not option keys (`name`: the lease functions' second argument).
+      const known = new Set(['collection', 'client', 'fn', 'session', 'name']);
       for (const [prefix, call] of levels) {
         for (const key of await knownAt(call())) {
           const option = prefix === '' ? key : `${prefix}.${key}`;

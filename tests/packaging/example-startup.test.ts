@@ -16,7 +16,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { testUri } from '../support/mongo.js';
 
 const root = resolve(import.meta.dirname, '../..');
-const EXAMPLES = ['carts', 'gamification', 'inventory', 'inventory/mongoose', 'ticketing'];
+const EXAMPLES = ['carts', 'gamification', 'inventory', 'inventory/mongoose', 'jobs', 'ticketing'];
 const run = promisify(execFile);
 
 /** Collects a child's output; `waitFor` resolves with the first match of `pattern`. */
@@ -130,7 +130,7 @@ describe('npm run example -- <name>', () => {
     }).catch((error: { code: number; stderr: string }) => error);
     expect(failed).toMatchObject({ code: 2 });
     expect((failed as { stderr: string }).stderr).toContain(
-      'unknown example "nope"; available: carts, gamification, inventory, inventory/mongoose, ticketing',
+      'unknown example "nope"; available: carts, gamification, inventory, inventory/mongoose, jobs, ticketing',
     );
   });
 });

@@ -14,7 +14,7 @@ import { dirname, join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { type FreshProject, freshProject, root, run, STRICT } from './pack.js';
 
-const EXAMPLES = ['carts', 'gamification', 'inventory', 'ticketing'];
+const EXAMPLES = ['carts', 'gamification', 'inventory', 'jobs', 'ticketing'];
 const examplesDir = join(root, 'examples');
 /** What an example may import besides its own files: the public entries and its dependencies. */
 const ALLOWED = /^(mongo-atomics|mongo-atomics\/testing|mongodb|express|zod|mongoose|node:.+)$/;
