@@ -7,11 +7,13 @@
  */
 
 import {
+  acquireLease,
   addToSetWithCapacity,
   applyProgress,
   claimOnce,
   confirmHold,
   confirmPlace,
+  fencedUpdate,
   guardedDecrement,
   guardedDecrementAll,
   holdPlace,
@@ -21,8 +23,10 @@ import {
   releaseExpiredHolds,
   releaseExpiredPlaces,
   releaseHold,
+  releaseLease,
   releasePlace,
   removeFromSetWithCapacity,
+  renewLease,
   updateWithVersion,
   withIdempotencyKey,
   withRetryingTransaction,
@@ -682,6 +686,69 @@ export async function roundTrips(ctx: BenchContext): Promise<RoundTripRow[]> {
       await lapse();
     },
     () => releaseExpiredPlaces(seats, { counter: 'sold' }),
+  );
+
+  // Leases and fencing. A lapsed lease is one taken with ttlMs 1 and waited out.
+  const leases = db.collection<AnyDoc>('rt_leases');
+  const fenced = db.collection<AnyDoc>('rt_fenced');
+  const noLeases = seed(leases, []);
+  const acquire = (holder: string, ttlMs = 60_000) =>
+    acquireLease(leases, 'job', { holder, ttlMs });
+  const heldByW1 = async () => {
+    await noLeases();
+    await acquire('w1');
+  };
+  await count({ primitive: 'acquireLease', path: 'acquired', expect: 'acquired' }, noLeases, () =>
+    acquire('w1'),
+  );
+  await count({ primitive: 'acquireLease', path: 'held', expect: 'held' }, heldByW1, () =>
+    acquire('w2'),
+  );
+  await count(
+    { primitive: 'acquireLease', path: 'takeover after expiry', expect: 'acquired' },
+    async () => {
+      await noLeases();
+      await acquire('w1', 1);
+      await lapse();
+    },
+    () => acquire('w2'),
+  );
+  await count({ primitive: 'renewLease', path: 'renewed', expect: 'renewed' }, heldByW1, () =>
+    renewLease(leases, 'job', { token: 1, ttlMs: 60_000 }),
+  );
+  await count(
+    { primitive: 'renewLease', path: 'lost (expired)', expect: 'lost' },
+    async () => {
+      await noLeases();
+      await acquire('w1', 1);
+      await lapse();
+    },
+    () => renewLease(leases, 'job', { token: 1, ttlMs: 60_000 }),
+  );
+  await count({ primitive: 'releaseLease', path: 'released', expect: 'released' }, heldByW1, () =>
+    releaseLease(leases, 'job', { token: 1 }),
+  );
+  await count(
+    { primitive: 'acquireLease', path: 'acquired', pattern: 'naive' },
+    noLeases,
+    async () => {
+      // Read the lock, decide "free" with the client's clock, then write it.
+      const lock = await leases.findOne({ _id: 'job' });
+      if (lock === null || (lock.expiresAt as Date) <= new Date()) {
+        await leases.updateOne(
+          { _id: 'job' },
+          { $set: { holder: 'w1', expiresAt: new Date(Date.now() + 60_000) } },
+          { upsert: true },
+        );
+      }
+    },
+  );
+  const report = seed(fenced, [{ _id: 'r1', rows: 0, _fence: 2 }]);
+  await count({ primitive: 'fencedUpdate', path: 'applied', expect: 'applied' }, report, () =>
+    fencedUpdate(fenced, { filter: { _id: 'r1' }, update: { $set: { rows: 1 } }, token: 2 }),
+  );
+  await count({ primitive: 'fencedUpdate', path: 'fenced', expect: 'fenced' }, report, () =>
+    fencedUpdate(fenced, { filter: { _id: 'r1' }, update: { $set: { rows: 1 } }, token: 1 }),
   );
 
   // withRetryingTransaction: a transfer (2 updates + commit) against the driver's withTransaction
