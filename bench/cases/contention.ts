@@ -7,13 +7,17 @@
  *   of a transfer, and the invariant: the total balance never changes.
  * - A flash sale: 32 clients, one stock document, more requests than units, so it sells out
  *   and most requests fail: guardedDecrement against the raw guarded findOneAndUpdate and the
- *   naive read-then-update. Requests/s ratio and oversells (units sold beyond the stock).
+ *   naive read-then-update. Requests/s ratio and oversells (units sold beyond the stock). A
+ *   fourth variant sells through a hold that is confirmed at once (holdQuantity, then
+ *   confirmHold for the held ones): the price of a hold-then-pay checkout in the same burst.
  * - An idempotency duplicate burst: repeats of one completed key through withIdempotencyKey,
  *   against the one read a duplicate needs at least. Round trips per request and req/s ratio.
  */
 
 import {
+  confirmHold,
   guardedDecrement,
+  holdQuantity,
   type IdempotencyRecord,
   withIdempotencyKey,
   withRetryingTransaction,
@@ -197,7 +201,8 @@ export async function flashSale(ctx: BenchContext): Promise<FlashSaleRow[]> {
   });
   ctx.progress('contention: flash sale');
   const rounds = ctx.size(2, 5);
-  const [lib, raw, naive] = await interleave(
+  let holdIds = 0;
+  const [lib, raw, naive, held] = await interleave(
     [
       variant('guardedDecrement', async () => {
         const r = await guardedDecrement(stock, { filter: { _id: id }, field: 'stock', amount: 1 });
@@ -215,6 +220,20 @@ export async function flashSale(ctx: BenchContext): Promise<FlashSaleRow[]> {
         if (current === null || (current.stock as number) < 1) return false;
         await stock.updateOne({ _id: id }, { $inc: { stock: -1 } });
         return true;
+      }),
+      variant('holdQuantity + confirmHold', async () => {
+        holdIds += 1;
+        const holdId = `h${holdIds}`;
+        const hold = await holdQuantity(stock, {
+          filter: { _id: id },
+          field: 'stock',
+          amount: 1,
+          holdId,
+          ttlMs: 60_000,
+        });
+        if (hold.outcome !== 'held') return false;
+        const done = await confirmHold(stock, { filter: { _id: id }, field: 'stock', holdId });
+        return done.outcome === 'confirmed';
       }),
     ],
     { rounds, warmupRounds: 1 },
@@ -235,6 +254,7 @@ export async function flashSale(ctx: BenchContext): Promise<FlashSaleRow[]> {
     row('guardedDecrement', lib ?? []),
     row('raw guarded findOneAndUpdate', base),
     row('naive read-then-update', naive ?? []),
+    row('holdQuantity + confirmHold', held ?? []),
   ];
 }
 
