@@ -18,7 +18,7 @@ import { randomUUID } from 'node:crypto';
 import type { ClientSession, Collection, Document, Filter, UpdateFilter } from 'mongodb';
 import { isMongoAtomicsError, MongoAtomicsError } from './errors.js';
 import { readWithVerdicts } from './failure-read.js';
-import { UPDATE_OPERATORS } from './update-with-version.js';
+import { checkOperatorUpdate } from './update-with-version.js';
 import { describe, isPlainObject, MAX_NAME_LENGTH, type Validator, validator } from './validate.js';
 import { getField, numericValue } from './values.js';
 
@@ -647,46 +647,13 @@ export type FencedUpdateResult =
 
 const FENCED_OPTIONS = ['filter', 'update', 'token', 'fenceField', 'session'] as const;
 
-const overlaps = (a: string, b: string): boolean =>
-  a === b || a.startsWith(`${b}.`) || b.startsWith(`${a}.`);
-
 function checkFencedUpdate(v: Validator, value: unknown, fenceField: string): Document {
-  if (!isPlainObject(value)) {
-    const hint = Array.isArray(value)
-      ? 'aggregation pipelines are not supported, pass operators such as { $set: … }'
-      : 'pass an operator update such as { $set: … }';
-    return v.fail('update', `must be an operator update, got ${describe(value)}: ${hint}`);
-  }
-  const operators = Object.keys(value);
-  if (operators.length === 0) v.fail('update', 'must not be empty');
-  for (const operator of operators) {
-    if (!UPDATE_OPERATORS.has(operator)) {
-      v.fail(
-        'update',
-        operator.startsWith('$')
-          ? `has an unknown update operator ${JSON.stringify(operator)}`
-          : `has a field without an operator (${JSON.stringify(operator)}): replacement documents are not supported, use { $set: … }`,
-      );
-    }
-    const fields = value[operator];
-    if (!isPlainObject(fields))
-      v.fail('update', `has ${operator} with ${describe(fields)}; it takes an object of fields`);
-    for (const [path, target] of Object.entries(fields as Document)) {
-      const written =
-        operator === '$rename' && typeof target === 'string' ? [path, target] : [path];
-      for (const p of written) {
-        v.safeSegments(p, 'update');
-        if (overlaps(p, '_id'))
-          v.fail('update', `has ${operator} on "${p}": MongoDB does not let an update change _id`);
-        if (overlaps(p, fenceField))
-          v.fail(
-            'update',
-            `has ${operator} on "${p}", which overlaps the fence field "${fenceField}" (fencedUpdate writes it itself)`,
-          );
-      }
-    }
-  }
-  return value;
+  return checkOperatorUpdate(v, value, {
+    verb: 'has',
+    hint: 'pass an operator update such as { $set: … }',
+    pipelineHint: 'pass operators such as { $set: … }',
+    owned: { path: fenceField, name: 'fence field', why: 'fencedUpdate writes it itself' },
+  });
 }
 
 /**

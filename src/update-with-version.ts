@@ -244,42 +244,62 @@ function validate<TSchema extends Document>(
 }
 
 /**
- * Checks what the callback returned before anything is written: a plain object of known update
- * operators, each over an object of fields, none of them `_id`, the version field or the op id
- * log (which this primitive writes itself). Throws InvalidArgumentError on option `update`.
+ * Checks an operator update before anything is written: a plain object of known update
+ * operators, each over an object of fields, BSON values only (`serialisable`), no field path
+ * that reaches a prototype, none writing `_id` or the field the primitive writes itself
+ * (`owned`). Throws InvalidArgumentError on option `update`. `verb` words the messages for a
+ * value the caller returned (`'returned'`, updateWithVersion's callback) or passed (`'has'`).
  */
-function checkUpdate(
+export function checkOperatorUpdate(
   v: Validator,
   value: unknown,
-  versionField: string,
-  op: OpGuard | undefined,
+  spec: {
+    readonly verb: 'returned' | 'has';
+    /** What to do instead when `value` is not an operator update (appended to the message). */
+    readonly hint: string;
+    /** The same when `value` is an array (an aggregation pipeline). */
+    readonly pipelineHint: string;
+    /** The field the primitive writes itself, and what it calls it. */
+    readonly owned: { readonly path: string; readonly name: string; readonly why: string };
+    /** Further checks of each written path (e.g. the op id log). */
+    readonly eachPath?: ((path: string) => void) | undefined;
+  },
 ): Document {
+  const { verb, owned } = spec;
   if (!isPlainObject(value)) {
     const hint = Array.isArray(value)
-      ? 'aggregation pipelines are not supported, return operators such as { $set: … }'
-      : 'return an operator update such as { $set: … }, or null to skip';
-    return v.fail('update', `returned ${describe(value)}: ${hint}`);
+      ? `aggregation pipelines are not supported, ${spec.pipelineHint}`
+      : spec.hint;
+    return v.fail(
+      'update',
+      `${verb === 'returned' ? 'returned' : 'must be an operator update, got'} ${describe(value)}: ${hint}`,
+    );
   }
   v.serialisable(value, 'update');
   const operators = Object.keys(value);
   if (operators.length === 0) {
-    v.fail('update', 'returned an empty update: return null to skip instead');
+    v.fail(
+      'update',
+      verb === 'returned'
+        ? 'returned an empty update: return null to skip instead'
+        : 'must not be empty',
+    );
   }
   for (const operator of operators) {
     if (!operator.startsWith('$')) {
       v.fail(
         'update',
-        `returned a field without an operator (${JSON.stringify(operator)}): replacement documents are not supported, use { $set: … }`,
+        `${verb} a field without an operator (${JSON.stringify(operator)}): replacement documents are not supported, use { $set: … }`,
       );
     }
     if (!UPDATE_OPERATORS.has(operator)) {
-      v.fail('update', `returned an unknown update operator ${JSON.stringify(operator)}`);
+      v.fail('update', `${verb} an unknown update operator ${JSON.stringify(operator)}`);
     }
     const fields = value[operator];
     if (!isPlainObject(fields)) {
       v.fail(
         'update',
-        `returned ${operator} with ${describe(fields)}; it takes an object of fields`,
+        `${verb} ${operator} with ${describe(fields)}; it takes an object of fields`,
       );
     }
     const written = Object.entries(fields as Document).flatMap(([path, target]) =>
@@ -291,19 +311,39 @@ function checkUpdate(
       if (overlaps(path, '_id')) {
         v.fail(
           'update',
-          `returned ${operator} on "${path}": MongoDB does not let an update change _id`,
+          `${verb} ${operator} on "${path}": MongoDB does not let an update change _id`,
         );
       }
-      if (overlaps(path, versionField)) {
+      if (overlaps(path, owned.path)) {
         v.fail(
           'update',
-          `returned ${operator} on "${path}", which overlaps the version field "${versionField}" (updateWithVersion bumps it itself)`,
+          `${verb} ${operator} on "${path}", which overlaps the ${owned.name} "${owned.path}" (${owned.why})`,
         );
       }
-      assertNoOverlap(v, op, path, 'update');
+      spec.eachPath?.(path);
     }
   }
   return value;
+}
+
+/**
+ * Checks what the callback returned before anything is written (see checkOperatorUpdate): none
+ * of its paths may be `_id`, the version field or the op id log, which this primitive writes
+ * itself.
+ */
+function checkUpdate(
+  v: Validator,
+  value: unknown,
+  versionField: string,
+  op: OpGuard | undefined,
+): Document {
+  return checkOperatorUpdate(v, value, {
+    verb: 'returned',
+    hint: 'return an operator update such as { $set: … }, or null to skip',
+    pipelineHint: 'return operators such as { $set: … }',
+    owned: { path: versionField, name: 'version field', why: 'updateWithVersion bumps it itself' },
+    eachPath: (path) => assertNoOverlap(v, op, path, 'update'),
+  });
 }
 
 /**

@@ -516,6 +516,27 @@ describe('validation: a typed error naming the option, and nothing sent', () => 
           token: 1,
         }),
     ],
+    // A value the driver would silently drop (a function, a Symbol) is no BSON value.
+    [
+      'fencedUpdate',
+      'update',
+      () =>
+        fencedUpdate(coll(), {
+          filter: { _id: 'n' },
+          update: { $set: { x: { y: () => 1 } } } as never,
+          token: 1,
+        }),
+    ],
+    [
+      'fencedUpdate',
+      'update',
+      () =>
+        fencedUpdate(coll(), {
+          filter: { _id: 'n' },
+          update: { $set: { x: [Symbol('s')] } } as never,
+          token: 1,
+        }),
+    ],
     [
       'fencedUpdate',
       'fenceField',
