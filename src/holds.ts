@@ -72,13 +72,13 @@ export interface HoldsLayoutOptions {
   /**
    * The array field of the settled-holds log (`SettledHoldRecord`s): the newest `keepSettled`
    * entries, so that a repeated confirm, release or hold of a settled id answers what happened
-   * to it instead of `notFound` or a second hold. Must be missing or an array.
+   * to it instead of `unknownHold` or a second hold. Must be missing or an array.
    * @default '_holdsSettled'
    */
   readonly settledField?: string;
   /**
    * How many settled holds the log keeps (newest first out last). An id older than that is
-   * forgotten: a confirm or release of it answers `notFound`, and a hold with it may be taken
+   * forgotten: a confirm or release of it answers `unknownHold`, and a hold with it may be taken
    * again. At most 1000.
    * @default 100
    */
@@ -812,8 +812,9 @@ async function settleHold<TSchema extends Document>(
  *   settled log as `confirmed`. `returnDocument: 'after'` with a projection reading the log.
  * - **Outcomes**: `confirmed` (with the amount and the document), `expired` (the hold had
  *   lapsed: its amount is back in `field`, given back by this very update or earlier),
- *   `alreadyConfirmed`, `alreadyReleased` (repeats: nothing changed), `notFound` (no such
- *   hold, or it left the bounded log long ago, or no document matches).
+ *   `alreadyConfirmed`, `alreadyReleased` (repeats: nothing changed), `unknownHold` (no such
+ *   hold in the document, or it left the bounded log long ago), `notFound` (no document
+ *   matches).
  * - **Round trips**: 1 on every path (one `aggregate` more on a driver-retried command).
  *
  * @throws InvalidArgumentError for invalid options (nothing sent), or when the matched
@@ -840,7 +841,7 @@ export async function confirmHold<
  * first).
  *
  * - **Outcomes**: `released` (with the amount and the document), `expired`,
- *   `alreadyConfirmed`, `alreadyReleased`, `notFound` (see confirmHold).
+ *   `alreadyConfirmed`, `alreadyReleased`, `unknownHold`, `notFound` (see confirmHold).
  * - **Round trips**: 1 on every path (one `aggregate` more on a driver-retried command).
  *
  * @throws InvalidArgumentError as confirmHold.
