@@ -55,8 +55,11 @@ export type HoldSettlement = 'confirmed' | 'released' | 'expired';
 
 /** An entry of the settled-holds log. */
 export interface SettledHoldRecord {
+  /** The hold id the caller chose. */
   readonly id: string;
+  /** The amount held (taken from the field while the hold lives). */
   readonly amount: number;
+  /** How the hold was settled. */
   readonly outcome: HoldSettlement;
   /** A random id of the call that settled it (a reclaim settles every lapsed hold at once). */
   readonly call: string;
@@ -125,7 +128,9 @@ export interface HoldQuantityOptions<
 
 /** A live hold as the outcomes report it. */
 export interface HoldInfo {
+  /** The hold id the caller chose. */
   readonly id: string;
+  /** The amount held (taken from the field while the hold lives). */
   readonly amount: number;
   /** When it lapses, by the server's clock. */
   readonly expiresAt: Date;
@@ -136,10 +141,13 @@ export type HoldQuantityResult<TSchema extends Document = Document> =
   | {
       /** Taken: `field` went down by `amount` and the hold is recorded. */
       readonly outcome: 'held';
+      /** The hold: its id, amount and expiry (the expiry computed by the server from `$$NOW`). */
       readonly hold: HoldInfo;
       /** The document after the update (lapsed holds reclaimed, this hold taken). */
       readonly document: WithId<TSchema>;
+      /** Absent on this outcome. */
       readonly available?: never;
+      /** Absent on this outcome. */
       readonly settled?: never;
     }
   | {
@@ -147,8 +155,11 @@ export type HoldQuantityResult<TSchema extends Document = Document> =
       readonly outcome: 'alreadyHeld';
       /** That hold, as stored. */
       readonly hold: HoldInfo;
+      /** Absent on this outcome. */
       readonly document?: never;
+      /** Absent on this outcome. */
       readonly available?: never;
+      /** Absent on this outcome. */
       readonly settled?: never;
     }
   | {
@@ -156,8 +167,11 @@ export type HoldQuantityResult<TSchema extends Document = Document> =
       readonly outcome: 'alreadySettled';
       /** How it was settled. */
       readonly settled: HoldSettlement;
+      /** Absent on this outcome. */
       readonly document?: never;
+      /** Absent on this outcome. */
       readonly hold?: never;
+      /** Absent on this outcome. */
       readonly available?: never;
     }
   | {
@@ -165,25 +179,37 @@ export type HoldQuantityResult<TSchema extends Document = Document> =
       readonly outcome: 'insufficient';
       /** field − floor after the reclaim, at least 0 (informational). */
       readonly available: number;
+      /** Absent on this outcome. */
       readonly document?: never;
+      /** Absent on this outcome. */
       readonly hold?: never;
+      /** Absent on this outcome. */
       readonly settled?: never;
     }
   | {
       /** The document carries `maxHolds` live holds already. Nothing taken. */
       readonly outcome: 'tooManyHolds';
+      /** The bound that was reached (live holds per document). */
       readonly maxHolds: number;
+      /** Absent on this outcome. */
       readonly document?: never;
+      /** Absent on this outcome. */
       readonly hold?: never;
+      /** Absent on this outcome. */
       readonly available?: never;
+      /** Absent on this outcome. */
       readonly settled?: never;
     }
   | {
       /** No document matches `filter`. */
       readonly outcome: 'notFound';
+      /** Absent on this outcome. */
       readonly document?: never;
+      /** Absent on this outcome. */
       readonly hold?: never;
+      /** Absent on this outcome. */
       readonly available?: never;
+      /** Absent on this outcome. */
       readonly settled?: never;
     };
 
@@ -206,23 +232,29 @@ export interface SettleHoldOptions<
 }
 
 /** Outcomes that confirmHold and releaseHold share. */
-type SettleCommon =
+export type SettleHoldCommonResult =
   | {
       /** The hold had lapsed: its amount is back in the field (by this call or earlier). */
       readonly outcome: 'expired';
+      /** The amount the hold had taken. */
       readonly amount: number;
+      /** Absent on this outcome. */
       readonly document?: never;
     }
   | {
       /** The id was confirmed earlier (a repeat): nothing changed. */
       readonly outcome: 'alreadyConfirmed';
+      /** The amount the hold had taken. */
       readonly amount: number;
+      /** Absent on this outcome. */
       readonly document?: never;
     }
   | {
       /** The id was released earlier (a repeat): nothing changed. */
       readonly outcome: 'alreadyReleased';
+      /** The amount the hold had taken. */
       readonly amount: number;
+      /** Absent on this outcome. */
       readonly document?: never;
     }
   | {
@@ -232,13 +264,17 @@ type SettleCommon =
        * seat holds' confirmPlace/releasePlace answer the same case with the same outcome.)
        */
       readonly outcome: 'unknownHold';
+      /** Absent on this outcome. */
       readonly amount?: never;
+      /** Absent on this outcome. */
       readonly document?: never;
     }
   | {
       /** No document matches `filter`. Nothing changed. */
       readonly outcome: 'notFound';
+      /** Absent on this outcome. */
       readonly amount?: never;
+      /** Absent on this outcome. */
       readonly document?: never;
     };
 
@@ -247,22 +283,24 @@ export type ConfirmHoldResult<TSchema extends Document = Document> =
   | {
       /** Made permanent: the amount stays taken, the hold record moved to the log. */
       readonly outcome: 'confirmed';
+      /** The amount held (taken from the field while the hold lives). */
       readonly amount: number;
       /** The document after the update. */
       readonly document: WithId<TSchema>;
     }
-  | SettleCommon;
+  | SettleHoldCommonResult;
 
 /** What releaseHold did. */
 export type ReleaseHoldResult<TSchema extends Document = Document> =
   | {
       /** Given back: the amount is back in the field, the hold record moved to the log. */
       readonly outcome: 'released';
+      /** The amount held (taken from the field while the hold lives). */
       readonly amount: number;
       /** The document after the update. */
       readonly document: WithId<TSchema>;
     }
-  | SettleCommon;
+  | SettleHoldCommonResult;
 
 /** Options of releaseExpiredHolds. */
 export interface ReleaseExpiredHoldsOptions<

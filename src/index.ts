@@ -73,6 +73,7 @@ export {
   releaseExpiredHolds,
   releaseHold,
   type SettledHoldRecord,
+  type SettleHoldCommonResult,
   type SettleHoldOptions,
 } from './holds.js';
 export {

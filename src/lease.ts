@@ -86,6 +86,7 @@ export type AcquireLeaseResult =
       readonly expiresAt: Date;
       /** The holder whose expired (never released) lease this acquisition took over. */
       readonly previousHolder?: string;
+      /** Absent on this outcome. */
       readonly holder?: never;
     }
   | {
@@ -95,7 +96,9 @@ export type AcquireLeaseResult =
       readonly holder: string;
       /** When the current lease ends unless renewed, by the server's clock. */
       readonly expiresAt: Date;
+      /** Absent on this outcome. */
       readonly token?: never;
+      /** Absent on this outcome. */
       readonly previousHolder?: never;
     };
 
@@ -112,13 +115,17 @@ export type RenewLeaseResult =
   | {
       /** The lease is still the caller's, now until `expiresAt` (server time). */
       readonly outcome: 'renewed';
+      /** When the lease expires, by the server's clock. */
       readonly expiresAt: Date;
+      /** Absent on this outcome. */
       readonly reason?: never;
     }
   | {
       /** The lease is no longer the caller's; nothing changed. Stop the work it protects. */
       readonly outcome: 'lost';
+      /** Why the lease is lost: it expired, a newer acquisition superseded it, or it was released. */
       readonly reason: LeaseLostReason;
+      /** Absent on this outcome. */
       readonly expiresAt?: never;
     };
 
@@ -444,14 +451,19 @@ export type WithLeaseResult<T> =
       readonly token: number;
       /** Whether the signal was aborted while `fn` ran (the lease was or may have been lost). */
       readonly lost: boolean;
+      /** Absent on this outcome. */
       readonly holder?: never;
     }
   | {
       /** Someone else holds the lease: `fn` was not called. */
       readonly outcome: 'held';
+      /** The holder label of whoever holds the lease now. */
       readonly holder: string;
+      /** When the lease expires, by the server's clock. */
       readonly expiresAt: Date;
+      /** Absent on this outcome. */
       readonly value?: never;
+      /** Absent on this outcome. */
       readonly token?: never;
     };
 
@@ -631,6 +643,7 @@ export type FencedUpdateResult =
   | {
       /** The update was applied and the document's fence is now `token`. */
       readonly outcome: 'applied';
+      /** Absent on this outcome. */
       readonly fence?: never;
     }
   | {
@@ -642,6 +655,7 @@ export type FencedUpdateResult =
   | {
       /** No document matched `filter` when the update ran; nothing changed. */
       readonly outcome: 'notFound';
+      /** Absent on this outcome. */
       readonly fence?: never;
     };
 

@@ -153,7 +153,9 @@ export type HoldPlaceResult<TSchema extends Document = Document> =
   | {
       /** This call holds a place for the member until `expiresAt` (server time). */
       readonly outcome: 'held';
+      /** When the hold lapses, by the server's clock. */
       readonly expiresAt: Date;
+      /** The hold record as the document holds it after this call. */
       readonly hold: PlaceHold;
       /** The document as this call left it. */
       readonly document: WithId<TSchema>;
@@ -161,15 +163,21 @@ export type HoldPlaceResult<TSchema extends Document = Document> =
   | {
       /** A live hold already has this `holdId` or this member (`hold`); nothing held. */
       readonly outcome: 'alreadyHeld';
+      /** The hold record as the document holds it after this call. */
       readonly hold: PlaceHold;
+      /** Absent on this outcome. */
       readonly expiresAt?: never;
+      /** The document as this call left it (after reclaiming lapsed holds). */
       readonly document: WithId<TSchema>;
     }
   | {
       /** `holdId` names a hold already settled (`hold.state`); nothing held. */
       readonly outcome: 'alreadySettled';
+      /** The hold record as the document holds it after this call. */
       readonly hold: PlaceHold;
+      /** Absent on this outcome. */
       readonly expiresAt?: never;
+      /** The document as this call left it (after reclaiming lapsed holds). */
       readonly document: WithId<TSchema>;
     }
   | {
@@ -178,15 +186,21 @@ export type HoldPlaceResult<TSchema extends Document = Document> =
        * members and live holds (`full`), or `maxHolds` live holds exist (`tooManyHolds`).
        */
       readonly outcome: 'alreadyMember' | 'full' | 'tooManyHolds';
+      /** Absent on this outcome. */
       readonly hold?: never;
+      /** Absent on this outcome. */
       readonly expiresAt?: never;
+      /** The document as this call left it (after reclaiming lapsed holds). */
       readonly document: WithId<TSchema>;
     }
   | {
       /** No document matches `filter`. */
       readonly outcome: 'notFound';
+      /** Absent on this outcome. */
       readonly hold?: never;
+      /** Absent on this outcome. */
       readonly expiresAt?: never;
+      /** Absent on this outcome. */
       readonly document?: never;
     };
 
@@ -202,7 +216,9 @@ export type SettlePlaceResult<
        * nothing changed.
        */
       readonly outcome: TWon | 'alreadyConfirmed' | 'alreadyReleased' | 'expired';
+      /** The hold record as the document holds it after this call. */
       readonly hold: PlaceHold;
+      /** The document as this call left it (after reclaiming lapsed holds). */
       readonly document: WithId<TSchema>;
     }
   | {
@@ -211,13 +227,17 @@ export type SettlePlaceResult<
        * the last SETTLED_HOLDS_KEPT settlements.
        */
       readonly outcome: 'unknownHold';
+      /** Absent on this outcome. */
       readonly hold?: never;
+      /** The document as this call left it (after reclaiming lapsed holds). */
       readonly document: WithId<TSchema>;
     }
   | {
       /** No document matches `filter`. */
       readonly outcome: 'notFound';
+      /** Absent on this outcome. */
       readonly hold?: never;
+      /** Absent on this outcome. */
       readonly document?: never;
     };
 
