@@ -324,10 +324,10 @@ export interface ReleaseExpiredHoldsResult {
 }
 
 // =============================================================================================
-// Expressions (internal; holds of seats reuse them)
+// Expressions (internal to this module)
 
 /** What the reclaim expression needs to know about a document's layout. */
-export interface ReclaimSpec {
+interface ReclaimSpec {
   /** The numeric field a lapsed hold's amount goes back to; undefined: records only. */
   readonly field?: string | undefined;
   readonly holdsField: string;
@@ -338,7 +338,7 @@ export interface ReclaimSpec {
 }
 
 /** The array at `path`, or [] when it is missing (or no array: see layoutOkExpression). */
-export function arrayAt(path: string): Document {
+function arrayAt(path: string): Document {
   return { $cond: [{ $isArray: `$${path}` }, `$${path}`, []] };
 }
 
@@ -352,7 +352,7 @@ function missingOrArray(path: string): Document {
  * arrays, and the numeric field (when given) holds a number. When not, they write nothing and
  * the callers report the problem.
  */
-export function layoutOkExpression(spec: Omit<ReclaimSpec, 'call' | 'keepSettled'>): Document {
+function layoutOkExpression(spec: Omit<ReclaimSpec, 'call' | 'keepSettled'>): Document {
   const clauses: Document[] = [missingOrArray(spec.holdsField), missingOrArray(spec.settledField)];
   if (spec.field !== undefined) clauses.push({ $isNumber: `$${spec.field}` });
   return { $and: clauses };
@@ -364,14 +364,14 @@ function holdsWhere(holdsField: string, cond: Document): Document {
 }
 
 /** Boolean: the document has a hold whose expiry is at or before the server's `$$NOW`. */
-export function hasExpiredHoldsExpression(holdsField: string): Document {
+function hasExpiredHoldsExpression(holdsField: string): Document {
   return {
     $gt: [{ $size: holdsWhere(holdsField, { $lte: ['$$hold.expiresAt', '$$NOW'] }) }, 0],
   };
 }
 
 /** The settled log with `entries` (an array expression) appended, newest `keep` kept. */
-export function settledAppend(settledField: string, entries: Document, keep: number): Document {
+function settledAppend(settledField: string, entries: Document, keep: number): Document {
   return { $slice: [{ $concatArrays: [arrayAt(settledField), entries] }, -keep] };
 }
 
@@ -403,7 +403,7 @@ function amountOf(holds: Document | string): Document {
  * whose layout is not writable (see layoutOkExpression), is left as it is (no write at all).
  * Idempotent: run twice, the second finds nothing lapsed.
  */
-export function reclaimExpiredStage(spec: ReclaimSpec): Document {
+function reclaimExpiredStage(spec: ReclaimSpec): Document {
   const lapsed = { $lte: ['$$hold.expiresAt', '$$NOW'] };
   const live = { $gt: ['$$hold.expiresAt', '$$NOW'] };
   const writes: [string, unknown][] = [

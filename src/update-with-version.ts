@@ -50,7 +50,7 @@ const DEFAULT_VERSION_FIELD = 'version';
  * The update operators the callback may return. Not `$setOnInsert` (there is no upsert, it
  * would silently do nothing) and no aggregation pipelines (the version bump is an operator).
  */
-export const UPDATE_OPERATORS = new Set([
+const UPDATE_OPERATORS = new Set([
   '$set',
   '$unset',
   '$inc',
