@@ -222,8 +222,9 @@ const RULE_KEYS = ['badge', 'counter', 'atLeast'] as const;
  *   not hold yet, in rule order (existing badges keep their order; no duplicates are added);
  * - with `opId`, the op id log with the id appended (newest `opIdLog.size` kept).
  * Counters read by a rule that are not incremented count as 0 when missing or not a number.
- * Every caller value enters the pipeline through `$literal`, so a badge named `'$xp'` is
- * stored as that string, never evaluated.
+ * Every caller string, document or array enters the pipeline through `$literal`, so a badge
+ * named `'$xp'` is stored as that string, never evaluated (a number is a constant in any
+ * expression and is sent as it is).
  *
  * **A repeat in one command** (`opId` with an `_id` filter): the same `$set` between two
  * `$replaceWith` stages. When the log already holds the id (the server decides, under the
@@ -537,7 +538,7 @@ function buildCommand(plan: Plan): {
     $let: { vars: { n: expr }, in: { $cond: [{ $isNumber: '$$n' }, '$$n', 0] } },
   });
   const incremented = (path: string, amount: number): Document => ({
-    $add: [{ $ifNull: [field(path), 0] }, { $literal: amount }],
+    $add: [{ $ifNull: [field(path), 0] }, amount],
   });
   /** A rule's counter as this call leaves it. */
   const counterAfter = (path: string): Document => {
@@ -588,7 +589,7 @@ function buildCommand(plan: Plan): {
     const held = {
       $concatArrays: badges.rules.map((rule) => ({
         $cond: [
-          { $gte: [counterAfter(rule.counter), { $literal: rule.atLeast }] },
+          { $gte: [counterAfter(rule.counter), rule.atLeast] },
           [{ $literal: rule.badge }],
           [],
         ],

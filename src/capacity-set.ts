@@ -240,7 +240,7 @@ function shapeExpression(m: Membership): Document {
 function membershipWrites(m: Membership, array: Document, step: number): Write[] {
   return [
     [m.array, array],
-    [m.counter, { $add: [{ $ifNull: [`$${m.counter}`, 0] }, { $literal: step }] }],
+    [m.counter, { $add: [{ $ifNull: [`$${m.counter}`, 0] }, step] }],
     ...(m.op === undefined ? [] : [[m.op.field, opRecordExpression(m.op)] as const]),
   ];
 }
@@ -252,7 +252,7 @@ function membershipWrites(m: Membership, array: Document, step: number): Write[]
 function roomExpression(v: Validator, capacity: unknown, m: Membership): Document {
   const count = { $ifNull: [`$${m.counter}`, 0] };
   if (typeof capacity !== 'string') {
-    return { $lt: [count, { $literal: v.integer(capacity, 'capacity', 1) }] };
+    return { $lt: [count, v.integer(capacity, 'capacity', 1)] };
   }
   const field = v.path(capacity, 'capacity');
   if (overlaps(field, m.counter) || overlaps(field, m.array)) {

@@ -236,7 +236,7 @@ export async function guardedDecrement<TSchema extends Document = Document>(
     // One command on every path: the guard moves into the update, which writes nothing when
     // it fails, and the projection says why (see updateWithVerdicts).
     const seen = opQuestion(op);
-    const sufficient = guardHolds(`$${field}`, { $literal: floor + amount });
+    const sufficient = guardHolds(`$${field}`, floor + amount);
     const outcome = await updateWithVerdicts(
       'guardedDecrement',
       collection,
@@ -246,7 +246,7 @@ export async function guardedDecrement<TSchema extends Document = Document>(
         writes: [
           // `$add` of the negated amount computes what `$inc` would (int + int stays an int,
           // overflowing to a long; Decimal128 stays Decimal128), on the server.
-          [field, { $add: [`$${field}`, { $literal: -amount }] }],
+          [field, { $add: [`$${field}`, -amount] }],
           ...(op === undefined ? [] : [[op.field, opRecordExpression(op)] as const]),
         ],
         questions: { applied: seen },

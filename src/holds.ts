@@ -642,14 +642,14 @@ export async function holdQuantity<
   const guard = {
     $and: [
       layoutOkExpression(layout),
-      { $gte: [`$${field}`, { $literal: floor + amount }] },
+      { $gte: [`$${field}`, floor + amount] },
       { $not: [{ $in: [id, ids(holdsField)] }] },
       { $not: [{ $in: [id, ids(settledField)] }] },
       { $lt: [{ $size: arrayAt(holdsField) }, maxHolds] },
     ],
   };
   const take = writtenDocument([
-    [field, { $add: [`$${field}`, { $literal: -amount }] }],
+    [field, { $add: [`$${field}`, -amount] }],
     [
       holdsField,
       {
@@ -659,7 +659,7 @@ export async function holdQuantity<
             {
               id,
               amount: { $literal: amount },
-              expiresAt: { $add: ['$$NOW', { $literal: ttlMs }] },
+              expiresAt: { $add: ['$$NOW', ttlMs] },
               call: { $literal: call },
             },
           ],

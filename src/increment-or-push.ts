@@ -198,8 +198,9 @@ const DEFAULT_INC: Readonly<Record<string, number>> = { quantity: 1 };
  * **Update**: one `findAndModify` whose update is an aggregation pipeline `$set` of `array`: if
  * elements match, the matching elements' counters are increased (or, over a cap, the array is
  * left as it was); otherwise `{ ...match, ...inc, ...fields }` is appended (in that field
- * order). Every caller value enters the pipeline through `$literal`, so a string such as
- * `'$price'` or an object such as `{ $inc: 1 }` is stored as given, never evaluated.
+ * order). Every caller string, document or array enters the pipeline through `$literal`, so a
+ * string such as `'$price'` or an object such as `{ $inc: 1 }` is stored as given, never
+ * evaluated (a number is a constant in any expression and is sent as it is).
  *
  * **One pass**: the element is found without evaluating an expression per element:
  * `$indexOfArray` over the identity values of all elements (`$<array>.<key>`, or their `$zip`
@@ -494,7 +495,7 @@ function buildCommand(plan: CommandPlan): {
     return clauses.length === 1 ? (clauses[0] as Document) : { $and: clauses };
   };
   const counterPlus = (el: string, key: string, step: number): Document => ({
-    $add: [{ $ifNull: [`$$${el}.${key}`, 0] }, { $literal: step }],
+    $add: [{ $ifNull: [`$$${el}.${key}`, 0] }, step],
   });
   const incremented = (el: string): Document => ({
     $mergeObjects: [
@@ -507,7 +508,7 @@ function buildCommand(plan: CommandPlan): {
   const caps = Object.entries(max);
   const overCap = (el: string): Document => ({
     $or: caps.map(([key, cap]) => ({
-      $gt: [counterPlus(el, key, inc[key] as number), { $literal: cap }],
+      $gt: [counterPlus(el, key, inc[key] as number), cap],
     })),
   });
   /** `body` with `$$el` bound to the element at position `position`. */

@@ -259,7 +259,7 @@ export async function acquireLease<TSchema extends Document = LeaseDocument>(
       $set: {
         holder: set({ $literal: holder }, '$holder'),
         token: set({ $add: [{ $ifNull: ['$token', 0] }, 1] }, '$token'),
-        expiresAt: set({ $add: ['$$NOW', { $literal: ttlMs }] }, '$expiresAt'),
+        expiresAt: set({ $add: ['$$NOW', ttlMs] }, '$expiresAt'),
         takenOverFrom: set({ $cond: [HELD_BY_SOMEONE, '$holder', null] }, '$takenOverFrom'),
         grant: set({ $literal: grant }, '$grant'),
       },
@@ -323,7 +323,7 @@ export async function renewLease<TSchema extends Document = LeaseDocument>(
     [
       {
         $set: {
-          expiresAt: { $cond: [mine, { $add: ['$$NOW', { $literal: ttlMs }] }, '$expiresAt'] },
+          expiresAt: { $cond: [mine, { $add: ['$$NOW', ttlMs] }, '$expiresAt'] },
           renewal: { $cond: [mine, { $literal: renewal }, '$renewal'] },
         },
       },

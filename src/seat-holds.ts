@@ -588,7 +588,7 @@ export async function holdPlace<TSchema extends Document = Document>(
     },
     idTaken: { $in: [{ $literal: p.holdId }, { $map: { input: all, in: '$$this.holdId' } }] },
     room,
-    bounded: { $lt: [{ $size: live }, { $literal: maxHolds }] },
+    bounded: { $lt: [{ $size: live }, maxHolds] },
     shape: shapeExpression(p),
   };
   const guard = {
@@ -604,7 +604,7 @@ export async function holdPlace<TSchema extends Document = Document>(
   const record = {
     holdId: { $literal: p.holdId },
     member: { $literal: member },
-    expiresAt: { $add: ['$$NOW', { $literal: ttlMs }] },
+    expiresAt: { $add: ['$$NOW', ttlMs] },
     state: 'held',
     call: { $literal: call },
   };

@@ -351,8 +351,8 @@ describe('the command sent: one findAndModify, exactly', () => {
     const command = t.commands.started[0]?.command as Document;
     expect(await coll.findOne({ _id: 's1' })).toStrictEqual(result.document);
 
-    const xp = { $add: [{ $ifNull: ['$xp', 0] }, { $literal: 10 }] };
-    const n = { $add: [{ $ifNull: ['$stats.n', 0] }, { $literal: 1 }] };
+    const xp = { $add: [{ $ifNull: ['$xp', 0] }, 10] };
+    const n = { $add: [{ $ifNull: ['$stats.n', 0] }, 1] };
     const opIds = {
       $slice: [{ $concatArrays: [{ $ifNull: ['$_opIds', []] }, [{ $literal: 'op-1' }]] }, -5],
     };
@@ -378,10 +378,10 @@ describe('the command sent: one findAndModify, exactly', () => {
     };
     const held = {
       $concatArrays: [
-        { $cond: [{ $gte: [numeric(xp), { $literal: 10 }] }, [{ $literal: 'ten' }], []] },
-        { $cond: [{ $gte: [numeric('$streak'), { $literal: 3 }] }, [{ $literal: 'streaky' }], []] },
-        { $cond: [{ $gte: [numeric(xp), { $literal: 0 }] }, [{ $literal: 'old' }], []] },
-        { $cond: [{ $gte: [numeric('$streak'), { $literal: 4 }] }, [{ $literal: 'never' }], []] },
+        { $cond: [{ $gte: [numeric(xp), 10] }, [{ $literal: 'ten' }], []] },
+        { $cond: [{ $gte: [numeric('$streak'), 3] }, [{ $literal: 'streaky' }], []] },
+        { $cond: [{ $gte: [numeric(xp), 0] }, [{ $literal: 'old' }], []] },
+        { $cond: [{ $gte: [numeric('$streak'), 4] }, [{ $literal: 'never' }], []] },
       ],
     };
     const earned = {
@@ -448,7 +448,7 @@ describe('the command sent: one findAndModify, exactly', () => {
     });
     expect(result.outcome).toBe('applied');
     const command = t.commands.started[0]?.command as Document;
-    const xp = { $add: [{ $ifNull: ['$xp', 0] }, { $literal: 10 }] };
+    const xp = { $add: [{ $ifNull: ['$xp', 0] }, 10] };
     const opIds = {
       $slice: [{ $concatArrays: [{ $ifNull: ['$_opIds', []] }, [{ $literal: 'op-1' }]] }, -5],
     };
@@ -485,7 +485,7 @@ describe('the command sent: one findAndModify, exactly', () => {
       badgesEarned: [],
     });
     const command = t.commands.started[0]?.command as Document;
-    const xp = { $add: [{ $ifNull: ['$xp', 0] }, { $literal: 2 }] };
+    const xp = { $add: [{ $ifNull: ['$xp', 0] }, 2] };
     expect(command.query).toStrictEqual({ _id: 's1' });
     expect(command.update).toStrictEqual([{ $set: { xp } }]);
     expect(command.fields).toStrictEqual({

@@ -205,7 +205,7 @@ describe('the findAndModify sent, exactly', () => {
   // Shared parts of the expected command, spelled out as the server receives them.
   const items = { $ifNull: ['$courses', []] };
   const add = (path: string, step: number) => ({
-    $add: [{ $ifNull: [path, 0] }, { $literal: step }],
+    $add: [{ $ifNull: [path, 0] }, step],
   });
   const at = (position: string, body: Document) => ({
     $let: { vars: { el: { $arrayElemAt: ['$$items', position] } }, in: body },
@@ -381,7 +381,7 @@ describe('the findAndModify sent, exactly', () => {
           $map: {
             input: '$$idx',
             as: 'i',
-            in: at('$$i', { $or: [{ $gt: [add('$$el.r', 2), { $literal: 5 }] }] }),
+            in: at('$$i', { $or: [{ $gt: [add('$$el.r', 2), 5] }] }),
           },
         },
       ],
