@@ -13,7 +13,14 @@
 import { Decimal128, type Document, Long, Timestamp } from 'bson';
 import { Aggregator } from 'mingo/aggregator';
 import { ErrorCode, ServerError } from './errors.js';
-import { decodeValue, encodeCopy, encodePipeline, encodeVariables } from './mingo-names.js';
+import {
+  decodeValue,
+  encodeCopy,
+  encodePipeline,
+  encodeVariables,
+  hasMarkedNameBeside,
+  hasNoRenamedName,
+} from './mingo-names.js';
 import {
   asServerError,
   compareBySort,
@@ -198,11 +205,18 @@ function applyPipelineUpdate(
   let output: unknown[];
   try {
     // Special field names are renamed for mingo and back (mingo-names.ts).
-    const aggregator = new Aggregator(
-      encodePipeline(pinNow(pipeline, new Date())),
-      mingoOptions(encodeVariables(variables)),
-    );
-    output = decodeValue(aggregator.run([encodeCopy(doc)]));
+    const stages = encodePipeline(pinNow(pipeline, new Date()));
+    const aggregator = new Aggregator(stages, mingoOptions(encodeVariables(variables)));
+    if (leavesInputIntact(stages) && hasNoRenamedName(doc)) {
+      // Nothing to rename and nothing that writes into its input: the pipeline reads the
+      // stored document itself, and the result shares its unchanged parts (an array element
+      // it kept, `$$ROOT` itself), which nothing mutates either (every update that writes into
+      // a document copies it first). Only the parts it made are read for marked names.
+      const run = aggregator.run([doc]);
+      output = hasMarkedNameBeside(run, [doc]) ? decodeValue(run) : run;
+    } else {
+      output = decodeValue(aggregator.run([encodeCopy(doc)]));
+    }
   } catch (error) {
     throw asServerError(error);
   }
@@ -216,6 +230,57 @@ function applyPipelineUpdate(
   // A pipeline that drops `_id` keeps the original one (mongod's ObjectReplaceExecutor).
   assertIdUnchanged(doc, result);
   return withIdFirst(doc, result);
+}
+
+/**
+ * mingo's expressions that write into the object their argument evaluates to, which is a part
+ * of the input when the argument is a field path: `$dateToString` sets `onNull` on it and
+ * `$dateFromParts` normalises its parts in place (mingo 7 operators/expression/date).
+ */
+const EXPRESSIONS_WRITING_ARGUMENT: ReadonlySet<string> = new Set([
+  '$dateToString',
+  '$dateFromParts',
+]);
+
+/**
+ * Whether running these (renamed) update stages leaves the document they are given, and every
+ * object and array inside it, as it was, so that they may run on the stored document instead
+ * of a copy. mingo's `$replaceWith` and `$replaceRoot` only evaluate an expression; `$set` and
+ * `$addFields` set each field on a shallow copy of the document, but a dotted name
+ * (`{'a.b': 1}`) is set or removed inside the existing `a` (mingo `setValue`/`removeValue`);
+ * `$project` and `$unset` remove nested fields from a shallow copy. Expressions do not write
+ * into their arguments (projections and `$expr` evaluate them on stored documents), except
+ * those of EXPRESSIONS_WRITING_ARGUMENT; a pipeline naming one of them anywhere gets a copy.
+ */
+function leavesInputIntact(stages: Document[]): boolean {
+  for (const stage of stages) {
+    const name = Object.keys(stage)[0] as string;
+    const spec = stage[name];
+    switch (name) {
+      case '$replaceWith':
+      case '$replaceRoot':
+        break;
+      case '$set':
+      case '$addFields':
+        if (!isPlainObject(spec) || Object.keys(spec).some((field) => field.includes('.')))
+          return false;
+        break;
+      default:
+        return false;
+    }
+    if (mentionsKey(spec, EXPRESSIONS_WRITING_ARGUMENT)) return false;
+  }
+  return true;
+}
+
+/** Whether one of `names` is a field name anywhere in `value`. */
+function mentionsKey(value: unknown, names: ReadonlySet<string>): boolean {
+  if (Array.isArray(value)) return value.some((v) => mentionsKey(v, names));
+  if (!isPlainObject(value)) return false;
+  for (const key of Object.keys(value)) {
+    if (names.has(key) || mentionsKey(value[key], names)) return true;
+  }
+  return false;
 }
 
 // =============================================================================================
