@@ -205,9 +205,17 @@ function applyPipelineUpdate(
   let output: unknown[];
   try {
     // Special field names are renamed for mingo and back (mingo-names.ts).
-    const stages = encodePipeline(pinNow(pipeline, new Date()));
+    const found = scanPipeline(pipeline);
+    // pinNow returns the pipeline itself when it has no `$$NOW` to pin.
+    const stages = encodePipeline(
+      (found & MENTIONS_NOW) === 0 ? pipeline : pinNow(pipeline, new Date()),
+    );
     const aggregator = new Aggregator(stages, mingoOptions(encodeVariables(variables)));
-    if (leavesInputIntact(stages) && hasNoRenamedName(doc)) {
+    if (
+      (found & MENTIONS_WRITING_EXPRESSION) === 0 &&
+      leavesInputIntact(stages) &&
+      hasNoRenamedName(doc)
+    ) {
       // Nothing to rename and nothing that writes into its input: the pipeline reads the
       // stored document itself, and the result shares its unchanged parts (an array element
       // it kept, `$$ROOT` itself), which nothing mutates either (every update that writes into
@@ -250,7 +258,7 @@ const EXPRESSIONS_WRITING_ARGUMENT: ReadonlySet<string> = new Set([
  * (`{'a.b': 1}`) is set or removed inside the existing `a` (mingo `setValue`/`removeValue`);
  * `$project` and `$unset` remove nested fields from a shallow copy. Expressions do not write
  * into their arguments (projections and `$expr` evaluate them on stored documents), except
- * those of EXPRESSIONS_WRITING_ARGUMENT; a pipeline naming one of them anywhere gets a copy.
+ * those of EXPRESSIONS_WRITING_ARGUMENT, which the caller rules out (`scanPipeline`).
  */
 function leavesInputIntact(stages: Document[]): boolean {
   for (const stage of stages) {
@@ -268,19 +276,35 @@ function leavesInputIntact(stages: Document[]): boolean {
       default:
         return false;
     }
-    if (mentionsKey(spec, EXPRESSIONS_WRITING_ARGUMENT)) return false;
   }
   return true;
 }
 
-/** Whether one of `names` is a field name anywhere in `value`. */
-function mentionsKey(value: unknown, names: ReadonlySet<string>): boolean {
-  if (Array.isArray(value)) return value.some((v) => mentionsKey(v, names));
-  if (!isPlainObject(value)) return false;
-  for (const key of Object.keys(value)) {
-    if (names.has(key) || mentionsKey(value[key], names)) return true;
+const MENTIONS_NOW = 1;
+const MENTIONS_WRITING_EXPRESSION = 2;
+
+/**
+ * One read of a pipeline for what its update needs to know, as bits: MENTIONS_NOW when the
+ * string `$$NOW` is anywhere in it (only then has `pinNow`, which leaves `$literal` values
+ * alone, anything to replace), MENTIONS_WRITING_EXPRESSION when a name of
+ * EXPRESSIONS_WRITING_ARGUMENT is a field name anywhere in it.
+ */
+function scanPipeline(value: unknown): number {
+  if (typeof value === 'string') return value === '$$NOW' ? MENTIONS_NOW : 0;
+  if (typeof value !== 'object' || value === null) return 0;
+  let found = 0;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) found |= scanPipeline(value[i]);
+    return found;
   }
-  return false;
+  if (!isPlainObject(value)) return 0;
+  const keys = Object.keys(value);
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i] as string;
+    if (EXPRESSIONS_WRITING_ARGUMENT.has(key)) found |= MENTIONS_WRITING_EXPRESSION;
+    found |= scanPipeline(value[key]);
+  }
+  return found;
 }
 
 // =============================================================================================

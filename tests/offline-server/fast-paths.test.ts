@@ -9,7 +9,7 @@
  * reference copy written the slow, obvious way in this file.
  */
 import { Binary, Decimal128, type Document, Double, Int32, Long, ObjectId, serialize } from 'bson';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import {
   decodeValue,
   encodeCopy,
@@ -316,6 +316,25 @@ describe('pipeline updates that leave their input intact read the stored documen
     for (const pipeline of pipelines) {
       applyUpdate(stored, pipeline);
       expect(bytesEqual(stored, before), JSON.stringify(pipeline)).toBe(true);
+    }
+  });
+
+  it('$$NOW is one instant for the whole pipeline wherever it is, and a $literal keeps the string', () => {
+    // mingo reads the clock (Date.now) afresh for each evaluation; the server pins one value.
+    let tick = 1_000;
+    const now = vi.spyOn(Date, 'now').mockImplementation(() => (tick += 1_000));
+    try {
+      const { doc: result } = applyUpdate({ _id: 1 }, [
+        { $set: { a: '$$NOW' } },
+        { $replaceWith: { $mergeObjects: ['$$ROOT', { b: ['$$NOW'], c: { $literal: '$$NOW' } }] } },
+      ]);
+      expect(result.a).toBeInstanceOf(Date);
+      expect(result.b).toEqual([result.a]);
+      expect(result.c).toBe('$$NOW');
+      const { doc: plain } = applyUpdate({ _id: 1 }, [{ $set: { c: { $literal: '$$NOW' } } }]);
+      expect(plain).toEqual({ _id: 1, c: '$$NOW' });
+    } finally {
+      now.mockRestore();
     }
   });
 
