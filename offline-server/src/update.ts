@@ -12,6 +12,8 @@
  */
 import { Decimal128, type Document, Long, Timestamp } from 'bson';
 import { Aggregator } from 'mingo/aggregator';
+import { OpType } from 'mingo/core';
+import type { Options } from 'mingo/types';
 import { ErrorCode, ServerError } from './errors.js';
 import {
   decodeValue,
@@ -23,6 +25,7 @@ import {
 } from './mingo-names.js';
 import {
   asServerError,
+  BSON_CONTEXT,
   compareBySort,
   compileFilter,
   equalityFieldsForUpsert,
@@ -210,7 +213,7 @@ function applyPipelineUpdate(
     const stages = encodePipeline(
       (found & MENTIONS_NOW) === 0 ? pipeline : pinNow(pipeline, new Date()),
     );
-    const aggregator = new Aggregator(stages, mingoOptions(encodeVariables(variables)));
+    const options = mingoOptions(encodeVariables(variables));
     if (
       (found & MENTIONS_WRITING_EXPRESSION) === 0 &&
       leavesInputIntact(stages) &&
@@ -220,10 +223,13 @@ function applyPipelineUpdate(
       // stored document itself, and the result shares its unchanged parts (an array element
       // it kept, `$$ROOT` itself), which nothing mutates either (every update that writes into
       // a document copies it first). Only the parts it made are read for marked names.
-      const run = aggregator.run([doc]);
+      const run =
+        variables === undefined
+          ? runMapStages(stages, options, doc)
+          : new Aggregator(stages, options).run([doc]);
       output = hasMarkedNameBeside(run, [doc]) ? decodeValue(run) : run;
     } else {
-      output = decodeValue(aggregator.run([encodeCopy(doc)]));
+      output = decodeValue(new Aggregator(stages, options).run([encodeCopy(doc)]));
     }
   } catch (error) {
     throw asServerError(error);
@@ -278,6 +284,45 @@ function leavesInputIntact(stages: Document[]): boolean {
     }
   }
   return true;
+}
+
+/**
+ * The stream of one document that mingo's map-only stages (`leavesInputIntact`) are built on:
+ * each stage hands `map` its step, as it does to mingo's lazy stream.
+ */
+class OneDocumentStream {
+  readonly steps: ((doc: unknown, index: number) => unknown)[] = [];
+  map(step: (doc: unknown, index: number) => unknown): this {
+    this.steps.push(step);
+    return this;
+  }
+}
+
+/**
+ * `new Aggregator(stages, options).run([doc])` for stages of `leavesInputIntact`, without the
+ * aggregator and its lazy iterator: as mingo's `Aggregator.stream` does, every stage is built
+ * first, in order, by the operator of the context (so a stage that fails to build fails before
+ * any is evaluated), then the document goes through each stage's step in order. `options` must
+ * be mingo's ComputeOptions without a root (what `mingoOptions` gives without variables of its
+ * own), which the aggregator would copy: these stages only hand it to `evalExpr`, which copies
+ * it before setting the root.
+ */
+function runMapStages(stages: Document[], options: Options, doc: Document): unknown[] {
+  const stream = new OneDocumentStream();
+  for (const stage of stages) {
+    const name = Object.keys(stage)[0] as string;
+    const operator = BSON_CONTEXT.getOperator(OpType.PIPELINE, name) as unknown as (
+      collection: OneDocumentStream,
+      spec: unknown,
+      options: Options,
+    ) => OneDocumentStream;
+    if (operator(stream, stage[name], options) !== stream) {
+      throw new Error(`mingo's ${name} is not a map-only stage`);
+    }
+  }
+  let value: unknown = doc;
+  for (const step of stream.steps) value = step(value, 0);
+  return [value];
 }
 
 const MENTIONS_NOW = 1;

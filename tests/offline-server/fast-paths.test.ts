@@ -319,6 +319,37 @@ describe('pipeline updates that leave their input intact read the stored documen
     }
   });
 
+  it('stages run without an aggregator answer as the aggregator does, results and errors alike', () => {
+    // Statement constants (`variables`, even none) take the aggregator; without them, the
+    // stages of a pipeline that leaves its input intact run one after the other.
+    const outcome = (variables?: Document) => (pipeline: Document[]) => {
+      try {
+        return applyUpdate(cart(), pipeline, variables === undefined ? {} : { variables }).doc;
+      } catch (error) {
+        const { code, message } = error as { code: number; message: string };
+        return { code, message };
+      }
+    };
+    const pipelines: Document[][] = [
+      [
+        { $set: {} },
+        { $addFields: { n: { $size: '$items' }, gone: '$$REMOVE', meta: '$$REMOVE' } },
+      ],
+      [{ $replaceWith: { $mergeObjects: ['$meta', { _id: '$_id' }] } }, { $set: { k: '$tags' } }],
+      [{ $replaceRoot: { newRoot: { _id: '$_id', first: { $first: '$items' } } } }],
+      [{ $set: { _id: 'other' } }],
+      [{ $replaceWith: '$items' }],
+      [{ $replaceWith: 1 }],
+      [{ $replaceRoot: { newRoot: '$missing' } }],
+      [{ $set: { a: { $divide: [1, 0] } } }, { $replaceWith: 'x' }],
+      [{ $set: { a: { $noSuchOperator: 1 } } }],
+      [{ $set: { a: '$$undefinedVariable' } }],
+    ];
+    for (const pipeline of pipelines) {
+      expect(outcome()(pipeline), JSON.stringify(pipeline)).toEqual(outcome({})(pipeline));
+    }
+  });
+
   it('$$NOW is one instant for the whole pipeline wherever it is, and a $literal keeps the string', () => {
     // mingo reads the clock (Date.now) afresh for each evaluation; the server pins one value.
     let tick = 1_000;
