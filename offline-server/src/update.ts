@@ -3,7 +3,9 @@
  * errors mongod raises (mingo's updater skips most of them silently, so this is our own engine).
  *
  * An update is all-or-nothing: it is parsed and validated first, then applied to a deep copy;
- * any error discards the copy. The input document is never mutated.
+ * any error discards the copy. The input document is never mutated. (A pipeline update none of
+ * whose stages or expressions writes into its input reads the input itself instead, and its
+ * result shares the parts it kept: see `leavesInputIntact`.)
  *
  * References: https://www.mongodb.com/docs/manual/reference/operator/update/ , mongod
  * `src/mongo/db/update/*.cpp` (update_object_node, update_array_node, arithmetic_node, push_node,
