@@ -299,3 +299,64 @@ export function encodeVariables(variables: Document | undefined): Document | und
   for (const [k, v] of Object.entries(variables)) setField(out, k, encodeValue(v));
   return out;
 }
+
+/**
+ * Whether `value` needs no renaming either way: no field name at any depth is special (so
+ * `encodeValue` returns `value` itself) or begins with the mark (so `decodeValue` would return
+ * it itself too). A read-only walk, without the copy `encodeCopy` makes.
+ */
+export function hasNoRenamedName(value: unknown): boolean {
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const v = value[i];
+      if (typeof v === 'object' && v !== null && !hasNoRenamedName(v)) return false;
+    }
+    return true;
+  }
+  if (!isPlainObject(value)) return true;
+  const keys = Object.keys(value);
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i] as string;
+    if (k.charCodeAt(0) === 0 || SPECIAL_NAMES.has(k)) return false;
+    const v = value[k];
+    if (typeof v === 'object' && v !== null && !hasNoRenamedName(v)) return false;
+  }
+  return true;
+}
+
+/**
+ * Whether `decodeValue(value)` would rename anything, when `value` may share parts with `source`,
+ * a value for which `hasNoRenamedName` holds and which nothing has mutated since. A part of
+ * `value` that is the very object found at the same position in `source` has no marked name,
+ * so it is skipped; everything else is read. What mingo returns from a pipeline that leaves its
+ * input intact mostly consists of such parts (an unchanged array element, `$$ROOT` itself).
+ */
+export function hasMarkedNameBeside(value: unknown, source: unknown): boolean {
+  if (value === source) return false;
+  if (Array.isArray(value)) {
+    const paired = Array.isArray(source) ? source : undefined;
+    for (let i = 0; i < value.length; i++) {
+      const v = value[i];
+      if (typeof v === 'object' && v !== null && hasMarkedNameBeside(v, paired?.[i])) return true;
+    }
+    return false;
+  }
+  if (!isPlainObject(value)) return false;
+  const paired = isPlainObject(source) ? source : undefined;
+  const keys = Object.keys(value);
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i] as string;
+    if (k.charCodeAt(0) === 0) return true;
+    const v = value[k];
+    if (
+      typeof v === 'object' &&
+      v !== null &&
+      hasMarkedNameBeside(
+        v,
+        paired !== undefined && Object.hasOwn(paired, k) ? paired[k] : undefined,
+      )
+    )
+      return true;
+  }
+  return false;
+}

@@ -3,7 +3,9 @@
  * errors mongod raises (mingo's updater skips most of them silently, so this is our own engine).
  *
  * An update is all-or-nothing: it is parsed and validated first, then applied to a deep copy;
- * any error discards the copy. The input document is never mutated.
+ * any error discards the copy. The input document is never mutated. (A pipeline update none of
+ * whose stages or expressions writes into its input reads the input itself instead, and its
+ * result shares the parts it kept: see `leavesInputIntact`.)
  *
  * References: https://www.mongodb.com/docs/manual/reference/operator/update/ , mongod
  * `src/mongo/db/update/*.cpp` (update_object_node, update_array_node, arithmetic_node, push_node,
@@ -12,10 +14,20 @@
  */
 import { Decimal128, type Document, Long, Timestamp } from 'bson';
 import { Aggregator } from 'mingo/aggregator';
+import { OpType } from 'mingo/core';
+import type { Options } from 'mingo/types';
 import { ErrorCode, ServerError } from './errors.js';
-import { decodeValue, encodeCopy, encodePipeline, encodeVariables } from './mingo-names.js';
+import {
+  decodeValue,
+  encodeCopy,
+  encodePipeline,
+  encodeVariables,
+  hasMarkedNameBeside,
+  hasNoRenamedName,
+} from './mingo-names.js';
 import {
   asServerError,
+  BSON_CONTEXT,
   compareBySort,
   compileFilter,
   equalityFieldsForUpsert,
@@ -198,11 +210,29 @@ function applyPipelineUpdate(
   let output: unknown[];
   try {
     // Special field names are renamed for mingo and back (mingo-names.ts).
-    const aggregator = new Aggregator(
-      encodePipeline(pinNow(pipeline, new Date())),
-      mingoOptions(encodeVariables(variables)),
+    const found = scanPipeline(pipeline);
+    // pinNow returns the pipeline itself when it has no `$$NOW` to pin.
+    const stages = encodePipeline(
+      (found & MENTIONS_NOW) === 0 ? pipeline : pinNow(pipeline, new Date()),
     );
-    output = decodeValue(aggregator.run([encodeCopy(doc)]));
+    const options = mingoOptions(encodeVariables(variables));
+    if (
+      (found & MENTIONS_WRITING_EXPRESSION) === 0 &&
+      leavesInputIntact(stages) &&
+      hasNoRenamedName(doc)
+    ) {
+      // Nothing to rename and nothing that writes into its input: the pipeline reads the
+      // stored document itself, and the result shares its unchanged parts (an array element
+      // it kept, `$$ROOT` itself), which nothing mutates either (every update that writes into
+      // a document copies it first). Only the parts it made are read for marked names.
+      const run =
+        variables === undefined
+          ? runMapStages(stages, options, doc)
+          : new Aggregator(stages, options).run([doc]);
+      output = hasMarkedNameBeside(run, [doc]) ? decodeValue(run) : run;
+    } else {
+      output = decodeValue(new Aggregator(stages, options).run([encodeCopy(doc)]));
+    }
   } catch (error) {
     throw asServerError(error);
   }
@@ -216,6 +246,112 @@ function applyPipelineUpdate(
   // A pipeline that drops `_id` keeps the original one (mongod's ObjectReplaceExecutor).
   assertIdUnchanged(doc, result);
   return withIdFirst(doc, result);
+}
+
+/**
+ * mingo's expressions that write into the object their argument evaluates to, which is a part
+ * of the input when the argument is a field path: `$dateToString` sets `onNull` on it and
+ * `$dateFromParts` normalises its parts in place (mingo 7 operators/expression/date).
+ */
+const EXPRESSIONS_WRITING_ARGUMENT: ReadonlySet<string> = new Set([
+  '$dateToString',
+  '$dateFromParts',
+]);
+
+/**
+ * Whether running these (renamed) update stages leaves the document they are given, and every
+ * object and array inside it, as it was, so that they may run on the stored document instead
+ * of a copy. mingo's `$replaceWith` and `$replaceRoot` only evaluate an expression; `$set` and
+ * `$addFields` set each field on a shallow copy of the document, but a dotted name
+ * (`{'a.b': 1}`) is set or removed inside the existing `a` (mingo `setValue`/`removeValue`);
+ * `$project` and `$unset` remove nested fields from a shallow copy. Expressions do not write
+ * into their arguments (projections and `$expr` evaluate them on stored documents), except
+ * those of EXPRESSIONS_WRITING_ARGUMENT, which the caller rules out (`scanPipeline`).
+ */
+function leavesInputIntact(stages: Document[]): boolean {
+  for (const stage of stages) {
+    const name = Object.keys(stage)[0] as string;
+    const spec = stage[name];
+    switch (name) {
+      case '$replaceWith':
+      case '$replaceRoot':
+        break;
+      case '$set':
+      case '$addFields':
+        if (!isPlainObject(spec) || Object.keys(spec).some((field) => field.includes('.')))
+          return false;
+        break;
+      default:
+        return false;
+    }
+  }
+  return true;
+}
+
+/**
+ * The stream of one document that mingo's map-only stages (`leavesInputIntact`) are built on:
+ * each stage hands `map` its step, as it does to mingo's lazy stream.
+ */
+class OneDocumentStream {
+  readonly steps: ((doc: unknown, index: number) => unknown)[] = [];
+  map(step: (doc: unknown, index: number) => unknown): this {
+    this.steps.push(step);
+    return this;
+  }
+}
+
+/**
+ * `new Aggregator(stages, options).run([doc])` for stages of `leavesInputIntact`, without the
+ * aggregator and its lazy iterator: as mingo's `Aggregator.stream` does, every stage is built
+ * first, in order, by the operator of the context (so a stage that fails to build fails before
+ * any is evaluated), then the document goes through each stage's step in order. `options` must
+ * be mingo's ComputeOptions without a root (what `mingoOptions` gives without variables of its
+ * own), which the aggregator would copy: these stages only hand it to `evalExpr`, which copies
+ * it before setting the root.
+ */
+function runMapStages(stages: Document[], options: Options, doc: Document): unknown[] {
+  const stream = new OneDocumentStream();
+  for (const stage of stages) {
+    const name = Object.keys(stage)[0] as string;
+    const operator = BSON_CONTEXT.getOperator(OpType.PIPELINE, name) as unknown as (
+      collection: OneDocumentStream,
+      spec: unknown,
+      options: Options,
+    ) => OneDocumentStream;
+    if (operator(stream, stage[name], options) !== stream) {
+      throw new Error(`mingo's ${name} is not a map-only stage`);
+    }
+  }
+  let value: unknown = doc;
+  for (const step of stream.steps) value = step(value, 0);
+  return [value];
+}
+
+const MENTIONS_NOW = 1;
+const MENTIONS_WRITING_EXPRESSION = 2;
+
+/**
+ * One read of a pipeline for what its update needs to know, as bits: MENTIONS_NOW when the
+ * string `$$NOW` is anywhere in it (only then has `pinNow`, which leaves `$literal` values
+ * alone, anything to replace), MENTIONS_WRITING_EXPRESSION when a name of
+ * EXPRESSIONS_WRITING_ARGUMENT is a field name anywhere in it.
+ */
+function scanPipeline(value: unknown): number {
+  if (typeof value === 'string') return value === '$$NOW' ? MENTIONS_NOW : 0;
+  if (typeof value !== 'object' || value === null) return 0;
+  let found = 0;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) found |= scanPipeline(value[i]);
+    return found;
+  }
+  if (!isPlainObject(value)) return 0;
+  const keys = Object.keys(value);
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i] as string;
+    if (EXPRESSIONS_WRITING_ARGUMENT.has(key)) found |= MENTIONS_WRITING_EXPRESSION;
+    found |= scanPipeline(value[key]);
+  }
+  return found;
 }
 
 // =============================================================================================

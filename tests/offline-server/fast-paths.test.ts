@@ -2,12 +2,14 @@
  * The offline server's cheap general paths against the slow ones they replace (issue 11): the
  * no-op test of updates (`sameBytes`, whose walk now also proves a difference without
  * serializing), the deep copy of stored documents (`cloneDocument`, a spread per object), and
- * the copy renamed for mingo in one walk (`encodeCopy`, formerly `encodeValue(cloneDocument())`).
+ * the copy renamed for mingo in one walk (`encodeCopy`, formerly `encodeValue(cloneDocument())`),
+ * and pipeline updates that read the stored document instead of that copy when no stage or
+ * expression of theirs writes into its input (the copy is kept for those that may).
  * Each is compared on varied inputs with what it stands for: the serialized bytes, and a
  * reference copy written the slow, obvious way in this file.
  */
 import { Binary, Decimal128, type Document, Double, Int32, Long, ObjectId, serialize } from 'bson';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import {
   decodeValue,
   encodeCopy,
@@ -15,7 +17,7 @@ import {
   encodeValue,
 } from '../../offline-server/src/mingo-names.js';
 import { applyUpdate } from '../../offline-server/src/update.js';
-import { cloneDocument, sameBytes } from '../../offline-server/src/values.js';
+import { cloneDocument, getField, sameBytes } from '../../offline-server/src/values.js';
 
 /** A document parsed from JSON: `__proto__` arrives as an own field, as js-bson gives it. */
 function doc(json: string): Document {
@@ -228,5 +230,166 @@ describe('encodeCopy: the renamed copy mingo gets, in one walk', () => {
     const noop = applyUpdate(stored, [{ $replaceWith: '$$ROOT' }]);
     expect(noop.changed).toBe(false);
     expect(noop.doc).not.toBe(stored);
+  });
+});
+
+describe('pipeline updates that leave their input intact read the stored document, not a copy', () => {
+  const cart = (): Document => ({
+    _id: 'c',
+    items: [
+      { sku: 'a', n: 1 },
+      { sku: 'b', n: 1 },
+    ],
+    meta: { at: new Date(0), tags: ['x'] },
+  });
+
+  it('computes what the copy gave, shares the parts it kept and writes into none of them', () => {
+    const stored = cart();
+    const before = cloneDocument(stored);
+    const { doc: result, changed } = applyUpdate(stored, [
+      {
+        $set: {
+          items: {
+            $concatArrays: [
+              { $slice: ['$items', 1] },
+              [{ $mergeObjects: [{ $arrayElemAt: ['$items', 1] }, { n: 2 }] }],
+            ],
+          },
+        },
+      },
+      { $addFields: { count: { $size: '$items' }, first: { $arrayElemAt: ['$items', 0] } } },
+    ]);
+    expect(changed).toBe(true);
+    expect(result).toEqual({
+      _id: 'c',
+      items: [
+        { sku: 'a', n: 1 },
+        { sku: 'b', n: 2 },
+      ],
+      meta: { at: new Date(0), tags: ['x'] },
+      count: 2,
+      first: { sku: 'a', n: 1 },
+    });
+    expect(bytesEqual(stored, before)).toBe(true);
+    expect(result.items[0]).toBe(stored.items[0]);
+    expect(result.meta).toBe(stored.meta);
+
+    const noop = applyUpdate(stored, [
+      { $replaceWith: '$$ROOT' },
+      { $replaceRoot: { newRoot: '$$ROOT' } },
+    ]);
+    expect(noop.changed).toBe(false);
+    expect(noop.doc).not.toBe(stored); // `_id` first: a new top level
+    expect(noop.doc.items).toBe(stored.items);
+  });
+
+  it('a later update of the new version leaves the version it shares parts with intact', () => {
+    const stored = cart();
+    const before = cloneDocument(stored);
+    const { doc: next } = applyUpdate(stored, [{ $set: { seen: true } }]);
+    expect(next.items).toBe(stored.items);
+    applyUpdate(next, { $set: { 'items.0.n': 9, 'meta.tags.0': 'y' } });
+    applyUpdate(next, { $push: { items: { sku: 'z' } } });
+    applyUpdate(next, { $inc: { 'items.1.n': 1 } });
+    applyUpdate(next, [{ $set: { 'meta.tags': [], 'items.n': 0 } }, { $unset: 'items.sku' }]);
+    applyUpdate(next, [{ $replaceWith: '$meta' }, { $set: { 'tags.x': 1 } }]);
+    expect(bytesEqual(stored, before)).toBe(true);
+  });
+
+  it('pipelines that may write into their input still get a copy: dotted names, $unset, $project, date operators on a field path', () => {
+    const stored: Document = {
+      _id: 1,
+      a: { b: 1, c: { d: 2 } },
+      when: { date: new Date(Date.UTC(2024, 0, 31)), format: '%Y' },
+      parts: { year: 2024, month: 2, day: 31 },
+    };
+    const before = cloneDocument(stored);
+    const pipelines: Document[][] = [
+      [{ $replaceWith: '$a' }, { $set: { 'c.e': 3 } }],
+      [{ $set: { x: '$a' } }, { $addFields: { 'x.b': 5 } }],
+      [{ $set: { 'a.c.d': { $add: ['$a.c.d', 1] } } }],
+      [{ $unset: ['a.c.d', 'parts.day'] }],
+      [{ $project: { 'a.b': 0 } }],
+      [{ $set: { y: { $dateToString: '$when' } } }],
+      [{ $set: { y: { $dateFromParts: '$parts' } } }],
+    ];
+    for (const pipeline of pipelines) {
+      applyUpdate(stored, pipeline);
+      expect(bytesEqual(stored, before), JSON.stringify(pipeline)).toBe(true);
+    }
+  });
+
+  it('stages run without an aggregator answer as the aggregator does, results and errors alike', () => {
+    // Statement constants (`variables`, even none) take the aggregator; without them, the
+    // stages of a pipeline that leaves its input intact run one after the other.
+    const outcome = (variables?: Document) => (pipeline: Document[]) => {
+      try {
+        return applyUpdate(cart(), pipeline, variables === undefined ? {} : { variables }).doc;
+      } catch (error) {
+        const { code, message } = error as { code: number; message: string };
+        return { code, message };
+      }
+    };
+    const pipelines: Document[][] = [
+      [
+        { $set: {} },
+        { $addFields: { n: { $size: '$items' }, gone: '$$REMOVE', meta: '$$REMOVE' } },
+      ],
+      [{ $replaceWith: { $mergeObjects: ['$meta', { _id: '$_id' }] } }, { $set: { k: '$tags' } }],
+      [{ $replaceRoot: { newRoot: { _id: '$_id', first: { $first: '$items' } } } }],
+      [{ $set: { _id: 'other' } }],
+      [{ $replaceWith: '$items' }],
+      [{ $replaceWith: 1 }],
+      [{ $replaceRoot: { newRoot: '$missing' } }],
+      [{ $set: { a: { $divide: [1, 0] } } }, { $replaceWith: 'x' }],
+      [{ $set: { a: { $noSuchOperator: 1 } } }],
+      [{ $set: { a: '$$undefinedVariable' } }],
+    ];
+    for (const pipeline of pipelines) {
+      expect(outcome()(pipeline), JSON.stringify(pipeline)).toEqual(outcome({})(pipeline));
+    }
+  });
+
+  it('$$NOW is one instant for the whole pipeline wherever it is, and a $literal keeps the string', () => {
+    // mingo reads the clock (Date.now) afresh for each evaluation; the server pins one value.
+    let tick = 1_000;
+    const now = vi.spyOn(Date, 'now').mockImplementation(() => (tick += 1_000));
+    try {
+      const { doc: result } = applyUpdate({ _id: 1 }, [
+        { $set: { a: '$$NOW' } },
+        { $replaceWith: { $mergeObjects: ['$$ROOT', { b: ['$$NOW'], c: { $literal: '$$NOW' } }] } },
+      ]);
+      expect(result.a).toBeInstanceOf(Date);
+      expect(result.b).toEqual([result.a]);
+      expect(result.c).toBe('$$NOW');
+      const { doc: plain } = applyUpdate({ _id: 1 }, [{ $set: { c: { $literal: '$$NOW' } } }]);
+      expect(plain).toEqual({ _id: 1, c: '$$NOW' });
+    } finally {
+      now.mockRestore();
+    }
+  });
+
+  it('renames back a special name an expression makes in a document that has none', () => {
+    const stored = cart();
+    const { doc: result } = applyUpdate(stored, [
+      doc('{"$set":{"x":{"constructor":"$_id","__proto__":{"$literal":{"toString":1}}}}}'),
+    ]);
+    expect(Object.keys(result.x)).toEqual(['constructor', '__proto__']);
+    expect(Object.getPrototypeOf(result.x)).toBe(Object.prototype);
+    expect(result.x.constructor).toBe('c');
+    expect(Object.keys(getField(result.x, '__proto__') as Document)).toEqual(['toString']);
+    expect(result.items).toBe(stored.items);
+  });
+
+  it('a document with a special name goes through the renamed copy and keeps its real names', () => {
+    const stored = doc('{"_id":1,"a":{"constructor":{"k":1}},"b":[{"toString":2}]}');
+    const before = cloneDocument(stored);
+    const { doc: result } = applyUpdate(stored, [{ $set: { c: '$a.constructor.k', d: '$b' } }]);
+    expect(result).toEqual(
+      doc('{"_id":1,"a":{"constructor":{"k":1}},"b":[{"toString":2}],"c":1,"d":[{"toString":2}]}'),
+    );
+    expect(Object.keys(result.d[0])).toEqual(['toString']);
+    expect(result.a).not.toBe(stored.a);
+    expect(bytesEqual(stored, before)).toBe(true);
   });
 });
