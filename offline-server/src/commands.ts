@@ -13,6 +13,7 @@ import {
   applyProjection,
   compareBySort,
   compileFilter,
+  projector,
   resolveConstants,
   resolveLet,
   withCommandVariables,
@@ -470,7 +471,10 @@ const find: Handler = (ctx) => {
     throw new ServerError(ErrorCode.BadValue, 'batchSize value must be non-negative');
   let docs = sorted(matching(ctx, collection, filter), sort).map(([, doc]) => doc);
   if (skip > 0) docs = docs.slice(skip);
-  if (projection !== undefined) docs = docs.map((doc) => applyProjection(doc, projection));
+  if (projection !== undefined) {
+    const project = projector(projection);
+    docs = docs.map((doc) => project(doc));
+  }
   const cursor = ctx.cursors.open(`${ctx.db}.${name}`, docs, {
     batchSize,
     limit,
