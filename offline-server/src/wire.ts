@@ -105,9 +105,10 @@ class TooDeep extends Error {}
 /** Throws TooDeep when the BSON document at `offset` nests more than MAX_BSON_DEPTH levels. */
 function checkDepth(buffer: Buffer, offset: number): void {
   const ends = [offset + buffer.readInt32LE(offset)];
+  const length = buffer.length;
   let position = offset + 4;
-  while (ends.length > 0 && position < buffer.length) {
-    const type = buffer.readUInt8(position);
+  while (ends.length > 0 && position < length) {
+    const type = buffer[position] as number;
     if (type === 0) {
       // A terminator must end the innermost document; anything else is malformed and left
       // to the parser to report (this loop must never step backwards).
@@ -118,8 +119,8 @@ function checkDepth(buffer: Buffer, offset: number): void {
     // The name's terminating NUL, found byte by byte: names are short, and a native
     // `indexOf` call per element costs more than the scan.
     let nameEnd = position + 1;
-    while (nameEnd < buffer.length && buffer[nameEnd] !== 0) nameEnd++;
-    if (nameEnd >= buffer.length) return; // malformed: left to the parser to report
+    while (nameEnd < length && buffer[nameEnd] !== 0) nameEnd++;
+    if (nameEnd >= length) return; // malformed: left to the parser to report
     position = nameEnd + 1;
     const size = valueSize(buffer, type, position);
     if (size === undefined || size < 0) return;
