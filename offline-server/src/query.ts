@@ -875,38 +875,40 @@ export function asServerError(error: unknown): ServerError {
  * the same value (mongod evaluates them once per command).
  */
 export function pinNow<T>(value: T, now: Date): T {
-  // Copy on write: a value that does not mention `$$NOW` (the common case) is returned as it is.
-  const walk = (v: unknown): unknown => {
-    if (v === '$$NOW') return { $literal: now };
-    if (Array.isArray(v)) {
-      let out: unknown[] | undefined;
-      for (let i = 0; i < v.length; i++) {
-        const x = walk(v[i]);
-        if (x !== v[i]) {
-          out ??= v.slice();
-          out[i] = x;
-        }
+  return pinNowIn(value, now) as T;
+}
+
+// Copy on write: a value that does not mention `$$NOW` (the common case) is returned as it is.
+// A module function, not a closure made per call (tsx names each closure it creates).
+function pinNowIn(v: unknown, now: Date): unknown {
+  if (v === '$$NOW') return { $literal: now };
+  if (Array.isArray(v)) {
+    let out: unknown[] | undefined;
+    for (let i = 0; i < v.length; i++) {
+      const x = pinNowIn(v[i], now);
+      if (x !== v[i]) {
+        out ??= v.slice();
+        out[i] = x;
       }
-      return out ?? v;
     }
-    if (isPlainObject(v)) {
-      if ('$literal' in v) return v;
-      let out: Document | undefined;
-      const keys = Object.keys(v);
-      for (let i = 0; i < keys.length; i++) {
-        const k = keys[i] as string;
-        const x = walk(v[k]);
-        if (x !== v[k] && out === undefined) {
-          out = {};
-          for (let j = 0; j < i; j++) setField(out, keys[j] as string, v[keys[j] as string]);
-        }
-        if (out !== undefined) setField(out, k, x);
+    return out ?? v;
+  }
+  if (isPlainObject(v)) {
+    if ('$literal' in v) return v;
+    let out: Document | undefined;
+    const keys = Object.keys(v);
+    for (let i = 0; i < keys.length; i++) {
+      const k = keys[i] as string;
+      const x = pinNowIn(v[k], now);
+      if (x !== v[k] && out === undefined) {
+        out = {};
+        for (let j = 0; j < i; j++) setField(out, keys[j] as string, v[keys[j] as string]);
       }
-      return out ?? v;
+      if (out !== undefined) setField(out, k, x);
     }
-    return v;
-  };
-  return walk(value) as T;
+    return out ?? v;
+  }
+  return v;
 }
 
 // =============================================================================================
