@@ -379,8 +379,14 @@ const remove: Handler = (ctx) => {
  */
 export const RETRY_REPLY: unique symbol = Symbol('findAndModify retry reply');
 
-function withRetryReply(reply: Document, retry: Document): Document {
-  Object.defineProperty(reply, RETRY_REPLY, { value: { ...retry, retriedStmtId: 0 } });
+function withRetryReply(
+  reply: Document,
+  retry: { readonly lastErrorObject: Document; readonly value: unknown },
+): Document {
+  // Field by field: a spread followed by one more field costs about a microsecond (V8 takes
+  // its slow path for the copy), a large part of a findAndModify's own time.
+  const retried = { lastErrorObject: retry.lastErrorObject, value: retry.value, retriedStmtId: 0 };
+  Object.defineProperty(reply, RETRY_REPLY, { value: retried });
   return reply;
 }
 
