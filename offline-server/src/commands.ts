@@ -13,6 +13,7 @@ import {
   applyProjection,
   compareBySort,
   compileFilter,
+  projector,
   resolveConstants,
   resolveLet,
   withCommandVariables,
@@ -378,8 +379,14 @@ const remove: Handler = (ctx) => {
  */
 export const RETRY_REPLY: unique symbol = Symbol('findAndModify retry reply');
 
-function withRetryReply(reply: Document, retry: Document): Document {
-  Object.defineProperty(reply, RETRY_REPLY, { value: { ...retry, retriedStmtId: 0 } });
+function withRetryReply(
+  reply: Document,
+  retry: { readonly lastErrorObject: Document; readonly value: unknown },
+): Document {
+  // Field by field: a spread followed by one more field costs about a microsecond (V8 takes
+  // its slow path for the copy), a large part of a findAndModify's own time.
+  const retried = { lastErrorObject: retry.lastErrorObject, value: retry.value, retriedStmtId: 0 };
+  Object.defineProperty(reply, RETRY_REPLY, { value: retried });
   return reply;
 }
 
@@ -470,7 +477,10 @@ const find: Handler = (ctx) => {
     throw new ServerError(ErrorCode.BadValue, 'batchSize value must be non-negative');
   let docs = sorted(matching(ctx, collection, filter), sort).map(([, doc]) => doc);
   if (skip > 0) docs = docs.slice(skip);
-  if (projection !== undefined) docs = docs.map((doc) => applyProjection(doc, projection));
+  if (projection !== undefined) {
+    const project = projector(projection);
+    docs = docs.map((doc) => project(doc));
+  }
   const cursor = ctx.cursors.open(`${ctx.db}.${name}`, docs, {
     batchSize,
     limit,

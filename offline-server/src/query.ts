@@ -608,6 +608,10 @@ function checkConvertArguments(expr: unknown): void {
   }
 }
 
+function isValidArrayIndex(i: unknown): i is number {
+  return Number.isInteger(i) && (i as number) >= 0;
+}
+
 const EXPRESSION_OVERRIDES: Record<string, ExprFn> = {
   $convert: (obj, expr, options) => {
     checkConvertArguments(expr);
@@ -661,12 +665,25 @@ const EXPRESSION_OVERRIDES: Record<string, ExprFn> = {
   $indexOfArray: (obj, expr, options) => {
     const args = Array.isArray(expr) ? (evalExpr(obj, expr, options) as unknown[]) : [];
     const [array, search, start = 0, end] = args;
-    const validIndex = (i: unknown): i is number => Number.isInteger(i) && (i as number) >= 0;
-    if (!Array.isArray(array) || !validIndex(start) || (end !== undefined && !validIndex(end))) {
+    if (
+      !Array.isArray(array) ||
+      !isValidArrayIndex(start) ||
+      (end !== undefined && !isValidArrayIndex(end))
+    ) {
       const literal = Array.isArray(expr) ? args.map((a) => ({ $literal: a })) : expr;
       return expressionOperators.$indexOfArray(obj, literal as unknown[], options);
     }
     const stop = Math.min(end ?? array.length, array.length);
+    if (typeof search === 'string') {
+      // Two strings compare equal exactly when they are the same string (compareStrings); any
+      // other element (a BSON symbol compares as a string too) takes the general comparison.
+      for (let i = start; i < stop; i++) {
+        const element = array[i];
+        if (typeof element === 'string' ? element === search : valuesEqual(element, search))
+          return i;
+      }
+      return -1;
+    }
     for (let i = start; i < stop; i++) if (valuesEqual(array[i], search)) return i;
     return -1;
   },
@@ -858,38 +875,40 @@ export function asServerError(error: unknown): ServerError {
  * the same value (mongod evaluates them once per command).
  */
 export function pinNow<T>(value: T, now: Date): T {
-  // Copy on write: a value that does not mention `$$NOW` (the common case) is returned as it is.
-  const walk = (v: unknown): unknown => {
-    if (v === '$$NOW') return { $literal: now };
-    if (Array.isArray(v)) {
-      let out: unknown[] | undefined;
-      for (let i = 0; i < v.length; i++) {
-        const x = walk(v[i]);
-        if (x !== v[i]) {
-          out ??= v.slice();
-          out[i] = x;
-        }
+  return pinNowIn(value, now) as T;
+}
+
+// Copy on write: a value that does not mention `$$NOW` (the common case) is returned as it is.
+// A module function, not a closure made per call (tsx names each closure it creates).
+function pinNowIn(v: unknown, now: Date): unknown {
+  if (v === '$$NOW') return { $literal: now };
+  if (Array.isArray(v)) {
+    let out: unknown[] | undefined;
+    for (let i = 0; i < v.length; i++) {
+      const x = pinNowIn(v[i], now);
+      if (x !== v[i]) {
+        out ??= v.slice();
+        out[i] = x;
       }
-      return out ?? v;
     }
-    if (isPlainObject(v)) {
-      if ('$literal' in v) return v;
-      let out: Document | undefined;
-      const keys = Object.keys(v);
-      for (let i = 0; i < keys.length; i++) {
-        const k = keys[i] as string;
-        const x = walk(v[k]);
-        if (x !== v[k] && out === undefined) {
-          out = {};
-          for (let j = 0; j < i; j++) setField(out, keys[j] as string, v[keys[j] as string]);
-        }
-        if (out !== undefined) setField(out, k, x);
+    return out ?? v;
+  }
+  if (isPlainObject(v)) {
+    if ('$literal' in v) return v;
+    let out: Document | undefined;
+    const keys = Object.keys(v);
+    for (let i = 0; i < keys.length; i++) {
+      const k = keys[i] as string;
+      const x = pinNowIn(v[k], now);
+      if (x !== v[k] && out === undefined) {
+        out = {};
+        for (let j = 0; j < i; j++) setField(out, keys[j] as string, v[keys[j] as string]);
       }
-      return out ?? v;
+      if (out !== undefined) setField(out, k, x);
     }
-    return v;
-  };
-  return walk(value) as T;
+    return out ?? v;
+  }
+  return v;
 }
 
 // =============================================================================================
@@ -1170,86 +1189,95 @@ interface ParsedProjection {
   readonly excludeId: boolean;
 }
 
-const projectionCache = new WeakMap<Document, ParsedProjection>();
-
 function isTruthyFlag(value: unknown): boolean | undefined {
   if (typeof value === 'boolean') return value;
   if (isNumeric(value)) return toDouble(value) !== 0;
   return undefined;
 }
 
+/** What parseProjection has found so far. */
+interface ProjectionParse {
+  readonly root: ProjectionNode;
+  mode: 'include' | 'exclude' | undefined;
+  excludeId: boolean;
+}
+
+// The parse is written as module functions over a ProjectionParse, not closures made for each
+// projection: the server runs under tsx, whose transform names every function it creates (a
+// defineProperty per closure per command).
+
+function setProjectionMode(state: ProjectionParse, m: 'include' | 'exclude', path: string): void {
+  if (state.mode && state.mode !== m) {
+    throw m === 'exclude'
+      ? new ServerError(31254, `Cannot do exclusion on field ${path} in inclusion projection`)
+      : new ServerError(31253, `Cannot do inclusion on field ${path} in exclusion projection`);
+  }
+  state.mode = m;
+}
+
+function addProjectionLeaf(root: ProjectionNode, path: string, leaf: ProjectionLeaf): void {
+  const parts = splitPath(path);
+  let node = root;
+  for (let i = 0; i < parts.length; i++) {
+    const part = parts[i] as string;
+    const existing = node.get(part);
+    if (i === parts.length - 1) {
+      if (existing) throw new ServerError(31250, `Path collision at ${path}`);
+      node.set(part, leaf);
+    } else if (existing instanceof Map) {
+      node = existing;
+    } else if (existing) {
+      throw new ServerError(
+        31249,
+        `Path collision at ${path} remaining portion ${parts.slice(i + 1).join('.')}`,
+      );
+    } else {
+      const child: ProjectionNode = new Map();
+      node.set(part, child);
+      node = child;
+    }
+  }
+}
+
+function walkProjection(state: ProjectionParse, spec: Document, prefix: string): void {
+  for (const [key, value] of Object.entries(spec)) {
+    const path = prefix ? `${prefix}.${key}` : key;
+    const flag = isTruthyFlag(value);
+    if (key.endsWith('.$') && flag) {
+      setProjectionMode(state, 'include', path);
+      addProjectionLeaf(state.root, path.slice(0, -2), { kind: 'positional' });
+    } else if (flag !== undefined) {
+      if (path === '_id') {
+        state.excludeId = !flag;
+        if (flag) addProjectionLeaf(state.root, path, { kind: 'include' });
+        continue;
+      }
+      setProjectionMode(state, flag ? 'include' : 'exclude', path);
+      addProjectionLeaf(state.root, path, { kind: flag ? 'include' : 'exclude' });
+    } else if (isPlainObject(value) && '$slice' in value) {
+      addProjectionLeaf(state.root, path, parseSlice(value.$slice));
+    } else if (isPlainObject(value) && '$elemMatch' in value) {
+      setProjectionMode(state, 'include', path);
+      const m = compileDocument({ x: { $elemMatch: value.$elemMatch } });
+      addProjectionLeaf(state.root, path, {
+        kind: 'elemMatch',
+        test: (element) => m({ x: [element] }, undefined),
+      });
+    } else if (isOperatorObject(value) || !isPlainObject(value)) {
+      setProjectionMode(state, 'include', path);
+      addProjectionLeaf(state.root, path, { kind: 'expression', expr: value });
+    } else {
+      walkProjection(state, value, path);
+    }
+  }
+}
+
 function parseProjection(projection: Document): ParsedProjection {
-  const cached = projectionCache.get(projection);
-  if (cached) return cached;
-  const root: ProjectionNode = new Map();
-  let mode: 'include' | 'exclude' | undefined;
-  let excludeId = false;
-  const setMode = (m: 'include' | 'exclude', path: string): void => {
-    if (mode && mode !== m) {
-      throw m === 'exclude'
-        ? new ServerError(31254, `Cannot do exclusion on field ${path} in inclusion projection`)
-        : new ServerError(31253, `Cannot do inclusion on field ${path} in exclusion projection`);
-    }
-    mode = m;
-  };
-  const add = (path: string, leaf: ProjectionLeaf): void => {
-    const parts = splitPath(path);
-    let node = root;
-    for (let i = 0; i < parts.length; i++) {
-      const part = parts[i] as string;
-      const existing = node.get(part);
-      if (i === parts.length - 1) {
-        if (existing) throw new ServerError(31250, `Path collision at ${path}`);
-        node.set(part, leaf);
-      } else if (existing instanceof Map) {
-        node = existing;
-      } else if (existing) {
-        throw new ServerError(
-          31249,
-          `Path collision at ${path} remaining portion ${parts.slice(i + 1).join('.')}`,
-        );
-      } else {
-        const child: ProjectionNode = new Map();
-        node.set(part, child);
-        node = child;
-      }
-    }
-  };
-  const walk = (spec: Document, prefix: string): void => {
-    for (const [key, value] of Object.entries(spec)) {
-      const path = prefix ? `${prefix}.${key}` : key;
-      const flag = isTruthyFlag(value);
-      if (key.endsWith('.$') && flag) {
-        setMode('include', path);
-        add(path.slice(0, -2), { kind: 'positional' });
-      } else if (flag !== undefined) {
-        if (path === '_id') {
-          excludeId = !flag;
-          if (flag) add(path, { kind: 'include' });
-          continue;
-        }
-        setMode(flag ? 'include' : 'exclude', path);
-        add(path, { kind: flag ? 'include' : 'exclude' });
-      } else if (isPlainObject(value) && '$slice' in value) {
-        add(path, parseSlice(value.$slice));
-      } else if (isPlainObject(value) && '$elemMatch' in value) {
-        setMode('include', path);
-        const m = compileDocument({ x: { $elemMatch: value.$elemMatch } });
-        add(path, { kind: 'elemMatch', test: (element) => m({ x: [element] }, undefined) });
-      } else if (isOperatorObject(value) || !isPlainObject(value)) {
-        setMode('include', path);
-        add(path, { kind: 'expression', expr: value });
-      } else {
-        walk(value, path);
-      }
-    }
-  };
-  walk(projection, '');
+  const state: ProjectionParse = { root: new Map(), mode: undefined, excludeId: false };
+  walkProjection(state, projection, '');
   // `{ _id: 1 }` alone is an inclusion projection: it returns `_id` and nothing else.
-  const inclusion = mode === 'include' || (mode === undefined && root.has('_id'));
-  const parsed: ParsedProjection = { inclusion, root, excludeId };
-  projectionCache.set(projection, parsed);
-  return parsed;
+  const inclusion = state.mode === 'include' || (state.mode === undefined && state.root.has('_id'));
+  return { inclusion, root: state.root, excludeId: state.excludeId };
 }
 
 function parseSlice(arg: unknown): ProjectionLeaf {
@@ -1282,7 +1310,26 @@ export function applyProjection(
   filter?: Document,
 ): Document {
   if (!projection || Object.keys(projection).length === 0) return doc;
-  const parsed = parseProjection(projection);
+  return project(doc, parseProjection(projection), filter);
+}
+
+/**
+ * `applyProjection` for each document of one command: the projection is parsed once, when the
+ * first document comes (so a command that projects no document refuses no projection, as
+ * before), and never outlives the command.
+ */
+export function projector(
+  projection: Document | undefined,
+): (doc: Document, filter?: Document) => Document {
+  if (!projection || Object.keys(projection).length === 0) return (doc) => doc;
+  let parsed: ParsedProjection | undefined;
+  return (doc, filter) => {
+    parsed ??= parseProjection(projection);
+    return project(doc, parsed, filter);
+  };
+}
+
+function project(doc: Document, parsed: ParsedProjection, filter: Document | undefined): Document {
   const positional = filter ? compileFilter(filter).positionalIndex(doc) : undefined;
   const out = projectNode(doc, doc, parsed.root, parsed.inclusion, positional) as Document;
   if (

@@ -105,9 +105,10 @@ class TooDeep extends Error {}
 /** Throws TooDeep when the BSON document at `offset` nests more than MAX_BSON_DEPTH levels. */
 function checkDepth(buffer: Buffer, offset: number): void {
   const ends = [offset + buffer.readInt32LE(offset)];
+  const length = buffer.length;
   let position = offset + 4;
-  while (ends.length > 0 && position < buffer.length) {
-    const type = buffer.readUInt8(position);
+  while (ends.length > 0 && position < length) {
+    const type = buffer[position] as number;
     if (type === 0) {
       // A terminator must end the innermost document; anything else is malformed and left
       // to the parser to report (this loop must never step backwards).
@@ -115,8 +116,11 @@ function checkDepth(buffer: Buffer, offset: number): void {
       position += 1;
       continue;
     }
-    const nameEnd = buffer.indexOf(0, position + 1);
-    if (nameEnd < 0) return; // malformed: left to the parser to report
+    // The name's terminating NUL, found byte by byte: names are short, and a native
+    // `indexOf` call per element costs more than the scan.
+    let nameEnd = position + 1;
+    while (nameEnd < length && buffer[nameEnd] !== 0) nameEnd++;
+    if (nameEnd >= length) return; // malformed: left to the parser to report
     position = nameEnd + 1;
     const size = valueSize(buffer, type, position);
     if (size === undefined || size < 0) return;
@@ -174,9 +178,16 @@ function valueSize(buffer: Buffer, type: number, position: number): number | und
   }
 }
 
+/**
+ * Below this size a document cannot nest deeper than MAX_BSON_DEPTH, so checkDepth cannot
+ * refuse it: each level it enters takes at least 6 bytes (type, an empty name's NUL, the
+ * int32 size), and refusing needs MAX_BSON_DEPTH levels after the 4-byte size of the top one.
+ */
+const DEPTH_CHECK_MIN_SIZE = 6 * MAX_BSON_DEPTH + 4;
+
 function readDocument(buffer: Buffer, offset: number): [Document, number] {
   const size = buffer.readInt32LE(offset);
-  checkDepth(buffer.subarray(0, offset + size), offset);
+  if (size >= DEPTH_CHECK_MIN_SIZE) checkDepth(buffer.subarray(0, offset + size), offset);
   const document = deserialize(buffer.subarray(offset, offset + size), DESERIALIZE_OPTIONS);
   return [document, offset + size];
 }

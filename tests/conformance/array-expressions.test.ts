@@ -11,7 +11,7 @@
  * element that is a document and has it: other elements contribute nothing); manual,
  * reference/bson-type-comparison-order ("numeric types undergo conversion before comparison").
  */
-import { Decimal128, type Document, Int32, Long } from 'mongodb';
+import { BSONSymbol, Decimal128, type Document, Int32, Long } from 'mongodb';
 import { describe, expect, it } from 'vitest';
 import { useTestDatabase } from '../support/mongo.js';
 import type { Doc } from './helpers.js';
@@ -49,6 +49,20 @@ describe('$indexOfArray', () => {
     expect(await evaluate(doc, { $indexOfArray: ['$arr', 10, 1] })).toBe(-1);
     expect(await evaluate(doc, { $indexOfArray: ['$arr', 8, 4] })).toBe(-1);
     expect(await evaluate(doc, { $indexOfArray: ['$arr', 9, 20] })).toBe(-1);
+  });
+
+  it('a string is found by its exact text; a symbol of that text is equal, other types never', async () => {
+    // Symbol and String are one type in the comparison order (reference/bson-type-comparison-order).
+    const doc = {
+      _id: 1,
+      arr: [2, 'B', 'e\u0301', new BSONSymbol('é'), 'b', 'é', '\u{1F600}', 'b'],
+    };
+    expect(await evaluate(doc, { $indexOfArray: ['$arr', 'b'] })).toBe(4);
+    expect(await evaluate(doc, { $indexOfArray: ['$arr', 'b', 5] })).toBe(7);
+    expect(await evaluate(doc, { $indexOfArray: ['$arr', 'b', 0, 4] })).toBe(-1);
+    expect(await evaluate(doc, { $indexOfArray: ['$arr', '2'] })).toBe(-1);
+    expect(await evaluate(doc, { $indexOfArray: ['$arr', 'é'] })).toBe(3);
+    expect(await evaluate(doc, { $indexOfArray: ['$arr', '\u{1F600}'] })).toBe(6);
   });
 
   it('a missing or null array gives null', async () => {

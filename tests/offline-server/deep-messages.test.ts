@@ -55,6 +55,20 @@ describe('parseFrame: depth checked on the raw bytes', () => {
     expect(parseFrame(opMsg(deepDocument(MAX_BSON_DEPTH + 1), 1)).rejection?.code).toBe(15);
   });
 
+  it('refuses the smallest document that reaches one level too deep (6 bytes a level)', () => {
+    // Small documents skip the walk (they cannot nest that deep): this one is exactly as small
+    // as a refused document can be, each level a type byte, an empty name and a size, with
+    // no terminators (malformed, but the depth is found first, as before).
+    const size = 6 * MAX_BSON_DEPTH + 4;
+    const body = Buffer.alloc(size);
+    body.writeInt32LE(size, 0);
+    for (let at = 4; at < size; at += 6) {
+      body.writeUInt8(0x03, at);
+      body.writeInt32LE(size - at - 2, at + 2);
+    }
+    expect(parseFrame(opMsg(body, 1)).rejection?.code).toBe(15);
+  });
+
   it('a malformed document is left to the parser (which throws), never loops', () => {
     const body = deepDocument(3);
     body.writeUInt8(0x03, body.length - 1); // the last terminator becomes a type byte

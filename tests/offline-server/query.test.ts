@@ -11,6 +11,7 @@ import {
   compareBySort,
   compileFilter,
   equalityFieldsForUpsert,
+  projector,
 } from '../../offline-server/src/query.js';
 import { serverError } from './helpers.js';
 
@@ -281,6 +282,39 @@ describe('applyProjection', () => {
     });
     expect(applyProjection(doc, { 'n.$': 1 }, { n: 3 })).toEqual({ _id: 1, n: [3] });
     expect(applyProjection(doc, { total: { $add: ['$a', 1] } })).toEqual({ _id: 1, total: 2 });
+  });
+});
+
+describe('projector (find: one parse for the documents of one command)', () => {
+  const docs = [
+    { _id: 1, a: 1, n: [1, 2, 3] },
+    { _id: 2, a: 5 },
+    { _id: 3, n: [3, 4] },
+  ];
+
+  it('projects each document as applyProjection does', () => {
+    const projections: Document[] = [
+      { a: 1 },
+      { a: 0 },
+      { n: { $slice: -1 }, _id: 0 },
+      { total: { $add: [{ $ifNull: ['$a', 0] }, 1] }, _id: 0 },
+      { 'n.$': 1 },
+    ];
+    for (const projection of projections) {
+      const filter = Object.hasOwn(projection, 'n.$') ? { n: 3 } : undefined;
+      const project = projector(projection);
+      for (const d of docs.filter((x) => filter === undefined || x.n !== undefined)) {
+        expect(project(d, filter)).toEqual(applyProjection(d, projection, filter));
+      }
+    }
+    expect(projector(undefined)(docs[0] as Document)).toBe(docs[0]);
+    expect(projector({})(docs[0] as Document)).toBe(docs[0]);
+  });
+
+  it('parses the projection when the first document comes, so no document means no error', () => {
+    expect(() => projector({ a: 1, b: 0 })).not.toThrow();
+    const project = projector({ a: 1, b: 0 });
+    expect(serverError(() => project(docs[0] as Document)).code).toBe(31254);
   });
 });
 
