@@ -325,6 +325,32 @@ export function hasNoRenamedName(value: unknown): boolean {
 }
 
 /**
+ * Documents found by `unchangingDocumentHasNoRenamedName` to pass `hasNoRenamedName`. Only
+ * documents that nothing mutates afterwards are added: stored documents (the server never
+ * changes one in place; every update builds a new version, see update.ts). The answer then
+ * holds for the document's life; the set holds it weakly. mingo's `$dateToString` and
+ * `$dateFromParts`, which write into an argument document, add no special or marked name.
+ */
+const WITHOUT_RENAMED_NAMES = new WeakSet<object>();
+
+/**
+ * `hasNoRenamedName(doc)` for a document nothing mutates afterwards (a stored document),
+ * remembered: the update and the projection of one command, and the next command on the same
+ * version, read the document once between them.
+ */
+export function unchangingDocumentHasNoRenamedName(doc: Document): boolean {
+  if (WITHOUT_RENAMED_NAMES.has(doc)) return true;
+  if (!hasNoRenamedName(doc)) return false;
+  WITHOUT_RENAMED_NAMES.add(doc);
+  return true;
+}
+
+/** `encodeValue(doc)`, without the walk for a document known to have nothing to rename. */
+export function encodeDocument(doc: Document): Document {
+  return WITHOUT_RENAMED_NAMES.has(doc) ? doc : encodeValue(doc);
+}
+
+/**
  * Whether `decodeValue(value)` would rename anything, when `value` may share parts with `source`,
  * a value for which `hasNoRenamedName` holds and which nothing has mutated since. A part of
  * `value` that is the very object found at the same position in `source` has no marked name,

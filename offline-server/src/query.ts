@@ -24,9 +24,9 @@ import { ErrorCode, ServerError } from './errors.js';
 import {
   decodeName,
   decodeValue,
+  encodeDocument,
   encodeExpression,
   encodeName,
-  encodeValue,
   encodeVariables,
 } from './mingo-names.js';
 import {
@@ -827,7 +827,7 @@ export function mingoOptions(variables?: Document): Options {
 export function evaluateExpression(doc: Document, expr: unknown, variables?: Document): unknown {
   try {
     const result = evalExpr(
-      encodeValue(doc),
+      encodeDocument(doc),
       encodeExpression(expr),
       mingoOptions(encodeVariables(variables)),
     );

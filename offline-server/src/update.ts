@@ -23,7 +23,7 @@ import {
   encodePipeline,
   encodeVariables,
   hasMarkedNameBeside,
-  hasNoRenamedName,
+  unchangingDocumentHasNoRenamedName,
 } from './mingo-names.js';
 import {
   asServerError,
@@ -219,7 +219,7 @@ function applyPipelineUpdate(
     if (
       (found & MENTIONS_WRITING_EXPRESSION) === 0 &&
       leavesInputIntact(stages) &&
-      hasNoRenamedName(doc)
+      unchangingDocumentHasNoRenamedName(doc)
     ) {
       // Nothing to rename and nothing that writes into its input: the pipeline reads the
       // stored document itself, and the result shares its unchanged parts (an array element

@@ -16,6 +16,7 @@ import {
   encodeName,
   encodeValue,
 } from '../../offline-server/src/mingo-names.js';
+import { evaluateExpression } from '../../offline-server/src/query.js';
 import { applyUpdate } from '../../offline-server/src/update.js';
 import { cloneDocument, getField, sameBytes } from '../../offline-server/src/values.js';
 
@@ -391,5 +392,34 @@ describe('pipeline updates that leave their input intact read the stored documen
     expect(Object.keys(result.d[0])).toEqual(['toString']);
     expect(result.a).not.toBe(stored.a);
     expect(bytesEqual(stored, before)).toBe(true);
+  });
+});
+
+describe('a document checked once for names to rename', () => {
+  // unchangingDocumentHasNoRenamedName remembers the answer per document; encodeDocument (the
+  // projection's expressions) skips the walk only for a document remembered as clean.
+  it('a document with special names is never remembered as clean: the projection after the update still renames', () => {
+    const stored = doc('{"_id":1,"constructor":{"k":1},"__proto__":{"x":2},"n":3}');
+    // The update checks the document (it has special names: the renamed copy path).
+    applyUpdate(stored, [{ $set: { m: '$n' } }]);
+    applyUpdate(stored, [{ $set: { m: '$n' } }]);
+    // The projection's expression reads the special fields of the same document.
+    expect(evaluateExpression(stored, '$constructor.k')).toBe(1);
+    expect(evaluateExpression(stored, '$__proto__.x')).toBe(2);
+    const root = evaluateExpression(stored, '$$ROOT') as Document;
+    expect(Object.keys(root)).toEqual(['_id', 'constructor', '__proto__', 'n']);
+    expect(Object.hasOwn(root, '__proto__')).toBe(true);
+  });
+
+  it('a clean document is read as it is, before and after the update remembers it', () => {
+    const stored = doc('{"_id":1,"a":{"b":[{"c":1},{"c":2}]},"n":3}');
+    const first = evaluateExpression(stored, { $add: ['$n', 1] });
+    const { doc: next } = applyUpdate(stored, [{ $set: { m: { $add: ['$n', 1] } } }]);
+    expect(next.m).toBe(4);
+    expect(evaluateExpression(stored, { $add: ['$n', 1] })).toBe(first);
+    expect(evaluateExpression(stored, '$a.b.c')).toEqual([1, 2]);
+    expect(evaluateExpression(next, '$$ROOT')).toEqual(
+      doc('{"_id":1,"a":{"b":[{"c":1},{"c":2}]},"n":3,"m":4}'),
+    );
   });
 });
