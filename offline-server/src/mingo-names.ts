@@ -35,6 +35,11 @@ const SPECIAL_NAMES: ReadonlySet<string> = new Set([
  */
 const MAY_NAME_SPECIAL = new RegExp(`(?:^\\$*|\\.)(?:${[...SPECIAL_NAMES].join('|')})(?:\\.|$)`);
 
+/** Whether `name` is one of the names renamed for mingo (an `Object.prototype` name). */
+export function isSpecialName(name: string): boolean {
+  return SPECIAL_NAMES.has(name);
+}
+
 export function encodeName(name: string): string {
   return SPECIAL_NAMES.has(name) ? MARK + name : name;
 }

@@ -21,6 +21,7 @@ import * as queryOperators from 'mingo/operators/query';
 import * as windowOperators from 'mingo/operators/window';
 import type { Options } from 'mingo/types';
 import { ErrorCode, ServerError } from './errors.js';
+import { BAIL, tryEvaluate } from './expressions.js';
 import {
   decodeName,
   decodeValue,
@@ -825,6 +826,21 @@ export function mingoOptions(variables?: Document): Options {
 
 /** Evaluates an aggregation expression against a document (`$$ROOT` is the document). */
 export function evaluateExpression(doc: Document, expr: unknown, variables?: Document): unknown {
+  // The direct evaluator first (expressions.ts): it reads no variable but `$$ROOT`/`$$CURRENT`,
+  // which no `let` can define, and answers as the general path below or not at all.
+  if (variables === undefined) {
+    const direct = tryEvaluate(expr, doc);
+    if (direct !== BAIL) return direct;
+  }
+  return evaluateExpressionThroughMingo(doc, expr, variables);
+}
+
+/** The general path of `evaluateExpression`: mingo, with the renaming of mingo-names.ts. */
+export function evaluateExpressionThroughMingo(
+  doc: Document,
+  expr: unknown,
+  variables?: Document,
+): unknown {
   try {
     const result = evalExpr(
       encodeDocument(doc),

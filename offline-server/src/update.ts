@@ -17,12 +17,14 @@ import { Aggregator } from 'mingo/aggregator';
 import { OpType } from 'mingo/core';
 import type { Options } from 'mingo/types';
 import { ErrorCode, ServerError } from './errors.js';
+import { BAIL, type Bail, tryEvaluate } from './expressions.js';
 import {
   decodeValue,
   encodeCopy,
   encodePipeline,
   encodeVariables,
   hasMarkedNameBeside,
+  isSpecialName,
   unchangingDocumentHasNoRenamedName,
 } from './mingo-names.js';
 import {
@@ -207,34 +209,17 @@ function applyPipelineUpdate(
       );
     }
   }
+  // The direct evaluator first (expressions.ts); mingo when it cannot answer exactly.
+  const direct = variables === undefined ? runStagesDirectly(pipeline, doc) : BAIL;
   let output: unknown[];
-  try {
-    // Special field names are renamed for mingo and back (mingo-names.ts).
-    const found = scanPipeline(pipeline);
-    // pinNow returns the pipeline itself when it has no `$$NOW` to pin.
-    const stages = encodePipeline(
-      (found & MENTIONS_NOW) === 0 ? pipeline : pinNow(pipeline, new Date()),
-    );
-    const options = mingoOptions(encodeVariables(variables));
-    if (
-      (found & MENTIONS_WRITING_EXPRESSION) === 0 &&
-      leavesInputIntact(stages) &&
-      unchangingDocumentHasNoRenamedName(doc)
-    ) {
-      // Nothing to rename and nothing that writes into its input: the pipeline reads the
-      // stored document itself, and the result shares its unchanged parts (an array element
-      // it kept, `$$ROOT` itself), which nothing mutates either (every update that writes into
-      // a document copies it first). Only the parts it made are read for marked names.
-      const run =
-        variables === undefined
-          ? runMapStages(stages, options, doc)
-          : new Aggregator(stages, options).run([doc]);
-      output = hasMarkedNameBeside(run, [doc]) ? decodeValue(run) : run;
-    } else {
-      output = decodeValue(new Aggregator(stages, options).run([encodeCopy(doc)]));
+  if (direct !== BAIL) {
+    output = [direct];
+  } else {
+    try {
+      output = runPipelineThroughMingo(doc, pipeline, variables);
+    } catch (error) {
+      throw asServerError(error);
     }
-  } catch (error) {
-    throw asServerError(error);
   }
   const result = output[0];
   if (output.length !== 1 || !isPlainObject(result)) {
@@ -246,6 +231,111 @@ function applyPipelineUpdate(
   // A pipeline that drops `_id` keeps the original one (mongod's ObjectReplaceExecutor).
   assertIdUnchanged(doc, result);
   return withIdFirst(doc, result);
+}
+
+/**
+ * The general path of `applyPipelineUpdate`: mingo, with the renaming of mingo-names.ts (exported
+ * for the tests that hold the direct path to it).
+ */
+export function runPipelineThroughMingo(
+  doc: Document,
+  pipeline: Document[],
+  variables: Document | undefined,
+): unknown[] {
+  // Special field names are renamed for mingo and back (mingo-names.ts).
+  const found = scanPipeline(pipeline);
+  // pinNow returns the pipeline itself when it has no `$$NOW` to pin.
+  const stages = encodePipeline(
+    (found & MENTIONS_NOW) === 0 ? pipeline : pinNow(pipeline, new Date()),
+  );
+  const options = mingoOptions(encodeVariables(variables));
+  if (
+    (found & MENTIONS_WRITING_EXPRESSION) === 0 &&
+    leavesInputIntact(stages) &&
+    unchangingDocumentHasNoRenamedName(doc)
+  ) {
+    // Nothing to rename and nothing that writes into its input: the pipeline reads the
+    // stored document itself, and the result shares its unchanged parts (an array element
+    // it kept, `$$ROOT` itself), which nothing mutates either (every update that writes into
+    // a document copies it first). Only the parts it made are read for marked names.
+    const run =
+      variables === undefined
+        ? runMapStages(stages, options, doc)
+        : new Aggregator(stages, options).run([doc]);
+    return hasMarkedNameBeside(run, [doc]) ? decodeValue(run) : run;
+  }
+  return decodeValue(new Aggregator(stages, options).run([encodeCopy(doc)]));
+}
+
+/** Whether `value` is what mingo's `$replaceWith`/`$replaceRoot` accept: an Object object. */
+function isObjectObject(value: unknown): value is Document {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    !Array.isArray(value) &&
+    Object.getPrototypeOf(value) === Object.prototype
+  );
+}
+
+/** A field name `$set`/`$addFields` sets directly: top level, no special name. */
+function isDirectFieldName(field: string): boolean {
+  return (
+    field.length > 0 && field.charCodeAt(0) !== 36 && !field.includes('.') && !isSpecialName(field)
+  );
+}
+
+/**
+ * The update stages evaluated by the direct evaluator (expressions.ts), or BAIL: `$replaceWith`,
+ * `$replaceRoot` and `$set`/`$addFields` of top-level fields, as mingo runs them (each `$set`
+ * field evaluated on the stage's input, set on a shallow copy or removed when missing). Like the
+ * general path for such stages, it reads the stored document without a copy and its result shares
+ * the parts it kept; it answers only for a document without special names (mingo-names.ts), where
+ * the general path renames nothing either.
+ */
+export function runStagesDirectly(pipeline: Document[], doc: Document): Document | Bail {
+  let current: Document = doc;
+  for (const stage of pipeline) {
+    const name = Object.keys(stage)[0] as string;
+    const spec = stage[name];
+    switch (name) {
+      case '$replaceWith':
+      case '$replaceRoot': {
+        let expr: unknown = spec;
+        if (name === '$replaceRoot') {
+          if (
+            !isObjectObject(spec) ||
+            Object.keys(spec).length !== 1 ||
+            !Object.hasOwn(spec, 'newRoot')
+          )
+            return BAIL;
+          expr = spec.newRoot;
+        }
+        const value = tryEvaluate(expr, current);
+        if (!isObjectObject(value)) return BAIL;
+        current = value;
+        break;
+      }
+      case '$set':
+      case '$addFields': {
+        if (!isObjectObject(spec)) return BAIL;
+        const fields = Object.keys(spec);
+        if (fields.length === 0) return BAIL;
+        const out: Document = { ...current };
+        for (const field of fields) {
+          if (!isDirectFieldName(field)) return BAIL;
+          const value = tryEvaluate(spec[field], current);
+          if (value === BAIL) return BAIL;
+          if (value !== undefined) setField(out, field, value);
+          else delete out[field];
+        }
+        current = out;
+        break;
+      }
+      default:
+        return BAIL;
+    }
+  }
+  return unchangingDocumentHasNoRenamedName(doc) ? current : BAIL;
 }
 
 /**
