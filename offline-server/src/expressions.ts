@@ -166,22 +166,16 @@ function evaluateOperator(op: string, arg: unknown, root: Document): unknown {
       return !stopAt;
     }
     case '$not': {
-      let operand = arg;
-      if (Array.isArray(arg)) {
-        if (arg.length !== 1) return BAIL;
-        operand = arg[0];
-      }
+      const operand = singleOperand(arg);
+      if (operand === BAIL) return BAIL;
       const value = evaluate(operand, root);
       if (value === BAIL || value === '') return BAIL;
       const t = truth(value);
       return t === BAIL ? BAIL : !t;
     }
     case '$isNumber': {
-      let operand = arg;
-      if (Array.isArray(arg)) {
-        if (arg.length !== 1) return BAIL;
-        operand = arg[0];
-      }
+      const operand = singleOperand(arg);
+      if (operand === BAIL) return BAIL;
       const value = evaluate(operand, root);
       return value === BAIL ? BAIL : isNumeric(value);
     }
@@ -308,4 +302,10 @@ function evaluateMergeObjects(arg: unknown, root: Document): unknown {
     }
   }
   return out;
+}
+
+/** The one operand of a unary operator, given bare or as `[x]`; BAIL for another arity. */
+function singleOperand(arg: unknown): unknown {
+  if (!Array.isArray(arg)) return arg;
+  return arg.length === 1 ? arg[0] : BAIL;
 }
