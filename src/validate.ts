@@ -162,53 +162,66 @@ function structureProblem(
   root: unknown,
   option: string,
   bson = false,
-): { at: string; problem: string } | undefined {
-  const ancestors = new Set<object>();
-  const visit = (
-    value: unknown,
-    at: string,
-    depth: number,
-  ): { at: string; problem: string } | undefined => {
-    if (bson) {
-      const problem = bsonLeafProblem(value, at);
-      if (problem !== undefined) return { at, problem };
-    }
-    if (typeof value !== 'object' || value === null) return undefined;
-    const array = Array.isArray(value);
-    if (!array && !isPlainObject(value)) return undefined;
-    if (ancestors.has(value))
+): StructureProblem | undefined {
+  // A number, a string, a boolean: nothing to walk, nothing allocated (the common option).
+  if (!bson && (typeof root !== 'object' || root === null)) return undefined;
+  return visitStructure(root, option, 1, bson, []);
+}
+
+interface StructureProblem {
+  readonly at: string;
+  readonly problem: string;
+}
+
+/** structureProblem at one value; `ancestors` are the objects and arrays enclosing it. */
+function visitStructure(
+  value: unknown,
+  at: string,
+  depth: number,
+  bson: boolean,
+  ancestors: object[],
+): StructureProblem | undefined {
+  if (bson) {
+    const problem = bsonLeafProblem(value, at);
+    if (problem !== undefined) return { at, problem };
+  }
+  if (typeof value !== 'object' || value === null) return undefined;
+  const array = Array.isArray(value);
+  if (!array && !isPlainObject(value)) return undefined;
+  if (ancestors.includes(value))
+    return {
+      at,
+      problem: `is cyclic (${at} refers back to an enclosing object): pass a tree of plain values, without the back-reference`,
+    };
+  if (depth > MAX_DEPTH)
+    return {
+      at,
+      problem: `nests deeper than ${MAX_DEPTH} levels (at ${at}), more than MongoDB stores: flatten it`,
+    };
+  if (!array && Object.hasOwn(value, '_bsontype')) {
+    return {
+      at,
+      problem: `holds a plain object with a "_bsontype" key at ${at}, which is not a BSON value (build BSON values with the driver's classes)`,
+    };
+  }
+  ancestors.push(value);
+  for (const key of Object.keys(value)) {
+    if (key.includes('\0'))
       return {
         at,
-        problem: `is cyclic (${at} refers back to an enclosing object): pass a tree of plain values, without the back-reference`,
+        problem: `has a field name with a NUL byte at ${at}: remove it (MongoDB field names cannot hold one)`,
       };
-    if (depth > MAX_DEPTH)
-      return {
-        at,
-        problem: `nests deeper than ${MAX_DEPTH} levels (at ${at}), more than MongoDB stores: flatten it`,
-      };
-    if (!array && Object.hasOwn(value, '_bsontype')) {
-      return {
-        at,
-        problem: `holds a plain object with a "_bsontype" key at ${at}, which is not a BSON value (build BSON values with the driver's classes)`,
-      };
-    }
-    ancestors.add(value);
-    try {
-      for (const key of Object.keys(value)) {
-        if (key.includes('\0'))
-          return {
-            at,
-            problem: `has a field name with a NUL byte at ${at}: remove it (MongoDB field names cannot hold one)`,
-          };
-        const found = visit((value as Record<string, unknown>)[key], `${at}.${key}`, depth + 1);
-        if (found !== undefined) return found;
-      }
-    } finally {
-      ancestors.delete(value);
-    }
-    return undefined;
-  };
-  return visit(root, option, 1);
+    const found = visitStructure(
+      (value as Record<string, unknown>)[key],
+      `${at}.${key}`,
+      depth + 1,
+      bson,
+      ancestors,
+    );
+    if (found !== undefined) return found;
+  }
+  ancestors.pop();
+  return undefined;
 }
 
 /**
@@ -241,307 +254,319 @@ function mongooseModelName(value: unknown): string | undefined {
   return /^[A-Za-z_$][\w$]*$/.test(name) ? name : JSON.stringify(name);
 }
 
-/** Validation helpers bound to one primitive's name, for its error messages. */
-export function validator(primitive: string) {
-  const fail = (option: string, problem: string): never => {
-    throw new InvalidArgumentError(primitive, option, problem);
-  };
+/**
+ * Validation helpers bound to one primitive's name, for its error messages. A class, so that
+ * the helpers live once on its prototype: every call of every primitive creates one, and an
+ * object literal of arrow functions would allocate each helper anew per call.
+ */
+export class Validator {
+  constructor(private readonly primitive: string) {}
 
-  return {
-    fail,
+  fail(option: string, problem: string): never {
+    throw new InvalidArgumentError(this.primitive, option, problem);
+  }
 
-    /**
-     * The options object, and every plain object or array in it: no cycle, no nesting deeper
-     * than MongoDB allows, no NUL byte in a key, no plain object posing as a BSON value. The
-     * error names the option (for an array of objects, down to the element's key, e.g.
-     * `items.0.filter`).
-     */
-    options<T>(value: T): NonNullable<T> {
-      if (!isPlainObject(value)) fail('options', `must be an object, got ${describe(value)}`);
-      for (const [key, inner] of Object.entries(value as object)) {
-        // Named where it lies (`level.field`, `items.0.filter._id`): a nested key is an option
-        // too, or a field inside one.
-        const found = structureProblem(inner, key);
-        if (found !== undefined) fail(found.at, found.problem);
-      }
-      return value as NonNullable<T>;
-    },
+  /**
+   * The options object, and every plain object or array in it: no cycle, no nesting deeper
+   * than MongoDB allows, no NUL byte in a key, no plain object posing as a BSON value. The
+   * error names the option (for an array of objects, down to the element's key, e.g.
+   * `items.0.filter`).
+   */
+  options<T>(value: T): NonNullable<T> {
+    if (!isPlainObject(value)) this.fail('options', `must be an object, got ${describe(value)}`);
+    for (const [key, inner] of Object.entries(value as object)) {
+      // Named where it lies (`level.field`, `items.0.filter._id`): a nested key is an option
+      // too, or a field inside one.
+      const found = structureProblem(inner, key);
+      if (found !== undefined) this.fail(found.at, found.problem);
+    }
+    return value as NonNullable<T>;
+  }
 
-    collection<T extends Document>(value: Collection<T>, option = 'collection'): Collection<T> {
-      const candidate = value as Partial<Collection<T>> | null | undefined;
-      if (
-        typeof candidate !== 'object' ||
-        candidate === null ||
-        typeof candidate.collectionName !== 'string' ||
-        typeof candidate.findOneAndUpdate !== 'function'
-      ) {
-        const model = mongooseModelName(value);
-        if (model !== undefined) {
-          fail(
-            option,
-            `must be a driver Collection, got the Mongoose Model ${model}: pass its driver collection, ${model}.collection, instead (these calls bypass Mongoose middleware, validation and timestamps)`,
-          );
-        }
-        fail(option, `must be a driver Collection (db.collection(name)), got ${describe(value)}`);
-      }
-      return value;
-    },
-
-    /**
-     * A MongoClient; with `collection`, the one that collection belongs to: statements of a
-     * session of another client would run outside its transaction, or fail after earlier ones
-     * were written.
-     */
-    client(value: MongoClient | undefined, option = 'client', collection?: object): MongoClient {
-      const candidate = value as Partial<MongoClient> | null | undefined;
-      if (
-        typeof candidate !== 'object' ||
-        candidate === null ||
-        typeof candidate.startSession !== 'function'
-      ) {
-        fail(option, `must be a connected MongoClient, got ${describe(value)}`);
-      }
-      const owner = collection === undefined ? undefined : clientOf(collection);
-      if (owner !== undefined && owner !== value) {
-        fail(
+  collection<T extends Document>(value: Collection<T>, option = 'collection'): Collection<T> {
+    const candidate = value as Partial<Collection<T>> | null | undefined;
+    if (
+      typeof candidate !== 'object' ||
+      candidate === null ||
+      typeof candidate.collectionName !== 'string' ||
+      typeof candidate.findOneAndUpdate !== 'function'
+    ) {
+      const model = mongooseModelName(value);
+      if (model !== undefined) {
+        this.fail(
           option,
-          'is not the MongoClient that owns the collection: pass the client the collection was obtained from',
+          `must be a driver Collection, got the Mongoose Model ${model}: pass its driver collection, ${model}.collection, instead (these calls bypass Mongoose middleware, validation and timestamps)`,
         );
       }
-      return value as MongoClient;
-    },
+      this.fail(
+        option,
+        `must be a driver Collection (db.collection(name)), got ${describe(value)}`,
+      );
+    }
+    return value;
+  }
 
-    /**
-     * A live session of the MongoClient that `collection` belongs to. A driver ClientSession
-     * and a driver Collection both hold their MongoClient in a `client` property (internal in
-     * the driver's types, present in 6.x and 7.x): an object without one is no ClientSession,
-     * whatever methods it has, and a session of another client would run the statements
-     * outside the caller's transaction (or fail on the server after earlier ones were sent).
-     * A collection wrapper that does not expose its client (not a driver Collection) is only
-     * checked for a genuine session.
-     */
-    session(
-      value: ClientSession | undefined,
-      collection: object,
-      option = 'session',
-    ): ClientSession | undefined {
-      if (value === undefined) return undefined;
-      const candidate = value as Partial<ClientSession> | null;
+  /**
+   * A MongoClient; with `collection`, the one that collection belongs to: statements of a
+   * session of another client would run outside its transaction, or fail after earlier ones
+   * were written.
+   */
+  client(value: MongoClient | undefined, option = 'client', collection?: object): MongoClient {
+    const candidate = value as Partial<MongoClient> | null | undefined;
+    if (
+      typeof candidate !== 'object' ||
+      candidate === null ||
+      typeof candidate.startSession !== 'function'
+    ) {
+      this.fail(option, `must be a connected MongoClient, got ${describe(value)}`);
+    }
+    const owner = collection === undefined ? undefined : clientOf(collection);
+    if (owner !== undefined && owner !== value) {
+      this.fail(
+        option,
+        'is not the MongoClient that owns the collection: pass the client the collection was obtained from',
+      );
+    }
+    return value as MongoClient;
+  }
+
+  /**
+   * A live session of the MongoClient that `collection` belongs to. A driver ClientSession
+   * and a driver Collection both hold their MongoClient in a `client` property (internal in
+   * the driver's types, present in 6.x and 7.x): an object without one is no ClientSession,
+   * whatever methods it has, and a session of another client would run the statements
+   * outside the caller's transaction (or fail on the server after earlier ones were sent).
+   * A collection wrapper that does not expose its client (not a driver Collection) is only
+   * checked for a genuine session.
+   */
+  session(
+    value: ClientSession | undefined,
+    collection: object,
+    option = 'session',
+  ): ClientSession | undefined {
+    if (value === undefined) return undefined;
+    const candidate = value as Partial<ClientSession> | null;
+    if (
+      typeof candidate !== 'object' ||
+      candidate === null ||
+      typeof candidate.inTransaction !== 'function' ||
+      typeof candidate.endSession !== 'function'
+    ) {
+      this.fail(option, `must be a ClientSession (client.startSession()), got ${describe(value)}`);
+    }
+    const owner = (value as { client?: unknown }).client;
+    if (
+      typeof owner !== 'object' ||
+      owner === null ||
+      typeof (owner as Partial<MongoClient>).startSession !== 'function'
+    ) {
+      this.fail(
+        option,
+        'must be a ClientSession started by client.startSession(), not a look-alike',
+      );
+    }
+    const collectionClient = clientOf(collection);
+    if (collectionClient !== undefined && collectionClient !== owner) {
+      this.fail(
+        option,
+        'belongs to another MongoClient than the collection: start it from the client the collection was obtained from',
+      );
+    }
+    if (value.hasEnded)
+      this.fail(
+        option,
+        'is a session that has already ended: start a new one with client.startSession()',
+      );
+    return value;
+  }
+
+  /** A query filter: a plain object, not empty (it selects the document to change). */
+  filter(value: unknown, option = 'filter'): Document {
+    if (!isPlainObject(value)) {
+      return this.fail(option, `must be a query filter object, got ${describe(value)}`);
+    }
+    if (Object.keys(value).length === 0) {
+      this.fail(option, 'must not be empty: it selects the document to change');
+    }
+    const found = structureProblem(value, option, true);
+    if (found !== undefined) this.fail(found.at, found.problem);
+    return value;
+  }
+
+  /** A plain object of fields (possibly empty). */
+  fields(value: unknown, option: string): Record<string, unknown> {
+    if (!isPlainObject(value)) {
+      return this.fail(option, `must be an object of fields, got ${describe(value)}`);
+    }
+    const found = structureProblem(value, option);
+    if (found !== undefined) this.fail(found.at, found.problem);
+    return value;
+  }
+
+  /**
+   * A plain object of fields whose values are stored as given (`set` of claimOnce, `fields`
+   * of incrementOrPush): as `fields`, every value a BSON value (see `bsonLeafProblem`), and no
+   * key inside a value that `safeSegments` refuses: `set: { a: { __proto__: … } }` writes the
+   * same field `a.__proto__` as the dotted path that `path` refuses. Keys starting with `$`
+   * are data here (the guides promise `{ $inc: 1 }` is stored as given).
+   */
+  storedFields(value: unknown, option: string): Record<string, unknown> {
+    const fields = this.fields(value, option);
+    const found = structureProblem(fields, option, true);
+    if (found !== undefined) this.fail(found.at, found.problem);
+    const visit = (inner: unknown, at: string): void => {
       if (
-        typeof candidate !== 'object' ||
-        candidate === null ||
-        typeof candidate.inTransaction !== 'function' ||
-        typeof candidate.endSession !== 'function'
-      ) {
-        fail(option, `must be a ClientSession (client.startSession()), got ${describe(value)}`);
+        typeof inner !== 'object' ||
+        inner === null ||
+        !(Array.isArray(inner) || isPlainObject(inner))
+      )
+        return;
+      for (const key of Object.keys(inner)) {
+        const where = `${at}.${key}`;
+        if (!Array.isArray(inner)) this.safeSegments(key, where);
+        visit((inner as Record<string, unknown>)[key], where);
       }
-      const owner = (value as { client?: unknown }).client;
-      if (
-        typeof owner !== 'object' ||
-        owner === null ||
-        typeof (owner as Partial<MongoClient>).startSession !== 'function'
-      ) {
-        fail(option, 'must be a ClientSession started by client.startSession(), not a look-alike');
-      }
-      const collectionClient = clientOf(collection);
-      if (collectionClient !== undefined && collectionClient !== owner) {
-        fail(
+    };
+    for (const [key, inner] of Object.entries(fields)) visit(inner, `${option}.${key}`);
+    return fields;
+  }
+
+  /**
+   * A value the library sends as given (e.g. the update a callback returned): no cycle, no
+   * nesting deeper than MongoDB allows, no NUL byte in a key, no plain object posing as a BSON
+   * value. Option objects are checked by `options` already.
+   */
+  serialisable<T>(value: T, option: string): T {
+    const found = structureProblem(value, option, true);
+    // Named as the option: the value comes from the caller's callback, not from an option key.
+    if (found !== undefined) this.fail(option, found.problem);
+    return value;
+  }
+
+  /**
+   * A dotted field path such as `'stock'` or `'data.cart'`: no `$`, no empty segment, no NUL
+   * byte, no `__proto__`/`constructor`/`prototype` segment (see `safeSegments`).
+   */
+  path(value: unknown, option: string): string {
+    if (typeof value !== 'string' || value.length === 0) {
+      return this.fail(option, `must be a non-empty field path string, got ${describe(value)}`);
+    }
+    if (value.length > MAX_NAME_LENGTH)
+      this.fail(option, `must be at most ${MAX_NAME_LENGTH} characters, got ${value.length}`);
+    for (const segment of value.split('.')) {
+      if (segment.length === 0)
+        this.fail(option, `has an empty segment: ${JSON.stringify(value)}: remove the extra "."`);
+      if (segment.startsWith('$'))
+        this.fail(
           option,
-          'belongs to another MongoClient than the collection: start it from the client the collection was obtained from',
+          `must not contain operators or positional segments: ${JSON.stringify(value)}`,
         );
-      }
-      if (value.hasEnded)
-        fail(
+    }
+    return this.safeSegments(value, option);
+  }
+
+  /**
+   * Refuses a path (or field name) the library could not handle safely in JavaScript: a NUL
+   * byte (BSON field names end at one, so the server would see another name) or a segment
+   * `__proto__`, `constructor` or `prototype`. Those are ordinary field names to MongoDB, but
+   * rebuilding or reading a returned document along them reaches `Object.prototype`: a
+   * `__proto__.isAdmin` counter would set `isAdmin` on every object of the process.
+   */
+  safeSegments(value: string, option: string): string {
+    if (value.includes('\0'))
+      this.fail(option, `must not contain a NUL byte: ${JSON.stringify(value)}`);
+    for (const segment of value.split('.')) {
+      if (PROTOTYPE_NAMES.has(segment)) {
+        this.fail(
           option,
-          'is a session that has already ended: start a new one with client.startSession()',
-        );
-      return value;
-    },
-
-    /** A query filter: a plain object, not empty (it selects the document to change). */
-    filter(value: unknown, option = 'filter'): Document {
-      if (!isPlainObject(value)) {
-        return fail(option, `must be a query filter object, got ${describe(value)}`);
-      }
-      if (Object.keys(value).length === 0) {
-        fail(option, 'must not be empty: it selects the document to change');
-      }
-      const found = structureProblem(value, option, true);
-      if (found !== undefined) fail(found.at, found.problem);
-      return value;
-    },
-
-    /** A plain object of fields (possibly empty). */
-    fields(value: unknown, option: string): Record<string, unknown> {
-      if (!isPlainObject(value)) {
-        return fail(option, `must be an object of fields, got ${describe(value)}`);
-      }
-      const found = structureProblem(value, option);
-      if (found !== undefined) fail(found.at, found.problem);
-      return value;
-    },
-
-    /**
-     * A plain object of fields whose values are stored as given (`set` of claimOnce, `fields`
-     * of incrementOrPush): as `fields`, every value a BSON value (see `bsonLeafProblem`), and no
-     * key inside a value that `safeSegments` refuses: `set: { a: { __proto__: … } }` writes the
-     * same field `a.__proto__` as the dotted path that `path` refuses. Keys starting with `$`
-     * are data here (the guides promise `{ $inc: 1 }` is stored as given).
-     */
-    storedFields(value: unknown, option: string): Record<string, unknown> {
-      const fields = this.fields(value, option);
-      const found = structureProblem(fields, option, true);
-      if (found !== undefined) fail(found.at, found.problem);
-      const visit = (inner: unknown, at: string): void => {
-        if (
-          typeof inner !== 'object' ||
-          inner === null ||
-          !(Array.isArray(inner) || isPlainObject(inner))
-        )
-          return;
-        for (const key of Object.keys(inner)) {
-          const where = `${at}.${key}`;
-          if (!Array.isArray(inner)) this.safeSegments(key, where);
-          visit((inner as Record<string, unknown>)[key], where);
-        }
-      };
-      for (const [key, inner] of Object.entries(fields)) visit(inner, `${option}.${key}`);
-      return fields;
-    },
-
-    /**
-     * A value the library sends as given (e.g. the update a callback returned): no cycle, no
-     * nesting deeper than MongoDB allows, no NUL byte in a key, no plain object posing as a BSON
-     * value. Option objects are checked by `options` already.
-     */
-    serialisable<T>(value: T, option: string): T {
-      const found = structureProblem(value, option, true);
-      // Named as the option: the value comes from the caller's callback, not from an option key.
-      if (found !== undefined) fail(option, found.problem);
-      return value;
-    },
-
-    /**
-     * A dotted field path such as `'stock'` or `'data.cart'`: no `$`, no empty segment, no NUL
-     * byte, no `__proto__`/`constructor`/`prototype` segment (see `safeSegments`).
-     */
-    path(value: unknown, option: string): string {
-      if (typeof value !== 'string' || value.length === 0) {
-        return fail(option, `must be a non-empty field path string, got ${describe(value)}`);
-      }
-      if (value.length > MAX_NAME_LENGTH)
-        fail(option, `must be at most ${MAX_NAME_LENGTH} characters, got ${value.length}`);
-      for (const segment of value.split('.')) {
-        if (segment.length === 0)
-          fail(option, `has an empty segment: ${JSON.stringify(value)}: remove the extra "."`);
-        if (segment.startsWith('$'))
-          fail(
-            option,
-            `must not contain operators or positional segments: ${JSON.stringify(value)}`,
-          );
-      }
-      return this.safeSegments(value, option);
-    },
-
-    /**
-     * Refuses a path (or field name) the library could not handle safely in JavaScript: a NUL
-     * byte (BSON field names end at one, so the server would see another name) or a segment
-     * `__proto__`, `constructor` or `prototype`. Those are ordinary field names to MongoDB, but
-     * rebuilding or reading a returned document along them reaches `Object.prototype`: a
-     * `__proto__.isAdmin` counter would set `isAdmin` on every object of the process.
-     */
-    safeSegments(value: string, option: string): string {
-      if (value.includes('\0'))
-        fail(option, `must not contain a NUL byte: ${JSON.stringify(value)}`);
-      for (const segment of value.split('.')) {
-        if (PROTOTYPE_NAMES.has(segment)) {
-          fail(
-            option,
-            `must not use the field name "${segment}", which names a JavaScript prototype: ${JSON.stringify(value)}`,
-          );
-        }
-      }
-      return value;
-    },
-
-    /** A path the primitive writes: as `path`, and never `_id` (immutable) or inside it. */
-    writablePath(value: unknown, option: string): string {
-      const path = this.path(value, option);
-      if (path === '_id' || path.startsWith('_id.'))
-        fail(option, 'must not be _id, which MongoDB does not let an update change');
-      return path;
-    },
-
-    /** A single field name (no dots, no `$`, none of `safeSegments`), e.g. a key of `match` or `inc`. */
-    fieldName(value: string, option: string): string {
-      if (value.length === 0 || value.includes('.') || value.startsWith('$')) {
-        fail(option, 'must be a plain field name (no ".", no leading "$")');
-      }
-      if (value.length > MAX_NAME_LENGTH)
-        fail(option, `must be at most ${MAX_NAME_LENGTH} characters, got ${value.length}`);
-      return this.safeSegments(value, option);
-    },
-
-    /** An identity or a state: see `isScalar`; a string of at most MAX_NAME_LENGTH characters. */
-    scalar(value: unknown, option: string): unknown {
-      if (typeof value === 'string' && value.length > MAX_NAME_LENGTH) {
-        fail(option, `must be at most ${MAX_NAME_LENGTH} characters, got ${value.length}`);
-      }
-      if (!isScalar(value)) {
-        fail(
-          option,
-          `must be a string, finite number, boolean, Date, ObjectId, Decimal128, Long or UUID/Binary (finite, built with the driver's classes), got ${describe(value)}`,
+          `must not use the field name "${segment}", which names a JavaScript prototype: ${JSON.stringify(value)}`,
         );
       }
-      return value;
-    },
+    }
+    return value;
+  }
 
-    /** A finite number strictly greater than zero. */
-    positiveNumber(value: unknown, option: string): number {
-      if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
-        return fail(option, `must be a finite number greater than 0, got ${describe(value)}`);
-      }
-      return value;
-    },
+  /** A path the primitive writes: as `path`, and never `_id` (immutable) or inside it. */
+  writablePath(value: unknown, option: string): string {
+    const path = this.path(value, option);
+    if (path === '_id' || path.startsWith('_id.'))
+      this.fail(option, 'must not be _id, which MongoDB does not let an update change');
+    return path;
+  }
 
-    finiteNumber(value: unknown, option: string): number {
-      if (typeof value !== 'number' || !Number.isFinite(value)) {
-        return fail(option, `must be a finite number, got ${describe(value)}`);
-      }
-      return value;
-    },
+  /** A single field name (no dots, no `$`, none of `safeSegments`), e.g. a key of `match` or `inc`. */
+  fieldName(value: string, option: string): string {
+    if (value.length === 0 || value.includes('.') || value.startsWith('$')) {
+      this.fail(option, 'must be a plain field name (no ".", no leading "$")');
+    }
+    if (value.length > MAX_NAME_LENGTH)
+      this.fail(option, `must be at most ${MAX_NAME_LENGTH} characters, got ${value.length}`);
+    return this.safeSegments(value, option);
+  }
 
-    /** A whole number ≥ `min`. */
-    integer(value: unknown, option: string, min: number): number {
-      if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
-        return fail(option, `must be a whole number ≥ ${min}, got ${describe(value)}`);
-      }
-      return value;
-    },
+  /** An identity or a state: see `isScalar`; a string of at most MAX_NAME_LENGTH characters. */
+  scalar(value: unknown, option: string): unknown {
+    if (typeof value === 'string' && value.length > MAX_NAME_LENGTH) {
+      this.fail(option, `must be at most ${MAX_NAME_LENGTH} characters, got ${value.length}`);
+    }
+    if (!isScalar(value)) {
+      this.fail(
+        option,
+        `must be a string, finite number, boolean, Date, ObjectId, Decimal128, Long or UUID/Binary (finite, built with the driver's classes), got ${describe(value)}`,
+      );
+    }
+    return value;
+  }
 
-    boolean(value: unknown, option: string): boolean {
-      if (typeof value !== 'boolean')
-        return fail(option, `must be true or false, got ${describe(value)}`);
-      return value;
-    },
+  /** A finite number strictly greater than zero. */
+  positiveNumber(value: unknown, option: string): number {
+    if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+      return this.fail(option, `must be a finite number greater than 0, got ${describe(value)}`);
+    }
+    return value;
+  }
 
-    function<F>(value: F, option: string): F {
-      if (typeof value !== 'function') fail(option, `must be a function, got ${describe(value)}`);
-      return value;
-    },
+  finiteNumber(value: unknown, option: string): number {
+    if (typeof value !== 'number' || !Number.isFinite(value)) {
+      return this.fail(option, `must be a finite number, got ${describe(value)}`);
+    }
+    return value;
+  }
 
-    /** Rejects keys of `options` that the primitive does not know (catches typos like `amout`). */
-    knownKeys(options: object, known: readonly string[], parent?: string): void {
-      for (const key of Object.keys(options)) {
-        if (known.includes(key)) continue;
-        const where = parent === undefined ? `an option of ${primitive}` : `a key of ${parent}`;
-        fail(
-          parent === undefined ? key : `${parent}.${key}`,
-          `is not ${where} (known: ${known.join(', ')})`,
-        );
-      }
-    },
-  };
+  /** A whole number ≥ `min`. */
+  integer(value: unknown, option: string, min: number): number {
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
+      return this.fail(option, `must be a whole number ≥ ${min}, got ${describe(value)}`);
+    }
+    return value;
+  }
+
+  boolean(value: unknown, option: string): boolean {
+    if (typeof value !== 'boolean')
+      return this.fail(option, `must be true or false, got ${describe(value)}`);
+    return value;
+  }
+
+  function<F>(value: F, option: string): F {
+    if (typeof value !== 'function')
+      this.fail(option, `must be a function, got ${describe(value)}`);
+    return value;
+  }
+
+  /** Rejects keys of `options` that the primitive does not know (catches typos like `amout`). */
+  knownKeys(options: object, known: readonly string[], parent?: string): void {
+    for (const key of Object.keys(options)) {
+      if (known.includes(key)) continue;
+      const where = parent === undefined ? `an option of ${this.primitive}` : `a key of ${parent}`;
+      this.fail(
+        parent === undefined ? key : `${parent}.${key}`,
+        `is not ${where} (known: ${known.join(', ')})`,
+      );
+    }
+  }
 }
 
-export type Validator = ReturnType<typeof validator>;
+/** The validation helpers of `primitive` (see Validator). */
+export function validator(primitive: string): Validator {
+  return new Validator(primitive);
+}
