@@ -179,6 +179,8 @@ export type ConditionalOutcome<TSchema extends Document, Q extends Questions> =
  * is where `$set`/`$push` would fail too.
  */
 export function writtenDocument(writes: readonly Write[]): Document {
+  const [only] = writes;
+  if (writes.length === 1 && only !== undefined) return { $mergeObjects: ['$$ROOT', along(only)] };
   const ordered = writes.length > 1 ? [...writes].sort(([a], [b]) => comparePaths(a, b)) : writes;
   const merged = (prefix: string, entries: readonly Write[]): Document => {
     const groups = new Map<string, Write[]>();
@@ -202,6 +204,21 @@ export function writtenDocument(writes: readonly Write[]): Document {
   return { $mergeObjects: ['$$ROOT', merged('', ordered)] };
 }
 
+/**
+ * The one write `[path, value]` as the object merged into `$$ROOT`: `{ a: value }` for `a`,
+ * `{ a: { $mergeObjects: ['$a', { b: value }] } }` for `a.b`, and so on down the path (what
+ * writtenDocument builds for several writes, without grouping).
+ */
+function along([path, value]: Write): Document {
+  const segments = path.split('.');
+  let inner: unknown = value;
+  for (let i = segments.length - 1; i > 0; i--) {
+    inner = { [segments[i] as string]: inner };
+    inner = { $mergeObjects: [`$${segments.slice(0, i).join('.')}`, inner] };
+  }
+  return { [segments[0] as string]: inner };
+}
+
 /** Orders dotted paths segment by segment, each compared by its UTF-8 bytes. */
 function comparePaths(a: string, b: string): number {
   const x = a.split('.');
@@ -211,6 +228,18 @@ function comparePaths(a: string, b: string): number {
     if (order !== 0) return order;
   }
   return x.length - y.length;
+}
+
+/**
+ * The document after the one top-level write of updateWithVerdicts' `$set` form: the
+ * before-image the projection returned, with `path` holding the value the server computed
+ * (where the field was, or appended as `$set` appends a new field). Undefined when the reply
+ * lacks either. Copied, never assigned into: `path` names a field, not a prototype slot.
+ */
+function afterWrite(reply: Record<string, unknown>, path: string): unknown {
+  const { before } = reply;
+  if (!isPlainObject(before) || !Object.hasOwn(reply, 'value')) return undefined;
+  return { ...before, [path]: reply.value };
 }
 
 /**
@@ -243,26 +272,47 @@ export async function updateWithVerdicts<TSchema extends Document, Q extends Que
   session: ClientSession | undefined,
 ): Promise<ConditionalOutcome<TSchema, Q> | null> {
   const asked = Object.entries(plan.questions).filter(([, expression]) => expression !== undefined);
-  const written = writtenDocument(plan.writes);
+  const [only] = plan.writes;
+  // One write to a top-level field (guardedDecrement's): `$set` of that field alone, to its
+  // own value when the guard fails (a field the document lacks stays missing: `$set` of a
+  // missing value adds nothing), and on success the projection returns the before-image with
+  // the written value, which the client puts in place: a command a quarter smaller than the
+  // `$replaceWith` of the whole document, evaluated without copying the document twice. Any
+  // other writes: `$replaceWith` of writtenDocument. (A dotted path cannot take the `$set`
+  // form: `$set` of `a.b` writes into every element when `a` is an array.)
+  const single =
+    plan.writes.length === 1 && only !== undefined && !only[0].includes('.') ? only : undefined;
   const whenAsked = plan.documentWhen === undefined ? undefined : plan.questions[plan.documentWhen];
   // The guard is evaluated once in the projection: each branch of the `$cond` builds the
-  // answer of its outcome. Inside an operator's arguments an object is an expression object,
-  // never a sub-projection (see readWithVerdicts), so the branches need no wrapper. A branch
-  // leaves out what it has nothing to say about (no questions, no facts, no document): the
-  // command is parsed and evaluated on every call, and its size is what a failure costs.
-  const failed: Document = { applied: { $literal: false } };
+  // answer of its outcome, told apart by their keys (`written` or `before` on success). Inside
+  // an operator's arguments an object is an expression object, never a sub-projection (see
+  // readWithVerdicts), so the branches need no wrapper. A failure leaves out what it has
+  // nothing to say about (no questions, no facts, no document): the command is parsed and
+  // evaluated on every call, and its size is what a failure costs.
+  const failed: Document = {};
   if (whenAsked !== undefined) failed.document = { $cond: [whenAsked, '$$ROOT', '$$REMOVE'] };
   if (asked.length > 0) failed.verdicts = Object.fromEntries(asked);
-  if (Object.keys(plan.facts).length > 0) failed.facts = plan.facts;
-  const projection = {
-    _id: 0,
-    r: { $cond: [plan.guard, { applied: { $literal: true }, document: written }, failed] },
-  };
-  const value = await collection.findOneAndUpdate(
-    plan.filter as Filter<TSchema>,
-    [{ $replaceWith: { $cond: [plan.guard, written, '$$ROOT'] } }],
-    { returnDocument: 'before', projection, ...(session === undefined ? {} : { session }) },
-  );
+  const hasFacts = Object.keys(plan.facts).length > 0;
+  // Never an empty branch: it is told from success by its keys.
+  if (hasFacts) failed.facts = plan.facts;
+  else if (asked.length === 0 && whenAsked === undefined) failed.facts = { $literal: {} };
+  let update: Document[];
+  let succeeded: Document;
+  if (single === undefined) {
+    const written = writtenDocument(plan.writes);
+    update = [{ $replaceWith: { $cond: [plan.guard, written, '$$ROOT'] } }];
+    succeeded = { written };
+  } else {
+    const [path, value] = single;
+    update = [{ $set: { [path]: { $cond: [plan.guard, value, `$${path}`] } } }];
+    succeeded = { before: '$$ROOT', value };
+  }
+  const projection = { _id: 0, r: { $cond: [plan.guard, succeeded, failed] } };
+  const value = await collection.findOneAndUpdate(plan.filter as Filter<TSchema>, update, {
+    returnDocument: 'before',
+    projection,
+    ...(session === undefined ? {} : { session }),
+  });
   if (value === null) return null;
   // A retried command is answered with the whole before-image, unprojected: the server
   // evaluates the same projection over it.
@@ -277,19 +327,20 @@ export async function updateWithVerdicts<TSchema extends Document, Q extends Que
       `${primitive}: the server did not evaluate the findAndModify projection that tells the outcomes apart. MongoDB 4.4 or later is required: upgrade the server`,
     );
   };
-  if (!isPlainObject(reply) || typeof reply.applied !== 'boolean') return refuse();
-  const document = Object.hasOwn(reply, 'document') ? reply.document : undefined;
-  if (reply.applied) {
+  if (!isPlainObject(reply)) return refuse();
+  if (single === undefined ? Object.hasOwn(reply, 'written') : Object.hasOwn(reply, 'before')) {
+    const document = single === undefined ? reply.written : afterWrite(reply, single[0]);
     if (!isPlainObject(document)) return refuse();
     return { applied: true, document: document as WithId<TSchema> };
   }
-  // A branch without questions or facts leaves the field out (see the projection).
+  const document = Object.hasOwn(reply, 'document') ? reply.document : undefined;
+  // A failure leaves out the questions or facts it was not asked for (see the projection).
   const verdicts = Object.hasOwn(reply, 'verdicts')
     ? reply.verdicts
     : asked.length > 0
       ? undefined
       : {};
-  const facts = Object.hasOwn(reply, 'facts') ? reply.facts : {};
+  const facts = Object.hasOwn(reply, 'facts') ? reply.facts : hasFacts ? undefined : {};
   if (
     !isPlainObject(verdicts) ||
     !isPlainObject(facts) ||

@@ -13,7 +13,7 @@
  * copies (see tests/support/case-insensitive.ts). With a binary comparison on the client, every
  * test here fails.
  */
-import type { Collection } from 'mongodb';
+import type { Collection, Document } from 'mongodb';
 import { describe, expect, it } from 'vitest';
 import { applyProgress } from '../src/apply-progress.js';
 import { addToSetWithCapacity, removeFromSetWithCapacity } from '../src/capacity-set.js';
@@ -199,16 +199,26 @@ describe('the failure read trusts only verdicts the server computed', () => {
   it('a findAndModify reply without the evaluated projection throws MongoAtomicsError naming the primitive, whatever the outcome would be', async () => {
     // Shapes no mongod 4.4+ sends (a proxy dropping computed fields, a field of the wrong
     // type): the library must refuse them, not read an outcome from them.
-    const replies = [
-      { stock: 0 },
-      { r: { applied: 'no' } },
-      { r: { applied: false, verdicts: {}, facts: {} } },
-      { r: { applied: false, verdicts: { applied: 'yes' }, facts: {} } },
-      { r: { applied: false, verdicts: { applied: true }, facts: {} } },
-      { r: { applied: false, verdicts: { applied: false }, facts: {}, document: { _id: 'p1' } } },
-      { r: { applied: true } },
+    // With an opId (two writes: the `$replaceWith` form, success as `written`) and without
+    // one (one top-level write: the `$set` form, success as `before` + `value`).
+    const replies: [Document, string | undefined][] = [
+      [{ stock: 0 }, 'req-1'],
+      [{ r: 'no' }, 'req-1'],
+      [{ r: {} }, 'req-1'],
+      [{ r: { verdicts: {}, facts: {} } }, 'req-1'],
+      [{ r: { verdicts: { applied: 'yes' }, facts: {} } }, 'req-1'],
+      [{ r: { verdicts: { applied: true }, facts: {} } }, 'req-1'],
+      [{ r: { verdicts: { applied: false }, facts: {}, document: { _id: 'p1' } } }, 'req-1'],
+      [{ r: { verdicts: { applied: false }, facts: 3 } }, 'req-1'],
+      [{ r: { written: 5 } }, 'req-1'],
+      [{ r: { before: { _id: 'p1', stock: 4 }, value: 3 } }, 'req-1'],
+      [{ r: {} }, undefined],
+      [{ r: { facts: 'x' } }, undefined],
+      [{ r: { before: { _id: 'p1', stock: 4 } } }, undefined],
+      [{ r: { before: 'p1', value: 3 } }, undefined],
+      [{ r: { written: { _id: 'p1', stock: 3 } } }, undefined],
     ];
-    for (const reply of replies) {
+    for (const [reply, opId] of replies) {
       const stub = {
         collectionName: 'proxy',
         findOneAndUpdate: async () => reply,
@@ -217,7 +227,7 @@ describe('the failure read trusts only verdicts the server computed', () => {
         filter: { _id: 'p1' },
         field: 'stock',
         amount: 1,
-        opId: 'req-1',
+        opId,
       }).catch((e: unknown) => e);
       expect(isMongoAtomicsError(error), JSON.stringify(reply)).toBe(true);
       expect((error as Error).message).toBe(

@@ -39,7 +39,42 @@ const guardedTake = [
   },
 ];
 
+/**
+ * The same guard as a `$set` of the one field, set to its own value when the guard fails
+ * (guardedDecrement's form). `$set` is `$addFields` (manual, aggregation/set: "If the name of
+ * the new field is the same as an existing field name, $set overwrites the existing value of
+ * that field", in its place); a field path that is missing evaluates to missing, and a field
+ * set to missing is not output (manual, aggregation expressions, "Field paths": a missing
+ * field has no value; $addFields "excludes" a field whose expression is $$REMOVE or missing),
+ * so a document without the field comes out byte for byte as it went in.
+ */
+const guardedSet = [{ $set: { n: { $cond: [{ $gte: ['$n', 1] }, { $add: ['$n', -1] }, '$n'] } } }];
+
 describe('a pipeline update that yields the document unchanged', () => {
+  it('a $set of a field to its own value is a no-op: nModified 0, type and field order kept', async () => {
+    const coll = await fresh('set-same', [{ _id: 1, tag: 'a', n: 0, sub: { x: 1 } }]);
+    const result = await coll.updateOne({ _id: 1 }, guardedSet);
+    expect(result.matchedCount).toBe(1);
+    expect(result.modifiedCount).toBe(0);
+    const stored = await coll.findOne({ _id: 1 });
+    expect(stored).toEqual({ _id: 1, tag: 'a', n: 0, sub: { x: 1 } });
+    expect(Object.keys(stored ?? {})).toEqual(['_id', 'tag', 'n', 'sub']);
+    const taken = await coll.updateOne({ _id: 1 }, [{ $set: { n: 3 } }]);
+    expect(taken.modifiedCount).toBe(1);
+    expect((await coll.updateOne({ _id: 1 }, guardedSet)).modifiedCount).toBe(1);
+    expect(await coll.findOne({ _id: 1 })).toEqual({ _id: 1, tag: 'a', n: 2, sub: { x: 1 } });
+  });
+
+  it('a $set of a missing field to its own (missing) value adds nothing: nModified 0, no null field', async () => {
+    const coll = await fresh('set-missing', [{ _id: 1, tag: 'a' }]);
+    const result = await coll.updateOne({ _id: 1 }, guardedSet);
+    expect(result.matchedCount).toBe(1);
+    expect(result.modifiedCount).toBe(0);
+    const stored = await coll.findOne({ _id: 1 });
+    expect(stored).toEqual({ _id: 1, tag: 'a' });
+    expect(Object.hasOwn(stored ?? {}, 'n')).toBe(false);
+  });
+
   it('matches, modifies nothing (nModified 0), and the document stays as stored', async () => {
     const coll = await fresh('same', [{ _id: 1, n: 0, tag: 'a', sub: { x: 1 } }]);
     const result = await coll.updateOne({ _id: 1 }, guardedTake);
@@ -86,6 +121,22 @@ describe('a no-op update in a transaction writes nothing another transaction con
         expect(noop).toEqual({ _id: 1, n: 0, tag: 'a' });
         second.startTransaction();
         // A real write by `first` would make this a WriteConflict (first updater wins).
+        await coll.updateOne({ _id: 1 }, { $set: { tag: 'b' } }, { session: second });
+        await second.commitTransaction();
+        await first.commitTransaction();
+      });
+    });
+    expect(await coll.findOne({ _id: 1 })).toEqual({ _id: 1, n: 0, tag: 'b' });
+  });
+
+  it('the $set form too: a refused $set in a transaction leaves the document to a later transaction', async () => {
+    const coll = await fresh('txn-set', [{ _id: 1, n: 0, tag: 'a' }]);
+    await withSession(t.client, async (first) => {
+      await withSession(t.client, async (second) => {
+        first.startTransaction();
+        const noop = await coll.updateOne({ _id: 1 }, guardedSet, { session: first });
+        expect(noop.modifiedCount).toBe(0);
+        second.startTransaction();
         await coll.updateOne({ _id: 1 }, { $set: { tag: 'b' } }, { session: second });
         await second.commitTransaction();
         await first.commitTransaction();
