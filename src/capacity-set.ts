@@ -16,6 +16,7 @@
 import type { ClientSession, Collection, Document, Filter, WithId } from 'mongodb';
 import { GiveUpReason, InvalidArgumentError, RetryBudgetExhaustedError } from './errors.js';
 import {
+  conditionalCommand,
   holdsExpression,
   readWithVerdicts,
   selectsOneDocument,
@@ -376,8 +377,8 @@ export async function addToSetWithCapacity<TSchema extends Document = Document>(
     const outcome = await updateWithVerdicts(
       'addToSetWithCapacity',
       collection,
-      {
-        filter: m.filter,
+      m.filter,
+      conditionalCommand({
         // Cheapest test first (`$and`/`$or` stop at the first answer): on a full set, room
         // decides without scanning the array for the member.
         guard: {
@@ -403,7 +404,7 @@ export async function addToSetWithCapacity<TSchema extends Document = Document>(
         },
         facts: {},
         documentWhen: 'explained',
-      },
+      }),
       m.session,
     );
     if (outcome === null) return { outcome: 'notFound' };
@@ -596,8 +597,8 @@ export async function removeFromSetWithCapacity<TSchema extends Document = Docum
     const outcome = await updateWithVerdicts(
       'removeFromSetWithCapacity',
       collection,
-      {
-        filter: m.filter,
+      m.filter,
+      conditionalCommand({
         guard: {
           $and: [member, shapeExpression(m), ...(seen === undefined ? [] : [{ $not: [seen] }])],
         },
@@ -615,7 +616,7 @@ export async function removeFromSetWithCapacity<TSchema extends Document = Docum
         },
         facts: {},
         documentWhen: 'explained',
-      },
+      }),
       m.session,
     );
     if (outcome === null) return { outcome: 'notFound' };

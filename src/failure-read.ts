@@ -131,10 +131,8 @@ export function selectsOneDocument(filter: Document): boolean {
 /** One value the update writes: the dotted path, and the aggregation expression of its value. */
 export type Write = readonly [path: string, value: unknown];
 
-/** What `updateWithVerdicts` sends and asks. */
+/** What `updateWithVerdicts` sends and asks, before conditionalCommand builds it. */
 export interface ConditionalUpdate<Q extends Questions> {
-  /** Selects at most one document (see `selectsOneDocument`). */
-  readonly filter: Document;
   /** Boolean expression over the document as it is: the update applies only when it holds. */
   readonly guard: Document;
   /** The values written when the guard holds (any order: see writtenDocument); paths must not overlap. */
@@ -148,6 +146,25 @@ export interface ConditionalUpdate<Q extends Questions> {
    * it is) is returned too. Left out: it never is (a failure reports verdicts and facts only).
    */
   readonly documentWhen?: (keyof Q & string) | undefined;
+}
+
+/**
+ * A ConditionalUpdate as `updateWithVerdicts` sends it (built by conditionalCommand): the
+ * update pipeline and the projection, and what reading the reply needs. Neither the filter nor
+ * the session is in it, so one command can serve every call with the same options (kept
+ * frozen: see deepFreeze).
+ */
+export interface ConditionalCommand<Q extends Questions> {
+  readonly update: readonly Document[];
+  readonly projection: Document;
+  /** The keys of the questions asked (those whose expression is not undefined). */
+  readonly asked: readonly (keyof Q & string)[];
+  /** `documentWhen`, when that question is asked. */
+  readonly documentWhen: (keyof Q & string) | undefined;
+  /** Whether a failure reports facts (a fact-less plan's failure carries none). */
+  readonly hasFacts: boolean;
+  /** The field of the `$set` form (one top-level write), else undefined. */
+  readonly setField: string | undefined;
 }
 
 /** The answer of `updateWithVerdicts`; `null` when no document matches the filter. */
@@ -243,34 +260,11 @@ function afterWrite(reply: Record<string, unknown>, path: string): unknown {
 }
 
 /**
- * A guarded single-document update that reports why it did not apply IN THE SAME COMMAND, and
- * writes nothing when it does not.
- *
- * One `findAndModify`:
- * - `query`: `filter` alone (it selects at most one document: see `selectsOneDocument`);
- * - `update`: the pipeline `[{ $replaceWith: { $cond: [guard, <document with writes>,
- *   '$$ROOT'] } }]`. When the guard fails the document is replaced by itself: mongod compares
- *   the result with the stored document byte for byte and, equal, treats the update as a no-op
- *   (`pipeline_executor.cpp`: "Check for noop", `originalDoc.binaryEqual(...)` →
- *   `ApplyResult::noopResult()`; the update stage then skips the storage write: no oplog
- *   entry, nModified 0, and no write to conflict with another transaction's);
- * - `new: false` with a projection that evaluates, over that same before-image, the guard, the
- *   document the update wrote (the same expression), the questions and the facts. The server
- *   decides every outcome, with the collection's default collation and its own arithmetic,
- *   exactly as the update did; the client only reads the answers.
- *
- * When the driver retried the command (retryable writes) and mongod answered from the stored
- * image without applying the projection (see retry-image.ts), the same projection is
- * evaluated over that image by one `aggregate` (on this path only).
- *
- * Needs MongoDB 4.4+ (pipeline updates: 4.2; expressions in a findAndModify projection: 4.4).
+ * Builds the command of `plan` for updateWithVerdicts (see there), frozen.
  */
-export async function updateWithVerdicts<TSchema extends Document, Q extends Questions>(
-  primitive: string,
-  collection: Collection<TSchema>,
+export function conditionalCommand<Q extends Questions>(
   plan: ConditionalUpdate<Q>,
-  session: ClientSession | undefined,
-): Promise<ConditionalOutcome<TSchema, Q> | null> {
+): ConditionalCommand<Q> {
   const asked = Object.entries(plan.questions).filter(([, expression]) => expression !== undefined);
   const [only] = plan.writes;
   // One write to a top-level field (guardedDecrement's): `$set` of that field alone, to its
@@ -308,7 +302,66 @@ export async function updateWithVerdicts<TSchema extends Document, Q extends Que
     succeeded = { before: '$$ROOT', value };
   }
   const projection = { _id: 0, r: { $cond: [plan.guard, succeeded, failed] } };
-  const value = await collection.findOneAndUpdate(plan.filter as Filter<TSchema>, update, {
+  return {
+    update,
+    projection,
+    asked: asked.map(([key]) => key as keyof Q & string),
+    documentWhen: whenAsked === undefined ? undefined : plan.documentWhen,
+    hasFacts,
+    setField: single?.[0],
+  };
+}
+
+/**
+ * `value`, and every plain object and array in it, frozen: a command kept for later calls
+ * (see ConditionalCommand) that anything wrote into would change those calls; frozen, the
+ * write throws instead. Only for commands built from the library's own values: a caller's
+ * object inside would be frozen too.
+ */
+export function deepFreeze<T>(value: T): T {
+  if (
+    typeof value === 'object' &&
+    value !== null &&
+    (Array.isArray(value) || isPlainObject(value))
+  ) {
+    for (const inner of Object.values(value)) deepFreeze(inner);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+/**
+ * A guarded single-document update that reports why it did not apply IN THE SAME COMMAND, and
+ * writes nothing when it does not.
+ *
+ * One `findAndModify`:
+ * - `query`: `filter` alone (it selects at most one document: see `selectsOneDocument`);
+ * - `update`: the pipeline `[{ $replaceWith: { $cond: [guard, <document with writes>,
+ *   '$$ROOT'] } }]`. When the guard fails the document is replaced by itself: mongod compares
+ *   the result with the stored document byte for byte and, equal, treats the update as a no-op
+ *   (`pipeline_executor.cpp`: "Check for noop", `originalDoc.binaryEqual(...)` →
+ *   `ApplyResult::noopResult()`; the update stage then skips the storage write: no oplog
+ *   entry, nModified 0, and no write to conflict with another transaction's);
+ * - `new: false` with a projection that evaluates, over that same before-image, the guard, the
+ *   document the update wrote (the same expression), the questions and the facts. The server
+ *   decides every outcome, with the collection's default collation and its own arithmetic,
+ *   exactly as the update did; the client only reads the answers.
+ *
+ * When the driver retried the command (retryable writes) and mongod answered from the stored
+ * image without applying the projection (see retry-image.ts), the same projection is
+ * evaluated over that image by one `aggregate` (on this path only).
+ *
+ * Needs MongoDB 4.4+ (pipeline updates: 4.2; expressions in a findAndModify projection: 4.4).
+ */
+export async function updateWithVerdicts<TSchema extends Document, Q extends Questions>(
+  primitive: string,
+  collection: Collection<TSchema>,
+  filter: Document,
+  command: ConditionalCommand<Q>,
+  session: ClientSession | undefined,
+): Promise<ConditionalOutcome<TSchema, Q> | null> {
+  const { update, projection, asked, documentWhen, hasFacts, setField } = command;
+  const value = await collection.findOneAndUpdate(filter as Filter<TSchema>, update as Document[], {
     returnDocument: 'before',
     projection,
     ...(session === undefined ? {} : { session }),
@@ -328,8 +381,8 @@ export async function updateWithVerdicts<TSchema extends Document, Q extends Que
     );
   };
   if (!isPlainObject(reply)) return refuse();
-  if (single === undefined ? Object.hasOwn(reply, 'written') : Object.hasOwn(reply, 'before')) {
-    const document = single === undefined ? reply.written : afterWrite(reply, single[0]);
+  if (setField === undefined ? Object.hasOwn(reply, 'written') : Object.hasOwn(reply, 'before')) {
+    const document = setField === undefined ? reply.written : afterWrite(reply, setField);
     if (!isPlainObject(document)) return refuse();
     return { applied: true, document: document as WithId<TSchema> };
   }
@@ -344,13 +397,11 @@ export async function updateWithVerdicts<TSchema extends Document, Q extends Que
   if (
     !isPlainObject(verdicts) ||
     !isPlainObject(facts) ||
-    !asked.every(([key]) => Object.hasOwn(verdicts, key) && typeof verdicts[key] === 'boolean') ||
+    !asked.every((key) => Object.hasOwn(verdicts, key) && typeof verdicts[key] === 'boolean') ||
     // The document comes exactly when the `documentWhen` verdict is true.
     (document === undefined
-      ? whenAsked !== undefined && verdicts[plan.documentWhen as string] === true
-      : whenAsked === undefined ||
-        verdicts[plan.documentWhen as string] !== true ||
-        !isPlainObject(document))
+      ? documentWhen !== undefined && verdicts[documentWhen] === true
+      : documentWhen === undefined || verdicts[documentWhen] !== true || !isPlainObject(document))
   ) {
     return refuse();
   }

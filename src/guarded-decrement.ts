@@ -24,13 +24,20 @@ import {
   MongoAtomicsError,
   RetryBudgetExhaustedError,
 } from './errors.js';
-import { readWithVerdicts, selectsOneDocument, updateWithVerdicts } from './failure-read.js';
+import {
+  conditionalCommand,
+  deepFreeze,
+  readWithVerdicts,
+  selectsOneDocument,
+  updateWithVerdicts,
+} from './failure-read.js';
 import {
   type AlreadyApplied,
   assertNoOverlap,
   guarded,
   type IfOpId,
   OP_ID_OPTIONS,
+  type OpGuard,
   type OpIdOptions,
   opGuard,
   opQuestion,
@@ -160,6 +167,52 @@ function validateCommon(v: Validator, options: { field: unknown; floor?: unknown
   return { field, floor };
 }
 
+/** guardedDecrement's one command (see updateWithVerdicts): take `amount` if `field` ≥ `threshold`. */
+function decrementCommand(field: string, amount: number, threshold: number, op?: OpGuard) {
+  const seen = opQuestion(op);
+  const sufficient = guardHolds(`$${field}`, threshold);
+  return conditionalCommand({
+    guard: seen === undefined ? sufficient : { $and: [sufficient, { $not: [seen] }] },
+    writes: [
+      // `$add` of the negated amount computes what `$inc` would (int + int stays an int,
+      // overflowing to a long; Decimal128 stays Decimal128), on the server.
+      [field, { $add: [`$${field}`, -amount] }],
+      ...(op === undefined ? [] : [[op.field, opRecordExpression(op)] as const]),
+    ],
+    questions: { applied: seen },
+    // The field as a query or an aggregation reaches it (an array met on the way is returned
+    // whole), to say what a document holds that the guard cannot pass.
+    facts: { current: `$${field}` },
+    documentWhen: 'applied',
+  });
+}
+
+/**
+ * decrementCommand without an opId, built once per `field`, `amount` and threshold (all it
+ * holds: the filter and the session are sent beside it) and kept, frozen, for the next calls.
+ * A checkout takes the same few amounts from the same field over and over; a kept command
+ * spares each call the few dozen objects of a new one, which would live through the round trip
+ * (under concurrency the garbage collector copies them, at a cost above building them).
+ * At most KEPT_COMMANDS are kept, the oldest dropped first.
+ */
+function keptDecrementCommand(field: string, amount: number, threshold: number) {
+  // NUL separates: a field path cannot hold one (validated), and each number's text is exact.
+  const key = `${field}\0${amount}\0${threshold}`;
+  let command = keptCommands.get(key);
+  if (command === undefined) {
+    command = deepFreeze(decrementCommand(field, amount, threshold));
+    if (keptCommands.size >= KEPT_COMMANDS) {
+      const oldest = keptCommands.keys().next();
+      if (oldest.done !== true) keptCommands.delete(oldest.value);
+    }
+    keptCommands.set(key, command);
+  }
+  return command;
+}
+
+const KEPT_COMMANDS = 256;
+const keptCommands = new Map<string, ReturnType<typeof decrementCommand>>();
+
 const SINGLE_OPTIONS = ['filter', 'field', 'amount', 'floor', 'session', ...OP_ID_OPTIONS] as const;
 
 /**
@@ -235,26 +288,13 @@ export async function guardedDecrement<TSchema extends Document = Document>(
   if (selectsOneDocument(filter)) {
     // One command on every path: the guard moves into the update, which writes nothing when
     // it fails, and the projection says why (see updateWithVerdicts).
-    const seen = opQuestion(op);
-    const sufficient = guardHolds(`$${field}`, floor + amount);
     const outcome = await updateWithVerdicts(
       'guardedDecrement',
       collection,
-      {
-        filter,
-        guard: seen === undefined ? sufficient : { $and: [sufficient, { $not: [seen] }] },
-        writes: [
-          // `$add` of the negated amount computes what `$inc` would (int + int stays an int,
-          // overflowing to a long; Decimal128 stays Decimal128), on the server.
-          [field, { $add: [`$${field}`, -amount] }],
-          ...(op === undefined ? [] : [[op.field, opRecordExpression(op)] as const]),
-        ],
-        questions: { applied: seen },
-        // The field as a query or an aggregation reaches it (an array met on the way is
-        // returned whole), to say what a document holds that the guard cannot pass.
-        facts: { current: `$${field}` },
-        documentWhen: 'applied',
-      },
+      filter,
+      op === undefined
+        ? keptDecrementCommand(field, amount, floor + amount)
+        : decrementCommand(field, amount, floor + amount, op),
       session,
     );
     if (outcome === null) return { outcome: 'notFound' };

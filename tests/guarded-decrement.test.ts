@@ -217,6 +217,60 @@ describe('guardedDecrement round trips', () => {
     expect(t.commands.names()).toEqual(['findAndModify']);
   });
 
+  it('calls with the same field, amount and floor send one kept command, frozen; another amount, floor or field builds another; with an opId each call builds its own', async () => {
+    const coll = await products([
+      { _id: 'p1', stock: 50 },
+      { _id: 'p2', stock: 50 },
+    ]);
+    const sent = async (options: Document) => {
+      t.commands.reset();
+      // The outcome does not matter here (`other` is missing: InvalidArgumentError), the command does.
+      await guardedDecrement(coll as unknown as Collection<Document>, options as never).catch(
+        () => undefined,
+      );
+      const command = t.commands.started[0]?.command as Document;
+      return { update: command.update as Document[], fields: command.fields as Document };
+    };
+    const take = { field: 'stock', amount: 1 };
+    const first = await sent({ ...take, filter: { _id: 'p1' } });
+    const again = await sent({ ...take, filter: { _id: 'p2' } });
+    expect(again.update).toBe(first.update);
+    expect(again.fields).toBe(first.fields);
+    expect(Object.isFrozen(first.update)).toBe(true);
+    expect(Object.isFrozen(first.update[0]?.$set.stock.$cond[0])).toBe(true);
+    expect(Object.isFrozen(first.fields.r.$cond[2])).toBe(true);
+    for (const other of [{ amount: 2 }, { floor: 1 }, { field: 'other' }]) {
+      const changed = await sent({ ...take, ...other, filter: { _id: 'p1' } });
+      expect(changed.update, JSON.stringify(other)).not.toBe(first.update);
+    }
+    const once = await sent({ ...take, filter: { _id: 'p1' }, opId: 'a' });
+    const twice = await sent({ ...take, filter: { _id: 'p1' }, opId: 'b' });
+    expect(twice.update).not.toBe(once.update);
+    expect(Object.isFrozen(once.update)).toBe(false);
+    expect(await stockOf(coll, 'p1')).toBe(44);
+  });
+
+  it('at most 256 commands are kept: the oldest is dropped first and built again when needed', async () => {
+    const coll = await products([{ _id: 'p1', stock: 1 }]);
+    const updateOf = async (amount: number) => {
+      t.commands.reset();
+      await guardedDecrement(coll, { filter: { _id: 'p1' }, field: 'stock', amount });
+      return (t.commands.started[0]?.command as Document).update as Document[];
+    };
+    // Amounts no other test uses, so that the kept commands are this test's own.
+    const amounts = Array.from({ length: 257 }, (_, i) => 1000.5 + i);
+    const first = new Map<number, Document[]>();
+    for (const amount of amounts) first.set(amount, await updateOf(amount));
+    // 256 commands newer than the oldest: the newest is kept, the oldest was dropped.
+    const newest = amounts[256] as number;
+    expect(await updateOf(newest)).toBe(first.get(newest));
+    const oldest = amounts[0] as number;
+    const rebuilt = await updateOf(oldest);
+    expect(rebuilt).not.toBe(first.get(oldest));
+    expect(rebuilt).toEqual(first.get(oldest));
+    expect(await stockOf(coll, 'p1')).toBe(1);
+  });
+
   it('insufficient, notFound, alreadyApplied: the same one findAndModify, nothing else', async () => {
     const coll = await products([{ _id: 'p1', stock: 0 }]);
     expect(
