@@ -337,15 +337,18 @@ export function deepFreeze<T>(value: T): T {
  * One `findAndModify`:
  * - `query`: `filter` alone (it selects at most one document: see `selectsOneDocument`);
  * - `update`: the pipeline `[{ $replaceWith: { $cond: [guard, <document with writes>,
- *   '$$ROOT'] } }]`. When the guard fails the document is replaced by itself: mongod compares
- *   the result with the stored document byte for byte and, equal, treats the update as a no-op
- *   (`pipeline_executor.cpp`: "Check for noop", `originalDoc.binaryEqual(...)` →
- *   `ApplyResult::noopResult()`; the update stage then skips the storage write: no oplog
- *   entry, nModified 0, and no write to conflict with another transaction's);
+ *   '$$ROOT'] } }]`; for one write to a top-level field, `[{ $set: { field: { $cond: [guard,
+ *   <value>, '$field'] } } }]` (see conditionalCommand). When the guard fails the document is
+ *   replaced by itself, or the field set to itself: mongod compares the result with the stored
+ *   document byte for byte and, equal, treats the update as a no-op (`pipeline_executor.cpp`:
+ *   "Check for noop", `originalDoc.binaryEqual(...)` → `ApplyResult::noopResult()`; the update
+ *   stage then skips the storage write: no oplog entry, nModified 0, and no write to conflict
+ *   with another transaction's);
  * - `new: false` with a projection that evaluates, over that same before-image, the guard, the
- *   document the update wrote (the same expression), the questions and the facts. The server
- *   decides every outcome, with the collection's default collation and its own arithmetic,
- *   exactly as the update did; the client only reads the answers.
+ *   document the update wrote (the same expression; in the `$set` form the before-image and
+ *   the written value, put in place here), the questions and the facts. The server decides
+ *   every outcome, with the collection's default collation and its own arithmetic, exactly as
+ *   the update did; the client only reads the answers.
  *
  * When the driver retried the command (retryable writes) and mongod answered from the stored
  * image without applying the projection (see retry-image.ts), the same projection is

@@ -221,14 +221,17 @@ const SINGLE_OPTIONS = ['filter', 'field', 'amount', 'floor', 'session', ...OP_I
  * - **Guard**: `filter` AND `field` is a number ≥ `floor + amount` (a non-numeric or missing
  *   field never passes: InvalidArgumentError on `field`, see below).
  * - **Update**, when `filter` has an `_id` equality (it selects at most one document): the
- *   filter is `filter` alone and the update a pipeline, `$replaceWith: { $cond: [guard, <the
- *   document with field + (−amount)>, '$$ROOT'] }`, with `returnDocument: 'before'` and a
- *   projection evaluating the guard, the written document and the reasons on the same
- *   before-image (see updateWithVerdicts in failure-read.ts). A refused call replaces the
- *   document by itself, which MongoDB treats as a no-op: nothing is written (no oplog entry,
- *   no write conflict in a caller's transaction). With any other filter the guard is in the
- *   filter and the update `$inc: { field: -amount }`, so that of several matching documents
- *   one with enough is taken.
+ *   filter is `filter` alone and the update a pipeline that applies the guard: for a top-level
+ *   `field` without `opId`, `$set: { field: { $cond: [guard, field + (−amount), '$field'] } }`;
+ *   else `$replaceWith: { $cond: [guard, <the document with field + (−amount) and the id
+ *   recorded>, '$$ROOT'] }`. It runs with `returnDocument: 'before'` and a projection
+ *   evaluating the guard and the reasons on the same before-image (see updateWithVerdicts in
+ *   failure-read.ts). A refused call sets the field, or the document, to itself, which MongoDB
+ *   treats as a no-op: nothing is written (no oplog entry, no write conflict in a caller's
+ *   transaction). Calls without `opId` reuse one command per `field`, `amount` and `floor`
+ *   (built once, frozen; the 256 most recent are kept). With any other filter the guard is in
+ *   the filter and the update `$inc: { field: -amount }`, so that of several matching
+ *   documents one with enough is taken.
  * - **Atomic**: guard and update are one `findOneAndUpdate` on one document: the stock never
  *   goes below the floor and is never oversold, under any concurrency.
  * - **Round trips**: success: 1 (`findAndModify`). Failure (`insufficient`, `notFound`,
