@@ -178,8 +178,8 @@ export async function transfers(ctx: BenchContext): Promise<TransferRow[]> {
 
 export async function flashSale(ctx: BenchContext): Promise<FlashSaleRow[]> {
   const stock = ctx.db.collection<AnyDoc>('flash_stock');
-  const units = ctx.size(30, 200);
-  const requests = ctx.size(300, 2000);
+  const units = ctx.size(30, 300);
+  const requests = ctx.size(300, 3000);
   const clients = 32;
   const id = 'sku';
   const variant = (name: string, buy: () => Promise<boolean>) => ({
@@ -200,9 +200,9 @@ export async function flashSale(ctx: BenchContext): Promise<FlashSaleRow[]> {
     },
   });
   ctx.progress('contention: flash sale');
-  // Nine rounds: the requests/s of one round swing with the shared machine; the median of nine
-  // per-round ratios holds still where five did not.
-  const rounds = ctx.size(2, 9);
+  // Eleven rounds of 3 000 requests: the requests/s of one round swing with the shared
+  // machine; the median of eleven per-round ratios holds still where five (of 2 000) did not.
+  const rounds = ctx.size(2, 11);
   let holdIds = 0;
   const [lib, raw, naive, held] = await interleave(
     [

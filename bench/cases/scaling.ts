@@ -42,10 +42,12 @@ export async function scaling(ctx: BenchContext): Promise<ScalingRow[]> {
       { _id: 'naive', courses: lines },
     ]);
     const last = `c${n - 1}`;
-    // Fewer operations on big arrays, so every size costs about the same wall time.
+    // Fewer operations on big arrays, so every size costs about the same wall time: a round
+    // of each variant takes 0.1–0.4 s. (Rounds of 20 ms, as earlier, swung with every pause of
+    // the shared machine: the per-round ratio at 1 000 elements spread over 0.98–1.61.)
     const ops = Math.max(
       ctx.size(2, 4),
-      Math.round(ctx.size(10, 80) / Math.max(1, Math.log10(n) * 1.5)),
+      Math.round(ctx.size(10, 400) / Math.max(1, Math.log10(n))),
     );
     const [lib, naive] = await interleave(
       [
