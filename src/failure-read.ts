@@ -260,7 +260,8 @@ function afterWrite(reply: Record<string, unknown>, path: string): unknown {
 }
 
 /**
- * Builds the command of `plan` for updateWithVerdicts (see there), frozen.
+ * Builds the command of `plan` for updateWithVerdicts (see there). Not frozen: a primitive
+ * that keeps it for later calls freezes it (deepFreeze).
  */
 export function conditionalCommand<Q extends Questions>(
   plan: ConditionalUpdate<Q>,
