@@ -255,7 +255,8 @@ describe('guardedDecrement round trips', () => {
     const updateOf = async (amount: number) => {
       t.commands.reset();
       await guardedDecrement(coll, { filter: { _id: 'p1' }, field: 'stock', amount });
-      return (t.commands.started[0]?.command as Document).update as Document[];
+      const command = t.commands.started[0]?.command as Document;
+      return command.update as Document[];
     };
     // Amounts no other test uses, so that the kept commands are this test's own.
     const amounts = Array.from({ length: 257 }, (_, i) => 1000.5 + i);
