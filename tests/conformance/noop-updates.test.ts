@@ -109,41 +109,33 @@ describe('a pipeline update that yields the document unchanged', () => {
 });
 
 describe('a no-op update in a transaction writes nothing another transaction conflicts with', () => {
-  it('a later transaction updates the document and commits; then the first commits too', async () => {
-    const coll = await fresh('txn-first', [{ _id: 1, n: 0, tag: 'a' }]);
-    await withSession(t.client, async (first) => {
-      await withSession(t.client, async (second) => {
-        first.startTransaction();
-        const noop = await coll.findOneAndUpdate({ _id: 1 }, guardedTake, {
-          session: first,
-          returnDocument: 'before',
+  it.each([
+    ['$replaceWith', guardedTake],
+    ['$set', guardedSet],
+  ])(
+    'a later transaction updates the document and commits; then the first commits too (the %s form)',
+    async (form, pipeline) => {
+      const coll = await fresh(`txn-first-${form.slice(1)}`, [{ _id: 1, n: 0, tag: 'a' }]);
+      await withSession(t.client, async (first) => {
+        await withSession(t.client, async (second) => {
+          first.startTransaction();
+          const noop = await coll.findOneAndUpdate({ _id: 1 }, pipeline, {
+            session: first,
+            returnDocument: 'before',
+            includeResultMetadata: true,
+          });
+          expect(noop.value).toEqual({ _id: 1, n: 0, tag: 'a' });
+          expect(noop.lastErrorObject).toMatchObject({ n: 1, updatedExisting: true });
+          second.startTransaction();
+          // A real write by `first` would make this a WriteConflict (first updater wins).
+          await coll.updateOne({ _id: 1 }, { $set: { tag: 'b' } }, { session: second });
+          await second.commitTransaction();
+          await first.commitTransaction();
         });
-        expect(noop).toEqual({ _id: 1, n: 0, tag: 'a' });
-        second.startTransaction();
-        // A real write by `first` would make this a WriteConflict (first updater wins).
-        await coll.updateOne({ _id: 1 }, { $set: { tag: 'b' } }, { session: second });
-        await second.commitTransaction();
-        await first.commitTransaction();
       });
-    });
-    expect(await coll.findOne({ _id: 1 })).toEqual({ _id: 1, n: 0, tag: 'b' });
-  });
-
-  it('the $set form too: a refused $set in a transaction leaves the document to a later transaction', async () => {
-    const coll = await fresh('txn-set', [{ _id: 1, n: 0, tag: 'a' }]);
-    await withSession(t.client, async (first) => {
-      await withSession(t.client, async (second) => {
-        first.startTransaction();
-        const noop = await coll.updateOne({ _id: 1 }, guardedSet, { session: first });
-        expect(noop.modifiedCount).toBe(0);
-        second.startTransaction();
-        await coll.updateOne({ _id: 1 }, { $set: { tag: 'b' } }, { session: second });
-        await second.commitTransaction();
-        await first.commitTransaction();
-      });
-    });
-    expect(await coll.findOne({ _id: 1 })).toEqual({ _id: 1, n: 0, tag: 'b' });
-  });
+      expect(await coll.findOne({ _id: 1 })).toEqual({ _id: 1, n: 0, tag: 'b' });
+    },
+  );
 
   it('after another transaction wrote the document, a no-op update in a second one does not conflict', async () => {
     const coll = await fresh('txn-second', [{ _id: 1, n: 0, tag: 'a' }]);
