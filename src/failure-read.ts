@@ -196,8 +196,6 @@ export type ConditionalOutcome<TSchema extends Document, Q extends Questions> =
  * is where `$set`/`$push` would fail too.
  */
 export function writtenDocument(writes: readonly Write[]): Document {
-  const [only] = writes;
-  if (writes.length === 1 && only !== undefined) return { $mergeObjects: ['$$ROOT', along(only)] };
   const ordered = writes.length > 1 ? [...writes].sort(([a], [b]) => comparePaths(a, b)) : writes;
   const merged = (prefix: string, entries: readonly Write[]): Document => {
     const groups = new Map<string, Write[]>();
@@ -219,21 +217,6 @@ export function writtenDocument(writes: readonly Write[]): Document {
     );
   };
   return { $mergeObjects: ['$$ROOT', merged('', ordered)] };
-}
-
-/**
- * The one write `[path, value]` as the object merged into `$$ROOT`: `{ a: value }` for `a`,
- * `{ a: { $mergeObjects: ['$a', { b: value }] } }` for `a.b`, and so on down the path (what
- * writtenDocument builds for several writes, without grouping).
- */
-function along([path, value]: Write): Document {
-  const segments = path.split('.');
-  let inner: unknown = value;
-  for (let i = segments.length - 1; i > 0; i--) {
-    inner = { [segments[i] as string]: inner };
-    inner = { $mergeObjects: [`$${segments.slice(0, i).join('.')}`, inner] };
-  }
-  return { [segments[0] as string]: inner };
 }
 
 /** Orders dotted paths segment by segment, each compared by its UTF-8 bytes. */
